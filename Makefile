@@ -1,0 +1,27 @@
+# The README names these targets. Everything runs from the venv that `make setup` creates.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup proto crds lint test unit
+
+setup:            ## system packages, .venv, test guest (fresh Debian 12)
+	scripts/setup
+
+proto:            ## regenerate kvd/rpc from proto/
+	$(PY) scripts/gen-proto
+
+crds:             ## regenerate charts/kvd/crds from kvd/api
+	$(PY) -m kvd.api.crds --out charts/kvd/crds
+
+lint:             ## ruff, mypy --strict, import-linter
+	ruff check kvd tests scripts/gen-proto
+	ruff format --check kvd tests
+	mypy
+	lint-imports
+
+test: lint        ## lint, then every test (unit and integration)
+	$(PY) -m pytest
+
+unit:             ## the fast tests only
+	$(PY) -m pytest -m "not integration"

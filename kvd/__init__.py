@@ -1,0 +1,1 @@
+"""kvd: KubeVirt-compatible virtual machines on Kubernetes, in Python."""

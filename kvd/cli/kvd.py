@@ -1,0 +1,25 @@
+"""`kvd`: one entry point; each daemon and tool is a subcommand registered only when it works."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kvd.cli import validate
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kvd", description="KubeVirt-compatible VMs, in Python.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    validate.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

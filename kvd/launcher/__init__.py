@@ -1,0 +1,1 @@
+"""kvd launcher (one per VMI): a private libvirtd, the VMI → domain converter, LauncherService."""

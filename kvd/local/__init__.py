@@ -1,0 +1,1 @@
+"""The local cluster: an embedded Kubernetes-compatible API server and a local node."""
