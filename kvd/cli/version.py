@@ -1,0 +1,24 @@
+"""`version`: which kvd this is, for bug reports and for the handler↔launcher handshake."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+from importlib import metadata
+
+
+def kvd_version() -> str:
+    try:
+        return metadata.version("kvd")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("version", help="print the kvd version")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    print(f"{args.prog_name} {kvd_version()} (Python {platform.python_version()})")
+    return 0
