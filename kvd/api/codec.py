@@ -232,15 +232,22 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
+def _omit_empty(tp: Any) -> bool:
+    """Lists and maps that default to empty are left out when empty; an optional `{}` is kept."""
+    return not strip_optional(tp)[1]
+
+
 def encode(obj: object) -> Any:
     """An API dataclass (or a value inside one) as JSON-ready data."""
     if isinstance(obj, Quantity):
         return obj.text
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out: dict[str, Any] = {}
-        for f, wire, _tp in _fields(type(obj)):
+        for f, wire, tp in _fields(type(obj)):
             value = getattr(obj, f.name)
-            if value is None or (isinstance(value, (tuple, list, dict)) and not value):
+            if value is None or (
+                _omit_empty(tp) and isinstance(value, (tuple, dict)) and not value
+            ):
                 continue
             out[wire] = encode(value)
         return out

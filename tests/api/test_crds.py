@@ -29,21 +29,25 @@ def test_committed_crds_match_the_types(tmp_path: Path) -> None:
     assert not differences, f"CRDs are stale, run `make crds`: {differences}"
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ChangedStatus(vmi.VirtualMachineInstanceStatus):
+    launcher_version: str | None = optional("A field someone added.")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ChangedVMI(vmi.VirtualMachineInstance):
+    status: ChangedStatus | None = optional("What the VM is; written by kvd.")
+
+
 def test_drift_check_sees_a_changed_type(tmp_path: Path) -> None:
     """A field added to a type without `make crds` must show up as drift."""
-
-    @dataclasses.dataclass(frozen=True, kw_only=True)
-    class ChangedStatus(vmi.VirtualMachineInstanceStatus):
-        launcher_version: str | None = optional("A field someone added.")
-
-    @dataclasses.dataclass(frozen=True, kw_only=True)
-    class ChangedVMI(vmi.VirtualMachineInstance):
-        status: ChangedStatus | None = optional("What the VM is; written by kvd.")
 
     changed = dataclasses.replace(kinds.VMI, cls=ChangedVMI)
     crds.write(tmp_path)
     (tmp_path / f"{changed.plural}.kubevirt.io.yaml").write_text(crds.render(changed))
-    assert diff_trees(COMMITTED, tmp_path) == ["virtualmachineinstances.kubevirt.io.yaml"]
+    assert diff_trees(COMMITTED, tmp_path) == [
+        "virtualmachineinstances.kubevirt.io.yaml: contents differ"
+    ]
 
 
 @pytest.mark.parametrize("kind", list(kinds.KINDS.values()), ids=lambda k: k.kind)
