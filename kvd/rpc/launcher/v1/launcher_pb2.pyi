@@ -25,7 +25,7 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("supported_contract_versions", "launcher_version", "libvirt_version", "qemu_version", "emulated", "emulation_reason", "vmi_namespace", "vmi_name", "vmi_uid")
+    __slots__ = ("supported_contract_versions", "launcher_version", "libvirt_version", "qemu_version", "emulated", "emulation_reason", "vmi_namespace", "vmi_name", "vmi_uid", "emulation_allowed")
     SUPPORTED_CONTRACT_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     LAUNCHER_VERSION_FIELD_NUMBER: _ClassVar[int]
     LIBVIRT_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class GetInfoResponse(_message.Message):
     VMI_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     VMI_NAME_FIELD_NUMBER: _ClassVar[int]
     VMI_UID_FIELD_NUMBER: _ClassVar[int]
+    EMULATION_ALLOWED_FIELD_NUMBER: _ClassVar[int]
     supported_contract_versions: _containers.RepeatedScalarFieldContainer[int]
     launcher_version: str
     libvirt_version: str
@@ -44,15 +45,14 @@ class GetInfoResponse(_message.Message):
     vmi_namespace: str
     vmi_name: str
     vmi_uid: str
-    def __init__(self, supported_contract_versions: _Optional[_Iterable[int]] = ..., launcher_version: _Optional[str] = ..., libvirt_version: _Optional[str] = ..., qemu_version: _Optional[str] = ..., emulated: _Optional[bool] = ..., emulation_reason: _Optional[str] = ..., vmi_namespace: _Optional[str] = ..., vmi_name: _Optional[str] = ..., vmi_uid: _Optional[str] = ...) -> None: ...
+    emulation_allowed: bool
+    def __init__(self, supported_contract_versions: _Optional[_Iterable[int]] = ..., launcher_version: _Optional[str] = ..., libvirt_version: _Optional[str] = ..., qemu_version: _Optional[str] = ..., emulated: _Optional[bool] = ..., emulation_reason: _Optional[str] = ..., vmi_namespace: _Optional[str] = ..., vmi_name: _Optional[str] = ..., vmi_uid: _Optional[str] = ..., emulation_allowed: _Optional[bool] = ...) -> None: ...
 
 class DefineDomainRequest(_message.Message):
-    __slots__ = ("vmi_json", "allow_emulation")
+    __slots__ = ("vmi_json",)
     VMI_JSON_FIELD_NUMBER: _ClassVar[int]
-    ALLOW_EMULATION_FIELD_NUMBER: _ClassVar[int]
     vmi_json: bytes
-    allow_emulation: bool
-    def __init__(self, vmi_json: _Optional[bytes] = ..., allow_emulation: _Optional[bool] = ...) -> None: ...
+    def __init__(self, vmi_json: _Optional[bytes] = ...) -> None: ...
 
 class DefineDomainResponse(_message.Message):
     __slots__ = ("domain_xml", "domain")

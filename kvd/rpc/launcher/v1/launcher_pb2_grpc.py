@@ -127,8 +127,9 @@ class LauncherServiceServicer:
         cannot be converted (the message names the field); FAILED_PRECONDITION
         when the VMI's uid is not the one this launcher serves or differs from the
         defined domain's, when the domain runs and the change would need a
-        restart, or when KVM is unusable and `allow_emulation` is false (the
-        message says why KVM is unusable).
+        restart, or when KVM is unusable and the launcher was not started with
+        `--allow-emulation` (the cluster's setting, passed by the controller in
+        the pod spec; the message says why KVM is unusable).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
