@@ -1,0 +1,238 @@
+"""Fixtures that boot the kvd-demo test guest (guest/README.md) under QEMU/TCG.
+
+The guest is built by ``guest/build.sh`` into ``build/guest`` (or ``$KVD_GUEST_DIR``).
+Tests fail, not skip, when it is missing: a skipped integration test hides a broken setup.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pycdlib
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+GUEST_FILES = ("vmlinuz", "initrd.img", "kvd-demo.qcow2", "kernel-release")
+QEMU = "qemu-system-x86_64"
+POLL = 0.05  # seconds between looks at the console or the process
+
+
+@pytest.fixture(scope="session")
+def guest_dir() -> Path:
+    """The directory with the built guest; fails the test if it has not been built."""
+    d = Path(os.environ.get("KVD_GUEST_DIR") or REPO / "build" / "guest")
+    missing = [f for f in GUEST_FILES if not (d / f).is_file()]
+    if missing:
+        pytest.fail(
+            f"the kvd-demo test guest is not built: {d} lacks {', '.join(missing)}. "
+            "Build it with `bash guest/build.sh` (as root, on Debian 12) "
+            "or point KVD_GUEST_DIR at a built guest.",
+            pytrace=False,
+        )
+    for tool in (QEMU, "qemu-img"):
+        if shutil.which(tool) is None:
+            pytest.fail(
+                f"{tool} not found: apt-get install qemu-system-x86 qemu-utils", pytrace=False
+            )
+    return d
+
+
+class Qemu:
+    """One QEMU process: serial console appended to a file, QMP on a unix socket.
+
+    The console is read incrementally; every wait has a deadline and fails with
+    the console output so far, or at once if QEMU dies.
+    """
+
+    def __init__(self, workdir: Path, args: list[str]) -> None:
+        self.console_path = workdir / "console.log"
+        self.stderr_path = workdir / "qemu.stderr"
+        # unix socket paths are limited to 108 bytes; tmp_path can be long.
+        self._sockdir = tempfile.mkdtemp(prefix="kvd-qmp-")
+        self.qmp_path = Path(self._sockdir) / "qmp.sock"
+        self.argv = [
+            QEMU, "-accel", "tcg", "-machine", "q35", "-m", "256", "-smp", "1",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-chardev", f"file,id=console,path={self.console_path}",
+            "-serial", "chardev:console",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            *args,
+        ]  # fmt: skip
+        self._offset = 0
+        self._text = ""
+        self._arrivals: list[tuple[int, float]] = []  # (end of text, when read)
+        self._qmp: Any = None
+        self._sock: socket.socket | None = None
+        self.started = time.monotonic()
+        with self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err
+            )
+
+    # -- console --------------------------------------------------------------
+    def console(self) -> str:
+        """All console output so far (read incrementally from the chardev file)."""
+        try:
+            with self.console_path.open("rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        if data:
+            self._offset += len(data)
+            self._text += data.decode("utf-8", "replace")
+            self._arrivals.append((len(self._text), time.monotonic()))
+        return self._text
+
+    def seen_at(self, pattern: str, timeout: float) -> float:
+        """Seconds after QEMU started at which `pattern` first reached the console.
+
+        Waits for it like wait_for; the resolution is the polling interval.
+        """
+        start = self.wait_for(pattern, timeout).start()
+        return next(t for end, t in self._arrivals if end > start) - self.started
+
+    def diagnostics(self) -> str:
+        err = self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+        return (
+            f"\n--- qemu: {' '.join(self.argv)}\n--- qemu stderr:\n{err}"
+            f"--- console ({time.monotonic() - self.started:.1f} s after start):\n"
+            f"{self.console()}\n--- end of console"
+        )
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        """Wait until the regex `pattern` (multi-line mode) matches the console."""
+        rx = re.compile(pattern, re.MULTILINE)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.console())
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                pytest.fail(
+                    f"QEMU exited ({self.proc.returncode}) before the console showed "
+                    f"{pattern!r}{self.diagnostics()}",
+                    pytrace=False,
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"no {pattern!r} on the console within {timeout} s{self.diagnostics()}",
+                    pytrace=False,
+                )
+            time.sleep(POLL)
+
+    # -- process --------------------------------------------------------------
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit code if QEMU ends within `timeout` seconds, else None."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        shutil.rmtree(self._sockdir, ignore_errors=True)
+
+    # -- QMP ------------------------------------------------------------------
+    def qmp(self, command: str, timeout: float = 10.0, **arguments: Any) -> Any:
+        """Run a QMP command and return its "return" value (events are skipped)."""
+        if self._qmp is None:
+            deadline = time.monotonic() + timeout
+            while True:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.connect(str(self.qmp_path))
+                    break
+                except OSError:
+                    sock.close()
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(
+                            f"cannot connect to QMP at {self.qmp_path}{self.diagnostics()}",
+                            pytrace=False,
+                        )
+                    time.sleep(POLL)
+            sock.settimeout(timeout)
+            self._sock = sock
+            self._qmp = sock.makefile("rwb")
+            json.loads(self._qmp.readline())  # greeting: {"QMP": {...}}
+            self._qmp_call("qmp_capabilities", {})
+        return self._qmp_call(command, arguments)
+
+    def _qmp_call(self, command: str, arguments: dict[str, Any]) -> Any:
+        msg: dict[str, Any] = {"execute": command}
+        if arguments:
+            msg["arguments"] = arguments
+        self._qmp.write(json.dumps(msg).encode() + b"\n")
+        self._qmp.flush()
+        while True:
+            line = self._qmp.readline()
+            if not line:
+                pytest.fail(f"QMP closed during {command}{self.diagnostics()}", pytrace=False)
+            reply = json.loads(line)
+            if "error" in reply:
+                pytest.fail(f"QMP {command} failed: {reply['error']}", pytrace=False)
+            if "return" in reply:
+                return reply["return"]
+
+
+StartQemu = Callable[..., Qemu]  # qemu(*args) -> a started guest
+MakeSeed = Callable[..., Path]  # cidata_iso(user_data, meta_data=...) -> ISO path
+
+
+@pytest.fixture
+def qemu(tmp_path: Path) -> Iterator[StartQemu]:
+    """Factory: ``qemu(*extra_args)`` starts a guest; all are killed at teardown."""
+    started: list[Qemu] = []
+
+    def start(*args: str | os.PathLike[str]) -> Qemu:
+        workdir = tmp_path / f"vm{len(started)}"
+        workdir.mkdir()
+        vm = Qemu(workdir, [os.fspath(a) for a in args])
+        started.append(vm)
+        return vm
+
+    yield start
+    for vm in started:
+        vm.kill()
+
+
+@pytest.fixture
+def cidata_iso(tmp_path: Path) -> MakeSeed:
+    """Factory: a NoCloud seed ISO (ISO 9660 + Joliet + Rock Ridge, volume ``cidata``)."""
+
+    def make(
+        user_data: str, meta_data: str = "instance-id: kvd-test\n", name: str = "cidata.iso"
+    ) -> Path:
+        iso = pycdlib.PyCdlib()
+        iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="cidata")
+        for fname, text in (("meta-data", meta_data), ("user-data", user_data)):
+            data = text.encode()
+            iso.add_fp(
+                io.BytesIO(data),
+                len(data),
+                "/" + fname.upper().replace("-", "_") + ".;1",
+                rr_name=fname,
+                joliet_path="/" + fname,
+            )
+        path = tmp_path / name
+        iso.write(str(path))
+        iso.close()
+        return path
+
+    return make
