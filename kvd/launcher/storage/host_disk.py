@@ -1,0 +1,68 @@
+"""hostDisk: a raw disk image file on the node, which outlives the VMI.
+
+`Disk` uses an existing file and refuses a missing one. `DiskOrCreate` creates a sparse raw
+file of `capacity` (rounded up to whole sectors), with its missing parent directories as
+KubeVirt does, but only when nothing is there; an existing file is used as it is, never resized
+or zeroed.
+
+As in KubeVirt, hostDisk files are the user's: `cleanup` never deletes them, and nothing needs to
+remember who created one. The single exception is a `prepare` call that fails halfway: the file
+and directories *that call* created are removed with the rest of its work (its journal), so a
+failed start leaves the node as it found it. The file is created with O_EXCL, so two VMIs sharing
+a DiskOrCreate path never both create (or truncate) it.
+
+Raw, never probed: a format probe on a file the guest writes would let the guest turn it into a
+qcow2 header pointing at any host file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kvd.api.vmi import HostDiskSource
+from kvd.launcher.converter.context import DiskSource
+from kvd.launcher.storage import capacity, errors
+from kvd.launcher.storage.errors import StorageError
+from kvd.launcher.storage.journal import Journal
+
+
+def prepare(name: str, source: HostDiskSource, *, journal: Journal) -> DiskSource:
+    path = Path(source.path)
+    disk = DiskSource(path=path, format="raw")
+    if path.exists():
+        if not path.is_file():
+            raise StorageError(
+                name, f"hostDisk {path} is not a regular file", reason="HostDiskInvalid"
+            )
+        return disk
+    if source.type == "Disk":
+        raise StorageError(
+            name,
+            f"hostDisk {path} does not exist (type Disk uses an existing file; "
+            "DiskOrCreate would create it)",
+            reason="HostDiskNotFound",
+        )
+    if source.capacity is None:  # API validation requires it; be explicit if it was skipped
+        raise StorageError(
+            name, "a DiskOrCreate hostDisk needs a capacity", reason="HostDiskInvalid"
+        )
+    size = capacity.disk_bytes(source.capacity)
+    try:
+        journal.make_dirs(path.parent)
+        _create_sparse(path, size, journal)
+    except OSError as exc:
+        raise errors.from_os_error(name, f"creating hostDisk {path}", exc) from exc
+    return disk
+
+
+def _create_sparse(path: Path, size: int, journal: Journal) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o660)
+    except FileExistsError:
+        return  # created meanwhile by another VMI sharing the path: theirs, used as is
+    journal.created_file(path)  # before sizing it, so a failed truncate is rolled back too
+    try:
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
