@@ -1,0 +1,67 @@
+"""What the converter needs beyond the VMI: facts about this launcher, decided elsewhere.
+
+The converter is pure (VMI + context → domain XML). Everything it cannot know from the VMI —
+where storage put each disk, where the console socket lives, whether KVM is usable, which tap
+device the network prepared — arrives here, decided by the launcher's other parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+DomainType = Literal["kvm", "qemu"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiskSource:
+    """Where a volume's bytes are, as storage prepared them."""
+
+    path: Path
+    format: Literal["qcow2", "raw"]
+    kind: Literal["file", "block"] = "file"
+    read_only: bool = False
+    # A cdrom-type medium the converter should present read-only whatever the disk says
+    # (cloud-init ISOs).
+    is_iso: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class KernelBootFiles:
+    """The kernel and initrd of a kernelBoot container, as the pod provides them."""
+
+    kernel: Path | None
+    initrd: Path | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Firmware:
+    """OVMF files for EFI guests; None where OVMF is not installed."""
+
+    efi_code: Path | None = None
+    efi_vars_template: Path | None = None
+    efi_secure_code: Path | None = None
+    efi_vars: Path | None = None  # this VMI's writable NVRAM copy
+
+
+@dataclass(frozen=True, kw_only=True)
+class InterfaceTarget:
+    """How one spec interface reaches the host: a tap device prepared by the network code."""
+
+    tap: str
+    mac: str | None = None  # the MAC decided when the spec gives none
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConverterContext:
+    domain_type: DomainType
+    disks: dict[str, DiskSource]  # volume name → source
+    console_socket: Path  # the serial console's unix socket (QEMU listens)
+    console_log: Path  # the serial console also logged here
+    vmi_uid: str
+    grace_period_seconds: int
+    kernel_boot: KernelBootFiles | None = None
+    firmware: Firmware = field(default_factory=Firmware)
+    interfaces: dict[str, InterfaceTarget] = field(default_factory=dict)  # name → target
+    emulator: Path | None = None  # qemu binary; libvirt picks one when None
