@@ -22,30 +22,9 @@ from typing import Any
 import pycdlib
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-GUEST_FILES = ("vmlinuz", "initrd.img", "kvd-demo.qcow2", "kernel-release")
-QEMU = "qemu-system-x86_64"
+from tests.conftest import QEMU
+
 POLL = 0.05  # seconds between looks at the console or the process
-
-
-@pytest.fixture(scope="session")
-def guest_dir() -> Path:
-    """The directory with the built guest; fails the test if it has not been built."""
-    d = Path(os.environ.get("KVD_GUEST_DIR") or REPO / "build" / "guest")
-    missing = [f for f in GUEST_FILES if not (d / f).is_file()]
-    if missing:
-        pytest.fail(
-            f"the kvd-demo test guest is not built: {d} lacks {', '.join(missing)}. "
-            "Build it with `bash guest/build.sh` (as root, on Debian 12) "
-            "or point KVD_GUEST_DIR at a built guest.",
-            pytrace=False,
-        )
-    for tool in (QEMU, "qemu-img"):
-        if shutil.which(tool) is None:
-            pytest.fail(
-                f"{tool} not found: apt-get install qemu-system-x86 qemu-utils", pytrace=False
-            )
-    return d
 
 
 class Qemu:

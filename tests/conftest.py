@@ -1,0 +1,33 @@
+"""Fixtures shared by every test package."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GUEST_FILES = ("vmlinuz", "initrd.img", "kvd-demo.qcow2", "kernel-release")
+QEMU = "qemu-system-x86_64"
+
+
+@pytest.fixture(scope="session")
+def guest_dir() -> Path:
+    """The directory with the built guest; fails the test if it has not been built."""
+    d = Path(os.environ.get("KVD_GUEST_DIR") or REPO / "build" / "guest")
+    missing = [f for f in GUEST_FILES if not (d / f).is_file()]
+    if missing:
+        pytest.fail(
+            f"the kvd-demo test guest is not built: {d} lacks {', '.join(missing)}. "
+            "Build it with `bash guest/build.sh` (as root, on Debian 12) "
+            "or point KVD_GUEST_DIR at a built guest.",
+            pytrace=False,
+        )
+    for tool in (QEMU, "qemu-img"):
+        if shutil.which(tool) is None:
+            pytest.fail(
+                f"{tool} not found: apt-get install qemu-system-x86 qemu-utils", pytrace=False
+            )
+    return d

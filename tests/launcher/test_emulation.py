@@ -1,0 +1,34 @@
+"""kvm_usable: a vCPU must run guest code at hardware speed, not merely exist."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kvd.launcher import emulation
+
+
+def test_no_device_means_emulate(tmp_path: Path) -> None:
+    result = emulation.check_kvm(tmp_path / "kvm")
+    assert not result.usable
+    assert "does not exist" in result.reason
+
+
+def test_a_device_that_is_not_kvm_means_emulate() -> None:
+    result = emulation.check_kvm(Path("/dev/null"))
+    assert not result.usable
+    assert result.cpu_seconds is None
+
+
+@pytest.mark.skipif(
+    not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="no /dev/kvm to run a vCPU on"
+)
+def test_the_probe_runs_its_loop_on_a_real_vcpu() -> None:
+    # Whichever the verdict, the test guest must have run to its hlt with ecx counted down to 0:
+    # a timing exists only then. (On the CI machines the verdict is "emulated": kvm_pvm.)
+    result = emulation.check_kvm()
+    assert result.cpu_seconds is not None, result.reason
+    assert result.usable == (result.cpu_seconds <= emulation._CPU_BUDGET_SECONDS)
+    assert emulation.kvm_usable() == result.usable
