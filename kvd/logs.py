@@ -72,3 +72,8 @@ def get_logger(name: str | None = None, **context: Any) -> Any:
 
 def is_configured() -> bool:
     return _configured
+
+
+def bound(**context: Any) -> Any:
+    """`with logs.bound(vmi=...)`: context for every log line on this thread (or task)."""
+    return structlog.contextvars.bound_contextvars(**context)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kvd.cli import validate, version
+from kvd.cli import launcher, validate, version
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kvd", description="KubeVirt-compatible VMs, in Python.")
     parser.set_defaults(prog_name="kvd")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    launcher.add_parser(subparsers)
     validate.add_parser(subparsers)
     version.add_parser(subparsers)
     return parser

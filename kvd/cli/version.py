@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import argparse
 import platform
-from importlib import metadata
 
-
-def kvd_version() -> str:
-    try:
-        return metadata.version("kvd")
-    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-        return "0+unknown"
+from kvd.version import kvd_version
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

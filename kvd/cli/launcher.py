@@ -1,0 +1,74 @@
+"""`kvd launcher`: the process in each launcher pod's `compute` container."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from kvd import logs
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "launcher",
+        help="run one VMI's libvirt domain (inside its launcher pod)",
+        description="Runs a private libvirtd and serves LauncherService on "
+        "<run-dir>/launcher.sock for one VirtualMachineInstance. Exit codes: 0 the guest "
+        "shut down; 1 crashed or failed to start; 2 killed (grace period over); 3 never "
+        "defined or stopped before it ran; 4 could not start.",
+    )
+    parser.add_argument("--namespace", required=True, help="namespace of the VMI")
+    parser.add_argument("--name", required=True, help="name of the VMI")
+    parser.add_argument("--uid", required=True, help="uid of the VMI")
+    parser.add_argument("--run-dir", required=True, type=Path, help="socket, disks, console log")
+    parser.add_argument(
+        "--grace-period-seconds",
+        type=int,
+        default=30,
+        help="ACPI shutdown grace before the domain is killed on SIGTERM (default 30)",
+    )
+    parser.add_argument(
+        "--allow-emulation",
+        action="store_true",
+        help="run under TCG software emulation when KVM is not usable",
+    )
+    parser.add_argument(
+        "--container-disk-dir",
+        type=Path,
+        default=Path("/var/run/kvd/container-disks"),
+        help="where the pod mounts containerDisk images, one directory per volume",
+    )
+    parser.add_argument(
+        "--pvc-dir",
+        type=Path,
+        default=Path("/var/run/kvd/pvcs"),
+        help="where the pod mounts PVCs, one entry per claim",
+    )
+    parser.add_argument(
+        "--define-timeout-seconds",
+        type=float,
+        default=300.0,
+        help="exit if no DefineDomain arrives within this time (default 300)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # The launcher's dependencies (libvirt, grpc) load only for this command.
+    from kvd.launcher import app  # noqa: PLC0415
+    from kvd.launcher.model import Identity  # noqa: PLC0415
+
+    logs.configure(level=os.environ.get("KVD_LOG_LEVEL", "info"))
+    if args.grace_period_seconds < 0:
+        raise SystemExit("kvd launcher: --grace-period-seconds must be 0 or more")
+    settings = app.Settings(
+        identity=Identity(namespace=args.namespace, name=args.name, uid=args.uid),
+        run_dir=args.run_dir.absolute(),
+        container_disk_dir=args.container_disk_dir.absolute(),
+        pvc_dir=args.pvc_dir.absolute(),
+        grace_period_seconds=args.grace_period_seconds,
+        allow_emulation=args.allow_emulation,
+        define_timeout_seconds=args.define_timeout_seconds,
+    )
+    return app.run(settings)

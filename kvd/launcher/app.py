@@ -1,0 +1,233 @@
+"""The launcher process: wire the parts, serve, and end when the domain ends.
+
+Life of a launcher: start the private libvirtd, serve LauncherService, wait for DefineDomain
+(bounded), run the domain, exit after it is gone — with a code that tells the pod's phase:
+
+  0  the guest shut down (by itself, or after a requested shutdown)
+  1  the domain crashed, failed to start, or vanished
+  2  the domain was killed: the grace period ran out after SIGTERM, or KillDomain
+  3  no DefineDomain arrived in time, or SIGTERM came before the domain ever ran
+  4  the launcher could not start (libvirtd, socket)
+
+On SIGTERM it records the shutdown request (domain metadata and an event on the stream),
+presses the ACPI power button, re-sends it every few seconds, and kills the domain when the
+grace period has passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from kvd import logs
+from kvd.launcher import emulation, orphans, storage
+from kvd.launcher.console import ConsoleRelay
+from kvd.launcher.errors import LauncherError
+from kvd.launcher.events import Dispatcher
+from kvd.launcher.model import Event, Identity
+from kvd.launcher.server import create_server
+from kvd.launcher.service import LauncherServicer
+from kvd.launcher.virt.connection import Connection, Notice, start_event_loop
+from kvd.launcher.virt.libvirtd import Libvirtd
+from kvd.launcher.virt.manager import DomainManager, Emulation, Paths
+from kvd.rpc.launcher.v1 import domain_pb2 as pb
+
+log = logs.get_logger(__name__)
+SOCKET_NAME = "launcher.sock"
+SHUTDOWN_RESEND_SECONDS = 5.0
+
+
+class ExitCode(enum.IntEnum):
+    SHUT_DOWN = 0
+    CRASHED = 1
+    KILLED = 2
+    NEVER_RAN = 3
+    STARTUP_FAILED = 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    identity: Identity
+    run_dir: Path
+    container_disk_dir: Path
+    pvc_dir: Path
+    grace_period_seconds: int
+    allow_emulation: bool
+    define_timeout_seconds: float = 300.0
+
+
+class Lifecycle:
+    """What the process waits for: a stop request, and the end of a domain that ran."""
+
+    def __init__(self) -> None:
+        self.stop_requested = threading.Event()
+        self.ended = threading.Event()
+        self.ran = False
+        self.end_reason: pb.DomainStateReason | None = None
+        self.wake = threading.Event()
+
+    def on_event(self, event: Event) -> None:
+        snap = event.snapshot
+        if self.ended.is_set():
+            return  # the first end decides the exit code, not the cleanup after it
+        if snap.state in (pb.DOMAIN_STATE_RUNNING, pb.DOMAIN_STATE_PAUSED, pb.DOMAIN_STATE_BLOCKED):
+            self.ran = True
+        elif self.ran and (
+            snap.state in (pb.DOMAIN_STATE_SHUTOFF, pb.DOMAIN_STATE_CRASHED) or not snap.defined
+        ):
+            self.end_reason = snap.reason
+            self.ended.set()
+        self.wake.set()
+
+    def on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("signal_received", signal=signal.Signals(signum).name)
+        self.stop_requested.set()
+        self.wake.set()
+
+    def exit_code(self) -> ExitCode:
+        if not self.ran:
+            return ExitCode.NEVER_RAN
+        if self.end_reason == pb.DOMAIN_STATE_REASON_SHUTDOWN:
+            return ExitCode.SHUT_DOWN
+        if self.end_reason == pb.DOMAIN_STATE_REASON_DESTROYED:
+            return ExitCode.KILLED
+        return ExitCode.CRASHED
+
+
+def run(settings: Settings) -> int:
+    identity = settings.identity
+    with logs.bound(vmi=f"{identity.namespace}/{identity.name}", uid=identity.uid):
+        return _run(settings)
+
+
+def _run(settings: Settings) -> int:
+    started = time.monotonic()
+    paths = Paths(
+        run_dir=settings.run_dir,
+        container_disk_dir=settings.container_disk_dir,
+        pvc_dir=settings.pvc_dir,
+    )
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    # A socket left by a killed launcher would be visible without answering.
+    (paths.run_dir / SOCKET_NAME).unlink(missing_ok=True)
+    daemon = Libvirtd(run_dir=paths.run_dir)
+    if orphans.reap(paths.run_dir, libvirtd_pid_file=daemon.pid_file):
+        storage.cleanup(paths.run_dir)  # its disks belonged to the dead launcher's run
+    kvm = emulation.check_kvm()
+    log.info("kvm_checked", usable=kvm.usable, reason=kvm.reason)
+    emulated = Emulation(
+        emulated=not kvm.usable, reason=kvm.reason, allowed=settings.allow_emulation
+    )
+    lifecycle = Lifecycle()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lifecycle.on_signal)
+
+    try:
+        daemon.start()
+    except Exception as exc:
+        log.error("libvirtd_start_failed", error=str(exc))
+        return ExitCode.STARTUP_FAILED
+    notices: queue.Queue[Notice] = queue.Queue()
+    start_event_loop()
+    connection = Connection(daemon.uri, notices)
+    console = ConsoleRelay(paths.console_socket)
+    manager = DomainManager(
+        connection,
+        identity=settings.identity,
+        paths=paths,
+        emulation=emulated,
+        on_started=console.attach,
+    )
+    dispatcher = Dispatcher(notices, manager.snapshot, listeners=(lifecycle.on_event,))
+    server = None
+    try:
+        daemon.supervise()
+        dispatcher.start()
+        servicer = LauncherServicer(manager, dispatcher, console)
+        server = create_server(paths.run_dir / SOCKET_NAME, servicer)
+        log.info(
+            "launcher_ready",
+            socket=str(server.socket_path),
+            seconds=round(time.monotonic() - started, 3),
+            emulated=emulated.emulated,
+        )
+        _wait(settings, lifecycle, manager, servicer)
+        console.detach()
+        _cleanup(manager)
+        code = lifecycle.exit_code()
+        log.info("launcher_exiting", code=code.name, exit_code=int(code))
+        return code
+    finally:
+        if server is not None:
+            server.stop(grace=1.0)  # watchers get the final event before the socket goes
+        dispatcher.stop()
+        connection.close()
+        daemon.stop()
+
+
+def _wait(
+    settings: Settings, lifecycle: Lifecycle, manager: DomainManager, servicer: LauncherServicer
+) -> None:
+    define_deadline = time.monotonic() + settings.define_timeout_seconds
+    kill_at: float | None = None
+    next_acpi = 0.0
+    while not lifecycle.ended.is_set():
+        lifecycle.wake.wait(timeout=0.5)
+        lifecycle.wake.clear()
+        now = time.monotonic()
+        if not servicer.define_received.is_set() and now > define_deadline:
+            log.error("define_timeout", seconds=settings.define_timeout_seconds)
+            return
+        if not lifecycle.stop_requested.is_set():
+            continue
+        if not lifecycle.ran:
+            log.info("stopped_before_domain_ran")
+            return
+        if kill_at is None:
+            grace = _grace(manager, settings.grace_period_seconds)
+            kill_at = now + grace
+            log.info("graceful_shutdown_started", grace_seconds=round(grace, 1))
+        try:
+            if now >= kill_at:
+                log.warning("grace_period_over_killing_domain")
+                manager.kill()
+            elif now >= next_acpi:
+                manager.shutdown()
+                next_acpi = now + SHUTDOWN_RESEND_SECONDS
+        except LauncherError as exc:
+            log.warning("shutdown_step_failed", error=str(exc))
+
+
+def _grace(manager: DomainManager, default: int) -> float:
+    """Seconds left of the grace period, counted from the first shutdown request.
+
+    The handler may have asked for a shutdown before this SIGTERM, and a restarted launcher
+    finds the first request in the domain's metadata: either way the guest gets its grace
+    period once, not again from now.
+    """
+    meta = manager.snapshot().metadata
+    if meta is None:
+        return float(default)
+    if meta.shutdown_requested_at is None:
+        return float(meta.grace_period_seconds)
+    elapsed = (datetime.now(UTC) - meta.shutdown_requested_at).total_seconds()
+    return max(0.0, meta.grace_period_seconds - elapsed)
+
+
+def _cleanup(manager: DomainManager) -> None:
+    """The domain is gone: undefine it and remove its files, so nothing outlives the pod."""
+    with contextlib.suppress(LauncherError):  # not defined, or already stopped
+        manager.kill()
+    try:
+        manager.delete()
+    except LauncherError as exc:
+        log.error("cleanup_failed", error=str(exc))
+    orphans.forget(manager.paths.run_dir)

@@ -1,0 +1,261 @@
+"""A real `kvd launcher` process in a sandbox, driven over its real unix socket.
+
+Each launcher runs as it would in its pod: a private mount namespace with fresh libvirt
+directories (kvd.sandbox), its own run dir, and the kvd-demo containerDisk where the pod would
+mount it. `Launcher.close()` ends everything the sandbox started, even after a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from kvd import sandbox
+from kvd.rpc.launcher.v1 import domain_pb2, launcher_pb2, launcher_pb2_grpc
+
+KVD = str(Path(sys.executable).parent / "kvd")
+RPC_TIMEOUT = 60.0
+BOOT = 120.0  # seconds to a console marker under TCG, generous for a loaded CI machine
+
+
+def vmi_manifest(
+    *,
+    namespace: str,
+    name: str,
+    uid: str,
+    user_data: str | None = None,
+    empty_disk: str | None = None,
+) -> dict[str, Any]:
+    disks: list[dict[str, Any]] = [{"name": "containerdisk", "disk": {"bus": "virtio"}}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "containerdisk", "containerDisk": {"image": "kvd-demo"}}
+    ]
+    if user_data is not None:
+        disks.append({"name": "cloudinitdisk", "disk": {"bus": "virtio"}})
+        volumes.append({"name": "cloudinitdisk", "cloudInitNoCloud": {"userData": user_data}})
+    if empty_disk is not None:
+        disks.append({"name": "scratch", "disk": {"bus": "virtio"}})
+        volumes.append({"name": "scratch", "emptyDisk": {"capacity": empty_disk}})
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstance",
+        "metadata": {"namespace": namespace, "name": name, "uid": uid},
+        "spec": {
+            "domain": {
+                "resources": {"requests": {"memory": "128Mi"}},
+                "devices": {"disks": disks, "interfaces": []},
+            },
+            "networks": [],
+            "volumes": volumes,
+            "terminationGracePeriodSeconds": 5,
+        },
+    }
+
+
+class Console:
+    """A Console stream followed in the background, keeping everything it received."""
+
+    def __init__(
+        self,
+        stub: launcher_pb2_grpc.LauncherServiceStub,
+        *,
+        mode: int = launcher_pb2.CONSOLE_MODE_READ_ONLY,
+        replay: int = 1 << 20,
+        take_over: bool = False,
+    ) -> None:
+        self.text = ""
+        self.ended = threading.Event()
+        self.error: grpc.RpcError | None = None
+        self._input: queue.Queue[bytes | None] = queue.Queue()
+        opened = launcher_pb2.ConsoleOpen(mode=mode, replay_bytes=replay, take_over=take_over)
+        self._call = stub.Console(self._requests(launcher_pb2.ConsoleRequest(open=opened)))
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _requests(
+        self, first: launcher_pb2.ConsoleRequest
+    ) -> Iterator[launcher_pb2.ConsoleRequest]:
+        yield first
+        while (data := self._input.get()) is not None:
+            yield launcher_pb2.ConsoleRequest(input=data)
+
+    def send(self, data: bytes) -> None:
+        self._input.put(data)
+
+    def _read(self) -> None:
+        try:
+            for message in self._call:
+                if message.WhichOneof("message") == "output":
+                    self.text += message.output.decode(errors="replace")
+        except grpc.RpcError as exc:
+            self.error = exc
+        finally:
+            self.ended.set()
+            self._input.put(None)
+
+    def wait_ended(self, timeout: float) -> None:
+        assert self.ended.wait(timeout), f"console stream still open after {timeout}s"
+
+    def wait_for(self, marker: str, timeout: float = BOOT) -> None:
+        deadline = time.monotonic() + timeout
+        while marker not in self.text:
+            if self.ended.is_set() or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"console never showed {marker!r} (ended={self.ended.is_set()}, "
+                    f"error={self.error}); console so far:\n{self.text[-3000:]}"
+                )
+            time.sleep(0.05)
+
+    def cancel(self) -> None:
+        self._input.put(None)
+        self._call.cancel()
+
+
+class Launcher:
+    def __init__(
+        self,
+        base: Path,
+        guest_dir: Path,
+        *,
+        namespace: str = "default",
+        name: str = "testvmi",
+        uid: str | None = None,
+        grace: int = 5,
+        allow_emulation: bool = True,
+        define_timeout: float = 120.0,
+    ) -> None:
+        self.namespace, self.name, self.uid = namespace, name, uid or str(uuid.uuid4())
+        self.base = base
+        self.run_dir = base / "run"
+        self.disk_dir = base / "container-disks"
+        (self.disk_dir / "containerdisk").mkdir(parents=True, exist_ok=True)
+        base_image = self.disk_dir / "containerdisk" / "disk.qcow2"
+        if not base_image.exists():
+            shutil.copyfile(guest_dir / "kvd-demo.qcow2", base_image)
+        self.base_image = base_image
+        self.log_path = base / "launcher.log"
+        self.args = [
+            KVD,
+            "launcher",
+            "--namespace",
+            namespace,
+            "--name",
+            name,
+            "--uid",
+            self.uid,
+            "--run-dir",
+            str(self.run_dir),
+            "--grace-period-seconds",
+            str(grace),
+            "--container-disk-dir",
+            str(self.disk_dir),
+            "--pvc-dir",
+            str(base / "pvcs"),
+            "--define-timeout-seconds",
+            str(define_timeout),
+        ] + (["--allow-emulation"] if allow_emulation else [])
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.namespace_id: str | None = None
+        self._channel: grpc.Channel | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.run_dir / "launcher.sock"
+
+    def start(self, timeout: float = 60.0) -> Launcher:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
+        self.proc = sandbox.popen(self.args, sandbox.SandboxSpec(), stdout=log, stderr=log)
+        log.close()
+        self.namespace_id = sandbox.wait_for_namespace(self.proc)
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"launcher exited {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"launcher socket not answering after {timeout}s:\n{self.log()}"
+                )
+            time.sleep(0.02)
+        return self
+
+    def _answers(self) -> bool:
+        if not self.socket.exists():
+            return False
+        try:
+            self.stub.GetInfo(launcher_pb2.GetInfoRequest(), timeout=2)
+        except grpc.RpcError:
+            return False
+        return True
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    @property
+    def stub(self) -> launcher_pb2_grpc.LauncherServiceStub:
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(f"unix:{self.socket}")
+        return launcher_pb2_grpc.LauncherServiceStub(self._channel)
+
+    def manifest(self, **kwargs: Any) -> dict[str, Any]:
+        return vmi_manifest(namespace=self.namespace, name=self.name, uid=self.uid, **kwargs)
+
+    def define(self, manifest: dict[str, Any]) -> launcher_pb2.DefineDomainResponse:
+        return self.stub.DefineDomain(
+            launcher_pb2.DefineDomainRequest(vmi_json=json.dumps(manifest).encode()),
+            timeout=RPC_TIMEOUT,
+        )
+
+    def watch(self) -> Iterator[launcher_pb2.WatchDomainResponse]:
+        return self.stub.WatchDomain(launcher_pb2.WatchDomainRequest(), timeout=600)  # type: ignore[no-any-return]
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"launcher still runs after {timeout}s:\n{self.log()}") from None
+
+    def processes(self) -> list[int]:
+        """Every process still alive in this launcher's sandbox (libvirtd, QEMU, …)."""
+        return sandbox.pids_in(self.namespace_id) if self.namespace_id else []
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.namespace_id is not None:
+            sandbox.kill_all(self.namespace_id)
+
+
+def wait_for_event(
+    events: Iterator[launcher_pb2.WatchDomainResponse],
+    accept: Callable[[domain_pb2.Domain], bool],
+    *,
+    seen: list[launcher_pb2.WatchDomainResponse],
+) -> launcher_pb2.WatchDomainResponse:
+    """The first event whose domain satisfies `accept`; every event read is kept in `seen`."""
+    for event in events:
+        seen.append(event)
+        if accept(event.domain):
+            return event
+    raise AssertionError(f"watch ended before the awaited state; saw {[_brief(e) for e in seen]}")
+
+
+def _brief(event: launcher_pb2.WatchDomainResponse) -> str:
+    return (
+        f"{domain_pb2.DomainEventType.Name(event.type)}:"
+        f"{domain_pb2.DomainState.Name(event.domain.state)}/"
+        f"{domain_pb2.DomainStateReason.Name(event.domain.reason)}"
+    )
