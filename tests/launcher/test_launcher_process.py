@@ -112,6 +112,8 @@ def test_define_launch_console_and_graceful_shutdown(launchers) -> None:  # type
         assert stopped.domain.reason == pb.DOMAIN_STATE_REASON_SHUTDOWN
         consoles[launcher.namespace].wait_for("KVD-POWEROFF")
         assert launcher.wait_exit(60) == 0, launcher.log()
+        # the serial log stays with the pod, for its guest-console-log container
+        assert "hello-from-userdata" in (launcher.run_dir / "console.log").read_text()
         leftovers = sorted(
             str(p.relative_to(launcher.run_dir)) for p in launcher.run_dir.rglob("*")
         )
@@ -234,6 +236,15 @@ def test_killed_libvirtd_is_restarted_and_the_guest_keeps_running(launchers) -> 
         time.sleep(0.2)
     assert _qemu_pid(launcher) == qemu
     console.wait_for("KVD-READY")  # the guest kept booting through the restart
+
+    # a running domain is not silently redefined: a change that needs a restart is refused
+    bigger = launcher.manifest()
+    bigger["spec"]["domain"]["resources"]["requests"]["memory"] = "256Mi"
+    with pytest.raises(grpc.RpcError) as caught:
+        launcher.define(bigger)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "needs a restart" in (caught.value.details() or "")
+    launcher.define(launcher.manifest())  # the unchanged spec is still fine
 
     # the console is interactive: one writer at a time, input reaches the guest's shell
     writer = Console(launcher.stub, mode=launcher_pb2.CONSOLE_MODE_READ_WRITE, replay=0)
