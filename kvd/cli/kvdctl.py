@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from kvd.cli import version
+from kvd.cli import program, version
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kvdctl", description="Control kvd virtual machines.")
-    parser.set_defaults(prog_name="kvdctl")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    version.add_parser(subparsers)
-    return parser
+COMMANDS = (version.add_parser,)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    code: int = args.run(args)
-    return code
+    return program.run(program.parser("kvdctl", "Control kvd virtual machines.", COMMANDS), argv)
 
 
 if __name__ == "__main__":

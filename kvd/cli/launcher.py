@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 
 from kvd import logs
+from kvd.cli import program
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: program.Subparsers) -> None:
     parser = subparsers.add_parser(
         "launcher",
         help="run one VMI's libvirt domain (inside its launcher pod)",

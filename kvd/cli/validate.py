@@ -15,9 +15,10 @@ import yaml
 
 from kvd.api import codec, kinds
 from kvd.api.errors import ValidationError
+from kvd.cli import program
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: program.Subparsers) -> None:
     parser = subparsers.add_parser(
         "validate",
         help="parse, default and validate kubevirt.io manifests",

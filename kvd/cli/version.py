@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import platform
 
+from kvd.cli import program
 from kvd.version import kvd_version
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: program.Subparsers) -> None:
     parser = subparsers.add_parser("version", help="print the kvd version")
     parser.set_defaults(run=run)
 

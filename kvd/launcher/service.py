@@ -51,21 +51,26 @@ _CODES: dict[type[LauncherError], grpc.StatusCode] = {
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _errors(method: F) -> F:
+@contextlib.contextmanager
+def _status_codes(name: str, context: grpc.ServicerContext) -> Iterator[None]:
     """Map launcher errors to status codes; log the unexpected ones once, here."""
+    with logs.bound(rpc=name):
+        try:
+            yield
+        except LauncherError as exc:
+            code = _CODES.get(type(exc), grpc.StatusCode.INTERNAL)
+            log.info("rpc_failed", code=code.name, error=str(exc))
+            context.abort(code, str(exc))
+        except Exception as exc:
+            log.exception("rpc_crashed")
+            context.abort(grpc.StatusCode.INTERNAL, f"unexpected launcher error: {exc}")
 
+
+def _errors(method: F) -> F:
     @functools.wraps(method)
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-        with logs.bound(rpc=method.__name__):
-            try:
-                return method(self, request, context)
-            except LauncherError as exc:
-                code = _CODES.get(type(exc), grpc.StatusCode.INTERNAL)
-                log.info("rpc_failed", code=code.name, error=str(exc))
-                context.abort(code, str(exc))
-            except Exception as exc:
-                log.exception("rpc_crashed")
-                context.abort(grpc.StatusCode.INTERNAL, f"unexpected launcher error: {exc}")
+        with _status_codes(method.__name__, context):
+            return method(self, request, context)
 
     return wrapper  # type: ignore[return-value]  # same signature, by functools.wraps
 
@@ -75,16 +80,8 @@ def _streaming_errors(method: F) -> F:
 
     @functools.wraps(method)
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        with logs.bound(rpc=method.__name__):
-            try:
-                yield from method(self, request, context)
-            except LauncherError as exc:
-                code = _CODES.get(type(exc), grpc.StatusCode.INTERNAL)
-                log.info("rpc_failed", code=code.name, error=str(exc))
-                context.abort(code, str(exc))
-            except Exception as exc:
-                log.exception("rpc_crashed")
-                context.abort(grpc.StatusCode.INTERNAL, f"unexpected launcher error: {exc}")
+        with _status_codes(method.__name__, context):
+            yield from method(self, request, context)
 
     return wrapper  # type: ignore[return-value]  # same signature, by functools.wraps
 

@@ -1,0 +1,30 @@
+"""What `kvd` and `kvdctl` share: a parser made of subcommands, and running the chosen one."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:  # subscriptable only for the type checker
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subparsers = argparse._SubParsersAction
+
+
+def parser(
+    prog: str, description: str, commands: Sequence[Callable[[Subparsers], None]]
+) -> argparse.ArgumentParser:
+    """A parser whose subcommands are registered by `commands` (each module's `add_parser`)."""
+    top = argparse.ArgumentParser(prog=prog, description=description)
+    top.set_defaults(prog_name=prog)
+    subparsers = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in commands:
+        add(subparsers)
+    return top
+
+
+def run(top: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    args = top.parse_args(argv)
+    code: int = args.run(args)
+    return code
