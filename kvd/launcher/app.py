@@ -159,7 +159,7 @@ def _run(settings: Settings) -> int:
             seconds=round(time.monotonic() - started, 3),
             emulated=emulated.emulated,
         )
-        _wait(settings, lifecycle, manager, servicer)
+        _wait(settings, lifecycle, manager, servicer, dispatcher)
         console.detach()
         _cleanup(manager)
         code = lifecycle.exit_code()
@@ -174,7 +174,11 @@ def _run(settings: Settings) -> int:
 
 
 def _wait(
-    settings: Settings, lifecycle: Lifecycle, manager: DomainManager, servicer: LauncherServicer
+    settings: Settings,
+    lifecycle: Lifecycle,
+    manager: DomainManager,
+    servicer: LauncherServicer,
+    dispatcher: Dispatcher,
 ) -> None:
     define_deadline = time.monotonic() + settings.define_timeout_seconds
     kill_at: float | None = None
@@ -200,7 +204,8 @@ def _wait(
                 log.warning("grace_period_over_killing_domain")
                 manager.kill()
             elif now >= next_acpi:
-                manager.shutdown()
+                manager.shutdown()  # records the request in the domain's metadata …
+                dispatcher.refresh()  # … which watchers see as an UPDATED event
                 next_acpi = now + SHUTDOWN_RESEND_SECONDS
         except LauncherError as exc:
             log.warning("shutdown_step_failed", error=str(exc))

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -129,9 +130,17 @@ def test_guest_ignoring_acpi_is_killed_after_the_grace_period(launchers) -> None
     launcher.stub.LaunchDomain(launcher_pb2.LaunchDomainRequest(), timeout=RPC_TIMEOUT)
     console = Console(launcher.stub)
     console.wait_for("KVD-READY")
+    events, seen = launcher.watch(), []
+    assert next(events).type == pb.DOMAIN_EVENT_TYPE_INITIAL
     assert launcher.proc is not None
     sent = time.monotonic()
     launcher.proc.send_signal(signal.SIGTERM)
+    # the request is recorded at once and shows on the stream, though the guest ignores it
+    requested = wait_for_event(
+        events, lambda d: d.metadata.HasField("shutdown_request_time"), seen=seen
+    )
+    assert requested.domain.state == pb.DOMAIN_STATE_RUNNING
+    assert time.monotonic() - sent < 3, "the shutdown request must be published promptly"
     console.wait_for("KVD-ACPI-IGNORED", timeout=30)
     assert launcher.wait_exit(60) == 2, launcher.log()
     waited = time.monotonic() - sent
@@ -237,6 +246,21 @@ def test_killed_libvirtd_is_restarted_and_the_guest_keeps_running(launchers) -> 
     assert _qemu_pid(launcher) == qemu
     console.wait_for("KVD-READY")  # the guest kept booting through the restart
 
+    # a guest reboot keeps the domain running and is reported as REBOOTED, never as a stop
+    events, seen = launcher.watch(), []
+    assert next(events).type == pb.DOMAIN_EVENT_TYPE_INITIAL
+    rebooter = Console(launcher.stub, mode=launcher_pb2.CONSOLE_MODE_READ_WRITE, replay=0)
+    rebooter.send(b"\nreboot -f\n")
+    wait_for_event(events, lambda d: True, seen=seen)
+    assert seen[-1].type == pb.DOMAIN_EVENT_TYPE_REBOOTED, seen
+    assert seen[-1].domain.state == pb.DOMAIN_STATE_RUNNING
+    rebooter.wait_for("KVD-GUEST-BOOTED", timeout=120)  # booted again, on the same stream
+    rebooter.cancel()
+    rebooter.wait_ended(10)
+    assert all(e.domain.state != pb.DOMAIN_STATE_SHUTOFF for e in seen), seen
+    assert launcher.proc is not None and launcher.proc.poll() is None
+    console.wait_for("KVD-READY")
+
     # a running domain is not silently redefined: a change that needs a restart is refused
     bigger = launcher.manifest()
     bigger["spec"]["domain"]["resources"]["requests"]["memory"] = "256Mi"
@@ -299,6 +323,7 @@ def test_debugging_with_grpcurl_alone(launchers) -> None:  # type: ignore[no-unt
         assert done.returncode == 0, f"{argv}: {done.stderr}"
         return done.stdout
 
+    assert stat.S_IMODE(launcher.socket.stat().st_mode) == 0o600
     services = grpcurl("list").split()
     assert "kvd.rpc.launcher.v1.LauncherService" in services
     assert "grpc.health.v1.Health" in services
