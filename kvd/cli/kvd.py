@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from kvd.cli import launcher, program, validate, version
+from kvd.cli import launcher, local, program, validate, version
 
-COMMANDS = (launcher.add_parser, validate.add_parser, version.add_parser)
+COMMANDS = (launcher.add_parser, local.add_parser, validate.add_parser, version.add_parser)
 
 
 def main(argv: list[str] | None = None) -> int:

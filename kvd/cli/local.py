@@ -1,0 +1,44 @@
+"""`kvd local …`: the local cluster's parts, run on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+
+from kvd import logs
+from kvd.cli import program
+
+DEFAULT_DATA_DIR = Path(os.environ.get("KVD_LOCAL_DIR", "/var/lib/kvd/local"))
+
+
+def add_parser(subparsers: program.Subparsers) -> None:
+    parser = subparsers.add_parser("local", help="the local cluster (no Kubernetes needed)")
+    local = parser.add_subparsers(dest="local_command", metavar="COMMAND", required=True)
+    api = local.add_parser(
+        "apiserver",
+        help="run the embedded Kubernetes-compatible API server",
+        description="Serves the Kubernetes API on loopback with a bearer token; objects persist "
+        "in DATA_DIR/state.db. Writes DATA_DIR/kubeconfig and prints its path.",
+    )
+    api.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    api.add_argument("--port", type=int, default=6443, help="0 picks a free port")
+    api.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    api.add_argument(
+        "--history",
+        type=int,
+        default=100_000,
+        help="watch events kept; a watch from an older resourceVersion gets 410 Gone",
+    )
+    api.set_defaults(run=run_apiserver)
+
+
+def run_apiserver(args: argparse.Namespace) -> int:
+    from kvd.local.apiserver.serve import serve  # noqa: PLC0415 - loads aiohttp only for this
+
+    logs.configure(level=os.environ.get("KVD_LOG_LEVEL", "info"))
+    asyncio.run(
+        serve(args.data_dir.absolute(), host=args.host, port=args.port, history=args.history)
+    )
+    return 0

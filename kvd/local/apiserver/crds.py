@@ -1,0 +1,278 @@
+"""CustomResourceDefinitions: checked before they are stored, served as soon as they are.
+
+A CRD is validated like kube-apiserver validates one (names, one storage version, structural
+schemas); once stored it is added to the registry, and its status says it is Established with
+its accepted names, which is what `kubectl wait --for=condition=established` waits for.
+Deleting a CRD stops serving it and deletes its objects. At start-up every stored CRD is
+served again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from typing import Any
+
+from aiohttp import web
+
+from kvd.local.apiserver import errors, meta, patch, schema
+from kvd.local.apiserver.deletion import Deleter
+from kvd.local.apiserver.errors import Cause
+from kvd.local.apiserver.objects import FieldValidation, Objects, Target
+from kvd.local.apiserver.registry import ResourceDef, from_crd
+from kvd.local.apiserver.store import Conflict, NotFound
+
+CRD_GROUP = "apiextensions.k8s.io"
+
+
+def is_crd(resource: ResourceDef) -> bool:
+    return resource.group == CRD_GROUP and resource.plural == "customresourcedefinitions"
+
+
+def validate(crd: dict[str, Any]) -> list[Cause]:
+    """Why kube-apiserver would refuse this CRD; empty when it is acceptable."""
+    causes: list[Cause] = []
+    spec = crd.get("spec")
+    if not isinstance(spec, dict):
+        return [Cause("FieldValueRequired", "Required value", "spec")]
+    group, names = spec.get("group"), spec.get("names") or {}
+    plural = names.get("plural") if isinstance(names, dict) else None
+    name = (crd.get("metadata") or {}).get("name")
+    if not isinstance(group, str) or "." not in group:
+        causes.append(
+            Cause(
+                "FieldValueInvalid",
+                f'Invalid value: "{group}": should be a domain with at least one dot',
+                "spec.group",
+            )
+        )
+    for field in ("plural", "kind"):
+        if not isinstance(names, dict) or not names.get(field):
+            causes.append(Cause("FieldValueRequired", "Required value", f"spec.names.{field}"))
+    if isinstance(group, str) and isinstance(plural, str) and name != f"{plural}.{group}":
+        causes.append(
+            Cause(
+                "FieldValueInvalid",
+                f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group',
+                "metadata.name",
+            )
+        )
+    if spec.get("scope") not in ("Namespaced", "Cluster"):
+        causes.append(
+            Cause(
+                "FieldValueNotSupported",
+                f'Unsupported value: "{spec.get("scope")}": '
+                'supported values: "Cluster", "Namespaced"',
+                "spec.scope",
+            )
+        )
+    versions = spec.get("versions")
+    if not isinstance(versions, list) or not versions:
+        return [
+            *causes,
+            Cause(
+                "FieldValueRequired",
+                "Required value: must have exactly one version marked as storage version",
+                "spec.versions",
+            ),
+        ]
+    storage = [v for v in versions if isinstance(v, dict) and v.get("storage")]
+    if len(storage) != 1:
+        causes.append(
+            Cause(
+                "FieldValueInvalid",
+                "Invalid value: must have exactly one version marked as storage version",
+                "spec.versions",
+            )
+        )
+    for i, v in enumerate(versions):
+        if not isinstance(v, dict) or not v.get("name"):
+            causes.append(Cause("FieldValueRequired", "Required value", f"spec.versions[{i}].name"))
+            continue
+        body = (v.get("schema") or {}).get("openAPIV3Schema")
+        if body is None:
+            causes.append(
+                Cause(
+                    "FieldValueRequired",
+                    "Required value: schemas are required",
+                    f"spec.versions[{i}].schema.openAPIV3Schema",
+                )
+            )
+            continue
+        for problem in schema.check_structural(body):
+            causes.append(
+                Cause("FieldValueInvalid", problem, f"spec.versions[{i}].schema.openAPIV3Schema")
+            )
+    return causes
+
+
+class CRDs:
+    def __init__(self, objects: Objects, deleter: Deleter) -> None:
+        self.objects = objects
+        self.deleter = deleter
+        self.store = objects.store
+        self.registry = objects.registry
+
+    def _crd_resource(self) -> ResourceDef:
+        r = self.registry.get(CRD_GROUP, "customresourcedefinitions")
+        assert r is not None
+        return r
+
+    def load(self) -> None:
+        items, _ = self.store.list(self._crd_resource().key, None)
+        for crd in items:
+            if not crd["metadata"].get("deletionTimestamp"):
+                self.registry.add_crd(from_crd(crd))
+
+    def after_write(self, t: Target, obj: dict[str, Any], *, dry_run: bool) -> None:
+        if dry_run or not is_crd(t.resource) or t.subresource == "status":
+            return
+        if obj["metadata"].get("deletionTimestamp"):
+            return
+        self.registry.add_crd(from_crd(obj))
+        self._establish(obj)
+
+    def after_delete(self, t: Target, obj: dict[str, Any], *, dry_run: bool) -> None:
+        if dry_run or not is_crd(t.resource):
+            return
+        if self.store.get(t.resource.key, "", t.name) is not None:
+            return  # still there (finalizers): keep serving until it is really gone
+        spec = obj["spec"]
+        group, plural = spec["group"], spec["names"]["plural"]
+        served = self.registry.get(group, plural)
+        self.registry.remove_crd(group, plural)
+        if served is not None:
+            items, _ = self.store.list(served.key, None)
+            for item in items:
+                with contextlib.suppress(NotFound):
+                    self.store.delete(
+                        served.key, item["metadata"].get("namespace", ""), item["metadata"]["name"]
+                    )
+
+    def _establish(self, crd: dict[str, Any]) -> None:
+        name = crd["metadata"]["name"]
+        updated = copy.deepcopy(crd)
+        names = crd["spec"]["names"]
+        accepted = {k: v for k, v in names.items()}
+        accepted.setdefault("singular", names["kind"].lower())
+        accepted.setdefault("listKind", f"{names['kind']}List")
+        when = meta.now()
+        updated["status"] = {
+            "acceptedNames": accepted,
+            "storedVersions": [v["name"] for v in crd["spec"]["versions"] if v.get("storage")],
+            "conditions": [
+                {
+                    "type": "NamesAccepted",
+                    "status": "True",
+                    "reason": "NoConflicts",
+                    "message": "no conflicts found",
+                    "lastTransitionTime": when,
+                },
+                {
+                    "type": "Established",
+                    "status": "True",
+                    "reason": "InitialNamesAccepted",
+                    "message": "the initial names have been accepted",
+                    "lastTransitionTime": when,
+                },
+            ],
+        }
+        if updated.get("status") == crd.get("status"):
+            return
+        try:
+            stored = self.store.update(
+                self._crd_resource().key,
+                "",
+                name,
+                updated,
+                expected=int(crd["metadata"]["resourceVersion"]),
+            )
+        except (Conflict, NotFound):
+            return
+        crd.clear()
+        crd.update(self.objects.present(Target(self._crd_resource(), "v1", ""), stored))
+
+
+def _path_get(obj: dict[str, Any], path: str) -> Any:
+    node: Any = obj
+    for part in path.lstrip(".").split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _path_set(obj: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.lstrip(".").split(".")
+    node = obj
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+async def scale(
+    objects: Objects,
+    t: Target,
+    method: str,
+    request: web.Request,
+    *,
+    validation: FieldValidation,
+    dry_run: bool,
+) -> dict[str, Any]:
+    """The `scale` subresource of a CR: autoscaling/v1 Scale over the CRD's replica paths."""
+    version = t.resource.version(t.version)
+    assert version is not None and version.scale is not None
+    paths = version.scale
+    main = Target(t.resource, t.version, t.namespace, t.name)
+    obj = objects.get(main)
+    if method in ("PUT", "PATCH"):
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise errors.bad_request(
+                f"the body of the request could not be decoded: {exc}"
+            ) from None
+        if method == "PATCH":
+            current = _scale_of(obj, paths)
+            body = (
+                patch.merge_patch(current, body)
+                if request.content_type != "application/json-patch+json"
+                else patch.json_patch(current, body)
+            )
+        replicas = (body.get("spec") or {}).get("replicas") if isinstance(body, dict) else None
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise errors.invalid(
+                "autoscaling",
+                "Scale",
+                t.name,
+                [
+                    Cause(
+                        "FieldValueInvalid",
+                        f"Invalid value: {replicas!r}: must be greater than or equal to 0",
+                        "spec.replicas",
+                    )
+                ],
+            )
+        _path_set(obj, paths["specReplicasPath"], replicas)
+        obj = objects.update(main, obj, validation=validation, dry_run=dry_run).object
+    return _scale_of(obj, paths)
+
+
+def _scale_of(obj: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
+    m = obj["metadata"]
+    status: dict[str, Any] = {"replicas": _path_get(obj, paths["statusReplicasPath"]) or 0}
+    if paths.get("labelSelectorPath"):
+        selector = _path_get(obj, paths["labelSelectorPath"])
+        if selector:
+            status["selector"] = selector
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: m[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in m
+        },
+        "spec": {"replicas": _path_get(obj, paths["specReplicasPath"]) or 0},
+        "status": status,
+    }

@@ -1,0 +1,319 @@
+"""Deletion as kube-apiserver does it: preconditions, grace periods, finalizers, owners.
+
+An object with finalizers is not removed: it gets a `deletionTimestamp` and stays until its
+finalizers are gone (`objects` removes it on the update that drops the last one). A pod bound
+to a node gets a grace period: it is marked and stays until the node confirms with a delete
+of grace 0, as the kubelet does. `propagationPolicy` decides what happens to dependents:
+Background (default) deletes the owner now and the collector deletes its dependents after;
+Foreground keeps the owner (finalizer `foregroundDeletion`) until its dependents are gone;
+Orphan (finalizer `orphan`) removes the owner references from the dependents first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+from typing import Any
+
+from kvd import logs
+from kvd.local.apiserver import errors, meta
+from kvd.local.apiserver.objects import MODIFIED_MESSAGE, Objects, Target
+from kvd.local.apiserver.store import Conflict, Event, NotFound, ResourceKey
+
+log = logs.get_logger(__name__)
+FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
+
+
+class Deleter:
+    def __init__(self, objects: Objects) -> None:
+        self.objects = objects
+        self.store = objects.store
+        self.registry = objects.registry
+
+    def delete(self, t: Target, options: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
+        r = t.resource
+        obj = self.store.get(r.key, t.namespace, t.name)
+        if obj is None:
+            raise errors.not_found(r.group, r.plural, t.name)
+        metadata = obj["metadata"]
+        _check_preconditions(t, metadata, options.get("preconditions") or {})
+        policy = options.get("propagationPolicy")
+        if policy is None and options.get("orphanDependents") is True:
+            policy = "Orphan"
+        finalizers = list(metadata.get("finalizers") or [])
+        if policy == "Foreground" and FOREGROUND not in finalizers:
+            finalizers.append(FOREGROUND)
+        if policy == "Orphan" and ORPHAN not in finalizers:
+            finalizers.append(ORPHAN)
+        grace = self._grace(t, obj, options)
+        if dry_run:
+            return self.objects.present(t, obj)
+        if finalizers or grace > 0:
+            if (
+                metadata.get("deletionTimestamp")
+                and grace > 0
+                and finalizers == list(metadata.get("finalizers") or [])
+            ):
+                return self.objects.present(t, obj)  # already being deleted: nothing changes
+            updated = copy.deepcopy(obj)
+            updated["metadata"]["finalizers"] = finalizers
+            if not metadata.get("deletionTimestamp"):
+                updated["metadata"]["deletionTimestamp"] = meta.now()
+                updated["metadata"]["deletionGracePeriodSeconds"] = grace
+            elif grace < int(metadata.get("deletionGracePeriodSeconds") or 0):
+                updated["metadata"]["deletionGracePeriodSeconds"] = grace
+            if not finalizers and grace == 0:
+                return self._remove(t, obj)
+            try:
+                stored = self.store.update(
+                    r.key, t.namespace, t.name, updated, expected=int(metadata["resourceVersion"])
+                )
+            except (Conflict, NotFound):
+                raise errors.conflict(r.group, r.plural, t.name, MODIFIED_MESSAGE) from None
+            return self.objects.present(t, stored)
+        return self._remove(t, obj)
+
+    def _remove(self, t: Target, obj: dict[str, Any]) -> dict[str, Any]:
+        try:
+            gone = self.store.delete(
+                t.resource.key,
+                t.namespace,
+                t.name,
+                expected=int(obj["metadata"]["resourceVersion"]),
+            )
+        except Conflict:
+            raise errors.conflict(
+                t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE
+            ) from None
+        except NotFound:
+            raise errors.not_found(t.resource.group, t.resource.plural, t.name) from None
+        return self.objects.present(t, gone)
+
+    @staticmethod
+    def _grace(t: Target, obj: dict[str, Any], options: dict[str, Any]) -> int:
+        """Only pods bound to a node wait for their node; everything else goes at once."""
+        if t.resource.group != "" or t.resource.plural != "pods":
+            return 0
+        if not (obj.get("spec") or {}).get("nodeName"):
+            return 0
+        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return 0
+        requested = options.get("gracePeriodSeconds")
+        if requested is None:
+            requested = (obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        return max(0, int(requested))
+
+
+def _check_preconditions(t: Target, metadata: dict[str, Any], pre: dict[str, Any]) -> None:
+    r = t.resource
+    if pre.get("uid") not in (None, "") and pre["uid"] != metadata.get("uid"):
+        raise errors.conflict(
+            r.group,
+            r.plural,
+            t.name,
+            f"Precondition failed: UID in precondition: {pre['uid']}, "
+            f"UID in object meta: {metadata.get('uid')}",
+        )
+    expected = pre.get("resourceVersion")
+    if expected not in (None, "") and expected != metadata["resourceVersion"]:
+        raise errors.conflict(r.group, r.plural, t.name, MODIFIED_MESSAGE)
+
+
+class Collector:
+    """The garbage collector: dependents of deleted owners, foreground and orphan finalizers,
+    and the contents of deleted namespaces. Event-driven from the store's watch; a full pass
+    at start catches up with what happened while the server was down."""
+
+    def __init__(self, deleter: Deleter) -> None:
+        self.deleter = deleter
+        self.store = deleter.store
+        self.registry = deleter.registry
+
+    async def run(self) -> None:
+        since = self.store.revision
+        self.sweep()
+        watcher = self.store.watch(None, None, since)
+        try:
+            while True:
+                event = await watcher.next(timeout=30.0)
+                if event is None:
+                    self.sweep()
+                    continue
+                self._on_event(event)
+        finally:
+            watcher.close()
+
+    def _on_event(self, event: Event) -> None:
+        try:
+            metadata = event.object.get("metadata") or {}
+            if event.type == "DELETED":
+                self._owner_gone(metadata.get("uid"))
+                if event.key == ResourceKey("", "namespaces"):
+                    self._empty_namespace(event.name)
+            elif metadata.get("deletionTimestamp"):
+                self._finalize(event.key, event.namespace, event.name)
+                if event.key == ResourceKey("", "namespaces"):
+                    self._empty_namespace(event.name)
+        except Exception:
+            log.exception("garbage_collection_failed", key=str(event.key), name=event.name)
+
+    def sweep(self) -> None:
+        """A full pass: dependents whose owners are all gone, pending finalizers."""
+        uids: set[str] = set()
+        everything = []
+        for r in self.registry.all():
+            if r.plural in ("tokenreviews", "subjectaccessreviews", "selfsubjectaccessreviews"):
+                continue
+            items, _ = self.store.list(r.key, None)
+            for item in items:
+                uids.add(item["metadata"].get("uid", ""))
+                everything.append((r, item))
+        for r, item in everything:
+            refs = item["metadata"].get("ownerReferences") or []
+            if refs and not any(ref.get("uid") in uids for ref in refs):
+                self._delete_dependent(r.key, item)
+            if item["metadata"].get("deletionTimestamp"):
+                self._finalize(
+                    r.key, item["metadata"].get("namespace", ""), item["metadata"]["name"]
+                )
+
+    def _dependents(self, uid: str) -> list[tuple[ResourceKey, dict[str, Any]]]:
+        found = []
+        for r in self.registry.all():
+            if r.plural in ("tokenreviews", "subjectaccessreviews", "selfsubjectaccessreviews"):
+                continue
+            items, _ = self.store.list(r.key, None)
+            for item in items:
+                if any(
+                    ref.get("uid") == uid for ref in item["metadata"].get("ownerReferences") or []
+                ):
+                    found.append((r.key, item))
+        return found
+
+    def _owner_gone(self, uid: str | None) -> None:
+        if not uid:
+            return
+        for key, item in self._dependents(uid):
+            refs = [
+                ref
+                for ref in item["metadata"].get("ownerReferences") or []
+                if ref.get("uid") != uid
+            ]
+            if refs and self._any_owner_alive(refs):
+                self._set_owner_refs(key, item, refs)
+            else:
+                self._delete_dependent(key, item)
+
+    def _any_owner_alive(self, refs: list[dict[str, Any]]) -> bool:
+        wanted = {ref.get("uid") for ref in refs}
+        for r in self.registry.all():
+            items, _ = self.store.list(r.key, None)
+            if any(i["metadata"].get("uid") in wanted for i in items):
+                return True
+        return False
+
+    def _delete_dependent(self, key: ResourceKey, item: dict[str, Any]) -> None:
+        r = self.registry.get(key.group, key.resource)
+        if r is None:
+            return
+        t = Target(
+            r, r.storage_version, item["metadata"].get("namespace", ""), item["metadata"]["name"]
+        )
+        try:
+            self.deleter.delete(t, {"propagationPolicy": "Background"}, dry_run=False)
+            log.info("garbage_collected", resource=r.plural, name=t.name, namespace=t.namespace)
+        except errors.APIError:
+            pass  # gone already, or changed: the next event or sweep looks again
+
+    def _set_owner_refs(
+        self, key: ResourceKey, item: dict[str, Any], refs: list[dict[str, Any]]
+    ) -> None:
+        updated = copy.deepcopy(item)
+        updated["metadata"]["ownerReferences"] = refs
+        if not refs:
+            updated["metadata"].pop("ownerReferences")
+        with contextlib.suppress(Conflict, NotFound):
+            self.store.update(
+                key,
+                item["metadata"].get("namespace", ""),
+                item["metadata"]["name"],
+                updated,
+                expected=int(item["metadata"]["resourceVersion"]),
+            )
+
+    def _finalize(self, key: ResourceKey, namespace: str, name: str) -> None:
+        obj = self.store.get(key, namespace, name)
+        if obj is None:
+            return
+        finalizers = list(obj["metadata"].get("finalizers") or [])
+        uid = obj["metadata"].get("uid", "")
+        if ORPHAN in finalizers:
+            for dkey, dep in self._dependents(uid):
+                refs = [
+                    ref
+                    for ref in dep["metadata"].get("ownerReferences") or []
+                    if ref.get("uid") != uid
+                ]
+                self._set_owner_refs(dkey, dep, refs)
+            finalizers.remove(ORPHAN)
+        elif FOREGROUND in finalizers:
+            dependents = self._dependents(uid)
+            for dkey, dep in dependents:
+                if not dep["metadata"].get("deletionTimestamp"):
+                    r = self.registry.get(dkey.group, dkey.resource)
+                    if r is not None:
+                        t = Target(
+                            r,
+                            r.storage_version,
+                            dep["metadata"].get("namespace", ""),
+                            dep["metadata"]["name"],
+                        )
+                        with contextlib.suppress(errors.APIError):
+                            self.deleter.delete(
+                                t, {"propagationPolicy": "Foreground"}, dry_run=False
+                            )
+            if dependents:
+                return  # wait for their DELETED events
+            finalizers.remove(FOREGROUND)
+        else:
+            return
+        self._write_finalizers(key, obj, finalizers)
+
+    def _write_finalizers(
+        self, key: ResourceKey, obj: dict[str, Any], finalizers: list[str]
+    ) -> None:
+        namespace, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+        with contextlib.suppress(Conflict, NotFound):
+            if finalizers:
+                updated = copy.deepcopy(obj)
+                updated["metadata"]["finalizers"] = finalizers
+                self.store.update(
+                    key, namespace, name, updated, expected=int(obj["metadata"]["resourceVersion"])
+                )
+            else:
+                self.store.delete(
+                    key, namespace, name, expected=int(obj["metadata"]["resourceVersion"])
+                )
+
+    def _empty_namespace(self, namespace: str) -> None:
+        for r in self.registry.all():
+            if not r.namespaced:
+                continue
+            items, _ = self.store.list(r.key, namespace)
+            for item in items:
+                t = Target(r, r.storage_version, namespace, item["metadata"]["name"])
+                with contextlib.suppress(errors.APIError):
+                    self.deleter.delete(t, {"gracePeriodSeconds": 0}, dry_run=False)
+
+
+async def run_forever(collector: Collector) -> None:
+    while True:
+        try:
+            await collector.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("garbage_collector_restarting")
+            await asyncio.sleep(1.0)

@@ -1,0 +1,330 @@
+"""Create, read, update and patch, with kube-apiserver's rules for each.
+
+`Objects` sits between HTTP and the store: it checks names, namespaces and apiVersion/kind,
+sets the server-owned metadata, keeps status and spec apart when a status subresource exists,
+bumps `generation` only for spec changes, applies CRD schemas (default, prune, validate) and
+kvd's own admission for kubevirt.io kinds, and turns store errors into API errors. Deletion,
+finalizers and garbage collection live in `deletion`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from kvd.local.apiserver import admission, errors, meta, patch, schema
+from kvd.local.apiserver.errors import APIError, Cause
+from kvd.local.apiserver.registry import Registry, ResourceDef
+from kvd.local.apiserver.store import AlreadyExists, Conflict, NotFound, Store
+
+FieldValidation = Literal["Strict", "Warn", "Ignore"]
+MODIFIED_MESSAGE = (
+    "the object has been modified; please apply your changes to the latest version and try again"
+)
+PATCH_TYPES = (
+    "application/merge-patch+json",
+    "application/json-patch+json",
+    "application/strategic-merge-patch+json",
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    resource: ResourceDef
+    version: str
+    namespace: str  # "" for cluster-scoped
+    name: str = ""
+    subresource: str = ""
+
+
+@dataclass
+class Result:
+    object: dict[str, Any]
+    warnings: list[str]
+    created: bool = False
+
+
+class Objects:
+    def __init__(self, store: Store, registry: Registry) -> None:
+        self.store = store
+        self.registry = registry
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def get(self, t: Target) -> dict[str, Any]:
+        obj = self.store.get(t.resource.key, t.namespace, t.name)
+        if obj is None:
+            raise errors.not_found(t.resource.group, t.resource.plural, t.name)
+        return self.present(t, obj)
+
+    def present(self, t: Target, obj: dict[str, Any]) -> dict[str, Any]:
+        """The stored object as the requested version (all versions share one schema here)."""
+        obj["apiVersion"] = t.resource.api_version(t.version)
+        obj["kind"] = t.resource.kind
+        return obj
+
+    # --- create ------------------------------------------------------------------------------
+
+    def create(self, t: Target, body: Any, *, validation: FieldValidation, dry_run: bool) -> Result:
+        obj = self._check_body(t, body)
+        metadata = obj.setdefault("metadata", {})
+        if not isinstance(metadata, dict):
+            raise errors.bad_request("metadata must be an object")
+        if not metadata.get("name") and metadata.get("generateName"):
+            metadata["name"] = meta.generate_name(str(metadata["generateName"]))
+        name = metadata.get("name")
+        causes = meta.name_causes(name, label=t.resource.plural == "namespaces")
+        if causes:
+            raise errors.invalid(t.resource.group, t.resource.kind, str(name or ""), causes)
+        assert isinstance(name, str)
+        self._check_namespace(t, metadata)
+        for field in (*meta.SERVER_FIELDS, "deletionTimestamp", "deletionGracePeriodSeconds"):
+            metadata.pop(field, None)
+        metadata["uid"] = meta.new_uid()
+        metadata["creationTimestamp"] = meta.now()
+        metadata["generation"] = 1
+        if t.resource.namespaced:
+            metadata["namespace"] = t.namespace
+        version = t.resource.version(t.version)
+        if version is not None and "status" in version.subresources and t.resource.crd_name:
+            obj.pop("status", None)  # a CR's status is written only through /status
+        admission.on_create(t.resource, obj)
+        warnings = self._apply_schema(t, obj, validation)
+        self._validate_meta(t, obj)
+        if dry_run:
+            return Result(self.present(t, obj), warnings, created=True)
+        try:
+            stored = self.store.create(t.resource.key, t.namespace, name, obj)
+        except AlreadyExists:
+            raise errors.already_exists(t.resource.group, t.resource.plural, name) from None
+        return Result(self.present(t, stored), warnings, created=True)
+
+    # --- update and patch --------------------------------------------------------------------
+
+    def update(self, t: Target, body: Any, *, validation: FieldValidation, dry_run: bool) -> Result:
+        obj = self._check_body(t, body)
+        metadata = obj.get("metadata")
+        if not isinstance(metadata, dict):
+            raise errors.bad_request("metadata must be an object")
+        if metadata.get("name") not in (None, t.name):
+            raise errors.bad_request(
+                f"the name of the object ({metadata.get('name')}) does not match the name on "
+                f"the URL ({t.name})"
+            )
+        return self._replace(t, obj, validation=validation, dry_run=dry_run)
+
+    def patch(
+        self,
+        t: Target,
+        raw: bytes,
+        content_type: str,
+        *,
+        validation: FieldValidation,
+        dry_run: bool,
+    ) -> Result:
+        current = self.store.get(t.resource.key, t.namespace, t.name)
+        if current is None:
+            raise errors.not_found(t.resource.group, t.resource.plural, t.name)
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:
+            raise errors.bad_request(f"error decoding patch: {exc}") from None
+        try:
+            if content_type == "application/json-patch+json":
+                patched = patch.json_patch(current, document)
+            elif content_type == "application/merge-patch+json":
+                patched = patch.merge_patch(current, document)
+            elif content_type == "application/strategic-merge-patch+json":
+                if t.resource.crd_name is not None:
+                    raise APIError(
+                        415,
+                        "UnsupportedMediaType",
+                        "strategic merge patch is not supported for custom resources: use "
+                        "--type=merge or --type=json",
+                    )
+                if not isinstance(document, dict):
+                    raise errors.bad_request("a strategic merge patch must be a JSON object")
+                patched = patch.strategic_merge_patch(current, document, t.resource.kind)
+            else:
+                raise errors.unsupported_media_type(content_type)
+        except patch.PatchError as exc:
+            raise APIError(422, "Invalid", str(exc)) from None
+        if not isinstance(patched, dict):
+            raise errors.bad_request("the patched object is not a JSON object")
+        # A patch that names a resourceVersion is a precondition; one that does not is not.
+        patched_meta = patched.setdefault("metadata", {})
+        if isinstance(document, dict) and "resourceVersion" not in (document.get("metadata") or {}):
+            patched_meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return self._replace(t, patched, validation=validation, dry_run=dry_run, current=current)
+
+    def _replace(
+        self,
+        t: Target,
+        obj: dict[str, Any],
+        *,
+        validation: FieldValidation,
+        dry_run: bool,
+        current: dict[str, Any] | None = None,
+    ) -> Result:
+        old = current or self.store.get(t.resource.key, t.namespace, t.name)
+        if old is None:
+            raise errors.not_found(t.resource.group, t.resource.plural, t.name)
+        metadata = obj.setdefault("metadata", {})
+        expected = metadata.get("resourceVersion")
+        if expected not in (None, "") and str(expected) != old["metadata"]["resourceVersion"]:
+            raise errors.conflict(t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE)
+        new = self._merge(t, old, obj)
+        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if t.subresource != "status":
+            admission.on_update(t.resource, old, new)
+        warnings = self._apply_schema(t, new, validation)
+        self._validate_meta(t, new)
+        if dry_run:
+            return Result(self.present(t, new), warnings)
+        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            # the last finalizer is gone: the deletion that waited for it happens now
+            try:
+                gone = self.store.delete(t.resource.key, t.namespace, t.name, expected=_rv(old))
+            except Conflict:
+                raise errors.conflict(
+                    t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE
+                ) from None
+            return Result(self.present(t, gone), warnings)
+        try:
+            stored = self.store.update(t.resource.key, t.namespace, t.name, new, expected=_rv(old))
+        except Conflict:
+            raise errors.conflict(
+                t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE
+            ) from None
+        except NotFound:
+            raise errors.not_found(t.resource.group, t.resource.plural, t.name) from None
+        return Result(self.present(t, stored), warnings)
+
+    def _merge(self, t: Target, old: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
+        """/status takes only the status; the main resource everything but status (when a
+        status subresource exists) and the server-owned metadata."""
+        if t.subresource == "status":
+            new = copy.deepcopy(old)
+            new["status"] = obj.get("status")
+            if new["status"] is None:
+                new.pop("status")
+            return new
+        version = t.resource.version(t.version)
+        if version is not None and "status" in version.subresources:
+            if "status" in old:
+                obj["status"] = old["status"]
+            else:
+                obj.pop("status", None)
+        obj["metadata"] = self._carry_metadata(old["metadata"], obj["metadata"])
+        if _spec_changed(old, obj):
+            obj["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
+        return obj
+
+    @staticmethod
+    def _carry_metadata(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+        """Server-owned metadata is kept from the stored object whatever the client sent."""
+        out = dict(new)
+        for field in (
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "name",
+            "namespace",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ):
+            if field in old:
+                out[field] = old[field]
+            else:
+                out.pop(field, None)
+        if old.get("deletionTimestamp"):
+            # finalizers may only be removed once deletion started, never added
+            out["finalizers"] = [
+                f for f in out.get("finalizers") or [] if f in (old.get("finalizers") or [])
+            ]
+        return out
+
+    # --- shared checks -----------------------------------------------------------------------
+
+    def _check_body(self, t: Target, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be a JSON or YAML object")
+        expected = t.resource.api_version(t.version)
+        api_version, kind = body.get("apiVersion"), body.get("kind")
+        if api_version not in (None, "") and api_version != expected:
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API "
+                f"version ({expected})"
+            )
+        if kind not in (None, "") and kind != t.resource.kind:
+            raise errors.bad_request(
+                f"the kind in the data ({kind}) does not match the expected kind "
+                f"({t.resource.kind})"
+            )
+        obj = copy.deepcopy(body)
+        obj["apiVersion"], obj["kind"] = expected, t.resource.kind
+        return obj
+
+    def _check_namespace(self, t: Target, metadata: dict[str, Any]) -> None:
+        if not t.resource.namespaced:
+            metadata.pop("namespace", None)
+            return
+        given = metadata.get("namespace")
+        if given not in (None, "") and given != t.namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the "
+                "request"
+            )
+        ns = self.store.get(self.registry.get("", "namespaces").key, "", t.namespace)  # type: ignore[union-attr]
+        if ns is None:
+            raise errors.not_found("", "namespaces", t.namespace)
+        if ns["metadata"].get("deletionTimestamp"):
+            raise APIError(
+                403,
+                "Forbidden",
+                f'{t.resource.plural} "{metadata.get("name")}" is forbidden: unable to create new '
+                f"content in namespace {t.namespace} because it is being terminated",
+            )
+
+    def _validate_meta(self, t: Target, obj: dict[str, Any]) -> None:
+        causes = meta.map_causes(obj["metadata"])
+        if causes:
+            raise errors.invalid(
+                t.resource.group, t.resource.kind, obj["metadata"].get("name", ""), causes
+            )
+
+    def _apply_schema(
+        self, t: Target, obj: dict[str, Any], validation: FieldValidation
+    ) -> list[str]:
+        version = t.resource.version(t.version)
+        if version is None or version.schema is None:
+            return []
+        defaulted = schema.apply_defaults(obj, version.schema)
+        pruned, unknown = schema.prune(defaulted, version.schema)
+        warnings = [f'unknown field "{p.lstrip(".")}"' for p in unknown]
+        if unknown and validation == "Strict":
+            raise errors.bad_request("strict decoding error: " + ", ".join(warnings))
+        obj.clear()
+        obj.update(pruned)
+        causes = [Cause(c.reason, c.message, c.field) for c in schema.validate(obj, version.schema)]
+        if causes:
+            raise errors.invalid(
+                t.resource.group, t.resource.kind, obj["metadata"].get("name", ""), causes
+            )
+        if version.deprecation_warning:
+            warnings.append(version.deprecation_warning)
+        return warnings if validation != "Ignore" else [w for w in warnings if "unknown" not in w]
+
+
+def _rv(obj: dict[str, Any]) -> int:
+    return int(obj["metadata"]["resourceVersion"])
+
+
+def _spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Anything but metadata and status: what `generation` counts."""
+    strip = ("metadata", "status", "apiVersion", "kind")
+    return {k: v for k, v in old.items() if k not in strip} != {
+        k: v for k, v in new.items() if k not in strip
+    }

@@ -1,0 +1,51 @@
+"""Running the API server: bind, write the kubeconfig, serve until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from kvd import logs
+from kvd.local.apiserver import auth, tls
+from kvd.local.apiserver.server import APIServer
+
+log = logs.get_logger(__name__)
+
+
+async def serve(
+    data_dir: Path,
+    *,
+    host: str,
+    port: int,
+    history: int = 100_000,
+    ready: asyncio.Event | None = None,
+) -> None:
+    server = APIServer(data_dir, history=history)
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    certs = tls.Certificates(data_dir)
+    site = web.TCPSite(runner, host, port, ssl_context=certs.server_context())
+    await site.start()
+    bound = int(runner.addresses[0][1]) if runner.addresses else port
+    url = f"https://[{host}]:{bound}" if ":" in host else f"https://{host}:{bound}"
+    kubeconfig = auth.write_kubeconfig(
+        data_dir / "kubeconfig",
+        server=url,
+        token=server.tokens.admin_token,
+        ca=certs.ca_cert.read_bytes(),
+    )
+    print(f"kvd local apiserver: serving {url}", flush=True)
+    print(f"kubeconfig: {kubeconfig}", flush=True)
+    log.info("apiserver_ready", url=url, kubeconfig=str(kubeconfig))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("apiserver_stopping")
+    await runner.cleanup()

@@ -1,0 +1,514 @@
+"""The local API server's HTTP side: routing, authentication, bodies, watch streams.
+
+One asyncio event loop serves everything (aiohttp). Store calls are short synchronous SQLite
+operations made on the loop thread, so requests are naturally serialised and a watch never
+misses a write made between its list and its start. `APIServer.app()` builds the aiohttp
+application; `serve()` runs it on loopback (see `kvd local apiserver`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from aiohttp import web
+
+from kvd import logs
+from kvd.local.apiserver import auth, crds, deletion, discovery, errors, selectors, tables
+from kvd.local.apiserver.errors import APIError
+from kvd.local.apiserver.objects import PATCH_TYPES, FieldValidation, Objects, Target
+from kvd.local.apiserver.registry import VIRTUAL, Registry
+from kvd.local.apiserver.store import Store
+from kvd.local.apiserver.watchstream import WatchStream
+
+log = logs.get_logger(__name__)
+MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit for a request body
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class LogSource(Protocol):
+    """Where `pods/log` comes from: the local node supplies container logs (issue 5)."""
+
+    def logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        *,
+        follow: bool,
+        tail_lines: int | None,
+        previous: bool,
+        timestamps: bool,
+    ) -> AsyncIterator[bytes]: ...
+
+
+class APIServer:
+    def __init__(self, data_dir: Path, *, history: int = 100_000) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir
+        self.store = Store(data_dir / "state.db", history=history)
+        self.registry = Registry()
+        self.objects = Objects(self.store, self.registry)
+        self.deleter = deletion.Deleter(self.objects)
+        self.collector = deletion.Collector(self.deleter)
+        self.crds = crds.CRDs(self.objects, self.deleter)
+        self.tokens = auth.Tokens(data_dir)
+        self.log_source: LogSource | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.crds.load()
+        self._ensure_namespaces()
+
+    def _ensure_namespaces(self) -> None:
+        ns = self.registry.get("", "namespaces")
+        assert ns is not None
+        for name in DEFAULT_NAMESPACES:
+            if self.store.get(ns.key, "", name) is None:
+                body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+                self.objects.create(Target(ns, "v1", ""), body, validation="Strict", dry_run=False)
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[self._errors_middleware, self._auth_middleware], client_max_size=MAX_BODY
+        )
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.on_startup.append(self._start_background)
+        app.on_cleanup.append(self._stop_background)
+        return app
+
+    async def _start_background(self, _app: web.Application) -> None:
+        self._tasks.append(asyncio.create_task(deletion.run_forever(self.collector)))
+
+    async def _stop_background(self, _app: web.Application) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.store.close()
+
+    # --- middleware --------------------------------------------------------------------------
+
+    @web.middleware
+    async def _errors_middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except APIError as exc:
+            return _status_response(exc)
+        except web.HTTPRequestEntityTooLarge:
+            return _status_response(errors.too_large(MAX_BODY))
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            log.exception("request_failed", method=request.method, path=request.path)
+            return _status_response(
+                APIError(500, "InternalError", f"Internal error occurred: {exc}")
+            )
+
+    @web.middleware
+    async def _auth_middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path in auth.ANONYMOUS_PATHS and request.method == "GET":
+            return await handler(request)
+        user = self.tokens.authenticate(request.headers.get("Authorization"))
+        if user is None:
+            raise errors.unauthorized()
+        if not auth.allowed(user):
+            raise APIError(
+                403, "Forbidden", f'User "{user.name}" cannot {request.method} {request.path}'
+            )
+        request["user"] = user
+        return await handler(request)
+
+    # --- routing -----------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        parts = [p for p in path.split("/") if p]
+        if request.method == "GET":
+            static = self._static(path, parts, request)
+            if static is not None:
+                return _json(static)
+        if len(parts) >= 2 and parts[0] == "api":
+            return await self._resource(request, "", parts[1], parts[2:])
+        if len(parts) >= 3 and parts[0] == "apis":
+            return await self._resource(request, parts[1], parts[2], parts[3:])
+        raise APIError(404, "NotFound", "the server could not find the requested resource")
+
+    def _static(self, path: str, parts: list[str], request: web.Request) -> Any:
+        if path in ("/healthz", "/livez", "/readyz"):
+            return "ok"
+        if path == "/version":
+            return discovery.version()
+        if path == "/api":
+            return discovery.api_versions(request.host)
+        if path == "/apis":
+            return discovery.api_group_list(self.registry)
+        if len(parts) == 2 and parts[0] == "apis":
+            return discovery.api_group(self.registry, parts[1]) or _not_found()
+        if len(parts) == 2 and parts[0] == "api":
+            return discovery.resource_list(self.registry, "", parts[1]) or _not_found()
+        if len(parts) == 3 and parts[0] == "apis":
+            return discovery.resource_list(self.registry, parts[1], parts[2]) or _not_found()
+        if path == "/openapi/v3":
+            return discovery.openapi_v3_root(self.registry)
+        if path.startswith("/openapi/v3/"):
+            rest = parts[2:]
+            if rest[:1] == ["api"] and len(rest) == 2:
+                return discovery.openapi_v3_document(self.registry, "", rest[1]) or _not_found()
+            if rest[:1] == ["apis"] and len(rest) == 3:
+                return (
+                    discovery.openapi_v3_document(self.registry, rest[1], rest[2]) or _not_found()
+                )
+            return _not_found()
+        if path == "/openapi/v2":
+            return _not_found()
+        return None
+
+    def _target(self, group: str, version: str, rest: list[str]) -> tuple[Target, bool]:
+        """(target, is_collection) for the segments after /api/v1 or /apis/g/v."""
+        namespace = ""
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            candidate = self.registry.get(group, rest[2])
+            if candidate is not None and candidate.namespaced:
+                namespace, rest = rest[1], rest[2:]
+        if not rest:
+            raise _not_found()
+        resource = self.registry.get(group, rest[0])
+        if resource is None or resource.version(version) is None:
+            raise _not_found()
+        if resource.namespaced and not namespace and len(rest) > 1:
+            raise _not_found()
+        name = rest[1] if len(rest) > 1 else ""
+        sub = rest[2] if len(rest) > 2 else ""
+        if len(rest) > 3:
+            raise _not_found()
+        version_def = resource.version(version)
+        assert version_def is not None
+        if sub and sub not in version_def.subresources:
+            raise _not_found()
+        return Target(resource, version, namespace, name, sub), len(rest) == 1
+
+    async def _resource(
+        self, request: web.Request, group: str, version: str, rest: list[str]
+    ) -> web.StreamResponse:
+        t, collection = self._target(group, version, rest)
+        q = request.query
+        method = request.method
+        dry_run = q.get("dryRun") == "All"
+        validation = _field_validation(q.get("fieldValidation"))
+        if t.resource.plural in VIRTUAL:
+            if method != "POST" or not collection:
+                raise errors.method_not_allowed(f"{t.resource.plural} only supports create")
+            return _json(self._review(t, await _body(request), request["user"]), status=201)
+        if collection:
+            return await self._collection(request, t, validation, dry_run)
+        if t.subresource == "log":
+            return await self._logs(request, t)
+        if t.subresource == "scale":
+            return _json(await self._scale(request, t, validation, dry_run))
+        if method == "GET":
+            return _json(self.objects.get(t))
+        if method == "PUT":
+            result = self.objects.update(
+                t, await _body(request), validation=validation, dry_run=dry_run
+            )
+        elif method == "PATCH":
+            content_type = request.content_type
+            if content_type not in PATCH_TYPES:
+                raise errors.unsupported_media_type(content_type)
+            raw = await request.read()
+            result = self.objects.patch(
+                t, raw, content_type, validation=validation, dry_run=dry_run
+            )
+        elif method == "DELETE":
+            obj = self.deleter.delete(t, await _options(request), dry_run=dry_run)
+            self.crds.after_delete(t, obj, dry_run=dry_run)
+            return _json(obj)
+        else:
+            raise errors.method_not_allowed(
+                "the server does not allow this method on the requested resource"
+            )
+        self.crds.after_write(t, result.object, dry_run=dry_run)
+        return _json(result.object, warnings=result.warnings)
+
+    async def _collection(
+        self, request: web.Request, t: Target, validation: FieldValidation, dry_run: bool
+    ) -> web.StreamResponse:
+        method = request.method
+        if method == "GET":
+            if request.query.get("watch") in ("1", "true", "True"):
+                return await self._watch(request, t)
+            return _json(self._list(t, request))
+        if method == "POST":
+            result = self.objects.create(
+                t, await _body(request), validation=validation, dry_run=dry_run
+            )
+            self.crds.after_write(t, result.object, dry_run=dry_run)
+            return _json(result.object, status=201, warnings=result.warnings)
+        if method == "DELETE":
+            return _json(self._delete_collection(t, request, await _options(request), dry_run))
+        raise errors.method_not_allowed(
+            "the server does not allow this method on the requested resource"
+        )
+
+    # --- list and watch ------------------------------------------------------------------------
+
+    def _selected(self, t: Target, request: web.Request) -> Callable[[dict[str, Any]], bool]:
+        q = request.query
+        try:
+            labels = selectors.parse_label_selector(q.get("labelSelector", ""))
+            fields = selectors.parse_field_selector(q.get("fieldSelector", ""))
+        except selectors.SelectorError as exc:
+            raise errors.bad_request(str(exc)) from None
+        supported = {"metadata.name", "metadata.namespace", *t.resource.field_labels}
+        for f in fields.fields:
+            if f not in supported:
+                raise errors.bad_request(
+                    f'"{f}" is not a known field selector: only "{", ".join(sorted(supported))}"'
+                )
+
+        def get_field(obj: dict[str, Any]) -> Callable[[str], str | None]:
+            def get(label: str) -> str | None:
+                path = {
+                    "metadata.name": ("metadata", "name"),
+                    "metadata.namespace": ("metadata", "namespace"),
+                }.get(label) or t.resource.field_labels[label]
+                node: Any = obj
+                for part in path:
+                    node = node.get(part) if isinstance(node, dict) else None
+                if node is None:
+                    return ""
+                return str(node).lower() if isinstance(node, bool) else str(node)
+
+            return get
+
+        return lambda obj: (
+            labels.matches((obj.get("metadata") or {}).get("labels") or {})
+            and fields.matches(get_field(obj))
+        )
+
+    def _list(self, t: Target, request: web.Request) -> dict[str, Any]:
+        q = request.query
+        items, revision = self.store.list(t.resource.key, t.namespace or None)
+        selected = self._selected(t, request)
+        items = [self.objects.present(t, o) for o in items if selected(o)]
+        start = _decode_continue(q.get("continue"))
+        if start is not None:
+            revision = start[0]
+            items = [o for o in items if _sort_key(o) > start[1]]
+        list_meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        limit = int(q.get("limit") or 0)
+        if limit > 0 and len(items) > limit:
+            rest = len(items) - limit
+            items = items[:limit]
+            list_meta["continue"] = _encode_continue(revision, _sort_key(items[-1]))
+            list_meta["remainingItemCount"] = rest
+        if _wants_table(request):
+            return tables.table(
+                t.resource,
+                t.version,
+                items,
+                include=q.get("includeObject", "Metadata"),
+                list_meta=list_meta,
+            )
+        return {
+            "kind": t.resource.list_kind,
+            "apiVersion": t.resource.api_version(t.version),
+            "metadata": list_meta,
+            "items": items,
+        }
+
+    async def _watch(self, request: web.Request, t: Target) -> web.StreamResponse:
+        stream = WatchStream(
+            self.objects, t, request.query, self._selected(t, request), table=_wants_table(request)
+        )
+        return await stream.serve(request)
+
+    # --- the rest ------------------------------------------------------------------------------
+
+    def _delete_collection(
+        self, t: Target, request: web.Request, options: dict[str, Any], dry_run: bool
+    ) -> dict[str, Any]:
+        items, _ = self.store.list(t.resource.key, t.namespace or None)
+        selected = self._selected(t, request)
+        for obj in items:
+            if selected(obj):
+                one = Target(
+                    t.resource,
+                    t.version,
+                    obj["metadata"].get("namespace", ""),
+                    obj["metadata"]["name"],
+                )
+                try:
+                    gone = self.deleter.delete(one, options, dry_run=dry_run)
+                    self.crds.after_delete(one, gone, dry_run=dry_run)
+                except APIError as exc:
+                    if exc.code != 404:
+                        raise
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+
+    def _review(self, t: Target, body: Any, requester: auth.User) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be an object")
+        spec = body.get("spec") or {}
+        out = {**body, "apiVersion": t.resource.api_version(t.version), "kind": t.resource.kind}
+        if t.resource.plural == "tokenreviews":
+            user = self.tokens.review(str(spec.get("token", "")))
+            out["status"] = (
+                {
+                    "authenticated": True,
+                    "user": {"username": user.name, "uid": user.uid, "groups": list(user.groups)},
+                }
+                if user
+                else {"authenticated": False, "error": "invalid bearer token"}
+            )
+        elif t.resource.plural == "subjectaccessreviews":
+            who = auth.User(str(spec.get("user", "")), tuple(spec.get("groups") or ()))
+            ok = auth.allowed(who) or who.name == auth.ADMIN
+            out["status"] = {
+                "allowed": ok,
+                "reason": "kvd-admin may do anything" if ok else "no RBAC rule allows it",
+            }
+        else:
+            out["status"] = {"allowed": auth.allowed(requester)}
+        return out
+
+    async def _logs(self, request: web.Request, t: Target) -> web.StreamResponse:
+        self.objects.get(
+            Target(t.resource, t.version, t.namespace, t.name)
+        )  # 404 for a missing pod
+        if self.log_source is None:
+            raise errors.bad_request(
+                f'logs of pod "{t.name}" are not available: no node serves them'
+            )
+        q = request.query
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        tail = q.get("tailLines")
+        async for chunk in self.log_source.logs(
+            t.namespace,
+            t.name,
+            q.get("container"),
+            follow=q.get("follow") in ("1", "true"),
+            tail_lines=int(tail) if tail else None,
+            previous=q.get("previous") in ("1", "true"),
+            timestamps=q.get("timestamps") in ("1", "true"),
+        ):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    async def _scale(
+        self, request: web.Request, t: Target, validation: FieldValidation, dry_run: bool
+    ) -> dict[str, Any]:
+        return await crds.scale(
+            self.objects, t, request.method, request, validation=validation, dry_run=dry_run
+        )
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _not_found() -> APIError:
+    return APIError(404, "NotFound", "the server could not find the requested resource")
+
+
+def _status_response(exc: APIError) -> web.Response:
+    return web.Response(
+        status=exc.code,
+        text=json.dumps(exc.status()),
+        content_type="application/json",
+        headers={"Retry-After": str(exc.retry_after_seconds)} if exc.retry_after_seconds else None,
+    )
+
+
+def _json(body: Any, *, status: int = 200, warnings: list[str] | None = None) -> web.Response:
+    headers = {}
+    if warnings:
+        headers["Warning"] = ", ".join(f'299 - "{w}"' for w in warnings)
+    if isinstance(body, APIError):
+        raise body
+    if isinstance(body, str):
+        return web.Response(text=body, content_type="text/plain", status=status)
+    return web.Response(
+        text=json.dumps(body), content_type="application/json", status=status, headers=headers
+    )
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        raise errors.bad_request("the body of the request is empty")
+    try:
+        if request.content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
+            return yaml.safe_load(raw)
+        return json.loads(raw)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise errors.bad_request(f"the body of the request could not be decoded: {exc}") from None
+
+
+async def _options(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    options: dict[str, Any] = {}
+    if raw:
+        try:
+            decoded = json.loads(raw)
+        except ValueError as exc:
+            raise errors.bad_request(f"DeleteOptions could not be decoded: {exc}") from None
+        if not isinstance(decoded, dict):
+            raise errors.bad_request("DeleteOptions must be an object")
+        options.update(decoded)
+    q = request.query
+    if "gracePeriodSeconds" in q:
+        options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+    if "propagationPolicy" in q:
+        options["propagationPolicy"] = q["propagationPolicy"]
+    if "orphanDependents" in q:
+        options["orphanDependents"] = q["orphanDependents"] == "true"
+    policy = options.get("propagationPolicy")
+    if policy not in (None, "Background", "Foreground", "Orphan"):
+        raise errors.bad_request(
+            f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"'
+        )
+    return options
+
+
+def _field_validation(value: str | None) -> FieldValidation:
+    if value in (None, "", "Warn"):
+        return "Warn"
+    if value in ("Strict", "Ignore"):
+        return value  # type: ignore[return-value]
+    raise errors.bad_request(
+        f'fieldValidation must be one of "Ignore", "Warn" or "Strict", got "{value}"'
+    )
+
+
+def _wants_table(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    first = accept.split(",")[0]
+    return "as=Table" in first
+
+
+def _sort_key(obj: dict[str, Any]) -> str:
+    return f"{obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
+
+
+def _encode_continue(revision: int, after: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"rv": revision, "start": after}).encode()).decode()
+
+
+def _decode_continue(token: str | None) -> tuple[int, str] | None:
+    if not token:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(data["rv"]), str(data["start"])
+    except (ValueError, KeyError, TypeError):
+        raise errors.bad_request("the provided continue parameter is invalid") from None

@@ -1,0 +1,131 @@
+"""Real kubectl 1.37 against the embedded API server, with its default flags (--validate=strict)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.local.apiserver.conftest import KUBECTL, Server
+
+pytestmark = pytest.mark.timeout(180)
+MANIFESTS = Path(__file__).parents[2] / "api" / "manifests"
+
+
+def test_apply_get_describe_patch_wait_delete(with_crds: Server, tmp_path: Path) -> None:
+    s = with_crds
+    manifest = tmp_path / "vmi.yaml"
+    doc = yaml.safe_load((MANIFESTS / "vmi-containerdisk.yaml").read_text())
+    manifest.write_text(yaml.safe_dump(doc))
+    assert "created" in s.kubectl("apply", "-f", str(manifest)).stdout
+    assert "unchanged" in s.kubectl("apply", "-f", str(manifest)).stdout
+    doc["metadata"]["labels"]["extra"] = "yes"
+    manifest.write_text(yaml.safe_dump(doc))
+    assert "configured" in s.kubectl("apply", "-f", str(manifest)).stdout
+
+    got = yaml.safe_load(s.kubectl("get", "vmi", "testvmi-nocloud", "-o", "yaml").stdout)
+    assert got["metadata"]["labels"]["extra"] == "yes"
+    assert got["spec"]["domain"]["machine"] == {"type": "q35"}  # defaulted at admission
+
+    table = s.kubectl("get", "vmis").stdout.splitlines()
+    assert table[0].split() == ["NAME", "AGE", "PHASE", "IP", "NODENAME", "READY"]
+    assert table[1].split()[0] == "testvmi-nocloud"
+    assert "testvmi-nocloud" in s.kubectl("get", "virtualmachineinstances.kubevirt.io").stdout
+    assert "testvmi-nocloud" in s.kubectl("get", "kubevirt").stdout  # category
+
+    described = s.kubectl("describe", "vmi", "testvmi-nocloud").stdout
+    assert "Name:" in described and "testvmi-nocloud" in described
+    assert "API Version:  kubevirt.io/v1" in described
+
+    watcher = subprocess.Popen(
+        [
+            KUBECTL,
+            "get",
+            "vmi",
+            "testvmi-nocloud",
+            "-w",
+            "--output-watch-events",
+            "-o",
+            'jsonpath={.type} {.object.status.phase}{"\\n"}',
+        ],
+        env={**os.environ, "KUBECONFIG": str(s.kubeconfig), "HOME": str(s.data_dir)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)  # let the watch start; the change below must arrive through it
+        out = s.kubectl(
+            "patch",
+            "vmi",
+            "testvmi-nocloud",
+            "--type",
+            "merge",
+            "-p",
+            json.dumps(
+                {
+                    "status": {
+                        "phase": "Running",
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                    }
+                }
+            ),
+        ).stdout
+        assert "patched" in out
+        deadline = time.monotonic() + 20
+        lines: list[str] = []
+        assert watcher.stdout is not None
+        while not any("MODIFIED Running" in line for line in lines):
+            assert time.monotonic() < deadline, f"watch never showed the change: {lines}"
+            lines.append(watcher.stdout.readline().strip())
+    finally:
+        watcher.kill()
+        watcher.wait()
+
+    s.kubectl("wait", "--for=condition=Ready", "--timeout=20s", "vmi/testvmi-nocloud")
+    assert s.kubectl("get", "vmis").stdout.splitlines()[1].split()[2] == "Running"
+    assert "deleted" in s.kubectl("delete", "-f", str(manifest)).stdout
+    assert "No resources found" in s.kubectl("get", "vmis").stderr
+
+
+def test_strict_validation_and_field_errors(with_crds: Server, tmp_path: Path) -> None:
+    s = with_crds
+    bad = yaml.safe_load((MANIFESTS / "vmi-containerdisk.yaml").read_text())
+    bad["spec"]["domain"]["devices"]["disks"][0]["name"] = "nothere"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    done = s.kubectl("apply", "-f", str(path), check=False)
+    assert done.returncode != 0
+    assert 'spec.domain.devices.disks[0].name: no volume named "nothere"' in done.stderr
+
+
+def test_builtin_kinds_and_short_names(server: Server, tmp_path: Path) -> None:
+    s = server
+    assert "default" in s.kubectl("get", "ns").stdout
+    cm = tmp_path / "cm.yaml"
+    cm.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: '1'\n")
+    assert "created" in s.kubectl("apply", "-f", str(cm)).stdout
+    cm.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: '2'\n")
+    assert "configured" in s.kubectl("apply", "-f", str(cm)).stdout
+    assert json.loads(s.kubectl("get", "cm", "c", "-o", "json").stdout)["data"] == {"a": "2"}
+    pod = tmp_path / "pod.yaml"
+    pod.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n"
+        "  - name: main\n    image: busybox\n    command: [sleep, '1']\n"
+    )
+    s.kubectl("apply", "-f", str(pod))
+    assert s.kubectl("get", "po").stdout.split()[:5] == [
+        "NAME",
+        "READY",
+        "STATUS",
+        "RESTARTS",
+        "AGE",
+    ]
+    s.kubectl("patch", "pod", "p", "-p", json.dumps({"metadata": {"labels": {"x": "y"}}}))
+    assert "x=y" in s.kubectl("get", "pod", "p", "--show-labels").stdout
+    s.kubectl("delete", "pod", "p")
