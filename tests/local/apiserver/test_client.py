@@ -379,3 +379,85 @@ def test_many_watchers_see_every_event(server: Server) -> None:
     for t in threads:
         t.join(timeout=30)
     assert all(s == [f"fan{i:02d}" for i in range(20)] for s in seen), seen
+
+
+WIDGETS = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.example.com"},
+    "spec": {
+        "group": "example.com",
+        "scope": "Namespaced",
+        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {
+                                    "size": {"type": "integer", "minimum": 1},
+                                    "color": {
+                                        "type": "string",
+                                        "enum": ["red", "blue"],
+                                        "default": "red",
+                                    },
+                                },
+                            },
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def test_any_crd_gets_schema_defaulting_pruning_and_validation(server: Server) -> None:
+    client.ApiextensionsV1Api(server.api()).create_custom_resource_definition(WIDGETS)
+    custom = client.CustomObjectsApi(server.api())
+
+    def widget(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+
+    made = custom.create_namespaced_custom_object(
+        "example.com", "v1", "default", "widgets", widget("w", {"size": 2, "extra": 1})
+    )
+    assert made["spec"] == {"size": 2, "color": "red"}  # defaulted, unknown field pruned
+    for spec, field in [
+        ({"size": 0}, "spec.size"),
+        ({}, "spec.size"),
+        ({"size": 1, "color": "green"}, "spec.color"),
+    ]:
+        with pytest.raises(ApiException) as caught:
+            custom.create_namespaced_custom_object(
+                "example.com", "v1", "default", "widgets", widget("bad", spec)
+            )
+        assert caught.value.status == 422
+        assert [c["field"] for c in json.loads(caught.value.body)["details"]["causes"]] == [field]
+    status, answer = _raw(
+        server,
+        "POST",
+        "/apis/example.com/v1/namespaces/default/widgets?fieldValidation=Strict",
+        json.dumps(widget("strict", {"size": 1, "extra": 1})).encode(),
+    )
+    assert status == 400 and 'unknown field "spec.extra"' in answer["message"]
+    status, answer = _raw(
+        server,
+        "PATCH",
+        "/apis/example.com/v1/namespaces/default/widgets/w",
+        b'{"spec":{"size":3}}',
+        "application/strategic-merge-patch+json",
+    )
+    assert (status, answer["reason"]) == (415, "UnsupportedMediaType")
