@@ -19,6 +19,7 @@ from typing import Any
 from kvd import logs
 from kvd.local.apiserver import errors, meta
 from kvd.local.apiserver.objects import MODIFIED_MESSAGE, Objects, Target
+from kvd.local.apiserver.registry import VIRTUAL
 from kvd.local.apiserver.store import Conflict, Event, NotFound, ResourceKey
 
 log = logs.get_logger(__name__)
@@ -150,6 +151,7 @@ class Collector:
             metadata = event.object.get("metadata") or {}
             if event.type == "DELETED":
                 self._owner_gone(metadata.get("uid"))
+                self._recheck_owners(metadata.get("ownerReferences") or [])
                 if event.key == ResourceKey("", "namespaces"):
                     self._empty_namespace(event.name)
             elif metadata.get("deletionTimestamp"):
@@ -164,7 +166,7 @@ class Collector:
         uids: set[str] = set()
         everything = []
         for r in self.registry.all():
-            if r.plural in ("tokenreviews", "subjectaccessreviews", "selfsubjectaccessreviews"):
+            if r.plural in VIRTUAL:
                 continue
             items, _ = self.store.list(r.key, None)
             for item in items:
@@ -179,10 +181,24 @@ class Collector:
                     r.key, item["metadata"].get("namespace", ""), item["metadata"]["name"]
                 )
 
+    def _recheck_owners(self, refs: list[dict[str, Any]]) -> None:
+        """A dependent is gone: an owner in foreground deletion may be free to go too."""
+        uids = {ref.get("uid") for ref in refs}
+        if not uids:
+            return
+        for r in self.registry.all():
+            if r.plural in VIRTUAL:
+                continue
+            items, _ = self.store.list(r.key, None)
+            for item in items:
+                m = item["metadata"]
+                if m.get("uid") in uids and m.get("deletionTimestamp"):
+                    self._finalize(r.key, m.get("namespace", ""), m["name"])
+
     def _dependents(self, uid: str) -> list[tuple[ResourceKey, dict[str, Any]]]:
         found = []
         for r in self.registry.all():
-            if r.plural in ("tokenreviews", "subjectaccessreviews", "selfsubjectaccessreviews"):
+            if r.plural in VIRTUAL:
                 continue
             items, _ = self.store.list(r.key, None)
             for item in items:

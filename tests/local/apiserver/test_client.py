@@ -461,3 +461,103 @@ def test_any_crd_gets_schema_defaulting_pruning_and_validation(server: Server) -
         "application/strategic-merge-patch+json",
     )
     assert (status, answer["reason"]) == (415, "UnsupportedMediaType")
+
+
+def _wait_until(check: Any, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_propagation_policies_and_deletecollection(server: Server) -> None:
+    core = client.CoreV1Api(server.api())
+
+    def family(owner: str) -> None:
+        made = core.create_namespaced_config_map("default", _cm(owner))
+        dep = _cm(f"{owner}-dep")
+        dep.metadata.owner_references = [
+            client.V1OwnerReference(
+                api_version="v1", kind="ConfigMap", name=owner, uid=made.metadata.uid
+            )
+        ]
+        core.create_namespaced_config_map("default", dep)
+
+    def names() -> set[str]:
+        return {c.metadata.name for c in core.list_namespaced_config_map("default").items}
+
+    family("orphaner")
+    core.delete_namespaced_config_map("orphaner", "default", propagation_policy="Orphan")
+    _wait_until(lambda: "orphaner" not in names(), "the orphaning owner to go")
+    orphan = core.read_namespaced_config_map("orphaner-dep", "default")
+    assert not orphan.metadata.owner_references
+
+    family("fore")
+    core.delete_namespaced_config_map("fore", "default", propagation_policy="Foreground")
+    _wait_until(lambda: not {"fore", "fore-dep"} & names(), "foreground deletion")
+
+    for i in range(3):
+        cm = _cm(f"batch{i}")
+        cm.metadata.labels = {"batch": "yes"}
+        core.create_namespaced_config_map("default", cm)
+    core.delete_collection_namespaced_config_map("default", label_selector="batch=yes")
+    assert not {n for n in names() if n.startswith("batch")}
+    assert "orphaner-dep" in names()
+
+
+def test_a_bound_pod_waits_for_its_node_to_confirm_deletion(server: Server) -> None:
+    core = client.CoreV1Api(server.api())
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="bound"),
+        spec=client.V1PodSpec(
+            node_name="node-1", containers=[client.V1Container(name="c", image="i")]
+        ),
+    )
+    core.create_namespaced_pod("default", pod)
+    core.delete_namespaced_pod("bound", "default", grace_period_seconds=30)
+    marked = core.read_namespaced_pod("bound", "default")
+    assert marked.metadata.deletion_timestamp is not None
+    assert marked.metadata.deletion_grace_period_seconds == 30
+    core.delete_namespaced_pod("bound", "default", grace_period_seconds=0)  # the node confirms
+    with pytest.raises(ApiException) as caught:
+        core.read_namespaced_pod("bound", "default")
+    assert caught.value.status == 404
+    assert [
+        p.metadata.name
+        for p in core.list_pod_for_all_namespaces(field_selector="spec.nodeName=node-1").items
+    ] == []
+
+
+def test_token_and_subject_access_reviews(server: Server) -> None:
+    api = server.api()
+    token = server.kubeconfig.read_text().split("token: ")[1].split()[0]
+    authn = client.AuthenticationV1Api(api)
+    good = authn.create_token_review(
+        client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token))
+    )
+    assert good.status.authenticated and "system:masters" in good.status.user.groups
+    bad = authn.create_token_review(
+        client.V1TokenReview(spec=client.V1TokenReviewSpec(token="nope"))
+    )
+    assert not bad.status.authenticated
+    authz = client.AuthorizationV1Api(api)
+
+    def allowed(user: str, groups: list[str]) -> bool:
+        review = client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=user,
+                groups=groups,
+                resource_attributes=client.V1ResourceAttributes(
+                    group="subresources.kubevirt.io",
+                    resource="virtualmachineinstances",
+                    subresource="console",
+                    verb="get",
+                    namespace="default",
+                    name="x",
+                ),
+            )
+        )
+        return bool(authz.create_subject_access_review(review).status.allowed)
+
+    assert allowed(good.status.user.username, good.status.user.groups)
+    assert not allowed("someone", ["system:authenticated"])
