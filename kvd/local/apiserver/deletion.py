@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 from kvd import logs
 from kvd.local.apiserver import errors, meta
 from kvd.local.apiserver.objects import MODIFIED_MESSAGE, Objects, Target
-from kvd.local.apiserver.registry import VIRTUAL
+from kvd.local.apiserver.registry import VIRTUAL, ResourceDef
 from kvd.local.apiserver.store import Conflict, Event, NotFound, ResourceKey
 
 log = logs.get_logger(__name__)
@@ -77,20 +78,7 @@ class Deleter:
         return self._remove(t, obj)
 
     def _remove(self, t: Target, obj: dict[str, Any]) -> dict[str, Any]:
-        try:
-            gone = self.store.delete(
-                t.resource.key,
-                t.namespace,
-                t.name,
-                expected=int(obj["metadata"]["resourceVersion"]),
-            )
-        except Conflict:
-            raise errors.conflict(
-                t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE
-            ) from None
-        except NotFound:
-            raise errors.not_found(t.resource.group, t.resource.plural, t.name) from None
-        return self.objects.present(t, gone)
+        return self.objects.present(t, self.objects.remove(t, obj))
 
     @staticmethod
     def _grace(t: Target, obj: dict[str, Any], options: dict[str, Any]) -> int:
@@ -161,17 +149,23 @@ class Collector:
         except Exception:
             log.exception("garbage_collection_failed", key=str(event.key), name=event.name)
 
-    def sweep(self) -> None:
-        """A full pass: dependents whose owners are all gone, pending finalizers."""
-        uids: set[str] = set()
-        everything = []
+    def _everything(self) -> Iterator[tuple[ResourceDef, dict[str, Any]]]:
+        """Every stored object with its resource: the collector's scans are this simple on
+        purpose, since a local cluster holds thousands of objects, not millions."""
         for r in self.registry.all():
             if r.plural in VIRTUAL:
                 continue
             items, _ = self.store.list(r.key, None)
             for item in items:
-                uids.add(item["metadata"].get("uid", ""))
-                everything.append((r, item))
+                yield r, item
+
+    def sweep(self) -> None:
+        """A full pass: dependents whose owners are all gone, pending finalizers."""
+        uids: set[str] = set()
+        everything = []
+        for r, item in self._everything():
+            uids.add(item["metadata"].get("uid", ""))
+            everything.append((r, item))
         for r, item in everything:
             refs = item["metadata"].get("ownerReferences") or []
             if refs and not any(ref.get("uid") in uids for ref in refs):
@@ -186,27 +180,17 @@ class Collector:
         uids = {ref.get("uid") for ref in refs}
         if not uids:
             return
-        for r in self.registry.all():
-            if r.plural in VIRTUAL:
-                continue
-            items, _ = self.store.list(r.key, None)
-            for item in items:
-                m = item["metadata"]
-                if m.get("uid") in uids and m.get("deletionTimestamp"):
-                    self._finalize(r.key, m.get("namespace", ""), m["name"])
+        for r, item in self._everything():
+            m = item["metadata"]
+            if m.get("uid") in uids and m.get("deletionTimestamp"):
+                self._finalize(r.key, m.get("namespace", ""), m["name"])
 
     def _dependents(self, uid: str) -> list[tuple[ResourceKey, dict[str, Any]]]:
-        found = []
-        for r in self.registry.all():
-            if r.plural in VIRTUAL:
-                continue
-            items, _ = self.store.list(r.key, None)
-            for item in items:
-                if any(
-                    ref.get("uid") == uid for ref in item["metadata"].get("ownerReferences") or []
-                ):
-                    found.append((r.key, item))
-        return found
+        return [
+            (r.key, item)
+            for r, item in self._everything()
+            if any(ref.get("uid") == uid for ref in item["metadata"].get("ownerReferences") or [])
+        ]
 
     def _owner_gone(self, uid: str | None) -> None:
         if not uid:
@@ -224,11 +208,7 @@ class Collector:
 
     def _any_owner_alive(self, refs: list[dict[str, Any]]) -> bool:
         wanted = {ref.get("uid") for ref in refs}
-        for r in self.registry.all():
-            items, _ = self.store.list(r.key, None)
-            if any(i["metadata"].get("uid") in wanted for i in items):
-                return True
-        return False
+        return any(item["metadata"].get("uid") in wanted for _r, item in self._everything())
 
     def _delete_dependent(self, key: ResourceKey, item: dict[str, Any]) -> None:
         r = self.registry.get(key.group, key.resource)

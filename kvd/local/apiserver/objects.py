@@ -185,13 +185,7 @@ class Objects:
             return Result(self.present(t, new), warnings)
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             # the last finalizer is gone: the deletion that waited for it happens now
-            try:
-                gone = self.store.delete(t.resource.key, t.namespace, t.name, expected=_rv(old))
-            except Conflict:
-                raise errors.conflict(
-                    t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE
-                ) from None
-            return Result(self.present(t, gone), warnings)
+            return Result(self.present(t, self.remove(t, old)), warnings)
         try:
             stored = self.store.update(t.resource.key, t.namespace, t.name, new, expected=_rv(old))
         except Conflict:
@@ -201,6 +195,17 @@ class Objects:
         except NotFound:
             raise errors.not_found(t.resource.group, t.resource.plural, t.name) from None
         return Result(self.present(t, stored), warnings)
+
+    def remove(self, t: Target, current: dict[str, Any]) -> dict[str, Any]:
+        """Remove the object for good, if it is still the version the caller looked at."""
+        try:
+            return self.store.delete(t.resource.key, t.namespace, t.name, expected=_rv(current))
+        except Conflict:
+            raise errors.conflict(
+                t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE
+            ) from None
+        except NotFound:
+            raise errors.not_found(t.resource.group, t.resource.plural, t.name) from None
 
     def _merge(self, t: Target, old: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
         """/status takes only the status; the main resource everything but status (when a
