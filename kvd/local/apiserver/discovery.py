@@ -101,16 +101,6 @@ def _resource_entries(r: ResourceDef, version: str) -> list[dict[str, Any]]:
                     "verbs": ["get"],
                 }
             )
-        elif sub == "exec":
-            out.append(
-                {
-                    "name": f"{r.plural}/exec",
-                    "singularName": "",
-                    "namespaced": r.namespaced,
-                    "kind": "PodExecOptions",
-                    "verbs": ["create", "get"],
-                }
-            )
         else:
             out.append(
                 {
