@@ -15,6 +15,8 @@ error. Two deliberate differences: ``['a.b']`` reads the key ``a.b`` (client-go 
 kubectl's printer, not to the server, and are refused.
 
 ``format_cell`` turns what ``find`` returns into a table cell as the CRD table converter does.
+The parser lives in ``jsonpath_parser``; this module evaluates its tree, formats the results, and
+is the API callers use.
 """
 
 from __future__ import annotations
@@ -28,252 +30,20 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
+from kvd.local.apiserver.jsonpath_parser import (
+    Field,
+    Filter,
+    JSONPathError,
+    Literal,
+    Node,
+    Recursive,
+    Slice,
+    Union,
+    Wildcard,
+    parse,
+)
 
-class JSONPathError(ValueError):
-    """An expression that does not parse, or an evaluation that fails (client-go's wording)."""
-
-
-# --- the tree ----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Field:
-    name: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Wildcard:
-    pass
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Recursive:
-    pass
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Slice:
-    start: int | None
-    end: int | None
-    step: int | None
-    single: bool  # [i]: the end is i+1, counted from the end of the list when i is negative
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Union:
-    branches: tuple[tuple[_Node, ...], ...]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Literal:
-    value: str | int | float | bool
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Filter:
-    left: tuple[_Node, ...]
-    operator: str  # "exists" or a comparison
-    right: tuple[_Node, ...]
-
-
-_Node = _Field | _Wildcard | _Recursive | _Slice | _Union | _Literal | _Filter
-
-
-# --- parsing -----------------------------------------------------------------------------------
-
-_TERMINATORS: Final = frozenset(" \t\r\n.,[]$@{}")
-_SLICE: Final = re.compile(r"(-?[0-9]*)(:-?[0-9]*)?(:-?[0-9]*)?")
-_DICT_KEY: Final = re.compile(r"'([^']*)'|\"([^\"]*)\"")
-_COMPARISON: Final = re.compile(r"([^!<>=]+)([!<>=~]+)(.+)", re.DOTALL)
-_OPERATORS: Final = frozenset({"==", "!=", "<", ">", "<=", ">="})
-_ESCAPES: Final = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "t": "\t", "r": "\r", "/": "/"}
-
-
-def _char(ch: str) -> str:
-    # Go's %#U, which client-go uses to name a character it cannot parse.
-    return f"U+{ord(ch):04X} '{ch}'"
-
-
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self._text = text
-        self._pos = 0
-        self.nodes: list[_Node] = []
-
-    def parse(self) -> tuple[_Node, ...]:
-        text = self._text
-        while self._pos < len(text):
-            ch = text[self._pos]
-            if text.startswith("[?(", self._pos):
-                self._filter()
-            elif text.startswith("..", self._pos):
-                self._recursive()
-            elif ch in " @$":  # spaces, the current object and the root are no-ops here
-                self._pos += 1
-            elif ch == "[":
-                self._array()
-            elif ch in "'\"":
-                self._quote(ch)
-            elif ch == ".":
-                self._pos += 1
-                self._field()
-            elif ch in "+-" or ch.isdigit():
-                self._number()
-            elif ch == "_" or ch.isalnum():
-                self._identifier()
-            elif ch in "\r\n":
-                raise JSONPathError("unclosed action")
-            elif ch in "{}":
-                raise JSONPathError("only one {...} expression is supported")
-            else:
-                raise JSONPathError(f"unrecognized character in action: {_char(ch)}")
-        return tuple(self.nodes)
-
-    def _scan_word(self) -> str:
-        start = self._pos
-        while self._pos < len(self._text) and self._text[self._pos] not in _TERMINATORS:
-            self._pos += 2 if self._text[self._pos] == "\\" else 1
-        self._pos = min(self._pos, len(self._text))
-        return self._text[start : self._pos]
-
-    def _field(self) -> None:
-        word = self._scan_word()
-        self.nodes.append(_Wildcard() if word == "*" else _Field(word.replace("\\", "")))
-
-    def _recursive(self) -> None:
-        if self.nodes and isinstance(self.nodes[-1], _Recursive):
-            raise JSONPathError("invalid multiple recursive descent")
-        self._pos += 2
-        self.nodes.append(_Recursive())
-        if self._pos < len(self._text) and (
-            self._text[self._pos] == "_" or self._text[self._pos].isalnum()
-        ):
-            self._field()
-
-    def _number(self) -> None:
-        start = self._pos
-        if self._text[self._pos] in "+-":
-            self._pos += 1
-        while self._pos < len(self._text) and (
-            self._text[self._pos] == "." or self._text[self._pos].isdigit()
-        ):
-            self._pos += 1
-        literal = self._text[start : self._pos]
-        try:
-            self.nodes.append(_Literal(int(literal)))
-        except ValueError:
-            try:
-                self.nodes.append(_Literal(float(literal)))
-            except ValueError:
-                raise JSONPathError(f"cannot parse number {literal}") from None
-
-    def _identifier(self) -> None:
-        word = self._scan_word()
-        if word in ("true", "false"):
-            self.nodes.append(_Literal(word == "true"))
-        elif word in ("range", "end"):
-            raise JSONPathError(f"{word!r} templates are not supported in a column path")
-        else:
-            raise JSONPathError(f"unrecognized identifier {word} (a field needs a leading '.')")
-
-    def _quote(self, quote: str) -> None:
-        start, self._pos = self._pos, self._pos + 1
-        while True:
-            if self._pos >= len(self._text) or self._text[self._pos] == "\n":
-                raise JSONPathError("unterminated quoted string")
-            ch = self._text[self._pos]
-            self._pos += 1
-            if ch == quote and self._text[self._pos - 2] != "\\":
-                break
-        self.nodes.append(_Literal(_unquote(self._text[start : self._pos])))
-
-    def _array(self) -> None:
-        end = self._text.find("]", self._pos)
-        newline = self._text.find("\n", self._pos)
-        if end < 0 or 0 <= newline < end:
-            raise JSONPathError("unterminated array")
-        inside, self._pos = self._text[self._pos + 1 : end], end + 1
-        if inside == "*":
-            inside = ":"
-        if "," in inside:
-            self.nodes.append(
-                _Union(tuple(_Parser(f"[{part.strip(' ')}]").parse() for part in inside.split(",")))
-            )
-        elif key := _DICT_KEY.fullmatch(inside):
-            self.nodes.append(_Field((key[1] if key[1] is not None else key[2]).replace("\\", "")))
-        else:
-            self.nodes.append(_slice(inside))
-
-    def _filter(self) -> None:
-        self._pos += 3
-        start, opened, closed, quote = self._pos, False, False, ""
-        while True:
-            if self._pos >= len(self._text) or self._text[self._pos] == "\n":
-                raise JSONPathError("unterminated filter")
-            ch = self._text[self._pos]
-            self._pos += 1
-            if ch in "'\"":
-                if not opened:
-                    opened, quote = True, ch
-                elif ch == quote and self._text[self._pos - 2] != "\\":
-                    closed = True
-            elif ch == ")" and opened == closed:
-                break
-        if self._text[self._pos : self._pos + 1] != "]":
-            raise JSONPathError("unclosed array expect ]")
-        inside, self._pos = self._text[start : self._pos - 1], self._pos + 1
-        comparison = _COMPARISON.fullmatch(inside)
-        if comparison is None:
-            self.nodes.append(_Filter(_Parser(inside).parse(), "exists", ()))
-            return
-        left, operator, right = comparison.groups()
-        if operator not in _OPERATORS:
-            raise JSONPathError(f"unrecognized filter operator {operator}")
-        self.nodes.append(_Filter(_Parser(left).parse(), operator, _Parser(right).parse()))
-
-
-def _slice(inside: str) -> _Slice:
-    match = _SLICE.fullmatch(inside)
-    if match is None:
-        raise JSONPathError(f"invalid array index {inside}")
-    parts = [match[1], *((g[1:] if g else None) for g in (match[2], match[3]))]
-
-    def number(text: str | None) -> int | None:
-        if not text:
-            return None
-        try:
-            return int(text)
-        except ValueError:
-            raise JSONPathError(f"array index {text} is not a number") from None
-
-    start = number(parts[0])
-    if match[2] is None:  # [i]: one element
-        return _Slice(start, None, None, single=True)
-    return _Slice(start, number(parts[1]), number(parts[2]), single=False)
-
-
-def _unquote(literal: str) -> str:
-    body, out, i = literal[1:-1], [], 0
-    while i < len(body):
-        ch = body[i]
-        if ch != "\\":
-            out.append(ch)
-            i += 1
-            continue
-        escape = body[i + 1 : i + 2]
-        if escape in _ESCAPES:
-            out.append(_ESCAPES[escape])
-            i += 2
-        elif escape in ("x", "u", "U") and (
-            digits := re.fullmatch(
-                r"[0-9a-fA-F]+", body[i + 2 : i + 2 + {"x": 2, "u": 4, "U": 8}[escape]]
-            )
-        ):
-            out.append(chr(int(digits[0], 16)))
-            i += 2 + len(digits[0])
-        else:
-            raise JSONPathError(f"unquote string {literal} error invalid syntax")
-    return "".join(out)
+__all__ = ["JSONPath", "JSONPathError", "compile", "format_cell"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -281,7 +51,7 @@ class JSONPath:
     """A compiled expression; ``find`` evaluates it against a decoded JSON object."""
 
     expression: str
-    _nodes: tuple[_Node, ...]
+    _nodes: tuple[Node, ...]
 
     def find(self, obj: Any) -> list[Any]:
         """Every value the expression selects, in order (the object's own values, not copies).
@@ -302,7 +72,7 @@ def compile(expression: str) -> JSONPath:
         inner = inner[1:-1]
     elif "{" in inner or "}" in inner:
         raise JSONPathError(f"unclosed action in {expression!r}")
-    return JSONPath(expression, _Parser(inner).parse())
+    return JSONPath(expression, parse(inner))
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -321,27 +91,27 @@ def _go_type(value: Any) -> str:
     return "map[string]interface {}" if isinstance(value, dict) else type(value).__name__
 
 
-def _evaluate(nodes: Sequence[_Node], values: list[Any]) -> list[Any]:
+def _evaluate(nodes: Sequence[Node], values: list[Any]) -> list[Any]:
     for node in nodes:
         values = _step(node, values)
     return values
 
 
-def _step(node: _Node, values: list[Any]) -> list[Any]:
+def _step(node: Node, values: list[Any]) -> list[Any]:
     match node:
-        case _Field(name):
+        case Field(name):
             return [v[name] for v in values if isinstance(v, dict) and name in v]
-        case _Wildcard():
+        case Wildcard():
             return [child for v in values for child in _children(v)]
-        case _Recursive():
+        case Recursive():
             return [found for v in values for found in _containers(v)]
-        case _Slice():
+        case Slice():
             return [item for v in values if v is not None for item in _index(node, v)]
-        case _Union(branches):
+        case Union(branches):
             return [found for branch in branches for found in _evaluate(branch, values)]
-        case _Literal(value):
+        case Literal(value):
             return [value] if isinstance(value, str) else [value for _ in values]
-        case _Filter():
+        case Filter():
             return [item for v in values if v is not None for item in _filter(node, v)]
     raise AssertionError(node)  # pragma: no cover - the match is exhaustive
 
@@ -360,7 +130,7 @@ def _containers(value: Any) -> list[Any]:
     return [value, *(found for child in children for found in _containers(child))]
 
 
-def _index(node: _Slice, value: Any) -> list[Any]:
+def _index(node: Slice, value: Any) -> list[Any]:
     if not isinstance(value, list):
         raise JSONPathError(f"{_go_type(value)} is not array or slice")
     length = len(value)
@@ -384,7 +154,7 @@ def _index(node: _Slice, value: Any) -> list[Any]:
     return value[start : end : node.step or 1]
 
 
-def _filter(node: _Filter, value: Any) -> list[Any]:
+def _filter(node: Filter, value: Any) -> list[Any]:
     if not isinstance(value, list):
         raise JSONPathError(f"{_brief(value)} is not array or slice and cannot be filtered")
     selected = []
