@@ -15,8 +15,11 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+from kvd.local.apiserver import errors
 
 ANONYMOUS_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
 ADMIN = "kvd-admin"
@@ -77,3 +80,31 @@ def write_kubeconfig(
 def allowed(user: User) -> bool:
     """The local server has no RBAC: its own admin may do anything, nobody else anything."""
     return MASTERS in user.groups
+
+
+def review(plural: str, body: Any, tokens: Tokens, requester: User) -> dict[str, Any]:
+    """Answer a TokenReview, SubjectAccessReview or SelfSubjectAccessReview (never stored)."""
+    if not isinstance(body, dict):
+        raise errors.bad_request("the body of the request must be an object")
+    spec = body.get("spec") or {}
+    out = dict(body)
+    if plural == "tokenreviews":
+        user = tokens.review(str(spec.get("token", "")))
+        out["status"] = (
+            {
+                "authenticated": True,
+                "user": {"username": user.name, "uid": user.uid, "groups": list(user.groups)},
+            }
+            if user
+            else {"authenticated": False, "error": "invalid bearer token"}
+        )
+    elif plural == "subjectaccessreviews":
+        who = User(str(spec.get("user", "")), tuple(spec.get("groups") or ()))
+        ok = allowed(who) or who.name == ADMIN
+        out["status"] = {
+            "allowed": ok,
+            "reason": "kvd-admin may do anything" if ok else "no RBAC rule allows it",
+        }
+    else:
+        out["status"] = {"allowed": allowed(requester)}
+    return out

@@ -205,7 +205,11 @@ class APIServer:
         if t.resource.plural in VIRTUAL:
             if method != "POST" or not collection:
                 raise errors.method_not_allowed(f"{t.resource.plural} only supports create")
-            return _json(self._review(t, await _body(request), request["user"]), status=201)
+            review = auth.review(
+                t.resource.plural, await _body(request), self.tokens, request["user"]
+            )
+            review.update(apiVersion=t.resource.api_version(t.version), kind=t.resource.kind)
+            return _json(review, status=201)
         if collection:
             return await self._collection(request, t, validation, dry_run)
         if t.subresource == "log":
@@ -352,32 +356,6 @@ class APIServer:
                     if exc.code != 404:
                         raise
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
-
-    def _review(self, t: Target, body: Any, requester: auth.User) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise errors.bad_request("the body of the request must be an object")
-        spec = body.get("spec") or {}
-        out = {**body, "apiVersion": t.resource.api_version(t.version), "kind": t.resource.kind}
-        if t.resource.plural == "tokenreviews":
-            user = self.tokens.review(str(spec.get("token", "")))
-            out["status"] = (
-                {
-                    "authenticated": True,
-                    "user": {"username": user.name, "uid": user.uid, "groups": list(user.groups)},
-                }
-                if user
-                else {"authenticated": False, "error": "invalid bearer token"}
-            )
-        elif t.resource.plural == "subjectaccessreviews":
-            who = auth.User(str(spec.get("user", "")), tuple(spec.get("groups") or ()))
-            ok = auth.allowed(who) or who.name == auth.ADMIN
-            out["status"] = {
-                "allowed": ok,
-                "reason": "kvd-admin may do anything" if ok else "no RBAC rule allows it",
-            }
-        else:
-            out["status"] = {"allowed": auth.allowed(requester)}
-        return out
 
     async def _logs(self, request: web.Request, t: Target) -> web.StreamResponse:
         self.objects.get(
