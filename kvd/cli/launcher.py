@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from kvd import logs
 from kvd.cli import program
 
 
@@ -60,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from kvd.launcher import app  # noqa: PLC0415
     from kvd.launcher.model import Identity  # noqa: PLC0415
 
-    logs.configure(level=os.environ.get("KVD_LOG_LEVEL", "info"))
+    program.configure_logging()
     if args.grace_period_seconds < 0:
         raise SystemExit("kvd launcher: --grace-period-seconds must be 0 or more")
     settings = app.Settings(

@@ -7,7 +7,6 @@ import asyncio
 import os
 from pathlib import Path
 
-from kvd import logs
 from kvd.cli import program
 
 DEFAULT_DATA_DIR = Path(os.environ.get("KVD_LOCAL_DIR", "/var/lib/kvd/local"))
@@ -37,7 +36,7 @@ def add_parser(subparsers: program.Subparsers) -> None:
 def run_apiserver(args: argparse.Namespace) -> int:
     from kvd.local.apiserver.serve import serve  # noqa: PLC0415 - loads aiohttp only for this
 
-    logs.configure(level=os.environ.get("KVD_LOG_LEVEL", "info"))
+    program.configure_logging()
     asyncio.run(
         serve(args.data_dir.absolute(), host=args.host, port=args.port, history=args.history)
     )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
+
+from kvd import logs, settings
 
 if TYPE_CHECKING:  # subscriptable only for the type checker
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -28,3 +31,9 @@ def run(top: argparse.ArgumentParser, argv: list[str] | None) -> int:
     args = top.parse_args(argv)
     code: int = args.run(args)
     return code
+
+
+def configure_logging() -> None:
+    """Daemons log as `KVD_LOG_LEVEL` / `KVD_LOG_JSON` say (settings.LoggingSettings)."""
+    chosen = settings.from_env(settings.LoggingSettings, os.environ)
+    logs.configure(level=chosen.log_level, json=chosen.log_json)
