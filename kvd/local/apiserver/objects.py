@@ -9,8 +9,10 @@ finalizers and garbage collection live in `deletion`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -186,26 +188,14 @@ class Objects:
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             # the last finalizer is gone: the deletion that waited for it happens now
             return Result(self.present(t, self.remove(t, old)), warnings)
-        try:
+        with _store_errors(t):
             stored = self.store.update(t.resource.key, t.namespace, t.name, new, expected=_rv(old))
-        except Conflict:
-            raise errors.conflict(
-                t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE
-            ) from None
-        except NotFound:
-            raise errors.not_found(t.resource.group, t.resource.plural, t.name) from None
         return Result(self.present(t, stored), warnings)
 
     def remove(self, t: Target, current: dict[str, Any]) -> dict[str, Any]:
         """Remove the object for good, if it is still the version the caller looked at."""
-        try:
+        with _store_errors(t):
             return self.store.delete(t.resource.key, t.namespace, t.name, expected=_rv(current))
-        except Conflict:
-            raise errors.conflict(
-                t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE
-            ) from None
-        except NotFound:
-            raise errors.not_found(t.resource.group, t.resource.plural, t.name) from None
 
     def _merge(self, t: Target, old: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any]:
         """/status takes only the status; the main resource everything but status (when a
@@ -321,6 +311,19 @@ class Objects:
         if version.deprecation_warning:
             warnings.append(version.deprecation_warning)
         return warnings if validation != "Ignore" else [w for w in warnings if "unknown" not in w]
+
+
+@contextlib.contextmanager
+def _store_errors(t: Target) -> Iterator[None]:
+    """A write that lost a race (409) or found its object gone (404), as the API says it."""
+    try:
+        yield
+    except Conflict:
+        raise errors.conflict(
+            t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE
+        ) from None
+    except NotFound:
+        raise errors.not_found(t.resource.group, t.resource.plural, t.name) from None
 
 
 def _rv(obj: dict[str, Any]) -> int:
