@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from kvd.cli import launcher, local, program, validate, version
+from kvd.cli import image, launcher, local, program, validate, version
 
-COMMANDS = (launcher.add_parser, local.add_parser, validate.add_parser, version.add_parser)
+COMMANDS = (
+    image.add_parser,
+    launcher.add_parser,
+    local.add_parser,
+    validate.add_parser,
+    version.add_parser,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,52 @@
+"""The fixed part of the resolution table: images the local node runs without the store.
+
+kvd's own image (`kvd.version.KVD_IMAGE`, any tag or digest) runs this installation's `kvd`, so
+the pods a chart or the controller renders with `ghcr.io/kvd-project/kvd:<version>` run here
+unchanged. A few tool images run the host's own binaries: `busybox` (Debian's busybox-static is
+on every kvd machine) and `kvd.local/host`, a name for "the host as it is". Nothing else is
+built in; the store answers for the rest.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from kvd.local.images import reference
+from kvd.version import KVD_IMAGE
+
+# Repositories (normalized, without tag) that run the host's binaries.
+HOST_IMAGES: Final = ("docker.io/library/busybox", "kvd.local/host")
+
+
+@dataclass(frozen=True)
+class KvdImage:
+    """kvd's own image: its containers run this installation's `kvd`."""
+
+    reference: str  # normalized
+
+    @property
+    def bin_dir(self) -> Path:
+        """The directory holding this installation's `kvd` (the venv's bin/): put it on PATH."""
+        return Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class HostImage:
+    """A generic tool image: its containers run the host's own binaries."""
+
+    reference: str  # normalized
+
+
+KVD_REPOSITORY: Final = reference.parse(KVD_IMAGE).repository
+
+
+def lookup(ref: reference.Reference) -> KvdImage | HostImage | None:
+    """The built-in image `ref` names, or None when the store should answer."""
+    if ref.repository == KVD_REPOSITORY:
+        return KvdImage(str(ref))
+    if ref.repository in HOST_IMAGES:
+        return HostImage(str(ref))
+    return None
