@@ -30,6 +30,13 @@ def add_parser(subparsers: program.Subparsers) -> None:
         default=100_000,
         help="watch events kept; a watch from an older resourceVersion gets 410 Gone",
     )
+    api.add_argument(
+        "--kubelet-socket",
+        type=Path,
+        default=None,
+        help="the local node's API socket, to which pods/log and pods/exec are proxied "
+        "(default DATA_DIR/node/kubelet.sock)",
+    )
     api.set_defaults(run=run_apiserver)
 
 
@@ -37,7 +44,14 @@ def run_apiserver(args: argparse.Namespace) -> int:
     from kvd.local.apiserver.serve import serve  # noqa: PLC0415 - loads aiohttp only for this
 
     program.configure_logging()
+    socket = args.kubelet_socket.absolute() if args.kubelet_socket else None
     asyncio.run(
-        serve(args.data_dir.absolute(), host=args.host, port=args.port, history=args.history)
+        serve(
+            args.data_dir.absolute(),
+            host=args.host,
+            port=args.port,
+            history=args.history,
+            kubelet_socket=socket,
+        )
     )
     return 0

@@ -62,6 +62,14 @@ def api_group(registry: Registry, name: str) -> dict[str, Any] | None:
     return {"kind": "APIGroup", "apiVersion": "v1", **_group(name, versions)}
 
 
+# subresource → (kind, or "" for the resource's own; verbs), as kube-apiserver lists them
+_POD_SUBRESOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "log": ("", ("get",)),
+    "exec": ("PodExecOptions", ("create", "get")),
+    "binding": ("Binding", ("create",)),
+}
+
+
 def _resource_entries(r: ResourceDef, version: str) -> list[dict[str, Any]]:
     v = r.version(version)
     assert v is not None
@@ -91,14 +99,15 @@ def _resource_entries(r: ResourceDef, version: str) -> list[dict[str, Any]]:
                     "verbs": ["get", "patch", "update"],
                 }
             )
-        elif sub == "log":
+        elif sub in _POD_SUBRESOURCES:
+            kind, verbs = _POD_SUBRESOURCES[sub]
             out.append(
                 {
-                    "name": f"{r.plural}/log",
+                    "name": f"{r.plural}/{sub}",
                     "singularName": "",
                     "namespaced": r.namespaced,
-                    "kind": r.kind,
-                    "verbs": ["get"],
+                    "kind": kind or r.kind,
+                    "verbs": list(verbs),
                 }
             )
         else:

@@ -132,7 +132,7 @@ BUILTINS: tuple[ResourceDef, ...] = (
         "pods",
         "Pod",
         short_names=("po",),
-        subresources=("status", "log"),  # exec arrives with the local node (issue 5)
+        subresources=("status", "log", "exec", "binding"),  # log and exec: kubelet.py
         categories=("all",),
         field_labels={
             "spec.nodeName": ("spec", "nodeName"),

@@ -21,9 +21,10 @@ async def serve(
     host: str,
     port: int,
     history: int = 100_000,
+    kubelet_socket: Path | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
-    server = APIServer(data_dir, history=history)
+    server = APIServer(data_dir, history=history, kubelet_socket=kubelet_socket)
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
     certs = tls.Certificates(data_dir)

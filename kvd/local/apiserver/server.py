@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,7 +19,17 @@ import yaml
 from aiohttp import web
 
 from kvd import logs
-from kvd.local.apiserver import auth, crds, deletion, discovery, errors, selectors, tables
+from kvd.local.apiserver import (
+    auth,
+    binding,
+    crds,
+    deletion,
+    discovery,
+    errors,
+    kubelet,
+    selectors,
+    tables,
+)
 from kvd.local.apiserver.errors import APIError
 from kvd.local.apiserver.objects import PATCH_TYPES, FieldValidation, Objects, Target
 from kvd.local.apiserver.registry import VIRTUAL, Registry
@@ -32,23 +42,20 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 
 
 class LogSource(Protocol):
-    """Where `pods/log` comes from: the local node supplies container logs (issue 5)."""
+    """Where `pods/log` comes from: the local node's API (`kubelet.Kubelet`)."""
 
-    def logs(
-        self,
-        namespace: str,
-        pod: str,
-        container: str | None,
-        *,
-        follow: bool,
-        tail_lines: int | None,
-        previous: bool,
-        timestamps: bool,
-    ) -> AsyncIterator[bytes]: ...
+    async def logs(
+        self, pod: dict[str, Any], query: Mapping[str, str]
+    ) -> AsyncGenerator[bytes, None]:
+        """Opens the log (APIError for a refusal) and returns its chunks; `query` is the
+        request's (container, follow, tailLines, previous, limitBytes, …)."""
+        ...
 
 
 class APIServer:
-    def __init__(self, data_dir: Path, *, history: int = 100_000) -> None:
+    def __init__(
+        self, data_dir: Path, *, history: int = 100_000, kubelet_socket: Path | None = None
+    ) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self.store = Store(data_dir / "state.db", history=history)
@@ -58,7 +65,9 @@ class APIServer:
         self.collector = deletion.Collector(self.deleter)
         self.crds = crds.CRDs(self.objects, self.deleter)
         self.tokens = auth.Tokens(data_dir)
-        self.log_source: LogSource | None = None
+        # the local node serves logs and exec there (`kvd local apiserver --kubelet-socket`)
+        self.kubelet = kubelet.Kubelet(kubelet_socket or data_dir / "node" / "kubelet.sock")
+        self.log_source: LogSource = self.kubelet
         self._tasks: list[asyncio.Task[None]] = []
         self.crds.load()
         self._ensure_namespaces()
@@ -87,6 +96,7 @@ class APIServer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.kubelet.close()
         self.store.close()
 
     # --- middleware --------------------------------------------------------------------------
@@ -212,10 +222,8 @@ class APIServer:
             return _json(review, status=201)
         if collection:
             return await self._collection(request, t, validation, dry_run)
-        if t.subresource == "log":
-            return await self._logs(request, t)
-        if t.subresource == "scale":
-            return _json(await self._scale(request, t, validation, dry_run))
+        if t.subresource in ("log", "exec", "binding", "scale"):
+            return await self._subresource(request, t, validation, dry_run)
         if method == "GET":
             return _json(self.objects.get(t))
         if method == "PUT":
@@ -357,31 +365,31 @@ class APIServer:
                         raise
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
 
+    async def _subresource(
+        self, request: web.Request, t: Target, validation: FieldValidation, dry_run: bool
+    ) -> web.StreamResponse:
+        """The subresources that are not a view of the object itself."""
+        method = request.method
+        if t.subresource == "log":
+            return await self._logs(request, t)
+        if t.subresource == "exec":
+            if method not in ("GET", "POST"):
+                raise errors.method_not_allowed("exec only supports GET and POST")
+            return await self.kubelet.exec(request, self._pod(t))
+        if t.subresource == "binding":
+            if method != "POST":
+                raise errors.method_not_allowed("binding only supports create")
+            status = binding.bind(self.objects, t, await _body(request), dry_run=dry_run)
+            return _json(status, status=201)
+        return _json(await self._scale(request, t, validation, dry_run))
+
+    def _pod(self, t: Target) -> dict[str, Any]:
+        """The pod a subresource request names (404 when there is none)."""
+        return self.objects.get(Target(t.resource, t.version, t.namespace, t.name))
+
     async def _logs(self, request: web.Request, t: Target) -> web.StreamResponse:
-        self.objects.get(
-            Target(t.resource, t.version, t.namespace, t.name)
-        )  # 404 for a missing pod
-        if self.log_source is None:
-            raise errors.bad_request(
-                f'logs of pod "{t.name}" are not available: no node serves them'
-            )
-        q = request.query
-        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        tail = q.get("tailLines")
-        async for chunk in self.log_source.logs(
-            t.namespace,
-            t.name,
-            q.get("container"),
-            follow=q.get("follow") in ("1", "true"),
-            tail_lines=int(tail) if tail else None,
-            previous=q.get("previous") in ("1", "true"),
-            timestamps=q.get("timestamps") in ("1", "true"),
-        ):
-            await response.write(chunk)
-        await response.write_eof()
-        return response
+        chunks = await self.log_source.logs(self._pod(t), request.query)
+        return await kubelet.stream(request, chunks)
 
     async def _scale(
         self, request: web.Request, t: Target, validation: FieldValidation, dry_run: bool
