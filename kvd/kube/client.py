@@ -1,0 +1,132 @@
+"""Connecting to the Kubernetes API with the official client, and the few calls kvd makes raw.
+
+Objects cross this boundary as plain JSON dicts (camelCase, as on the wire), never as the client's
+generated models: kvd's own code reads `obj["spec"]["nodeName"]` the way manifests are written,
+and a dict is trivially copied. Errors come back as `ApiError` with the HTTP status and the
+server's `reason`, so callers branch on `.status == 409` without importing `kubernetes`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+Json = dict[str, Any]
+
+
+class ApiError(Exception):
+    """A failed API call: `status` (HTTP code, 0 when the server was not reached) and `reason`."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+def connect(kubeconfig: Path | None = None) -> client.ApiClient:
+    """An API client from `kubeconfig`, or from the pod's service account when None."""
+    if kubeconfig is None:
+        config.load_incluster_config()
+        return client.ApiClient()
+    api: client.ApiClient = config.new_client_from_config(config_file=str(kubeconfig))
+    return api
+
+
+def core_v1(api: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api)
+
+
+def to_json(api: client.ApiClient, obj: Any) -> Json:
+    """A generated model (or a dict) as its wire-format dict."""
+    if isinstance(obj, dict):
+        return obj
+    result: Json = api.sanitize_for_serialization(obj)
+    return result
+
+
+def error(exc: BaseException) -> ApiError:
+    """`exc` from the client (or the connection under it) as an `ApiError`."""
+    if isinstance(exc, ApiException):
+        reason, message = str(exc.reason or ""), str(exc.reason or "")
+        try:
+            body = json.loads(exc.body or "{}")
+            reason = str(body.get("reason") or reason)
+            message = str(body.get("message") or message)
+        except (TypeError, ValueError):
+            pass
+        return ApiError(int(exc.status or 0), reason, message)
+    return ApiError(0, "ConnectionError", str(exc) or type(exc).__name__)
+
+
+def _status_error(status: int, raw: bytes | None) -> ApiError:
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        body = {}
+    message = str(body.get("message") or (raw or b"").decode(errors="replace")[:200])
+    return ApiError(status, str(body.get("reason") or status), message)
+
+
+class Raw:
+    """JSON requests by path, for what the generated API classes make awkward (subresources of
+    custom resources, patches with an explicit content type, responses they cannot decode)."""
+
+    def __init__(self, api: client.ApiClient, *, timeout: float = 30.0) -> None:
+        self.api = api
+        self.timeout = timeout
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Json:
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        try:
+            serialized = self.api.param_serialize(
+                method,
+                path,
+                query_params=list((query or {}).items()),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(*serialized, _request_timeout=self.timeout)
+            raw = response.read()
+        except Exception as exc:
+            raise error(exc) from exc
+        if not 200 <= response.status < 300:
+            raise _status_error(response.status, raw)
+        data: Json = json.loads(raw) if raw else {}
+        return data
+
+    def get(self, path: str, query: Mapping[str, str] | None = None) -> Json:
+        return self.request("GET", path, query=query)
+
+    def create(self, path: str, body: Json) -> Json:
+        return self.request("POST", path, body=body)
+
+    def update(self, path: str, body: Json) -> Json:
+        return self.request("PUT", path, body=body)
+
+    def merge_patch(self, path: str, patch: Json) -> Json:
+        return self.request("PATCH", path, body=patch, content_type="application/merge-patch+json")
+
+    def delete(self, path: str, *, body: Json | None = None) -> Json:
+        return self.request("DELETE", path, body=body)

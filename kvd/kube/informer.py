@@ -1,0 +1,164 @@
+"""Informers: the official client's `SharedInformer`, plus what kvd needs around it.
+
+`kubernetes.informer.SharedInformer` (client ≥ 37) lists, watches from the list's
+resourceVersion, relists on 410 Gone and resyncs. Around it this module adds:
+
+- **reconnect backoff**: the upstream loop reconnects at once after a failed watch, so with the API
+  server down it spins; the list function is wrapped so a call after a failure first waits
+  (exponential, capped, interruptible by `stop`);
+- **custom resources**: `CustomObjectsApi` lists return a dict, on which upstream's
+  `getattr(resp, "items")` finds `dict.items` and the initial list fails every time; the wrapper
+  hands it an object with `.items` and `.metadata.resource_version`;
+- **dicts out**: handlers, `get` and `list` see wire-format dicts (deep copies, so a reconciler can
+  never mutate the cache), not generated models;
+- **synced**: `wait_synced` returns once the first list is in the cache;
+- **indexes**: `by_index(name, value)` over functions registered with `add_index`.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import random
+import threading
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+from kubernetes import client
+from kubernetes.informer import ADDED, DELETED, MODIFIED, SharedInformer
+
+from kvd import logs
+from kvd.kube.client import Json, to_json
+
+log = logs.get_logger(__name__)
+
+Handler = Callable[[str, Json], None]
+"""Called with ("ADDED" | "MODIFIED" | "DELETED", object) on the informer's thread: only enqueue."""
+IndexFunc = Callable[[Json], list[str]]
+
+
+class Informer:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        list_func: Callable[..., Any],
+        *,
+        name: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        resync_period: float = 0.0,
+        backoff_base: float = 0.2,
+        backoff_max: float = 10.0,
+    ) -> None:
+        self.name = name
+        self._api = api
+        self._stop = threading.Event()
+        self._synced = threading.Event()
+        self._list = _Backoff(
+            list_func, self._stop, self._synced, base=backoff_base, cap=backoff_max
+        )
+        self._inner = SharedInformer(
+            self._list,
+            namespace=namespace,
+            resync_period=resync_period,
+            label_selector=label_selector,
+            field_selector=field_selector,
+        )
+        self._indexes: dict[str, IndexFunc] = {}
+        for kind in (ADDED, MODIFIED, DELETED):
+            self._inner.add_event_handler(kind, self._dispatcher(kind))
+        self._handlers: list[Handler] = []
+
+    def add_handler(self, handler: Handler) -> None:
+        self._handlers.append(handler)
+
+    def add_index(self, name: str, func: IndexFunc) -> None:
+        self._indexes[name] = func
+
+    def start(self) -> None:
+        self._inner.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._inner.stop()
+
+    def wait_synced(self, timeout: float) -> bool:
+        return self._synced.wait(timeout)
+
+    @property
+    def synced(self) -> bool:
+        return self._synced.is_set()
+
+    def get(self, key: str) -> Json | None:
+        """The cached object `namespace/name` (or `name` when cluster-scoped), copied."""
+        obj = self._inner.cache.get_by_key(key)
+        return None if obj is None else copy.deepcopy(to_json(self._api, obj))
+
+    def items(self) -> list[Json]:
+        return [copy.deepcopy(to_json(self._api, o)) for o in self._inner.cache.list()]
+
+    def by_index(self, index: str, value: str) -> list[Json]:
+        func = self._indexes[index]
+        return [o for o in self.items() if value in func(o)]
+
+    def _dispatcher(self, kind: str) -> Callable[[Any], None]:
+        def dispatch(obj: Any) -> None:
+            data = to_json(self._api, obj)
+            for handler in self._handlers:
+                handler(kind, data)
+
+        return dispatch
+
+
+def key_of(obj: Json) -> str:
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace")
+    return f"{namespace}/{meta['name']}" if namespace else str(meta["name"])
+
+
+class _Backoff:
+    """The list function as SharedInformer calls it, with a wait before retrying a failure."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        stop: threading.Event,
+        synced: threading.Event,
+        *,
+        base: float,
+        cap: float,
+    ) -> None:
+        self._func = func
+        self._stop = stop
+        self._synced = synced
+        self._base = base
+        self._cap = cap
+        self._failures = 0
+        # `Watch.stream` reads the event type from the wrapped function's signature and docs.
+        functools.update_wrapper(self, func)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._failures:
+            delay = min(self._cap, self._base * 2 ** (self._failures - 1))
+            self._stop.wait(delay * random.uniform(0.8, 1.2))
+        watching = bool(kwargs.get("watch"))
+        try:
+            result = self._func(*args, **kwargs)
+        except Exception as exc:
+            self._failures += 1
+            log.warning("list_or_watch_failed", error=str(exc), failures=self._failures)
+            raise
+        self._failures = 0
+        if watching:
+            # SharedInformer watches only after its initial list is in the cache.
+            self._synced.set()
+            return result
+        if isinstance(result, dict):
+            metadata = result.get("metadata") or {}
+            return SimpleNamespace(
+                items=result.get("items") or [],
+                metadata=SimpleNamespace(resource_version=metadata.get("resourceVersion")),
+            )
+        return result
