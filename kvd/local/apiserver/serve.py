@@ -12,6 +12,8 @@ from kvd import logs
 from kvd.local.apiserver import auth, tls
 from kvd.local.apiserver.server import APIServer
 
+SHUTDOWN_SECONDS = 1.0
+
 log = logs.get_logger(__name__)
 
 
@@ -25,7 +27,11 @@ async def serve(
     ready: asyncio.Event | None = None,
 ) -> None:
     server = APIServer(data_dir, history=history, kubelet_socket=kubelet_socket)
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    # Watches and `logs -f` never finish on their own: give handlers a moment, then cancel them
+    # (kube-apiserver ends open watches on shutdown too; clients re-watch).
+    runner = web.AppRunner(
+        server.app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS
+    )
     await runner.setup()
     certs = tls.Certificates(data_dir)
     site = web.TCPSite(runner, host, port, ssl_context=certs.server_context())
