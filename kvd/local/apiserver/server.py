@@ -36,6 +36,10 @@ from kvd.local.apiserver.registry import VIRTUAL, Registry
 from kvd.local.apiserver.store import Store
 from kvd.local.apiserver.watchstream import WatchStream
 
+# Encodings kube-apiserver also accepts for bodies; answered 415, as a server that lacks them
+# must (clients fall back only from CBOR; kubectl's protobuf requests then fail with the message).
+UNDECODED_TYPES = ("application/vnd.kubernetes.protobuf", "application/cbor")
+
 log = logs.get_logger(__name__)
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit for a request body
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -225,7 +229,15 @@ class APIServer:
         if t.subresource in ("log", "exec", "binding", "scale"):
             return await self._subresource(request, t, validation, dry_run)
         if method == "GET":
-            return _json(self.objects.get(t))
+            obj = self.objects.get(t)
+            if _wants_table(request) and not t.subresource:
+                # `kubectl get pod NAME` asks for a one-row table, as for a list
+                meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+                include = request.query.get("includeObject", "Metadata")
+                return _json(
+                    tables.table(t.resource, t.version, [obj], include=include, list_meta=meta)
+                )
+            return _json(obj)
         if method == "PUT":
             result = self.objects.update(
                 t, await _body(request), validation=validation, dry_run=dry_run
@@ -432,6 +444,9 @@ async def _body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         raise errors.bad_request("the body of the request is empty")
+    if request.content_type in UNDECODED_TYPES:
+        # e.g. kubectl's `create configmap|secret|namespace` send protobuf, which we do not decode
+        raise errors.unsupported_media_type(request.content_type)
     try:
         if request.content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
             return yaml.safe_load(raw)

@@ -72,20 +72,42 @@ def _pod_ready(pod: dict[str, Any]) -> str:
 
 
 def _pod_status(pod: dict[str, Any]) -> str:
+    """kubectl's STATUS column, computed as the kube-apiserver's pod printer does."""
+    status = pod.get("status") or {}
+    reason = str(status.get("reason") or status.get("phase") or "Pending")
+    init_specs = (pod.get("spec") or {}).get("initContainers") or []
+    for i, s in enumerate(status.get("initContainerStatuses") or []):
+        state = s.get("state") or {}
+        done = state.get("terminated") or {}
+        if done and done.get("exitCode") == 0:
+            continue
+        if done:
+            reason = "Init:" + (done.get("reason") or f"ExitCode:{done.get('exitCode')}")
+        elif (state.get("waiting") or {}).get("reason") not in (None, "PodInitializing"):
+            reason = "Init:" + state["waiting"]["reason"]
+        else:
+            reason = f"Init:{i}/{len(init_specs)}"
+        break
+    else:
+        running = False
+        for s in reversed(status.get("containerStatuses") or []):
+            state = s.get("state") or {}
+            waiting, done = state.get("waiting") or {}, state.get("terminated")
+            if waiting.get("reason"):
+                reason = str(waiting["reason"])
+            elif done is not None:
+                reason = str(
+                    done.get("reason")
+                    or (f"Signal:{done['signal']}" if done.get("signal") else None)
+                    or f"ExitCode:{done.get('exitCode')}"
+                )
+            elif s.get("ready") and "running" in state:
+                running = True
+        if reason == "Completed" and running:
+            reason = "Running"
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return "Terminating"
-    status = pod.get("status") or {}
-    for s in status.get("containerStatuses") or []:
-        state = s.get("state") or {}
-        if "waiting" in state and state["waiting"].get("reason"):
-            return str(state["waiting"]["reason"])
-        if (
-            "terminated" in state
-            and state["terminated"].get("reason")
-            and status.get("phase") not in ("Succeeded", "Failed")
-        ):
-            return str(state["terminated"]["reason"])
-    return str(status.get("reason") or status.get("phase") or "Pending")
+    return reason
 
 
 def _restarts(pod: dict[str, Any]) -> int:
