@@ -41,6 +41,8 @@ from aiohttp import hdrs, web
 from kvd import logs
 from kvd.local.node import exec_session
 
+SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes with the NUL
+
 log = logs.get_logger(__name__)
 
 STATUS_HEADER = "Kvd-Status"  # the API server's kvd/local/apiserver/kubelet.py reads it
@@ -166,11 +168,20 @@ class KubeletAPI:
         )
 
 
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_native_id()}")
+
+
 def _bind(path: Path) -> socket.socket:
     """A listening unix socket at `path`, mode 0600 from the moment it is reachable: bound under
     a temporary name, restricted, then renamed over whatever stale socket is there."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    temporary = _temporary(path)
+    if len(os.fsencode(temporary)) > SUN_PATH_MAX:
+        raise OSError(
+            f"the node API socket {path} is too long for a unix socket ({SUN_PATH_MAX} bytes, "
+            "with room for a temporary name): use a shorter --data-dir"
+        )
     with contextlib.suppress(FileNotFoundError):
         temporary.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -1,0 +1,113 @@
+"""Container specs from pod specs, as the kubelet builds them (pure logic; no processes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kvd.local import images
+from kvd.local.node import podspec
+
+CONTEXT = podspec.PodContext(node_name="node-1", pod_ip="10.88.0.7", host_ip="10.88.0.1")
+BUSYBOX = images.HostImage("busybox")
+OBJECTS = {
+    ("configmaps", "default", "settings"): {"data": {"color": "blue", "size": "L"}},
+    ("secrets", "default", "creds"): {"data": {"token": "czNjcjN0"}},  # base64 "s3cr3t"
+}
+
+
+def lookup(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    return OBJECTS.get((kind, namespace, name))
+
+
+def pod(container: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "web", "namespace": "default", "uid": "u-1", "labels": {"app": "x"}},
+        "spec": {"containers": [container]},
+    }
+
+
+def spec(container: dict[str, Any], image: images.Resolved = BUSYBOX) -> Any:
+    container = {"name": "main", "image": "busybox", **container}
+    return podspec.container_spec(
+        pod(container), container, image=image, volumes={}, context=CONTEXT, lookup=lookup
+    )
+
+
+def test_environment_from_values_downward_api_config_maps_and_secrets() -> None:
+    env = spec(
+        {
+            "command": ["true"],
+            "env": [
+                {"name": "A", "value": "a"},
+                {"name": "B", "value": "$(A)-b $$(A) $(UNDEFINED)"},
+                {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+                {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                {
+                    "name": "APP",
+                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}},
+                },
+                {
+                    "name": "COLOR",
+                    "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "color"}},
+                },
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+            ],
+            "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CM_"}],
+        }
+    ).env
+    assert env["B"] == "a-b $(A) $(UNDEFINED)"
+    assert (env["NAME"], env["UID"], env["NODE"], env["IP"]) == (
+        "web",
+        "u-1",
+        "node-1",
+        "10.88.0.7",
+    )
+    assert (env["APP"], env["COLOR"], env["TOKEN"]) == ("x", "blue", "s3cr3t")
+    assert (env["CM_color"], env["CM_size"]) == ("blue", "L")
+
+
+def test_command_and_args_expand_variables_and_resolve_on_path() -> None:
+    s = spec({"command": ["sh", "-c"], "args": ["echo $(X)"], "env": [{"name": "X", "value": "1"}]})
+    assert s.argv[0].endswith("/sh") and s.argv[1:] == ("-c", "echo 1")
+
+
+def test_kvd_images_run_this_installations_kvd() -> None:
+    s = spec({"args": ["launcher", "--help"]}, image=images.KvdImage("ghcr.io/kvd-project/kvd"))
+    assert s.argv[0].endswith("/kvd") and s.argv[1:] == ("launcher", "--help")
+
+
+@pytest.mark.parametrize(
+    ("container", "reason", "words"),
+    [
+        ({"command": ["no-such-program"]}, "StartError", '"no-such-program": executable file'),
+        (
+            {
+                "command": ["true"],
+                "env": [
+                    {"name": "C", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}
+                ],
+            },
+            "CreateContainerConfigError",
+            "nope",
+        ),
+        (
+            {"command": ["true"], "volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+            "CreateContainerConfigError",
+            'refers to volume "data"',
+        ),
+    ],
+)
+def test_bad_specs_name_what_is_wrong(container: dict[str, Any], reason: str, words: str) -> None:
+    with pytest.raises(podspec.ContainerConfigError) as failed:
+        spec(container)
+    assert failed.value.reason == reason
+    assert words in failed.value.message
+
+
+def test_memory_limit_in_bytes() -> None:
+    s = spec({"command": ["true"], "resources": {"limits": {"memory": "64Mi"}}})
+    assert s.memory_limit == 64 * 2**20
