@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from pathlib import Path
 
-from kvd.cli import program
-
-DEFAULT_DATA_DIR = Path(os.environ.get("KVD_LOCAL_DIR", "/var/lib/kvd/local"))
+from kvd.cli import cluster, program
 
 
 def add_parser(subparsers: program.Subparsers) -> None:
@@ -21,7 +18,7 @@ def add_parser(subparsers: program.Subparsers) -> None:
         description="Serves the Kubernetes API on loopback with a bearer token; objects persist "
         "in DATA_DIR/state.db. Writes DATA_DIR/kubeconfig and prints its path.",
     )
-    api.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    cluster.data_dir_option(api)
     api.add_argument("--port", type=int, default=6443, help="0 picks a free port")
     api.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     api.add_argument(
@@ -38,6 +35,7 @@ def add_parser(subparsers: program.Subparsers) -> None:
         "(default DATA_DIR/node/kubelet.sock)",
     )
     api.set_defaults(run=run_apiserver)
+    cluster.add_parsers(local)
 
 
 def run_apiserver(args: argparse.Namespace) -> int:

@@ -1,0 +1,278 @@
+"""`kvd local up | down | status`: the whole local cluster on this machine, as separate processes.
+
+`up` starts each component as its own process (own session, output in `DATA_DIR/logs/<name>.log`)
+and waits for the line it prints when ready, in order: the API server (then kvd's CRDs are applied
+through it, from `kvd.api.crds` — the same source as the chart's), the local node, and — once
+their issues land — the kvd controller and handler. It prints one line per component and the
+`export KUBECONFIG=…` line. Without `--detach` it stays in the foreground and Ctrl-C brings
+everything down; with it, `kvd local down` does.
+
+What runs is recorded in `DATA_DIR/cluster.json` (pid and kernel start time per component, so a
+reused pid is never signalled). `down` stops the node first (SIGTERM; the node leaves its pods,
+as a kubelet restart would), then removes everything the node ran — containers, network
+namespaces, veths, the bridge, cgroups — through the node's runtime, then stops the API server.
+Objects stay in the API server's database, so the next `up` finds them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from kvd import logs
+from kvd.api import crds, kinds
+from kvd.local.node import teardown
+
+log = logs.get_logger(__name__)
+
+STATE_FILE = "cluster.json"
+COMPONENTS = ("apiserver", "node")  # in start order
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 20.0
+
+
+class ClusterError(RuntimeError):
+    """The local cluster could not be brought up or down; the message says which part and why."""
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    pid: int
+    started: int  # the process's start time in clock ticks since boot (/proc/<pid>/stat field 22)
+    log: str
+
+    def alive(self) -> bool:
+        return _start_ticks(self.pid) == self.started
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    data_dir: Path
+    port: int = 6443
+    node_args: tuple[str, ...] = ()
+
+
+def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
+    """Start what is not running, in order; a component still up from an earlier `up` is kept
+    (so after a crash, `up` brings back just the part that died)."""
+    data = options.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    alive = {c.name: c for c in load(data) if c.alive()}
+    if len(alive) == len(COMPONENTS):
+        raise ClusterError(
+            f"the local cluster in {data} is already up; "
+            f"run `kvd local down --data-dir {data}` first"
+        )
+    began = time.monotonic()
+    kubeconfig = data / "kubeconfig"
+    started: list[Component] = []
+    try:
+        for name in COMPONENTS:
+            component = alive.get(name)
+            if component is not None:
+                started.append(component)
+                print(f"{name:<10} running {component.pid}", file=out, flush=True)
+                continue
+            if name == "apiserver":
+                args = ["local", "apiserver", "--data-dir", str(data), "--port", str(options.port)]
+                ready, detail = "kubeconfig: ", "serving "
+            else:
+                args = ["local", "node", "--data-dir", str(data), *options.node_args]
+                ready, detail = "kvd local node: ready", "ready "
+            component = _start(name, args, data, ready=ready)
+            started.append(component)
+            _save(data, started)
+            line = _ready_line(component, detail)
+            print(f"{name:<10} ready  {_since(began)}  {line}", file=out, flush=True)
+            if name == "apiserver":
+                _install_crds(kubeconfig)
+                print(
+                    f"{'crds':<10} ready  {_since(began)}  {len(kinds.KINDS)} kinds of "
+                    f"{kinds.GROUP}",
+                    file=out,
+                    flush=True,
+                )
+    except BaseException:
+        if not alive:
+            down(data, components=started)
+        else:  # keep what ran before (and the pods it runs); stop only what this call started
+            for component in started:
+                if component.name not in alive:
+                    _stop(component)
+            _save(data, list(alive.values()))
+        raise
+    print(f"\nexport KUBECONFIG={kubeconfig}", file=out, flush=True)
+    return started
+
+
+def down(data: Path, *, components: Sequence[Component] | None = None) -> list[str]:
+    """Stop every component (node first) and remove what the node ran; returns what was stopped."""
+    found = list(components) if components is not None else load(data)
+    stopped = []
+    for component in sorted(found, key=lambda c: c.name != "node"):
+        if component.alive():
+            _stop(component)
+            stopped.append(component.name)
+        if component.name == "node":
+            teardown.everything(data / "node")
+    if not found:
+        teardown.everything(data / "node")  # a crashed `up` may have left a runtime
+    (data / STATE_FILE).unlink(missing_ok=True)
+    return stopped
+
+
+def status(data: Path) -> list[tuple[Component, bool]]:
+    return [(c, c.alive()) for c in load(data)]
+
+
+def wait(data: Path, components: Sequence[Component]) -> int:
+    """Foreground: until SIGINT/SIGTERM or a component exits; then everything comes down."""
+    stop = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, request_stop)
+    died: list[str] = []
+    while not stop and not died:
+        time.sleep(0.2)
+        died = [c.name for c in components if not c.alive()]
+    if died:
+        print(
+            f"kvd local: {', '.join(died)} exited; see {data / 'logs'}; stopping", file=sys.stderr
+        )
+    down(data, components=components)
+    return 1 if died else 0
+
+
+def load(data: Path) -> list[Component]:
+    try:
+        raw = json.loads((data / STATE_FILE).read_text())
+    except FileNotFoundError:
+        return []
+    return [Component(**c) for c in raw.get("components", [])]
+
+
+# --- internals ---------------------------------------------------------------------------------
+
+
+def _start(name: str, args: list[str], data: Path, *, ready: str) -> Component:
+    logs_dir = data / "logs"
+    logs_dir.mkdir(exist_ok=True)
+    log_path = logs_dir / f"{name}.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with open(log_path, "ab") as output:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kvd.cli.kvd", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "KVD_LOG_JSON": os.environ.get("KVD_LOG_JSON", "true")},
+        )
+    component = Component(name, proc.pid, _start_ticks(proc.pid) or 0, str(log_path))
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        text = log_path.read_bytes()[offset:].decode(errors="replace")
+        if any(line.startswith(ready) for line in text.splitlines()):
+            return component
+        if proc.poll() is not None:
+            tail = "\n".join(text.splitlines()[-15:])
+            raise ClusterError(f"{name} exited with {proc.returncode} before it was ready:\n{tail}")
+        if time.monotonic() > deadline:
+            _stop(component)
+            raise ClusterError(f"{name} not ready after {READY_TIMEOUT:.0f}s; see {log_path}")
+        time.sleep(0.05)
+
+
+def _ready_line(component: Component, prefix: str) -> str:
+    for line in Path(component.log).read_text(errors="replace").splitlines()[::-1]:
+        if prefix in line:
+            return line.split(prefix, 1)[1].strip()
+    return ""
+
+
+def _stop(component: Component) -> None:
+    try:
+        os.kill(component.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while component.alive():
+        if time.monotonic() > deadline:
+            log.warning("component_killed", component=component.name, pid=component.pid)
+            os.kill(component.pid, signal.SIGKILL)
+        time.sleep(0.05)
+        _reap(component.pid)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _install_crds(kubeconfig: Path) -> None:
+    from kvd.kube import client  # noqa: PLC0415 - the CLI's other commands need no client
+
+    raw = client.Raw(client.connect(kubeconfig))
+    base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    for kind in kinds.KINDS.values():
+        body = crds.crd(kind)
+        name = body["metadata"]["name"]
+        try:
+            current = raw.get(f"{base}/{name}")
+        except client.ApiError as exc:
+            if not exc.not_found:
+                raise
+            raw.create(base, body)
+        else:
+            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            raw.update(f"{base}/{name}", body)
+    deadline = time.monotonic() + 30
+    for kind in kinds.KINDS.values():
+        name = f"{kind.plural}.{kinds.GROUP}"
+        while not _established(raw.get(f"{base}/{name}")):
+            if time.monotonic() > deadline:
+                raise ClusterError(f"CRD {name} not Established after 30s")
+            time.sleep(0.05)
+
+
+def _established(crd: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Established" and c.get("status") == "True"
+        for c in (crd.get("status") or {}).get("conditions") or []
+    )
+
+
+def _save(data: Path, components: list[Component]) -> None:
+    path = data / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"components": [asdict(c) for c in components]}, indent=2))
+    os.replace(tmp, path)
+
+
+def _start_ticks(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None  # a zombie has exited
+    return int(fields[19])
+
+
+def _since(began: float) -> str:
+    return f"{time.monotonic() - began:5.2f}s"

@@ -1,0 +1,200 @@
+"""A real local cluster per test module: `kvd local up --detach` (API server + local node as
+separate processes), with host-global names (bridge, pod CIDR, cgroup parent, node name) unique
+to the run, so that nothing here touches a cluster a developer has up; `kvd local down` at the
+end, after which `leftovers()` must find nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kvd.kube import client
+
+BIN = Path(sys.executable).parent
+KVD = str(BIN / "kvd")
+KUBECTL = str(BIN / "kubectl")
+
+Json = dict[str, Any]
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    bridge: str
+    cidr: str
+    cgroup_parent: str
+    node_name: str
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig"
+
+    def node_args(self) -> list[str]:
+        return [
+            "--node-name", self.node_name, "--bridge", self.bridge, "--pod-cidr", self.cidr,
+            "--cgroup-parent", self.cgroup_parent,
+        ]  # fmt: skip
+
+    def up(self) -> subprocess.CompletedProcess[str]:
+        args = [KVD, "local", "up", "--data-dir", str(self.data_dir), "--port", "0", "--detach"]
+        done = subprocess.run(
+            [*args, *self.node_args()], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, f"kvd local up failed:\n{done.stdout}\n{done.stderr}"
+        self.raw = client.Raw(client.connect(self.kubeconfig))
+        return done
+
+    def down(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [KVD, "local", "down", "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+
+    def components(self) -> dict[str, int]:
+        state = json.loads((self.data_dir / "cluster.json").read_text())
+        return {c["name"]: c["pid"] for c in state["components"]}
+
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.data_dir)}
+        done = subprocess.run(
+            [KUBECTL, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({done.returncode}):\n"
+                f"{done.stderr}\n{done.stdout}"
+            )
+        return done
+
+    def create_pod(self, manifest: Json) -> Json:
+        manifest = {"apiVersion": "v1", "kind": "Pod", **manifest}
+        created: Json = self.raw.create("/api/v1/namespaces/default/pods", manifest)
+        return created
+
+    def pod(self, name: str) -> Json | None:
+        try:
+            found: Json = self.raw.get(f"/api/v1/namespaces/default/pods/{name}")
+        except client.ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return found
+
+    def wait_pod(
+        self, name: str, check: Callable[[Json], bool], *, timeout: float = 60, what: str = ""
+    ) -> Json:
+        """Poll until `check(pod)` holds; fails with the pod's last status otherwise."""
+        deadline = time.monotonic() + timeout
+        last: Json | None = None
+        while time.monotonic() < deadline:
+            last = self.pod(name)
+            if last is not None and check(last):
+                return last
+            time.sleep(0.1)
+        status = json.dumps((last or {}).get("status"), indent=1)
+        raise AssertionError(f"pod {name}: not {what or 'as expected'} in {timeout}s:\n{status}")
+
+    def wait_phase(self, name: str, phase: str, *, timeout: float = 60) -> Json:
+        return self.wait_pod(
+            name, lambda p: p.get("status", {}).get("phase") == phase, timeout=timeout, what=phase
+        )
+
+    def wait_gone(self, name: str, *, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.pod(name) is not None:
+            assert time.monotonic() < deadline, f"pod {name} still exists after {timeout}s"
+            time.sleep(0.1)
+
+    def netns(self, pod: Json) -> str:
+        return f"{self.bridge}_{pod['metadata']['uid']}"
+
+    def leftovers(self) -> list[str]:
+        """Whatever of this cluster is still on the host: processes, network namespaces, links,
+        mounts, cgroups."""
+        found: list[str] = []
+        marker = str(self.data_dir)
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if marker in cmdline:
+                found.append(f"process {proc.name}: {cmdline[:200]}")
+        namespaces = subprocess.run(
+            ["ip", "netns"], capture_output=True, text=True, check=True
+        ).stdout
+        found += [f"netns {n}" for n in namespaces.split() if n.startswith(f"{self.bridge}_")]
+        links = subprocess.run(
+            ["ip", "-o", "link"], capture_output=True, text=True, check=True
+        ).stdout
+        found += [f"link {line[:120]}" for line in links.splitlines() if self.bridge in line]
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            if marker in line or f"/run/netns/{self.bridge}_" in line:
+                found.append(f"mount {line[:200]}")
+        for root in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}"):
+            found.append(f"cgroup {root}")
+        return found
+
+
+def new_cluster() -> Cluster:
+    """Names unique to this run. The data dir is short (under /tmp, not pytest's deep tmp_path):
+    the node's API socket lives in it and unix socket paths are at most 107 bytes."""
+    tag = secrets.token_hex(3)
+    return Cluster(
+        data_dir=Path(tempfile.mkdtemp(prefix=f"kvt{tag}-")),
+        bridge=f"kvt{tag}",
+        cidr=f"10.{100 + secrets.randbelow(100)}.0.0/16",
+        cgroup_parent=f"kvdt-{tag}",
+        node_name=f"node-{tag}",
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    c = new_cluster()
+    try:
+        c.up()
+        yield c
+    finally:
+        c.down()
+        shutil.rmtree(c.data_dir, ignore_errors=True)
+
+
+def kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    for _ in range(100):
+        if not Path(f"/proc/{pid}").exists():
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
