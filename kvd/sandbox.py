@@ -24,7 +24,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,11 +176,20 @@ def kill_all(namespace: str, *, timeout: float = 10.0) -> list[int]:
     """
     if namespace == mount_namespace(os.getpid()):
         raise SandboxError("refusing to kill every process in the caller's own mount namespace")
+    try:
+        return kill_until_gone(lambda: pids_in(namespace), timeout=timeout)
+    except TimeoutError as exc:
+        raise SandboxError(f"{exc} in {namespace}") from None
+
+
+def kill_until_gone(find: Callable[[], list[int]], *, timeout: float) -> list[int]:
+    """SIGKILL whatever `find()` returns until it returns nothing (a process forking meanwhile
+    is found next time); returns every pid signalled. TimeoutError names the survivors."""
     killed: list[int] = []
     deadline = time.monotonic() + timeout
-    while pids := pids_in(namespace):
+    while pids := find():
         if time.monotonic() > deadline:
-            raise SandboxError(f"processes {pids} in {namespace} survive SIGKILL after {timeout}s")
+            raise TimeoutError(f"processes {pids} survive SIGKILL after {timeout}s")
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -190,5 +199,5 @@ def kill_all(namespace: str, *, timeout: float = 10.0) -> list[int]:
                 killed.append(pid)
         # A zombie has no namespace link any more, so it drops out of `pids_in` without being
         # reaped here (reaping would steal a `Popen`'s exit status from its owner).
-        time.sleep(0.01)
+        time.sleep(0.005)
     return killed

@@ -20,11 +20,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import signal
 import time
 from pathlib import Path
 
-from kvd import logs
+from kvd import logs, sandbox
 
 log = logs.get_logger(__name__)
 
@@ -143,17 +142,11 @@ class Cgroups:
         """SIGKILL every process in the cgroup until it is empty."""
         if self._v2 and (path / "cgroup.kill").exists():
             _write(path / "cgroup.kill", "1")
-        deadline = time.monotonic() + timeout
         # A process forking while we kill lands in the cgroup too: repeat until none is left.
-        while pids := self.pids(path):
-            if time.monotonic() > deadline:
-                raise CgroupError(f"processes {pids} in {path} survive SIGKILL after {timeout}s")
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    continue
-            time.sleep(0.005)
+        try:
+            sandbox.kill_until_gone(lambda: self.pids(path), timeout=timeout)
+        except TimeoutError as exc:
+            raise CgroupError(f"{exc} in {path}") from None
 
     def remove(self, path: Path, *, timeout: float = 10.0) -> None:
         """Kill what is left in `path` and every cgroup below it, then remove them, leaves first.

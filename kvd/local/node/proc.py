@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from dataclasses import dataclass
 
 from kvd import sandbox
@@ -64,16 +63,10 @@ def tagged(namespace: str, tag: str) -> list[int]:
 
 def kill_tagged(namespace: str, tag: str, *, timeout: float) -> None:
     """SIGKILL every process `tagged` finds until none is left."""
-    deadline = time.monotonic() + timeout
-    while pids := tagged(namespace, tag):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"processes {pids} in {namespace} survive SIGKILL after {timeout}s")
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
-        time.sleep(0.005)
+    try:
+        sandbox.kill_until_gone(lambda: tagged(namespace, tag), timeout=timeout)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc} in {namespace}") from None
 
 
 def _has_mount(pid: int, tag: str) -> bool:
