@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -16,9 +15,11 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from tests.local import kubectl
+
 BIN = Path(sys.executable).parent
 KVD = str(BIN / "kvd")
-KUBECTL = str(BIN / "kubectl")
+KUBECTL = kubectl.KUBECTL
 CRDS = Path(__file__).resolve().parents[3] / "charts" / "kvd" / "crds"
 
 
@@ -36,22 +37,9 @@ class Server:
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.data_dir)}
-        done = subprocess.run(
-            [KUBECTL, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            check=False,
+        return kubectl.run(
+            self.kubeconfig, self.data_dir, *args, stdin=stdin, check=check, timeout=timeout
         )
-        if check and done.returncode != 0:
-            raise AssertionError(
-                f"kubectl {' '.join(args)} failed ({done.returncode}):\n"
-                f"{done.stderr}\n{done.stdout}"
-            )
-        return done
 
     def stop(self) -> None:
         if self.proc.poll() is None:

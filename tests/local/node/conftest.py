@@ -23,10 +23,11 @@ from typing import Any
 import pytest
 
 from kvd.kube import client
+from tests.local import kubectl
 
 BIN = Path(sys.executable).parent
 KVD = str(BIN / "kvd")
-KUBECTL = str(BIN / "kubectl")
+KUBECTL = kubectl.KUBECTL
 
 Json = dict[str, Any]
 
@@ -74,22 +75,9 @@ class Cluster:
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.data_dir)}
-        done = subprocess.run(
-            [KUBECTL, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            check=False,
+        return kubectl.run(
+            self.kubeconfig, self.data_dir, *args, stdin=stdin, check=check, timeout=timeout
         )
-        if check and done.returncode != 0:
-            raise AssertionError(
-                f"kubectl {' '.join(args)} failed ({done.returncode}):\n"
-                f"{done.stderr}\n{done.stdout}"
-            )
-        return done
 
     def create_pod(self, manifest: Json) -> Json:
         manifest = {"apiVersion": "v1", "kind": "Pod", **manifest}
