@@ -32,6 +32,21 @@ class KvdImage:
         """The directory holding this installation's `kvd` (the venv's bin/): put it on PATH."""
         return Path(sys.executable).parent
 
+    @property
+    def installation(self) -> tuple[Path, ...]:
+        """The directories this installation's `kvd` runs from: the venv, the interpreter it was
+        made from, and the source tree of an editable install (nested ones left out)."""
+        import kvd  # noqa: PLC0415 - the package itself, for where it lives
+
+        roots = {
+            Path(sys.prefix),
+            Path(sys.base_prefix),
+            Path(kvd.__file__).resolve().parent.parent,
+        }
+        return tuple(
+            sorted(r for r in roots if not any(o != r and r.is_relative_to(o) for o in roots))
+        )
+
 
 @dataclass(frozen=True)
 class HostImage:

@@ -77,7 +77,7 @@ def container_spec(
         argv=argv,
         env=env,
         working_dir=Path(container["workingDir"]) if container.get("workingDir") else None,
-        mounts=_mounts(container, volumes),
+        mounts=_mounts(container, volumes) + _installation_mounts(image),
         memory_limit=_memory_limit(container),
     )
 
@@ -294,6 +294,18 @@ def _mounts(container: Json, volumes: Mapping[str, Volume]) -> tuple[containers.
             )
         mounts.append(containers.Mount(path=Path(d["devicePath"]), source=volume.source))
     return tuple(mounts)
+
+
+def _installation_mounts(image: images.Resolved) -> tuple[containers.Mount, ...]:
+    """kvd's own image runs this installation's files: where they lie under a path the container
+    gets privately (a checkout in /tmp, say), it must still see them, read-only."""
+    if not isinstance(image, images.KvdImage):
+        return ()
+    return tuple(
+        containers.Mount(path=root, source=root, read_only=True)
+        for root in image.installation
+        if any(root.is_relative_to(private) for private in containers.DEFAULT_PRIVATE)
+    )
 
 
 def _volume(volumes: Mapping[str, Volume], name: str, container: Json) -> Volume:

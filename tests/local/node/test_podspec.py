@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -111,3 +112,15 @@ def test_bad_specs_name_what_is_wrong(container: dict[str, Any], reason: str, wo
 def test_memory_limit_in_bytes() -> None:
     s = spec({"command": ["true"], "resources": {"limits": {"memory": "64Mi"}}})
     assert s.memory_limit == 64 * 2**20
+
+
+def test_kvd_image_sees_its_installation_even_under_a_private_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a checkout in /tmp: /tmp is a fresh tmpfs in every container, so it is bound back in
+    monkeypatch.setattr(sys, "prefix", "/tmp/checkout/.venv")
+    s = spec({"args": ["launcher"]}, image=images.KvdImage("ghcr.io/kvd-project/kvd"))
+    binds = {(str(m.path), str(m.source), m.read_only) for m in s.mounts}
+    assert ("/tmp/checkout/.venv", "/tmp/checkout/.venv", True) in binds
+    # other images get nothing of the sort
+    assert not spec({"command": ["true"]}).mounts
