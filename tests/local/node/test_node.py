@@ -278,6 +278,36 @@ def test_readiness_probe_gates_ready(cluster: Cluster) -> None:
     assert "1/1" in cluster.kubectl("get", "pod", "probed").stdout
 
 
+def test_tcp_and_http_readiness_probes_reach_the_pod(cluster: Cluster) -> None:
+    serve = "sleep 1; mkdir -p /tmp/www && echo ok > /tmp/www/index.html; "
+    cluster.create_pod(
+        {
+            "metadata": {"name": "served"},
+            "spec": {
+                "containers": [
+                    {
+                        "name": name,
+                        "image": "busybox",
+                        "command": [
+                            "sh",
+                            "-c",
+                            f"{serve} exec busybox httpd -f -p {port} -h /tmp/www",
+                        ],
+                        "ports": [{"name": "web", "containerPort": port}],
+                        "readinessProbe": {**probe, "periodSeconds": 1},
+                    }
+                    for name, port, probe in (
+                        ("tcp", 8080, {"tcpSocket": {"port": 8080}}),
+                        ("http", 8081, {"httpGet": {"port": "web", "path": "/index.html"}}),
+                    )
+                ]
+            },
+        }
+    )
+    pod = cluster.wait_pod("served", _ready, what="ready")
+    assert all(s["ready"] for s in pod["status"]["containerStatuses"])
+
+
 def test_unmet_node_selector_is_unschedulable_until_the_node_matches(cluster: Cluster) -> None:
     cluster.create_pod(
         shell_pod("picky", "sleep 1000", nodeSelector={"kubevirt.io/schedulable": "true"})
