@@ -29,7 +29,7 @@ from kvd.local.node import containers, kubelet_api, network, registration, sched
 from kvd.local.node.locator import Locator
 from kvd.local.node.podworker import PodWorker
 from kvd.local.node.prober import Prober
-from kvd.local.node.records import Record, Records
+from kvd.local.node.records import Record, records
 
 log = logs.get_logger(__name__)
 
@@ -67,7 +67,7 @@ class LocalNode:
             settings.state_dir / "pods", cgroup_parent=settings.cgroup_parent
         )
         self.store = images.ImageStore(settings.image_store)
-        self.records = Records(settings.state_dir / "records")
+        self.records = records(settings.state_dir / "records")
         self.queue: WorkQueue[Key] = WorkQueue()
         self.prober = Prober(self._probe_changed)
         self.host_ip = str(next(settings.network.cidr.hosts()))

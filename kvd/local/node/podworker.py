@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvd import logs
+from kvd import records as kvd_records
 from kvd.kube.client import ApiError, Raw
 from kvd.local import images
 from kvd.local.node import containers, network, podspec, status, volumes
 from kvd.local.node.prober import Prober
-from kvd.local.node.records import Record, Records
+from kvd.local.node.records import Record
 from kvd.local.node.registration import now
 
 log = logs.get_logger(__name__)
@@ -61,7 +62,7 @@ class PodWorker:
         net: network.Network,
         runtime: containers.Containers,
         store: images.ImageStore,
-        records: Records,
+        records: kvd_records.Records[Record],
         prober: Prober,
         lookup: podspec.Lookup,
         read_pvc: volumes.ReadPVC,

@@ -8,10 +8,10 @@ began, so a grace period started before a restart is not granted twice.
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from kvd import records as kvd_records
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,32 +30,5 @@ class Record:
         return replace(self, terminating_since=since)
 
 
-class Records:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def get(self, uid: str) -> Record | None:
-        try:
-            return Record(**json.loads((self.root / f"{uid}.json").read_text()))
-        except FileNotFoundError:
-            return None
-        except (ValueError, TypeError):  # a torn write cannot happen (rename), a hand edit can
-            return None
-
-    def put(self, record: Record) -> None:
-        path = self.root / f"{record.uid}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(record)))
-        os.replace(tmp, path)
-
-    def remove(self, uid: str) -> None:
-        (self.root / f"{uid}.json").unlink(missing_ok=True)
-
-    def all(self) -> list[Record]:
-        found = []
-        for path in sorted(self.root.glob("*.json")):
-            record = self.get(path.stem)
-            if record is not None:
-                found.append(record)
-        return found
+def records(root: Path) -> kvd_records.Records[Record]:
+    return kvd_records.Records(root, Record)
