@@ -1,0 +1,1 @@
+"""Tests of the handler (issue 6)."""
