@@ -1,0 +1,333 @@
+"""HandlerService: the node API the controller calls, proxied to the VMIs' launchers.
+
+Each call names a VMI by namespace, name and uid; `locate` (the handler's knowledge of the
+launchers on this node) turns that into the launcher's unix socket, or None, which is
+NOT_FOUND. The handler talks to the launcher only through the generated kvd.rpc stubs, on a
+channel opened per call and closed with it, so nothing outlives a call: a launcher that went
+away leaves no cached channel behind. The launcher's status codes pass through unchanged.
+
+The console is a proxy between two bidirectional streams. The output side runs on the
+servicer's thread (launcher responses re-encoded as handler responses); the input side is one
+`console-input` thread that reads the client's stream into a queue the launcher call consumes.
+Whichever side ends first ends the other: a client that cancels cancels the launcher call (an
+RPC callback), a launcher that ends the stream ends the client's with the same status, and
+the input thread ends when the client's stream does, which gRPC ends with the RPC.
+
+Authentication is `auth.TokenInterceptor`; the server also serves grpc.health.v1 (without a
+token, for probes) and reflection, as the launcher does.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from kvd import logs
+from kvd.handler import auth
+from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc
+from kvd.rpc.launcher.v1 import launcher_pb2, launcher_pb2_grpc
+from kvd.version import kvd_version
+
+log = logs.get_logger(__name__)
+
+Locate = Callable[[str, str, str], Path | None]
+"""(namespace, name, uid) -> the VMI's launcher socket, or None when this node has no such VMI."""
+
+SERVICE_NAME = handler_pb2.DESCRIPTOR.services_by_name["HandlerService"].full_name
+CONTRACT_VERSIONS = (1,)
+# Each console holds a worker for its lifetime; beyond this many concurrent calls a new one
+# gets RESOURCE_EXHAUSTED at once instead of queueing behind open consoles.
+MAX_WORKERS = 64
+# Deadline for a unary launcher call when the caller set none (the contract says callers do).
+LAUNCHER_TIMEOUT = 30.0
+# How often the launcher-bound input generator looks whether the proxy has ended.
+INPUT_POLL = 0.5
+
+
+@dataclass(frozen=True)
+class VmiRef:
+    namespace: str
+    name: str
+    uid: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class _Failed(Exception):
+    """Ends an RPC with `code` and `message` (raised inside helpers, aborted in one place)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class HandlerServicer(handler_pb2_grpc.HandlerServiceServicer):
+    def __init__(self, *, locate: Locate, node_name: str) -> None:
+        self._locate = locate
+        self._node_name = node_name
+
+    def GetInfo(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return handler_pb2.GetInfoResponse(
+            node_name=self._node_name,
+            handler_version=kvd_version(),
+            supported_contract_versions=CONTRACT_VERSIONS,
+        )
+
+    def PauseVirtualMachineInstance(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        def pause(stub: launcher_pb2_grpc.LauncherServiceStub, vmi: VmiRef, timeout: float) -> None:
+            stub.PauseDomain(launcher_pb2.PauseDomainRequest(vmi_uid=vmi.uid), timeout=timeout)
+
+        self._unary("pause", request, context, pause)
+        return handler_pb2.PauseVirtualMachineInstanceResponse()
+
+    def UnpauseVirtualMachineInstance(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        def unpause(
+            stub: launcher_pb2_grpc.LauncherServiceStub, vmi: VmiRef, timeout: float
+        ) -> None:
+            stub.UnpauseDomain(launcher_pb2.UnpauseDomainRequest(vmi_uid=vmi.uid), timeout=timeout)
+
+        self._unary("unpause", request, context, unpause)
+        return handler_pb2.UnpauseVirtualMachineInstanceResponse()
+
+    def Console(self, request_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:  # noqa: N802
+        try:
+            first = next(request_iterator, None)
+        except grpc.RpcError:
+            return  # the client went away before saying anything
+        if first is None or first.WhichOneof("message") != "open":
+            _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "the first console message must be `open`",
+            )
+        vmi = VmiRef(first.open.namespace, first.open.name, first.open.uid)
+        try:
+            socket = self._socket(vmi)
+        except _Failed as failed:
+            _abort(context, failed.code, str(failed))
+        opened = launcher_pb2.ConsoleOpen(
+            mode=first.open.mode,  # the launcher's ConsoleMode numbers mirror the handler's
+            replay_bytes=first.open.replay_bytes,
+            take_over=first.open.take_over,
+        )
+        # A bound logger rather than logs.bound: context variables set here would be reset
+        # wherever gRPC drops the generator, possibly in another context.
+        session_log = log.bind(rpc="console", vmi=str(vmi), uid=vmi.uid, node=self._node_name)
+        proxy = _ConsoleProxy(vmi, socket, opened, session_log)
+        if not context.add_callback(proxy.close):
+            proxy.close()  # the RPC ended already; run() then returns at once
+        try:
+            yield from proxy.run(request_iterator)
+        finally:
+            proxy.close()
+        if proxy.failure is not None and context.is_active():
+            _abort(context, proxy.failure.code, str(proxy.failure))
+
+    def Vnc(self, request_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:  # noqa: N802
+        # Nothing to proxy to: LauncherService.Vnc is UNIMPLEMENTED in kvd.launcher, and
+        # domains get no VNC display yet.
+        _abort(
+            context,
+            grpc.StatusCode.UNIMPLEMENTED,
+            "VNC is not implemented yet: launchers do not serve LauncherService.Vnc and "
+            "domains have no VNC display",
+        )
+        yield  # pragma: no cover - makes this a generator, as a response stream must be
+
+    def _unary(
+        self,
+        name: str,
+        request: Any,
+        context: grpc.ServicerContext,
+        call: Callable[[launcher_pb2_grpc.LauncherServiceStub, VmiRef, float], None],
+    ) -> None:
+        vmi = VmiRef(request.namespace, request.name, request.uid)
+        with logs.bound(rpc=name, vmi=str(vmi), uid=vmi.uid, node=self._node_name):
+            try:
+                socket = self._socket(vmi)
+                # The caller's deadline, or ours when it set none (then time_remaining is huge).
+                timeout = min(context.time_remaining(), LAUNCHER_TIMEOUT)
+                with _launcher_channel(socket) as channel:
+                    try:
+                        call(_stub(channel), vmi, timeout)
+                    except grpc.RpcError as exc:
+                        raise _from_launcher(exc, vmi, socket) from None
+            except _Failed as failed:
+                log.info("rpc_failed", code=failed.code.name, error=str(failed))
+                _abort(context, failed.code, str(failed))
+            log.info(f"vmi_{name}d")
+
+    def _socket(self, vmi: VmiRef) -> Path:
+        missing = [f for f in ("namespace", "name", "uid") if not getattr(vmi, f)]
+        if missing:
+            raise _Failed(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the VMI is not fully named: {', '.join(missing)} missing",
+            )
+        socket = self._locate(vmi.namespace, vmi.name, vmi.uid)
+        if socket is None:
+            raise _Failed(
+                grpc.StatusCode.NOT_FOUND,
+                f"no VMI {vmi} with uid {vmi.uid} runs on node {self._node_name}",
+            )
+        return socket
+
+
+class _ConsoleProxy:
+    """One console session: a launcher Console call fed from, and feeding, a client's stream."""
+
+    def __init__(self, vmi: VmiRef, socket: Path, opened: Any, session_log: Any) -> None:
+        self._vmi = vmi
+        self._log = session_log
+        self._socket = socket
+        self._opened = opened
+        self._inbox: queue.Queue[Any] = queue.Queue()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._channel = _launcher_channel(socket)
+        self._call: Any = None
+        self.failure: _Failed | None = None
+
+    def run(self, client_requests: Iterator[Any]) -> Iterator[Any]:
+        """Launcher output as handler responses; sets `failure` when the session ends badly."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._call = _stub(self._channel).Console(self._to_launcher())
+        threading.Thread(
+            target=self._pump, args=(client_requests,), name="console-input", daemon=True
+        ).start()
+        self._log.info("console_opened", mode=self._opened.mode, take_over=self._opened.take_over)
+        try:
+            for response in self._call:
+                if response.WhichOneof("message") == "opened":
+                    yield handler_pb2.ConsoleResponse(
+                        opened=handler_pb2.ConsoleOpened(
+                            mode=response.opened.mode, replay_bytes=response.opened.replay_bytes
+                        )
+                    )
+                else:
+                    yield handler_pb2.ConsoleResponse(output=response.output)
+        except grpc.RpcError as exc:
+            if self.failure is None and exc.code() != grpc.StatusCode.CANCELLED:
+                self.failure = _from_launcher(exc, self._vmi, self._socket)
+        self._log.info("console_closed", error=str(self.failure) if self.failure else None)
+
+    def close(self) -> None:
+        """End the session from any thread; idempotent."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+            call = self._call
+        self._inbox.put(None)
+        if call is not None:
+            call.cancel()
+        self._channel.close()
+
+    def _to_launcher(self) -> Iterator[Any]:
+        yield launcher_pb2.ConsoleRequest(open=self._opened)
+        # Polls so that gRPC's request-consuming thread never waits on a session that ended.
+        while not self._closed.is_set():
+            try:
+                data = self._inbox.get(timeout=INPUT_POLL)
+            except queue.Empty:
+                continue
+            if data is None:
+                return
+            yield launcher_pb2.ConsoleRequest(input=data)
+
+    def _pump(self, client_requests: Iterator[Any]) -> None:
+        try:
+            for message in client_requests:
+                if message.WhichOneof("message") == "open":
+                    self.failure = _Failed(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        "`open` may only be the first console message",
+                    )
+                    self.close()
+                    return
+                self._inbox.put(bytes(message.input))
+        except grpc.RpcError:
+            self.close()  # the client cancelled; the RPC callback does the same
+            return
+        self._inbox.put(None)  # the client half-closed: so does the launcher call
+
+
+def _launcher_channel(socket: Path) -> grpc.Channel:
+    return grpc.insecure_channel(f"unix:{socket}")
+
+
+def _stub(channel: grpc.Channel) -> launcher_pb2_grpc.LauncherServiceStub:
+    return launcher_pb2_grpc.LauncherServiceStub(channel)  # type: ignore[no-untyped-call]  # generated, unannotated
+
+
+def _from_launcher(exc: grpc.RpcError, vmi: VmiRef, socket: Path) -> _Failed:
+    """The launcher's status, passed through; unreachable launchers get a message saying so."""
+    code, details = exc.code(), exc.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        details = f"the launcher of VMI {vmi} is not reachable at {socket}: {details}"
+    return _Failed(code, details)
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    context.abort(code, message)
+    raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+class RunningService:
+    """A started HandlerService server."""
+
+    def __init__(self, server: grpc.Server, port: int, health: health.HealthServicer) -> None:
+        self._server = server
+        self.port = port
+        self._health = health
+
+    def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, give running ones `grace` seconds (None: end them now), wait."""
+        self._health.enter_graceful_shutdown()
+        self._server.stop(grace).wait((grace or 0) + 5)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return bool(self._server.wait_for_termination(timeout))
+
+
+def serve(*, address: str, locate: Locate, node_name: str, token: str) -> RunningService:
+    """Serve HandlerService on `address` (e.g. `0.0.0.0:8186`, or port 0 for any free port),
+    behind the bearer-token check; started when this returns."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="handler-rpc"),
+        interceptors=[auth.TokenInterceptor(token)],
+        maximum_concurrent_rpcs=MAX_WORKERS,
+        # gRPC sets SO_REUSEPORT by default: a second handler on the same port would bind
+        # "successfully" and share the traffic instead of failing.
+        options=[("grpc.so_reuseport", 0)],
+    )
+    servicer = HandlerServicer(locate=locate, node_name=node_name)
+    handler_pb2_grpc.add_HandlerServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]  # generated, unannotated
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {address}: {exc}") from None
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("handler_service_serving", address=address, port=port, node=node_name)
+    return RunningService(server, port, health_servicer)

@@ -1,0 +1,448 @@
+"""HandlerService over real TCP with a real client, proxying to a real `kvd launcher` that
+runs a real guest (TCG). One launcher and one guest boot serve the whole module; every test
+leaves the domain running and unpaused as it found it."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from kvd.handler import auth, service
+from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc
+from kvd.rpc.launcher.v1 import domain_pb2, launcher_pb2
+from kvd.version import kvd_version
+from tests.launcher.harness import BOOT, RPC_TIMEOUT, Launcher
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+MARKER = f"kvd-handler-marker-{uuid.uuid4().hex[:8]}"
+NODE = "node-a"
+TIMEOUT = 30.0
+GRPCURL = str(Path(sys.executable).parent / "grpcurl")
+RW = handler_pb2.CONSOLE_MODE_READ_WRITE
+RO = handler_pb2.CONSOLE_MODE_READ_ONLY
+
+
+class Handler:
+    def __init__(self, running: service.RunningService, token: str, launcher: Launcher) -> None:
+        self.running = running
+        self.token = token
+        self.launcher = launcher
+        self.address = f"127.0.0.1:{running.port}"
+        self.channel = auth.authorized_channel(grpc.insecure_channel(self.address), token)
+        self.stub = handler_pb2_grpc.HandlerServiceStub(self.channel)
+
+    def vmi(self, **changes: str) -> dict[str, str]:
+        launcher = self.launcher
+        names = {"namespace": launcher.namespace, "name": launcher.name, "uid": launcher.uid}
+        return {**names, **changes}
+
+    def domain_state(self) -> int:
+        response = self.launcher.stub.GetDomain(
+            launcher_pb2.GetDomainRequest(), timeout=RPC_TIMEOUT
+        )
+        return int(response.domain.state)
+
+
+class Console:
+    """A HandlerService Console stream followed in the background, keeping what it received."""
+
+    def __init__(
+        self,
+        stub: handler_pb2_grpc.HandlerServiceStub,
+        first: handler_pb2.ConsoleRequest,
+        *,
+        metadata: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.text = ""
+        self.opened: handler_pb2.ConsoleOpened | None = None
+        self.ended = threading.Event()
+        self.error: grpc.RpcError | None = None
+        self._input: queue.Queue[handler_pb2.ConsoleRequest | None] = queue.Queue()
+        self._input.put(first)
+        self._call = stub.Console(iter(self._input.get, None), metadata=metadata)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    @classmethod
+    def open(
+        cls,
+        handler: Handler,
+        *,
+        mode: int = RO,
+        replay: int = 1 << 20,
+        take_over: bool = False,
+        **vmi: str,
+    ) -> Console:
+        opened = handler_pb2.ConsoleOpen(
+            mode=mode, replay_bytes=replay, take_over=take_over, **handler.vmi(**vmi)
+        )
+        return cls(handler.stub, handler_pb2.ConsoleRequest(open=opened))
+
+    def send(self, data: bytes) -> None:
+        self._input.put(handler_pb2.ConsoleRequest(input=data))
+
+    def _read(self) -> None:
+        try:
+            for message in self._call:
+                if message.WhichOneof("message") == "opened":
+                    self.opened = message.opened
+                else:
+                    self.text += message.output.decode(errors="replace")
+        except grpc.RpcError as exc:
+            self.error = exc
+        finally:
+            self.ended.set()
+            self._input.put(None)
+
+    def wait_for(self, marker: str, timeout: float = BOOT) -> None:
+        deadline = time.monotonic() + timeout
+        while marker not in self.text:
+            if self.ended.is_set() or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"console never showed {marker!r} (ended={self.ended.is_set()}, "
+                    f"error={self.error}); console so far:\n{self.text[-3000:]}"
+                )
+            time.sleep(0.05)
+
+    def wait_opened(self, timeout: float = TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while self.opened is None:
+            assert not self.ended.is_set(), f"console ended before `opened`: {self.error}"
+            assert time.monotonic() < deadline, f"console not opened after {timeout}s"
+            time.sleep(0.02)
+
+    def wait_error(self, timeout: float = TIMEOUT) -> grpc.RpcError:
+        assert self.ended.wait(timeout), f"console stream still open after {timeout}s"
+        assert self.error is not None, f"console ended without an error:\n{self.text[-1000:]}"
+        return self.error
+
+    def cancel(self) -> None:
+        self._input.put(None)
+        self._call.cancel()
+        assert self.ended.wait(TIMEOUT), "cancelled console stream did not end"
+
+
+@pytest.fixture(scope="module")
+def launcher(tmp_path_factory: pytest.TempPathFactory, guest_dir: Path) -> Iterator[Launcher]:
+    launcher = Launcher(tmp_path_factory.mktemp("launcher"), guest_dir)
+    try:
+        launcher.start()
+        launcher.define(launcher.manifest(user_data=f"#!/bin/sh\necho {MARKER}\n"))
+        launcher.stub.LaunchDomain(
+            launcher_pb2.LaunchDomainRequest(vmi_uid=launcher.uid), timeout=RPC_TIMEOUT
+        )
+        yield launcher
+    finally:
+        launcher.close()
+
+
+@pytest.fixture(scope="module")
+def handler(launcher: Launcher, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Handler]:
+    gone = tmp_path_factory.mktemp("gone") / "launcher.sock"  # a launcher that went away
+
+    def locate(namespace: str, name: str, uid: str) -> Path | None:
+        if uid == "gone-uid":
+            return gone
+        if (namespace, name, uid) == (launcher.namespace, launcher.name, launcher.uid):
+            return launcher.socket
+        return None
+
+    token = auth.new_token()
+    running = service.serve(address="127.0.0.1:0", locate=locate, node_name=NODE, token=token)
+    handler = Handler(running, token, launcher)
+    try:
+        yield handler
+    finally:
+        handler.channel.close()
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def booted(handler: Handler) -> Handler:
+    """The handler once the guest has finished booting (its shell reads the console)."""
+    console = Console.open(handler)
+    try:
+        console.wait_for("KVD-READY")
+    finally:
+        console.cancel()
+    return handler
+
+
+def test_get_info_names_the_node_version_and_contract(handler: Handler) -> None:
+    info = handler.stub.GetInfo(handler_pb2.GetInfoRequest(), timeout=TIMEOUT)
+    assert info.node_name == NODE
+    assert info.handler_version == kvd_version()
+    assert list(info.supported_contract_versions) == [1]
+
+
+def test_console_shows_the_guest_and_carries_input(booted: Handler) -> None:
+    reader = Console.open(booted)
+    writer = Console.open(booted, mode=RW, replay=0, take_over=True)
+    try:
+        reader.wait_for(MARKER)  # printed by the user-data script, replayed from the log
+        assert reader.opened is not None and reader.opened.mode == RO
+        assert reader.opened.replay_bytes > 0
+        writer.send(b"\necho kvd-handler-$((6 * 7))\n")
+        writer.wait_for("kvd-handler-42", timeout=60)  # computed by the guest's shell
+        reader.wait_for("kvd-handler-42", timeout=10)
+        assert writer.opened is not None and writer.opened.mode == RW
+        assert writer.opened.replay_bytes == 0
+        assert MARKER not in writer.text
+    finally:
+        reader.cancel()
+        writer.cancel()
+
+
+def test_launcher_console_codes_pass_through(booted: Handler) -> None:
+    writer = Console.open(booted, mode=RW, replay=0, take_over=True)
+    try:
+        writer.send(b"echo first-$((1 + 1))\n")
+        writer.wait_for("first-2", timeout=60)
+        second = Console.open(booted, mode=RW, replay=0)
+        error = second.wait_error()
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "another client is writing" in (error.details() or "")
+        taker = Console.open(booted, mode=RW, replay=0, take_over=True)
+        try:
+            taker.send(b"echo taken-$((40 + 2))\n")
+            taker.wait_for("taken-42", timeout=60)
+            error = writer.wait_error()
+            assert error.code() == grpc.StatusCode.ABORTED
+            assert "took over" in (error.details() or "")
+        finally:
+            taker.cancel()
+        unspecified = Console.open(booted, mode=handler_pb2.CONSOLE_MODE_UNSPECIFIED)
+        assert unspecified.wait_error().code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        writer.cancel()
+
+
+def _thread_names() -> list[str]:
+    return sorted(t.name for t in threading.enumerate())
+
+
+def _wait_for_threads(count: int, before: list[str]) -> None:
+    deadline = time.monotonic() + 10
+    while threading.active_count() > count:
+        assert time.monotonic() < deadline, (
+            f"threads linger: {threading.active_count()} > {count}; "
+            f"before {before}, now {_thread_names()}"
+        )
+        time.sleep(0.05)
+
+
+def test_cancelled_and_ended_consoles_leave_no_threads(booted: Handler) -> None:
+    # The server's worker pool keeps the threads it grew for the most concurrent calls so
+    # far: four sessions at once first, more than this test ever has open at once.
+    warm_up = [Console.open(booted, replay=0) for _ in range(4)]
+    for console in warm_up:
+        console.wait_opened()
+    for console in warm_up:
+        console.cancel()
+    booted.stub.GetInfo(handler_pb2.GetInfoRequest(), timeout=TIMEOUT)
+    before = _thread_names()
+    baseline = threading.active_count()
+    _wait_for_threads(baseline, before)
+
+    for _ in range(3):
+        console = Console.open(booted, mode=RW, replay=4096, take_over=True)
+        console.wait_for("KVD", timeout=30)  # the replayed log: the proxy is fully set up
+        console.cancel()
+        _wait_for_threads(baseline, before)
+
+    # a session the launcher ends (displaced writer) and one the handler refuses
+    writer = Console.open(booted, mode=RW, replay=0, take_over=True)
+    writer.wait_opened()
+    taker = Console.open(booted, mode=RW, replay=0, take_over=True)
+    assert writer.wait_error().code() == grpc.StatusCode.ABORTED
+    taker.cancel()
+    bad = Console(booted.stub, handler_pb2.ConsoleRequest(input=b"no open"))
+    assert bad.wait_error().code() == grpc.StatusCode.INVALID_ARGUMENT
+    _wait_for_threads(baseline, before)
+
+    # the launcher still serves consoles after all that
+    after = Console.open(booted, replay=4096)
+    try:
+        after.wait_for("KVD", timeout=30)
+    finally:
+        after.cancel()
+
+
+def test_pause_and_unpause_round_trip(booted: Handler) -> None:
+    pause = handler_pb2.PauseVirtualMachineInstanceRequest(**booted.vmi())
+    unpause = handler_pb2.UnpauseVirtualMachineInstanceRequest(**booted.vmi())
+    assert booted.domain_state() == domain_pb2.DOMAIN_STATE_RUNNING
+    try:
+        booted.stub.PauseVirtualMachineInstance(pause, timeout=TIMEOUT)
+        assert booted.domain_state() == domain_pb2.DOMAIN_STATE_PAUSED
+        booted.stub.PauseVirtualMachineInstance(pause, timeout=TIMEOUT)  # idempotent
+        assert booted.domain_state() == domain_pb2.DOMAIN_STATE_PAUSED
+    finally:
+        booted.stub.UnpauseVirtualMachineInstance(unpause, timeout=TIMEOUT)
+    assert booted.domain_state() == domain_pb2.DOMAIN_STATE_RUNNING
+    booted.stub.UnpauseVirtualMachineInstance(unpause, timeout=TIMEOUT)  # idempotent
+    assert booted.domain_state() == domain_pb2.DOMAIN_STATE_RUNNING
+    # and the guest runs again: its shell answers
+    writer = Console.open(booted, mode=RW, replay=0, take_over=True)
+    try:
+        writer.send(b"echo resumed-$((3 * 3))\n")
+        writer.wait_for("resumed-9", timeout=60)
+    finally:
+        writer.cancel()
+
+
+@pytest.mark.parametrize(
+    ("vmi", "code", "message"),
+    [
+        pytest.param(
+            {"uid": "other-uid"}, grpc.StatusCode.NOT_FOUND, "runs on node node-a", id="other-uid"
+        ),
+        pytest.param(
+            {"name": "other"}, grpc.StatusCode.NOT_FOUND, "no VMI default/other", id="other-name"
+        ),
+        pytest.param({"uid": ""}, grpc.StatusCode.INVALID_ARGUMENT, "uid missing", id="no-uid"),
+        pytest.param(
+            {"uid": "gone-uid"}, grpc.StatusCode.UNAVAILABLE, "not reachable", id="no-launcher"
+        ),
+    ],
+)
+def test_vmis_not_served_here_are_refused(
+    handler: Handler, vmi: dict[str, str], code: grpc.StatusCode, message: str
+) -> None:
+    calls = [
+        lambda: handler.stub.PauseVirtualMachineInstance(
+            handler_pb2.PauseVirtualMachineInstanceRequest(**handler.vmi(**vmi)), timeout=TIMEOUT
+        ),
+        lambda: handler.stub.UnpauseVirtualMachineInstance(
+            handler_pb2.UnpauseVirtualMachineInstanceRequest(**handler.vmi(**vmi)),
+            timeout=TIMEOUT,
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.RpcError) as caught:
+            call()
+        assert caught.value.code() == code
+        assert message in (caught.value.details() or "")
+    error = Console.open(handler, **vmi).wait_error()
+    assert error.code() == code
+    assert message in (error.details() or "")
+
+
+def test_console_must_start_with_open(handler: Handler) -> None:
+    error = Console(handler.stub, handler_pb2.ConsoleRequest(input=b"hello")).wait_error()
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "first console message must be `open`" in (error.details() or "")
+
+
+def test_vnc_is_unimplemented_and_says_why(handler: Handler) -> None:
+    opened = handler_pb2.VncRequest(open=handler_pb2.VncOpen(**handler.vmi()))
+    with pytest.raises(grpc.RpcError) as caught:
+        list(handler.stub.Vnc(iter([opened]), timeout=TIMEOUT))
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "LauncherService.Vnc" in (caught.value.details() or "")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        pytest.param([], "missing credentials", id="missing"),
+        pytest.param([("authorization", "Bearer wrong")], "not this handler's token", id="wrong"),
+        pytest.param([("authorization", "Basic abc")], "malformed credentials", id="scheme"),
+        pytest.param([("authorization", "Bearer ")], "malformed credentials", id="empty"),
+    ],
+)
+def test_calls_without_the_token_are_unauthenticated(
+    booted: Handler, metadata: list[tuple[str, str]], message: str
+) -> None:
+    with grpc.insecure_channel(booted.address) as channel:
+        stub = handler_pb2_grpc.HandlerServiceStub(channel)
+        unary = [
+            lambda: stub.GetInfo(handler_pb2.GetInfoRequest(), metadata=metadata, timeout=TIMEOUT),
+            lambda: stub.PauseVirtualMachineInstance(
+                handler_pb2.PauseVirtualMachineInstanceRequest(**booted.vmi()),
+                metadata=metadata,
+                timeout=TIMEOUT,
+            ),
+        ]
+        for call in unary:
+            with pytest.raises(grpc.RpcError) as caught:
+                call()
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert message in (caught.value.details() or "")
+            assert booted.token not in (caught.value.details() or "")
+        opened = handler_pb2.ConsoleOpen(mode=RO, **booted.vmi())
+        console = Console(stub, handler_pb2.ConsoleRequest(open=opened), metadata=metadata)
+        error = console.wait_error()
+        assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert message in (error.details() or "")
+        assert console.opened is None and console.text == ""
+    assert booted.domain_state() == domain_pb2.DOMAIN_STATE_RUNNING  # the pause never got through
+
+
+def test_the_token_in_call_metadata_works_without_the_interceptor(handler: Handler) -> None:
+    with grpc.insecure_channel(handler.address) as channel:
+        stub = handler_pb2_grpc.HandlerServiceStub(channel)
+        info = stub.GetInfo(
+            handler_pb2.GetInfoRequest(), metadata=auth.call_metadata(handler.token), timeout=10
+        )
+    assert info.node_name == NODE
+
+
+def test_health_needs_no_token_and_reflection_does(handler: Handler) -> None:
+    with grpc.insecure_channel(handler.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for name in ("", "kvd.rpc.handler.v1.HandlerService"):
+            answer = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=TIMEOUT)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    header = f"authorization: Bearer {handler.token}"
+    listed = subprocess.run(
+        [GRPCURL, "-plaintext", "-H", header, handler.address, "list"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "kvd.rpc.handler.v1.HandlerService" in listed.stdout.split()
+    assert "grpc.health.v1.Health" in listed.stdout.split()
+    refused = subprocess.run(
+        [GRPCURL, "-plaintext", handler.address, "list"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "missing credentials" in refused.stderr
+
+
+def test_serve_refuses_an_empty_token() -> None:
+    with pytest.raises(ValueError, match="empty token"):
+        service.serve(address="127.0.0.1:0", locate=lambda *_: None, node_name=NODE, token="")
+
+
+def test_serve_reports_an_address_it_cannot_bind(handler: Handler) -> None:
+    with pytest.raises(OSError, match="cannot listen"):
+        service.serve(address=handler.address, locate=lambda *_: None, node_name=NODE, token="t")
+
+
+def test_load_token(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    with pytest.raises(auth.TokenError, match="does not exist"):
+        auth.load_token(path)
+    path.write_text(" \n")
+    with pytest.raises(auth.TokenError, match="is empty"):
+        auth.load_token(path)
+    token = auth.new_token()
+    path.write_text(f"{token}\n")
+    assert auth.load_token(path) == token
+    assert len(token) >= 32 and token != auth.new_token()
