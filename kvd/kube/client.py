@@ -8,6 +8,7 @@ server's `reason`, so callers branch on `.status == 409` without importing `kube
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +27,7 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.reason = reason
+        self.message = message
 
     @property
     def not_found(self) -> bool:
@@ -47,6 +49,12 @@ def connect(kubeconfig: Path | None = None) -> client.ApiClient:
 
 def core_v1(api: client.ApiClient) -> client.CoreV1Api:
     return client.CoreV1Api(api)
+
+
+def list_custom(api: client.ApiClient, group: str, version: str, plural: str) -> Any:
+    """The list (and watch) function of a custom resource across namespaces, for an Informer."""
+    custom = client.CustomObjectsApi(api)
+    return functools.partial(custom.list_cluster_custom_object, group, version, plural)
 
 
 def to_json(api: client.ApiClient, obj: Any) -> Json:

@@ -1,0 +1,51 @@
+"""`kvd handler`: run the node's handler until SIGTERM/SIGINT, then mark the node unschedulable
+(running VMs carry on; a restarted handler picks them up)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from kvd import logs
+from kvd.handler import auth, service
+from kvd.handler.agent import Handler, HandlerSettings
+from kvd.kube.client import ApiError
+
+log = logs.get_logger(__name__)
+
+
+def run(settings: HandlerSettings, *, listen: str | None, token_file: Path | None) -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    settings.launcher_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        token = auth.load_token(token_file) if listen and token_file else None
+    except auth.TokenError as exc:
+        print(f"kvd handler: {exc}", file=sys.stderr, flush=True)
+        return 1
+    if listen and token is None:
+        print("kvd handler: --listen needs --token-file", file=sys.stderr, flush=True)
+        return 1
+    handler = Handler(settings)
+    running: service.RunningService | None = None
+    try:
+        handler.start()
+        if listen and token:
+            running = service.serve(
+                address=listen, locate=handler.locate, node_name=settings.node_name, token=token
+            )
+    except (OSError, TimeoutError, ApiError) as exc:
+        handler.stop(unschedulable=False)
+        print(f"kvd handler: cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    where = f" (HandlerService on port {running.port})" if running else ""
+    print(f"kvd handler: ready {settings.node_name}{where}", flush=True)
+    stop.wait()
+    log.info("handler_stopping", node=settings.node_name)
+    if running is not None:
+        running.stop(grace=1.0)
+    handler.stop()
+    return 0
