@@ -83,7 +83,9 @@ def run_up(args: argparse.Namespace) -> int:
     from kvd.local import cluster  # noqa: PLC0415 - loads the client only for this
 
     data = args.data_dir.absolute()
-    options = cluster.Options(data_dir=data, port=args.port, node_args=_node_args(args))
+    options = cluster.Options(
+        data_dir=data, port=args.port, node_name=args.node_name, node_args=_node_args(args)
+    )
     try:
         components = cluster.up(options)
     except cluster.ClusterError as exc:

@@ -2,15 +2,18 @@
 
 `up` starts each component as its own process (own session, output in `DATA_DIR/logs/<name>.log`)
 and waits for the line it prints when ready, in order: the API server (then kvd's CRDs are applied
-through it, from `kvd.api.crds` — the same source as the chart's), the local node, and — once
-their issues land — the kvd controller and handler. It prints one line per component and the
+through it, from `kvd.api.crds` — the same source as the chart's), the local node, the handler
+(its launchers' run dirs in `DATA_DIR/launchers/`, its HandlerService on a loopback port with
+the token in `DATA_DIR/handler/token`) and — once its issue lands — the controller. It prints
+one line per component and the
 `export KUBECONFIG=…` line. Without `--detach` it stays in the foreground and Ctrl-C brings
 everything down; with it, `kvd local down` does.
 
 What runs is recorded in `DATA_DIR/cluster.json` (pid and kernel start time per component, so a
-reused pid is never signalled). `down` stops the node first (SIGTERM; the node leaves its pods,
-as a kubelet restart would), then removes everything the node ran — containers, network
-namespaces, veths, the bridge, cgroups — through the node's runtime, then stops the API server.
+reused pid is never signalled). `down` stops them in reverse order: the handler (which marks the
+node unschedulable), the node (SIGTERM; it leaves its pods, as a kubelet restart would), then
+removes everything the node ran — containers, network namespaces, veths, the bridge, cgroups —
+through the node's runtime, then stops the API server.
 Objects stay in the API server's database, so the next `up` finds them.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -35,7 +39,8 @@ from kvd.local.node import teardown
 log = logs.get_logger(__name__)
 
 STATE_FILE = "cluster.json"
-COMPONENTS = ("apiserver", "node")  # in start order
+LAUNCHER_DIR = "launchers"  # launcher pods' run dirs, <pod uid>/launcher.sock (hostPath)
+COMPONENTS = ("apiserver", "node", "handler")  # in start order; stopped in reverse
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 
@@ -59,6 +64,7 @@ class Component:
 class Options:
     data_dir: Path
     port: int = 6443
+    node_name: str
     node_args: tuple[str, ...] = ()
 
 
@@ -83,12 +89,7 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
                 started.append(component)
                 print(f"{name:<10} running {component.pid}", file=out, flush=True)
                 continue
-            if name == "apiserver":
-                args = ["local", "apiserver", "--data-dir", str(data), "--port", str(options.port)]
-                ready, detail = "kubeconfig: ", "serving "
-            else:
-                args = ["local", "node", "--data-dir", str(data), *options.node_args]
-                ready, detail = "kvd local node: ready", "ready "
+            args, ready, detail = _command(name, options)
             component = _start(name, args, data, ready=ready)
             started.append(component)
             _save(data, started)
@@ -115,11 +116,45 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
     return started
 
 
+def _command(name: str, options: Options) -> tuple[list[str], str, str]:
+    """(kvd arguments, the line that says it is ready, the prefix of what to show of it)."""
+    data = options.data_dir
+    if name == "apiserver":
+        args = ["local", "apiserver", "--data-dir", str(data), "--port", str(options.port)]
+        return args, "kubeconfig: ", "serving "
+    if name == "node":
+        return (
+            ["local", "node", "--data-dir", str(data), *options.node_args],
+            ("kvd local node: ready"),
+            "ready ",
+        )
+    return [
+        "handler", "--node-name", options.node_name, "--kubeconfig", str(data / "kubeconfig"),
+        "--launcher-dir", str(data / LAUNCHER_DIR), "--state-dir", str(data / "handler"),
+        "--listen", "127.0.0.1:0", "--token-file", str(_handler_token(data)),
+    ], "kvd handler: ready", "ready "  # fmt: skip
+
+
+def _handler_token(data: Path) -> Path:
+    """The token HandlerService callers present in the local cluster (a Secret's, in a real
+    one): made once, readable by root only."""
+    path = data / "handler" / "token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+        os.replace(tmp, path)
+    return path
+
+
 def down(data: Path, *, components: Sequence[Component] | None = None) -> list[str]:
     """Stop every component (node first) and remove what the node ran; returns what was stopped."""
     found = list(components) if components is not None else load(data)
     stopped = []
-    for component in sorted(found, key=lambda c: c.name != "node"):
+    order = {name: i for i, name in enumerate(reversed(COMPONENTS))}
+    for component in sorted(found, key=lambda c: order.get(c.name, -1)):
         if component.alive():
             _stop(component)
             stopped.append(component.name)

@@ -15,11 +15,16 @@ def test_up_status_down_leaves_nothing_and_up_again_finds_the_objects() -> None:
     assert lines[0].startswith("apiserver  ready")
     assert lines[1].startswith("crds       ready")
     assert lines[2].startswith("node       ready")
+    assert lines[3].startswith("handler    ready")
     assert f"export KUBECONFIG={cluster.kubeconfig}" in out
     try:
         status = _kvd("local", "status", "--data-dir", str(cluster.data_dir))
         assert status.returncode == 0
-        assert [line.split()[0] for line in status.stdout.splitlines()[1:]] == ["apiserver", "node"]
+        assert [line.split()[0] for line in status.stdout.splitlines()[1:]] == [
+            "apiserver",
+            "node",
+            "handler",
+        ]
         cluster.raw.create(
             "/api/v1/namespaces/default/configmaps",
             {

@@ -309,9 +309,7 @@ def test_tcp_and_http_readiness_probes_reach_the_pod(cluster: Cluster) -> None:
 
 
 def test_unmet_node_selector_is_unschedulable_until_the_node_matches(cluster: Cluster) -> None:
-    cluster.create_pod(
-        shell_pod("picky", "sleep 1000", nodeSelector={"kubevirt.io/schedulable": "true"})
-    )
+    cluster.create_pod(shell_pod("picky", "sleep 1000", nodeSelector={"kvd.test/zone": "a"}))
     pod = cluster.wait_pod(
         "picky", lambda p: condition(p, "PodScheduled").get("reason") == "Unschedulable"
     )
@@ -320,11 +318,11 @@ def test_unmet_node_selector_is_unschedulable_until_the_node_matches(cluster: Cl
         "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
     )
     assert "nodeName" not in pod["spec"]
-    cluster.kubectl("label", "node", cluster.node_name, "kubevirt.io/schedulable=true")
+    cluster.kubectl("label", "node", cluster.node_name, "kvd.test/zone=a")
     try:
         cluster.wait_phase("picky", "Running")
     finally:
-        cluster.kubectl("label", "node", cluster.node_name, "kubevirt.io/schedulable-")
+        cluster.kubectl("label", "node", cluster.node_name, "kvd.test/zone-")
 
 
 def test_unknown_image_reports_err_image_pull_with_how_to_import(cluster: Cluster) -> None:
