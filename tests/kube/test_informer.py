@@ -1,0 +1,159 @@
+"""kvd.kube.informer against a real `kvd local apiserver`: what it adds to the official client's
+SharedInformer, and the case where SharedInformer alone falls short (custom resources)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes.informer import SharedInformer
+
+from kvd.api import crds, kinds
+from kvd.kube import client, informer
+from tests.local.apiserver.conftest import Server, start_server
+
+VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = start_server(tmp_path_factory.mktemp("informer") / "api")
+    raw = client.Raw(client.connect(s.kubeconfig))
+    kind = kinds.KINDS["VirtualMachineInstance"]
+    raw.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crds.crd(kind))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            raw.get(VMIS)
+            break
+        except client.ApiError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def vmi(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstance",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"domain": {"devices": {}, "resources": {"requests": {"memory": "64Mi"}}}},
+    }
+
+
+def list_vmis(api: k8s.ApiClient) -> Any:
+    return client.list_custom(api, "kubevirt.io", "v1", "virtualmachineinstances")
+
+
+def test_shared_informer_alone_never_lists_a_custom_resource(server: Server) -> None:
+    """Upstream reads `.items` of the list result; CustomObjectsApi returns a dict, whose
+    `.items` is dict.items: the initial list fails every time and the cache stays empty."""
+    api = client.connect(server.kubeconfig)
+    raw = client.Raw(api)
+    raw.create(VMIS, vmi("upstream", {}))
+    calls = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("watch"))
+        return list_vmis(api)(*args, **kwargs)
+
+    counting.__doc__ = list_vmis(api).func.__doc__
+    upstream = SharedInformer(counting)
+    upstream.start()
+    try:
+        time.sleep(1.5)
+        assert upstream.cache.list() == []
+        assert calls and not any(calls)  # listed (and failed) again and again, never watched
+    finally:
+        upstream.stop()
+        raw.delete(f"{VMIS}/upstream")
+
+
+def test_informer_lists_watches_and_filters_custom_resources(server: Server) -> None:
+    api = client.connect(server.kubeconfig)
+    raw = client.Raw(api)
+    raw.create(VMIS, vmi("before", {"kubevirt.io/nodeName": "n1"}))
+    raw.create(VMIS, vmi("elsewhere", {"kubevirt.io/nodeName": "n2"}))
+    seen: list[tuple[str, str]] = []
+    got = threading.Event()
+    inf = informer.Informer(
+        api, list_vmis(api), name="vmis", label_selector="kubevirt.io/nodeName=n1"
+    )
+    inf.add_index("phase", lambda o: [str((o.get("status") or {}).get("phase", ""))])
+
+    def handler(kind: str, obj: dict[str, Any]) -> None:
+        seen.append((kind, obj["metadata"]["name"]))
+        got.set()
+
+    inf.add_handler(handler)
+    inf.start()
+    try:
+        assert inf.wait_synced(10)
+        assert [o["metadata"]["name"] for o in inf.items()] == ["before"]
+        raw.create(VMIS, vmi("after", {"kubevirt.io/nodeName": "n1"}))
+        raw.merge_patch(f"{VMIS}/after", {"status": {"phase": "Scheduled"}})
+        raw.delete(f"{VMIS}/before")
+        deadline = time.monotonic() + 10
+        while ("DELETED", "before") not in seen:
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.05)
+        assert ("ADDED", "after") in seen and ("MODIFIED", "after") in seen
+        assert all(name != "elsewhere" for _, name in seen)
+        after = inf.get("default/after")
+        assert after is not None and after["status"]["phase"] == "Scheduled"
+        after["status"]["phase"] = "mutated"  # a copy: the cache is untouched
+        assert (inf.get("default/after") or {})["status"]["phase"] == "Scheduled"
+        assert [o["metadata"]["name"] for o in inf.by_index("phase", "Scheduled")] == ["after"]
+    finally:
+        inf.stop()
+        for name in ("after", "elsewhere"):
+            raw.delete(f"{VMIS}/{name}")
+
+
+def _watch_attempts_after_the_server_dies(tmp_path: Path, *, wrapped: bool) -> list[float]:
+    """Sync against a live server, stop it, then count list/watch calls for 3 s."""
+    s = start_server(tmp_path / ("wrapped" if wrapped else "upstream"))
+    api = client.connect(s.kubeconfig)
+    core = client.core_v1(api)
+    calls: list[float] = []
+
+    def listing(*args: Any, **kwargs: Any) -> Any:
+        calls.append(time.monotonic())
+        return core.list_namespace(*args, **kwargs)
+
+    listing.__doc__ = core.list_namespace.__doc__
+    if wrapped:
+        inf = informer.Informer(api, listing, name="ns", backoff_base=0.2, backoff_max=0.8)
+        inf.start()
+        stop = inf.stop
+        assert inf.wait_synced(10)
+    else:
+        upstream = SharedInformer(listing)
+        upstream.start()
+        stop = upstream.stop
+        time.sleep(1)
+    try:
+        s.stop()
+        calls.clear()
+        time.sleep(3)
+        return list(calls)
+    finally:
+        stop()
+
+
+def test_watch_failures_back_off_instead_of_spinning(tmp_path: Path) -> None:
+    upstream = _watch_attempts_after_the_server_dies(tmp_path, wrapped=False)
+    ours = _watch_attempts_after_the_server_dies(tmp_path, wrapped=True)
+    assert len(upstream) > 50, len(upstream)  # SharedInformer alone re-watches at once
+    assert 2 <= len(ours) <= 12, ours
+    gaps = [b - a for a, b in itertools.pairwise(ours)]
+    assert max(gaps) >= 0.6  # grown to the cap
