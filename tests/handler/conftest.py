@@ -72,6 +72,7 @@ class Env:
         grace: int = 30,
         acpi: bool = True,
         network: bool = False,
+        missing_claim: str | None = None,
     ) -> Json:
         """The VMI and its launcher pod, as the controller will make them; returns the VMI once
         Scheduled."""
@@ -83,6 +84,13 @@ class Env:
                 {"name": "default", "masquerade": {}}
             ]
             manifest["spec"]["networks"] = [{"name": "default", "pod": {}}]
+        if missing_claim is not None:  # a PVC the launcher pod does not mount
+            manifest["spec"]["domain"]["devices"]["disks"].append(
+                {"name": "data", "disk": {"bus": "virtio"}}
+            )
+            manifest["spec"]["volumes"].append(
+                {"name": "data", "persistentVolumeClaim": {"claimName": missing_claim}}
+            )
         if not acpi:
             manifest["spec"]["domain"]["features"] = {"acpi": {"enabled": False}}
         vmi = self.cluster.raw.create(VMIS, manifest)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import grpc
 
+from kvd.handler import auth
+from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc
 from kvd.rpc.launcher.v1 import launcher_pb2, launcher_pb2_grpc
 from tests.handler.conftest import VMIS, Env
 from tests.launcher.harness import Console
@@ -202,3 +204,53 @@ def test_heartbeat_labels_the_node_and_sigterm_marks_it_unschedulable(env: Env) 
     env.handler.restart()
     node = env.cluster.raw.get(f"/api/v1/nodes/{env.cluster.node_name}")
     assert node["metadata"]["labels"]["kubevirt.io/schedulable"] == "true"
+
+
+def test_console_and_pause_through_the_handlers_service(env: Env) -> None:
+    vmi = env.create_vmi("remote", user_data="#!/bin/sh\necho remote-marker\n")
+    vmi = env.wait_vmi("remote", "Running")
+    log = env.handler.log.read_text()
+    port = int(log.rsplit("HandlerService on port ", 1)[1].split(")", 1)[0])
+    token = (env.handler.state_dir / "token").read_text().strip()
+    channel = auth.authorized_channel(grpc.insecure_channel(f"127.0.0.1:{port}"), token)
+    stub = handler_pb2_grpc.HandlerServiceStub(channel)
+    meta = vmi["metadata"]
+    ref = {"namespace": "default", "name": "remote", "uid": meta["uid"]}
+    opened = handler_pb2.ConsoleRequest(
+        open=handler_pb2.ConsoleOpen(
+            **ref, mode=handler_pb2.CONSOLE_MODE_READ_ONLY, replay_bytes=1 << 20
+        )
+    )
+    stream = stub.Console(iter([opened]), timeout=120)
+    seen = b""
+    for message in stream:
+        seen += message.output
+        if b"remote-marker" in seen:
+            break
+    stream.cancel()
+    assert b"remote-marker" in seen
+
+    stub.PauseVirtualMachineInstance(
+        handler_pb2.PauseVirtualMachineInstanceRequest(**ref), timeout=30
+    )
+    paused = env.wait_vmi_condition("remote", "Paused", "True")
+    assert condition(paused, "Paused")["reason"] == "PausedByUser"
+    assert paused["status"]["phase"] == "Running"
+    stub.UnpauseVirtualMachineInstance(
+        handler_pb2.UnpauseVirtualMachineInstanceRequest(**ref), timeout=30
+    )
+    env.wait_vmi_condition("remote", "Ready", "True")
+    assert not condition(env.vmi("remote") or {}, "Paused")
+    channel.close()
+
+
+def test_a_domain_the_launcher_refuses_is_reported_as_sync_failed(env: Env) -> None:
+    env.create_vmi("refused", missing_claim="nowhere")
+    vmi = env.wait_vmi_condition("refused", "Synchronized", "False")
+    synchronized = condition(vmi, "Synchronized")
+    assert synchronized["reason"] == "SyncFailed"
+    assert "nowhere" in synchronized["message"] or "data" in synchronized["message"]
+    assert vmi["status"]["phase"] == "Scheduled"
+    assert "SyncFailed" in _events(env, "refused")
+    env.cluster.raw.delete(f"{VMIS}/refused")
+    env.wait_launcher_gone(vmi, timeout=60)
