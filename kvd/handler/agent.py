@@ -56,6 +56,7 @@ NODE_LABEL = "kubevirt.io/nodeName"
 SCHEDULABLE = "kubevirt.io/schedulable"
 HEARTBEAT = "kubevirt.io/heartbeat"
 SHUTDOWN_RESEND = 5.0
+STARTUP_POLL = 0.1
 DEFAULT_GRACE = 30
 COMPONENT = "kvd-handler"
 OWNED_CONDITIONS = ("Ready", "SoftwareEmulation", "Paused")
@@ -244,7 +245,8 @@ class Handler:
             domain = ended
         self._write_status(vmi, live, record, domain=domain)
         if live.unreachable_since is not None:
-            return 1.0
+            # a starting launcher answers within moments: look again soon
+            return 1.0 if record.ever_ran else STARTUP_POLL
         return None
 
     def _start(self, vmi: Json, live: _Live) -> domain_pb2.Domain:
@@ -389,6 +391,13 @@ class Handler:
             ever_ran=record.ever_ran,
         )
         decision = phase.next_phase(status.get("phase") or "", observed)
+        if (
+            not record.ever_ran
+            and synchronized is None
+            and decision.phase == (status.get("phase") or "")
+            and not phase.is_final(decision.phase)
+        ):
+            return  # still starting (the launcher may not answer yet): nothing to tell
         emulated = bool(live.launcher.info.emulated) if live.launcher.info else False
         ready = (
             decision.phase == "Running"
