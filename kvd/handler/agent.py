@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from kvd import logs
+from kvd.conditions import condition as make_condition
 from kvd.handler import phase
 from kvd.handler.launchers import Launcher, LauncherRejected, LauncherUnavailable
 from kvd.handler.records import VMIRecord, open_records
@@ -423,12 +424,14 @@ class Handler:
         ]
         if synchronized is not None:
             conditions = [c for c in conditions if c["type"] != "Synchronized"]
-            conditions.append(_condition(old, "Synchronized", *synchronized, now=now))
+            conditions.append(
+                make_condition(old.get("Synchronized"), "Synchronized", *synchronized, now=now)
+            )
         elif "Synchronized" in old and old["Synchronized"].get("reason") == "SyncFailed":
             conditions = [c for c in conditions if c["type"] != "Synchronized"]
         for kind, ok, reason in phase.conditions(observed, emulated=emulated, ready=ready):
             message = decision.message if kind == "Ready" and not ok else None
-            conditions.append(_condition(old, kind, ok, reason, message, now=now))
+            conditions.append(make_condition(old.get(kind), kind, ok, reason, message, now=now))
         wanted["conditions"] = conditions
         moved = wanted["phase"] != status.get("phase")
         if moved:
@@ -584,27 +587,3 @@ def _guest_os(g: domain_pb2.GuestOsInfo) -> Json:
         "machine": g.machine,
     }
     return {k: v for k, v in fields.items() if v}
-
-
-def _condition(
-    old: dict[str, Json],
-    kind: str,
-    ok: bool,
-    reason: str | None = None,
-    message: str | None = None,
-    *,
-    now: str,
-) -> Json:
-    text = "True" if ok else "False"
-    before = old.get(kind)
-    c: Json = {"type": kind, "status": text}
-    c["lastTransitionTime"] = (
-        before["lastTransitionTime"]
-        if before and before.get("status") == text and before.get("lastTransitionTime")
-        else now
-    )
-    if reason:
-        c["reason"] = reason
-    if message:
-        c["message"] = message
-    return c

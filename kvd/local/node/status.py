@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kvd.conditions import condition as make_condition
 from kvd.local.node.containers import ContainerStatus
 
 Json = dict[str, Any]
@@ -163,19 +164,7 @@ def pod_status(
     def condition(
         kind: str, ok: bool, reason: str | None = None, message: str | None = None
     ) -> Json:
-        text = "True" if ok else "False"
-        before = old_conditions.get(kind)
-        c: Json = {"type": kind, "status": text}
-        c["lastTransitionTime"] = (
-            before["lastTransitionTime"]
-            if before and before.get("status") == text and before.get("lastTransitionTime")
-            else now
-        )
-        if reason:
-            c["reason"] = reason
-        if message:
-            c["message"] = message
-        return c
+        return make_condition(old_conditions.get(kind), kind, ok, reason, message, now=now)
 
     incomplete = [o.name for o in init if not (o.terminated and o.terminated.exit_code == 0)]
     unready = [o.name for o in main if not (o.ready and o.running)]
