@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -28,20 +29,25 @@ def console(env: Env, vmi: dict) -> Console:  # type: ignore[type-arg]
     return Console(launcher(env, vmi))
 
 
-def qemu_pids(env: Env, vmi: dict) -> list[int]:  # type: ignore[type-arg]
-    """The QEMU processes of `vmi`'s domain (found by the domain's uuid on their command line)."""
-    domain = launcher(env, vmi).GetDomain(launcher_pb2.GetDomainRequest(), timeout=10).domain
-    found = []
+def processes() -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, argv) of every process on the host."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            yield int(proc.name), (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if cmdline[0].startswith(b"/usr/bin/qemu-system") and domain.uuid.encode() in cmdline:
-            found.append(int(proc.name))
-    return found
+
+
+def qemu_pids(env: Env, vmi: dict) -> list[int]:  # type: ignore[type-arg]
+    """The QEMU processes of `vmi`'s domain (found by the domain's uuid on their command line)."""
+    domain = launcher(env, vmi).GetDomain(launcher_pb2.GetDomainRequest(), timeout=10).domain
+    return [
+        pid
+        for pid, argv in processes()
+        if argv[0].startswith(b"/usr/bin/qemu-system") and domain.uuid.encode() in argv
+    ]
 
 
 def condition(vmi: dict, kind: str) -> dict:  # type: ignore[type-arg]
@@ -51,7 +57,7 @@ def condition(vmi: dict, kind: str) -> dict:  # type: ignore[type-arg]
     return {}
 
 
-def test_vmi_reaches_running_with_its_mac_and_the_console_shows_the_boot(env: Env) -> None:
+def test_vmi_reaches_running_with_the_launchers_interfaces_and_console(env: Env) -> None:
     env.create_vmi("first", user_data="#!/bin/sh\necho first-marker\n", network=True)
     vmi = env.wait_vmi("first", "Running")
     status = vmi["status"]
@@ -139,23 +145,17 @@ def _events(env: Env, name: str) -> list[str]:
 
 
 def _main_pid(env: Env, pod: dict) -> int:  # type: ignore[type-arg]
-    """The launcher's pid: the compute container's program (its shim's child)."""
-    uid = pod["metadata"]["uid"]
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
+    """The launcher's pid: the compute container's program (not its shim)."""
+    uid = pod["metadata"]["uid"].encode()
+    for pid, argv in processes():
         if (
-            b"launcher" in cmdline
-            and b"--run-dir" in cmdline
-            and any(uid.encode() in part for part in cmdline)
-            and not cmdline[0].endswith(b"sh")
+            b"launcher" in argv
+            and b"--run-dir" in argv
+            and any(uid in part for part in argv)
+            and not argv[0].endswith(b"sh")
         ):
-            return int(proc.name)
-    raise AssertionError(f"no launcher process for pod {uid}")
+            return pid
+    raise AssertionError(f"no launcher process for pod {uid!r}")
 
 
 def test_handler_killed_under_three_running_vmis_picks_them_up_again(env: Env) -> None:
