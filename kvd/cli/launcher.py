@@ -33,6 +33,13 @@ def add_parser(subparsers: program.Subparsers) -> None:
         help="run under TCG software emulation when KVM is not usable",
     )
     parser.add_argument(
+        "--pod-network",
+        action="store_true",
+        help="the launcher runs in its pod's own network namespace (as the controller renders "
+        "launcher pods): the guest may take eth0 over (bridge binding). Without it, VMIs with "
+        "interfaces are refused, so a launcher run on a host never touches the host's network",
+    )
+    parser.add_argument(
         "--container-disk-dir",
         type=Path,
         default=Path("/var/run/kvd/container-disks"),
@@ -69,5 +76,6 @@ def run(args: argparse.Namespace) -> int:
         grace_period_seconds=args.grace_period_seconds,
         allow_emulation=args.allow_emulation,
         define_timeout_seconds=args.define_timeout_seconds,
+        pod_network=args.pod_network,
     )
     return app.run(settings)

@@ -33,6 +33,7 @@ from kvd.launcher.console import ConsoleRelay
 from kvd.launcher.errors import LauncherError
 from kvd.launcher.events import Dispatcher
 from kvd.launcher.model import Event, Identity
+from kvd.launcher.network import PodNetwork
 from kvd.launcher.server import create_server
 from kvd.launcher.service import LauncherServicer
 from kvd.launcher.virt.connection import Connection, Notice, start_event_loop
@@ -62,6 +63,7 @@ class Settings:
     grace_period_seconds: int
     allow_emulation: bool
     define_timeout_seconds: float = 300.0
+    pod_network: bool = False  # in a pod's own netns, whose eth0 the guest may take over
 
 
 class Lifecycle:
@@ -139,11 +141,13 @@ def _run(settings: Settings) -> int:
     start_event_loop()
     connection = Connection(daemon.uri, notices)
     console = ConsoleRelay(paths.console_socket)
+    network = PodNetwork(paths.run_dir, enabled=settings.pod_network)
     manager = DomainManager(
         connection,
         identity=settings.identity,
         paths=paths,
         emulation=emulated,
+        network=network,
         on_started=console.attach,
     )
     dispatcher = Dispatcher(notices, manager.snapshot, listeners=(lifecycle.on_event,))
@@ -171,6 +175,7 @@ def _run(settings: Settings) -> int:
         dispatcher.stop()
         connection.close()
         daemon.stop()
+        network.close()  # the DHCP server; the links end with the pod's netns
 
 
 def _wait(

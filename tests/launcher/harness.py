@@ -36,7 +36,9 @@ def vmi_manifest(
     uid: str,
     user_data: str | None = None,
     empty_disk: str | None = None,
+    interfaces: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """A VMI with the kvd-demo disk; no NIC unless `interfaces` (on the pod network) are given."""
     disks: list[dict[str, Any]] = [{"name": "containerdisk", "disk": {"bus": "virtio"}}]
     volumes: list[dict[str, Any]] = [
         {"name": "containerdisk", "containerDisk": {"image": "kvd-demo"}}
@@ -54,9 +56,15 @@ def vmi_manifest(
         "spec": {
             "domain": {
                 "resources": {"requests": {"memory": "128Mi"}},
-                "devices": {"disks": disks, "interfaces": []},
+                "devices": {
+                    "disks": disks,
+                    "interfaces": interfaces or [],
+                    # without interfaces, no default pod interface either: most launchers in
+                    # tests run in the host's network namespace, where there is no pod network
+                    "autoattachPodInterface": bool(interfaces),
+                },
             },
-            "networks": [],
+            "networks": [{"name": i["name"], "pod": {}} for i in interfaces or []],
             "volumes": volumes,
             "terminationGracePeriodSeconds": 5,
         },
@@ -133,6 +141,7 @@ class Launcher:
         grace: int = 5,
         allow_emulation: bool = True,
         define_timeout: float = 120.0,
+        netns: str | None = None,
     ) -> None:
         self.namespace, self.name, self.uid = namespace, name, uid or str(uuid.uuid4())
         self.base = base
@@ -164,6 +173,9 @@ class Launcher:
             "--define-timeout-seconds",
             str(define_timeout),
         ] + (["--allow-emulation"] if allow_emulation else [])
+        # Outside a pod's netns the launcher must never take the host's eth0 over.
+        self.args += ["--pod-network"] if netns else []
+        self.netns = netns  # a named network namespace (`ip netns`) to run in, as a pod's
         self.proc: subprocess.Popen[bytes] | None = None
         self.namespace_id: str | None = None
         self._channel: grpc.Channel | None = None
@@ -174,7 +186,13 @@ class Launcher:
 
     def start(self, timeout: float = 60.0) -> Launcher:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
-        self.proc = sandbox.popen(self.args, sandbox.SandboxSpec(), stdout=log, stderr=log)
+        if self.netns is None:
+            self.proc = sandbox.popen(self.args, sandbox.SandboxSpec(), stdout=log, stderr=log)
+        else:
+            # `ip netns exec` also binds /etc/netns/<netns>/resolv.conf, as a pod's resolv.conf
+            argv = ["ip", "netns", "exec", self.netns]
+            argv += sandbox.command(self.args, sandbox.SandboxSpec())
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=log)
         log.close()
         self.namespace_id = sandbox.wait_for_namespace(self.proc)
         deadline = time.monotonic() + timeout

@@ -25,9 +25,10 @@ from kvd.api import kinds
 from kvd.api import vmi as vmitypes
 from kvd.api.errors import ValidationError
 from kvd.launcher import converter, orphans, states, storage
-from kvd.launcher.converter.context import ConverterContext
+from kvd.launcher.converter.context import ConverterContext, InterfaceTarget
 from kvd.launcher.errors import Conflict, InvalidSpec, LauncherError, NotDefined, Unavailable
 from kvd.launcher.model import Identity, Snapshot, absent
+from kvd.launcher.network import PodNetwork
 from kvd.launcher.virt import describe
 from kvd.launcher.virt.connection import Connection
 from kvd.rpc.launcher.v1 import domain_pb2 as pb
@@ -90,9 +91,11 @@ class DomainManager:
         identity: Identity,
         paths: Paths,
         emulation: Emulation,
+        network: PodNetwork,
         on_started: Callable[[], None] = lambda: None,
     ) -> None:
         self._connection = connection
+        self._network = network
         self.identity = identity
         self.paths = paths
         self.emulation = emulation
@@ -113,6 +116,7 @@ class DomainManager:
             if dom is None:
                 return absent(self.name, emulated=self.emulation.emulated)
             snap = describe.snapshot(dom, emulated=self.emulation.emulated)
+        snap = _with_addresses(snap, self._network.addresses())
         if self._started_paused and snap.reason == pb.DOMAIN_STATE_REASON_UNPAUSED:
             return replace(snap, reason=pb.DOMAIN_STATE_REASON_BOOTED)
         return snap
@@ -144,6 +148,8 @@ class DomainManager:
             if existing is not None:
                 self._check_owner(existing)
             fresh = not self.paths.converted_xml.exists() and existing is None
+            # Before storage: a spec the network refuses costs no disk work.
+            interfaces = self._network.prepare(vmi)
             try:
                 disks = storage.prepare(
                     vmi,
@@ -151,7 +157,7 @@ class DomainManager:
                     container_disk_dir=self.paths.container_disk_dir,
                     pvc_dir=self.paths.pvc_dir,
                 )
-                xml = converter.convert(vmi, self._context(vmi, disks))
+                xml = converter.convert(vmi, self._context(vmi, disks, interfaces))
             except storage.StorageError as exc:
                 self._undo(fresh)
                 raise Conflict(str(exc)) from exc
@@ -232,6 +238,7 @@ class DomainManager:
                 _call(dom.undefineFlags, libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
                 log.info("domain_undefined", domain=self.name)
             storage.cleanup(self.paths.run_dir)
+            self._network.release()
             self.paths.converted_xml.unlink(missing_ok=True)
 
     @_libvirt_errors
@@ -288,7 +295,10 @@ class DomainManager:
         return vmi
 
     def _context(
-        self, vmi: vmitypes.VirtualMachineInstance, disks: dict[str, Any]
+        self,
+        vmi: vmitypes.VirtualMachineInstance,
+        disks: dict[str, Any],
+        interfaces: dict[str, InterfaceTarget],
     ) -> ConverterContext:
         grace = vmi.spec.termination_grace_period_seconds
         return ConverterContext(
@@ -298,6 +308,7 @@ class DomainManager:
             console_log=self.paths.console_log,
             vmi_uid=self.identity.uid,
             grace_period_seconds=30 if grace is None else grace,
+            interfaces=interfaces,
         )
 
     def _undo(self, fresh: bool) -> None:
@@ -362,6 +373,17 @@ def _call(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     except libvirt.libvirtError as exc:
         raise LauncherError(f"libvirt: {exc}") from exc
+
+
+def _with_addresses(snap: Snapshot, addresses: dict[str, tuple[str, ...]]) -> Snapshot:
+    """The guest's IPs the network code knows (the pod IP it leased), per interface."""
+    if not addresses:
+        return snap
+    interfaces = tuple(
+        replace(i, ip_addresses=addresses[i.name]) if i.name in addresses else i
+        for i in snap.interfaces
+    )
+    return replace(snap, interfaces=interfaces)
 
 
 def _dotted(number: int) -> str:

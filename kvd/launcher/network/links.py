@@ -1,0 +1,160 @@
+"""The pod's links, read and rewired with iproute2 (`ip -json`), as KubeVirt's bridge binding.
+
+`read_pod_link` records what the pod interface holds (IPv4 address and prefix, default
+gateway, MAC, MTU) before anything changes. `wire_bridge` then moves the pod onto a bridge:
+
+    eth0 (IP removed, random MAC) ─┐
+                                   ├─ k6t-eth0 (169.254.75.10/32, for the DHCP server)
+    tap0 (QEMU's, MTU of eth0)  ───┘
+
+Each step checks first and changes only what is not yet so, so wiring again — a repeated
+DefineDomain, or a restarted launcher in the same pod — changes nothing. Every `ip` call is
+bounded by a timeout; a failure names the command and its stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface
+from typing import Any
+
+from kvd.launcher.errors import Conflict, LauncherError
+
+IP_TIMEOUT = 10.0
+BRIDGE = "k6t-eth0"
+TAP = "tap0"
+# KubeVirt's bridge binding gives the bridge this link-local address, so the DHCP server has a
+# source address that is not the pod's (which now belongs to the guest).
+BRIDGE_ADDRESS = IPv4Interface("169.254.75.10/32")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodLink:
+    """The pod interface as the pod got it, before the binding took it over."""
+
+    name: str
+    address: IPv4Interface
+    gateway: IPv4Address | None
+    mac: str
+    mtu: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "address": str(self.address),
+            "gateway": None if self.gateway is None else str(self.gateway),
+            "mac": self.mac,
+            "mtu": self.mtu,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PodLink:
+        gateway = data.get("gateway")
+        return cls(
+            name=str(data["name"]),
+            address=IPv4Interface(data["address"]),
+            gateway=None if gateway is None else IPv4Address(gateway),
+            mac=str(data["mac"]),
+            mtu=int(data["mtu"]),
+        )
+
+
+def random_mac() -> str:
+    """A random locally administered unicast MAC."""
+    octets = bytearray(secrets.token_bytes(6))
+    octets[0] = (octets[0] & 0xFE) | 0x02
+    return ":".join(f"{b:02x}" for b in octets)
+
+
+def read_pod_link(name: str) -> PodLink:
+    """The pod interface's IPv4 address, gateway, MAC and MTU; Conflict if it has none."""
+    link = show(name)
+    if link is None:
+        raise Conflict(f"the pod has no interface {name!r}: no pod network to bind the guest to")
+    addresses = [
+        IPv4Interface(f"{a['local']}/{a['prefixlen']}")
+        for a in link.get("addr_info", [])
+        if a.get("family") == "inet" and a.get("scope", "global") == "global"
+    ]
+    if not addresses:
+        raise Conflict(f"the pod interface {name} has no IPv4 address to hand to the guest")
+    gateway = None
+    for route in _json("-4", "route", "show", "default", "dev", name):
+        if route.get("gateway"):
+            gateway = IPv4Address(route["gateway"])
+            break
+    return PodLink(
+        name=name,
+        address=addresses[0],
+        gateway=gateway,
+        mac=str(link["address"]).lower(),
+        mtu=int(link["mtu"]),
+    )
+
+
+def show(name: str) -> dict[str, Any] | None:
+    """`ip -j addr show dev NAME`, or None when there is no such link."""
+    done = _run("-json", "addr", "show", "dev", name, check=False)
+    if done.returncode != 0:
+        if "does not exist" in done.stderr:
+            return None
+        raise LauncherError(f"ip addr show dev {name} failed: {done.stderr.strip()}")
+    found = json.loads(done.stdout or "[]")
+    return found[0] if found else None
+
+
+def wire_bridge(pod: PodLink, *, new_mac: str) -> None:
+    """Move the pod interface onto the bridge beside the guest's tap (see the module doc)."""
+    link = show(pod.name)
+    if link is None:
+        raise Conflict(f"the pod interface {pod.name} disappeared")
+    if _has_address(link, pod.address):
+        # The address (and with it the default route) goes: it is the guest's from now on.
+        _run("addr", "del", str(pod.address), "dev", pod.name)
+    if str(link["address"]).lower() == pod.mac:
+        # The guest takes the pod's MAC, so neighbours' ARP caches stay right; eth0 needs another.
+        _run("link", "set", "dev", pod.name, "down")
+        _run("link", "set", "dev", pod.name, "address", new_mac)
+    bridge = show(BRIDGE)
+    if bridge is None:
+        _run("link", "add", BRIDGE, "type", "bridge")
+        bridge = show(BRIDGE) or {}
+    if not _has_address(bridge, BRIDGE_ADDRESS):
+        _run("addr", "add", str(BRIDGE_ADDRESS), "dev", BRIDGE)
+    if show(TAP) is None:
+        # Not multi-queue: QEMU opens it with one queue. Owner root, as QEMU runs as root under
+        # the launcher's libvirtd (qemu.conf `user = "root"`).
+        _run("tuntap", "add", "dev", TAP, "mode", "tap", "user", "0", "group", "0")
+    _run("link", "set", "dev", TAP, "mtu", str(pod.mtu))
+    _run("link", "set", "dev", pod.name, "master", BRIDGE)
+    _run("link", "set", "dev", TAP, "master", BRIDGE)
+    for name in (pod.name, TAP, BRIDGE):
+        _run("link", "set", "dev", name, "up")
+
+
+def _has_address(link: dict[str, Any], address: IPv4Interface) -> bool:
+    return any(
+        a.get("family") == "inet"
+        and a.get("local") == str(address.ip)
+        and a.get("prefixlen") == address.network.prefixlen
+        for a in link.get("addr_info", [])
+    )
+
+
+def _json(*args: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = json.loads(_run("-json", *args).stdout or "[]")
+    return found
+
+
+def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    argv = ["ip", *args]
+    try:
+        done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=IP_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LauncherError(f"{' '.join(argv)}: {exc}") from exc
+    if check and done.returncode != 0:
+        raise LauncherError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
+    return done
