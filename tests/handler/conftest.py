@@ -81,7 +81,7 @@ class Env:
         manifest["spec"]["terminationGracePeriodSeconds"] = grace
         if network:
             manifest["spec"]["domain"]["devices"]["interfaces"] = [
-                {"name": "default", "masquerade": {}}
+                {"name": "default", "bridge": {}}
             ]
             manifest["spec"]["networks"] = [{"name": "default", "pod": {}}]
         if missing_claim is not None:  # a PVC the launcher pod does not mount
@@ -216,6 +216,7 @@ def launcher_pod(vmi: Json, grace: int, launcher_dir: Path) -> Json:
                         "--grace-period-seconds",
                         str(grace),
                         "--allow-emulation",
+                        "--pod-network",
                         "--container-disk-dir",
                         DISK_DIR,
                     ],

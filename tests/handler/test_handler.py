@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,17 +62,21 @@ def test_vmi_reaches_running_with_the_launchers_interfaces_and_console(env: Env)
     env.create_vmi("first", user_data="#!/bin/sh\necho first-marker\n", network=True)
     vmi = env.wait_vmi("first", "Running")
     status = vmi["status"]
-    # what the launcher reports, as KubeVirt shows it (the launcher wires no pod network yet,
-    # so today this list is empty: the converter leaves out interfaces it has no tap for)
+    # the guest took the pod's network (bridge binding): its MAC and the pod's IP
+    [interface] = status["interfaces"]
+    pod = env.cluster.pod(env.launcher_pod_name(vmi)) or {}
+    assert interface["name"] == "default"
+    assert interface["mac"] and interface["ipAddress"] == pod["status"]["podIP"]
     domain = launcher(env, vmi).GetDomain(launcher_pb2.GetDomainRequest(), timeout=10).domain
-    assert status.get("interfaces", []) == [
-        {"name": i.name, "mac": i.mac_address} for i in domain.interfaces
-    ]
+    assert [i.mac_address for i in domain.interfaces] == [interface["mac"]]
     assert condition(vmi, "SoftwareEmulation")["status"] == "True"
     phases = [t["phase"] for t in status["phaseTransitionTimestamps"]]
     assert phases[-1] == "Running"
     c = console(env, vmi)
     c.wait_for("first-marker")
+    c.wait_for(f"KVD-NET eth0 {interface['ipAddress']}/")
+    # the host reaches the guest at the pod's IP, as it reaches any pod
+    subprocess.run(["busybox", "ping", "-c", "1", "-W", "5", interface["ipAddress"]], check=True)
     c.cancel()
     events = env.cluster.kubectl(
         "get", "events", "--field-selector", "involvedObject.name=first", "-o",
