@@ -34,13 +34,12 @@ import socket as socketlib
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kvd import logs
-from kvd.conditions import condition as make_condition
 from kvd.handler import phase
+from kvd.handler import status as vmistatus
 from kvd.handler.launchers import Launcher, LauncherRejected, LauncherUnavailable
 from kvd.handler.records import VMIRecord, open_records
 from kvd.kube import informer
@@ -58,17 +57,7 @@ SCHEDULABLE = "kubevirt.io/schedulable"
 HEARTBEAT = "kubevirt.io/heartbeat"
 SHUTDOWN_RESEND = 5.0
 STARTUP_POLL = 0.1
-DEFAULT_GRACE = 30
 COMPONENT = "kvd-handler"
-OWNED_CONDITIONS = ("Ready", "SoftwareEmulation", "Paused")
-
-_RUNNING_STATES = (
-    domain_pb2.DOMAIN_STATE_RUNNING,
-    domain_pb2.DOMAIN_STATE_BLOCKED,
-    domain_pb2.DOMAIN_STATE_PAUSED,
-    domain_pb2.DOMAIN_STATE_SHUTTING_DOWN,
-    domain_pb2.DOMAIN_STATE_PMSUSPENDED,
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,7 +205,7 @@ class Handler:
                 name=meta["name"],
                 pod_uid=pod_uid,
                 socket=str(self.settings.launcher_dir / pod_uid / "launcher.sock"),
-                grace_seconds=_grace(vmi),
+                grace_seconds=vmistatus.grace(vmi),
             )
             self.records.put(record)
         if meta.get("deletionTimestamp"):
@@ -225,7 +214,7 @@ class Handler:
         try:
             live.launcher.negotiate()
             domain = live.launcher.domain()  # the truth now; the watch only says when to look
-            if not record.ever_ran and _not_started(domain):
+            if not record.ever_ran and vmistatus.not_started(domain):
                 domain = self._start(vmi, live)
             live.domain = domain
             live.unreachable_since = None
@@ -236,7 +225,7 @@ class Handler:
             self._event(vmi, "Warning", "SyncFailed", exc.message)
             self._write_status(vmi, live, record, synchronized=(False, "SyncFailed", exc.message))
             raise
-        if domain is not None and domain.state in _RUNNING_STATES and not record.ever_ran:
+        if domain is not None and domain.state in vmistatus.RUNNING_STATES and not record.ever_ran:
             record = record.ran()
             self.records.put(record)
         # A launcher exits soon after its domain ends, taking the domain with it: the end the
@@ -266,7 +255,7 @@ class Handler:
         try:
             domain = launcher.domain()
             live.domain = domain
-            if domain is not None and domain.state in _RUNNING_STATES:
+            if domain is not None and domain.state in vmistatus.RUNNING_STATES:
                 return self._shut_down(record, vmi, live, domain)
             launcher.delete(record.uid)
             gone = not _listening(Path(record.socket))
@@ -300,7 +289,7 @@ class Handler:
         asked = domain.metadata.shutdown_request_time
         if asked.seconds:  # the launcher's own record of the first request, if earlier
             started = min(started, asked.seconds + asked.nanos / 1e9)
-        grace = _grace(vmi) if vmi is not None else record.grace_seconds
+        grace = vmistatus.grace(vmi) if vmi is not None else record.grace_seconds
         left = started + grace - now
         if left <= 0:
             live.launcher.kill(record.uid)
@@ -332,7 +321,7 @@ class Handler:
                 key = record.key
 
                 def seen(domain: domain_pb2.Domain | None, live: _Live = live) -> None:
-                    if domain is not None and _ended(domain):
+                    if domain is not None and vmistatus.ended(domain):
                         live.ended = domain
                     self.queue.add(key)  # level-triggered: reconcile reads the domain itself
 
@@ -377,7 +366,7 @@ class Handler:
         synchronized: tuple[bool, str, str] | None = None,
     ) -> None:
         status = vmi.get("status") or {}
-        if domain is not None and _not_started(domain):
+        if domain is not None and vmistatus.not_started(domain):
             domain = None  # defined, not launched yet: no phase follows from it
         socket = Path(record.socket)
         unreachable = live.unreachable_since is not None
@@ -387,7 +376,7 @@ class Handler:
             launcher_reachable=not unreachable,
             unreachable_for=time.monotonic() - live.unreachable_since if unreachable else 0.0,  # type: ignore[operator]
             launcher_gone=unreachable and record.ever_ran and not _listening(socket),
-            acpi_enabled=_acpi(vmi),
+            acpi_enabled=vmistatus.acpi(vmi),
             deleting=deleting or bool(vmi["metadata"].get("deletionTimestamp")),
             ever_ran=record.ever_ran,
         )
@@ -400,53 +389,22 @@ class Handler:
         ):
             return  # still starting (the launcher may not answer yet): nothing to tell
         emulated = bool(live.launcher.info.emulated) if live.launcher.info else False
-        ready = (
-            decision.phase == "Running"
-            and domain is not None
-            and domain.state
-            in (
-                domain_pb2.DOMAIN_STATE_RUNNING,
-                domain_pb2.DOMAIN_STATE_BLOCKED,
-            )
+        changed = vmistatus.change(
+            status,
+            decision=decision,
+            observed=observed,
+            domain=domain,
+            emulated=emulated,
+            synchronized=synchronized,
+            now=vmistatus.now(),
         )
-        wanted: Json = {"phase": decision.phase or status.get("phase")}
-        if decision.reason and phase.is_final(decision.phase):
-            wanted["reason"] = decision.reason
-        if domain is not None:
-            if domain.interfaces:
-                wanted["interfaces"] = [_interface(i) for i in domain.interfaces]
-            if domain.guest_os_info.name or domain.guest_os_info.id:
-                wanted["guestOSInfo"] = _guest_os(domain.guest_os_info)
-        now = _now()
-        old = {c["type"]: c for c in status.get("conditions") or []}
-        conditions = [
-            c for c in status.get("conditions") or [] if c["type"] not in OWNED_CONDITIONS
-        ]
-        if synchronized is not None:
-            conditions = [c for c in conditions if c["type"] != "Synchronized"]
-            conditions.append(
-                make_condition(old.get("Synchronized"), "Synchronized", *synchronized, now=now)
-            )
-        elif "Synchronized" in old and old["Synchronized"].get("reason") == "SyncFailed":
-            conditions = [c for c in conditions if c["type"] != "Synchronized"]
-        for kind, ok, reason in phase.conditions(observed, emulated=emulated, ready=ready):
-            message = decision.message if kind == "Ready" and not ok else None
-            conditions.append(make_condition(old.get(kind), kind, ok, reason, message, now=now))
-        wanted["conditions"] = conditions
-        moved = wanted["phase"] != status.get("phase")
-        if moved:
-            wanted["phaseTransitionTimestamps"] = [
-                *(status.get("phaseTransitionTimestamps") or []),
-                {"phase": decision.phase, "phaseTransitionTimestamp": now},
-            ]
-        changed = {k: v for k, v in wanted.items() if status.get(k) != v}
         if not changed:
             return
         path = _path(record.namespace, record.name)
         patch: Json = {"metadata": {"resourceVersion": vmi["metadata"]["resourceVersion"]}}
         patch["status"] = changed
         self.raw.merge_patch(path, patch)
-        if moved:
+        if "phase" in changed:
             log.info("vmi_phase", vmi=record.key, phase=decision.phase, reason=decision.reason)
 
     # --- events and heartbeat -----------------------------------------------------------------
@@ -456,7 +414,7 @@ class Handler:
         if isinstance(vmi, VMIRecord):
             vmi = {"metadata": {"namespace": vmi.namespace, "name": vmi.name, "uid": vmi.uid}}
         meta = vmi["metadata"]
-        now = _now()
+        now = vmistatus.now()
         event = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -498,7 +456,7 @@ class Handler:
             {
                 "metadata": {
                     "labels": {SCHEDULABLE: "true" if schedulable else "false"},
-                    "annotations": {HEARTBEAT: _now()},
+                    "annotations": {HEARTBEAT: vmistatus.now()},
                 }
             },
         )
@@ -509,44 +467,6 @@ class Handler:
 
 def _path(namespace: str, name: str) -> str:
     return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _grace(vmi: Json) -> int:
-    value = (vmi.get("spec") or {}).get("terminationGracePeriodSeconds")
-    return DEFAULT_GRACE if value is None else int(value)
-
-
-def _acpi(vmi: Json) -> bool:
-    """As KubeVirt counts it: ACPI on in the spec (the default) and a grace period above 0."""
-    features = ((vmi.get("spec") or {}).get("domain") or {}).get("features") or {}
-    acpi = features.get("acpi")
-    on = acpi is None or acpi.get("enabled", True) is not False
-    return on and _grace(vmi) > 0
-
-
-def _ended(domain: domain_pb2.Domain) -> bool:
-    """SHUTOFF or CRASHED after having run (a stop reason, not just 'defined')."""
-    return domain.state in (
-        domain_pb2.DOMAIN_STATE_SHUTOFF,
-        domain_pb2.DOMAIN_STATE_CRASHED,
-    ) and not _not_started(domain)
-
-
-def _not_started(domain: domain_pb2.Domain | None) -> bool:
-    """No domain, or one defined and never started (SHUTOFF for no particular reason)."""
-    return domain is None or (
-        domain.state in (domain_pb2.DOMAIN_STATE_SHUTOFF, domain_pb2.DOMAIN_STATE_NOSTATE)
-        and domain.reason
-        in (
-            domain_pb2.DOMAIN_STATE_REASON_UNSPECIFIED,
-            domain_pb2.DOMAIN_STATE_REASON_UNKNOWN,
-            domain_pb2.DOMAIN_STATE_REASON_NON_EXISTENT,
-        )
-    )
 
 
 def _listening(socket: Path) -> bool:
@@ -563,27 +483,3 @@ def _listening(socket: Path) -> bool:
     finally:
         s.close()
     return True
-
-
-def _interface(i: domain_pb2.DomainInterface) -> Json:
-    out: Json = {"name": i.name, "mac": i.mac_address}
-    if i.ip_addresses:
-        out["ipAddress"] = i.ip_addresses[0]
-        out["ipAddresses"] = list(i.ip_addresses)
-    if i.guest_interface_name:
-        out["interfaceName"] = i.guest_interface_name
-    return out
-
-
-def _guest_os(g: domain_pb2.GuestOsInfo) -> Json:
-    fields = {
-        "id": g.id,
-        "name": g.name,
-        "prettyName": g.pretty_name,
-        "version": g.version,
-        "versionId": g.version_id,
-        "kernelRelease": g.kernel_release,
-        "kernelVersion": g.kernel_version,
-        "machine": g.machine,
-    }
-    return {k: v for k, v in fields.items() if v}
