@@ -9,13 +9,11 @@ application; `serve()` runs it on loopback (see `kvd local apiserver`).
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
 from aiohttp import web
 
 from kvd import logs
@@ -23,6 +21,7 @@ from kvd.local.apiserver import (
     auth,
     binding,
     crds,
+    decoding,
     deletion,
     discovery,
     errors,
@@ -36,11 +35,8 @@ from kvd.local.apiserver.registry import VIRTUAL, Registry
 from kvd.local.apiserver.store import Store
 from kvd.local.apiserver.watchstream import WatchStream
 
-# Encodings kube-apiserver also accepts for bodies; answered 415, as a server that lacks them
-# must (clients fall back only from CBOR; kubectl's protobuf requests then fail with the message).
-UNDECODED_TYPES = ("application/vnd.kubernetes.protobuf", "application/cbor")
-
 log = logs.get_logger(__name__)
+
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit for a request body
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -215,12 +211,12 @@ class APIServer:
         q = request.query
         method = request.method
         dry_run = q.get("dryRun") == "All"
-        validation = _field_validation(q.get("fieldValidation"))
+        validation = decoding.field_validation(q.get("fieldValidation"))
         if t.resource.plural in VIRTUAL:
             if method != "POST" or not collection:
                 raise errors.method_not_allowed(f"{t.resource.plural} only supports create")
             review = auth.review(
-                t.resource.plural, await _body(request), self.tokens, request["user"]
+                t.resource.plural, await decoding.body(request), self.tokens, request["user"]
             )
             review.update(apiVersion=t.resource.api_version(t.version), kind=t.resource.kind)
             return _json(review, status=201)
@@ -230,7 +226,7 @@ class APIServer:
             return await self._subresource(request, t, validation, dry_run)
         if method == "GET":
             obj = self.objects.get(t)
-            if _wants_table(request) and not t.subresource:
+            if decoding.wants_table(request) and not t.subresource:
                 # `kubectl get pod NAME` asks for a one-row table, as for a list
                 meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
                 include = request.query.get("includeObject", "Metadata")
@@ -240,7 +236,7 @@ class APIServer:
             return _json(obj)
         if method == "PUT":
             result = self.objects.update(
-                t, await _body(request), validation=validation, dry_run=dry_run
+                t, await decoding.body(request), validation=validation, dry_run=dry_run
             )
         elif method == "PATCH":
             content_type = request.content_type
@@ -251,7 +247,7 @@ class APIServer:
                 t, raw, content_type, validation=validation, dry_run=dry_run
             )
         elif method == "DELETE":
-            obj = self.deleter.delete(t, await _options(request), dry_run=dry_run)
+            obj = self.deleter.delete(t, await decoding.options(request), dry_run=dry_run)
             self.crds.after_delete(t, obj, dry_run=dry_run)
             return _json(obj)
         else:
@@ -271,12 +267,14 @@ class APIServer:
             return _json(self._list(t, request))
         if method == "POST":
             result = self.objects.create(
-                t, await _body(request), validation=validation, dry_run=dry_run
+                t, await decoding.body(request), validation=validation, dry_run=dry_run
             )
             self.crds.after_write(t, result.object, dry_run=dry_run)
             return _json(result.object, status=201, warnings=result.warnings)
         if method == "DELETE":
-            return _json(self._delete_collection(t, request, await _options(request), dry_run))
+            return _json(
+                self._delete_collection(t, request, await decoding.options(request), dry_run)
+            )
         raise errors.method_not_allowed(
             "the server does not allow this method on the requested resource"
         )
@@ -322,18 +320,18 @@ class APIServer:
         items, revision = self.store.list(t.resource.key, t.namespace or None)
         selected = self._selected(t, request)
         items = [self.objects.present(t, o) for o in items if selected(o)]
-        start = _decode_continue(q.get("continue"))
+        start = decoding.decode_continue(q.get("continue"))
         if start is not None:
             revision = start[0]
-            items = [o for o in items if _sort_key(o) > start[1]]
+            items = [o for o in items if decoding.sort_key(o) > start[1]]
         list_meta: dict[str, Any] = {"resourceVersion": str(revision)}
         limit = int(q.get("limit") or 0)
         if limit > 0 and len(items) > limit:
             rest = len(items) - limit
             items = items[:limit]
-            list_meta["continue"] = _encode_continue(revision, _sort_key(items[-1]))
+            list_meta["continue"] = decoding.encode_continue(revision, decoding.sort_key(items[-1]))
             list_meta["remainingItemCount"] = rest
-        if _wants_table(request):
+        if decoding.wants_table(request):
             return tables.table(
                 t.resource,
                 t.version,
@@ -350,7 +348,11 @@ class APIServer:
 
     async def _watch(self, request: web.Request, t: Target) -> web.StreamResponse:
         stream = WatchStream(
-            self.objects, t, request.query, self._selected(t, request), table=_wants_table(request)
+            self.objects,
+            t,
+            request.query,
+            self._selected(t, request),
+            table=decoding.wants_table(request),
         )
         return await stream.serve(request)
 
@@ -391,7 +393,7 @@ class APIServer:
         if t.subresource == "binding":
             if method != "POST":
                 raise errors.method_not_allowed("binding only supports create")
-            status = binding.bind(self.objects, t, await _body(request), dry_run=dry_run)
+            status = binding.bind(self.objects, t, await decoding.body(request), dry_run=dry_run)
             return _json(status, status=201)
         return _json(await self._scale(request, t, validation, dry_run))
 
@@ -438,78 +440,3 @@ def _json(body: Any, *, status: int = 200, warnings: list[str] | None = None) ->
     return web.Response(
         text=json.dumps(body), content_type="application/json", status=status, headers=headers
     )
-
-
-async def _body(request: web.Request) -> Any:
-    raw = await request.read()
-    if not raw:
-        raise errors.bad_request("the body of the request is empty")
-    if request.content_type in UNDECODED_TYPES:
-        # e.g. kubectl's `create configmap|secret|namespace` send protobuf, which we do not decode
-        raise errors.unsupported_media_type(request.content_type)
-    try:
-        if request.content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
-            return yaml.safe_load(raw)
-        return json.loads(raw)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise errors.bad_request(f"the body of the request could not be decoded: {exc}") from None
-
-
-async def _options(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    options: dict[str, Any] = {}
-    if raw:
-        try:
-            decoded = json.loads(raw)
-        except ValueError as exc:
-            raise errors.bad_request(f"DeleteOptions could not be decoded: {exc}") from None
-        if not isinstance(decoded, dict):
-            raise errors.bad_request("DeleteOptions must be an object")
-        options.update(decoded)
-    q = request.query
-    if "gracePeriodSeconds" in q:
-        options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
-    if "propagationPolicy" in q:
-        options["propagationPolicy"] = q["propagationPolicy"]
-    if "orphanDependents" in q:
-        options["orphanDependents"] = q["orphanDependents"] == "true"
-    policy = options.get("propagationPolicy")
-    if policy not in (None, "Background", "Foreground", "Orphan"):
-        raise errors.bad_request(
-            f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"'
-        )
-    return options
-
-
-def _field_validation(value: str | None) -> FieldValidation:
-    if value in (None, "", "Warn"):
-        return "Warn"
-    if value in ("Strict", "Ignore"):
-        return value  # type: ignore[return-value]
-    raise errors.bad_request(
-        f'fieldValidation must be one of "Ignore", "Warn" or "Strict", got "{value}"'
-    )
-
-
-def _wants_table(request: web.Request) -> bool:
-    accept = request.headers.get("Accept", "")
-    first = accept.split(",")[0]
-    return "as=Table" in first
-
-
-def _sort_key(obj: dict[str, Any]) -> str:
-    return f"{obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
-
-
-def _encode_continue(revision: int, after: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"rv": revision, "start": after}).encode()).decode()
-
-
-def _decode_continue(token: str | None) -> tuple[int, str] | None:
-    if not token:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return int(data["rv"]), str(data["start"])
-    except (ValueError, KeyError, TypeError):
-        raise errors.bad_request("the provided continue parameter is invalid") from None
