@@ -31,14 +31,16 @@ def run(settings: HandlerSettings, *, listen: str | None, token_file: Path | Non
         return 1
     handler = Handler(settings)
     running: service.RunningService | None = None
+    started = False
     try:
         handler.start()
+        started = True  # the node is marked schedulable from here on
         if listen and token:
             running = service.serve(
                 address=listen, locate=handler.locate, node_name=settings.node_name, token=token
             )
     except (OSError, TimeoutError, ApiError) as exc:
-        handler.stop(unschedulable=False)
+        handler.stop(unschedulable=started)
         print(f"kvd handler: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
     where = f" (HandlerService on port {running.port})" if running else ""
