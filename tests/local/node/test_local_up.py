@@ -3,6 +3,7 @@ second `up` on the same data dir finds what the first one left."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 from tests.local.node.conftest import KVD, new_cluster
@@ -74,6 +75,7 @@ def test_up_status_down_leaves_nothing_and_up_again_finds_the_objects() -> None:
     finally:
         cluster.down()
     assert cluster.leftovers() == []
+    shutil.rmtree(cluster.data_dir)
 
 
 def _kvd(*args: str) -> subprocess.CompletedProcess[str]:
