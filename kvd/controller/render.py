@@ -1,0 +1,189 @@
+"""A VMI → its launcher pod (DESIGN.md §4), pure: what the controller creates, and what the
+handler and the local node expect to find.
+
+- `generateName: virt-launcher-<vmi>-`, an owner reference to the VMI (controller, blocking
+  deletion), labels `kubevirt.io=virt-launcher` and `kubevirt.io/created-by=<vmi uid>`,
+  `restartPolicy: Never`, the VMI's node selector plus `kubevirt.io/schedulable=true`, its
+  tolerations and affinity, grace = the VMI's + a margin for the launcher's own shutdown.
+- `compute` runs `kvd launcher` from kvd's image with its run dir at
+  `<launcher root>/$(POD_UID)` on a hostPath shared with the handler (which finds the socket by
+  the pod uid in `status.activePods`), `--pod-network` (the guest takes the pod's network),
+  `--allow-emulation` when the cluster allows it. Memory request = guest memory + overhead; the
+  CPU request is the VMI's, or 100m.
+- Each containerDisk is an `image` volume (Kubernetes' OCI volume source; on the local node, the
+  local image store) mounted read-only at `<container disk dir>/<volume>` from its `disk/`
+  directory (or the directory of the VMI's `path`); each PVC at `<pvc dir>/<claim>`.
+- `guest-console-log` follows the launcher's console log, so `kubectl logs <pod>
+  -c guest-console-log` prints the guest's serial output, as in KubeVirt.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from kvd.api import codec
+from kvd.api.quantity import Quantity
+from kvd.api.vmi import VirtualMachineInstance
+from kvd.version import kvd_image
+
+Json = dict[str, Any]
+
+LAUNCHER_ROOT = "/var/run/kvd/launchers"
+CONTAINER_DISK_DIR = "/var/run/kvd/container-disks"
+PVC_DIR = "/var/run/kvd/pvcs"
+SCHEDULABLE = "kubevirt.io/schedulable"
+DEFAULT_GRACE = 30
+
+
+class RenderError(ValueError):
+    """The VMI cannot be turned into a launcher pod; the message says which field and why."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderConfig:
+    """The cluster's settings the pod depends on (the controller reads them from its ConfigMap)."""
+
+    launcher_host_dir: str  # the hostPath the handler watches (its --launcher-dir)
+    image: str = ""  # kvd's image; "" = this installation's
+    allow_emulation: bool = True
+    memory_overhead: str = "60Mi"
+    grace_margin_seconds: int = 15
+
+
+def launcher_pod(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
+    meta = vmi.metadata
+    if not (meta.name and meta.namespace and meta.uid):
+        raise RenderError("metadata.name, metadata.namespace and metadata.uid must be set")
+    spec = vmi.spec
+    grace = (
+        DEFAULT_GRACE
+        if spec.termination_grace_period_seconds is None
+        else (spec.termination_grace_period_seconds)
+    )
+    volumes, mounts = _volumes(vmi, config)
+    image = config.image or kvd_image()
+    args = [
+        "--namespace", meta.namespace, "--name", meta.name, "--uid", meta.uid,
+        "--run-dir", f"{LAUNCHER_ROOT}/$(POD_UID)", "--grace-period-seconds", str(grace),
+        "--container-disk-dir", CONTAINER_DISK_DIR, "--pvc-dir", PVC_DIR, "--pod-network",
+    ]  # fmt: skip
+    if config.allow_emulation:
+        args.append("--allow-emulation")
+    pod_uid = {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}
+    compute: Json = {
+        "name": "compute",
+        "image": image,
+        "command": ["kvd", "launcher"],
+        "args": args,
+        "env": [
+            pod_uid,
+            {
+                "name": "LIBVIRT_DEFAULT_URI",  # `kubectl exec … -c compute -- virsh …` works
+                "value": f"qemu:///system?socket={LAUNCHER_ROOT}/$(POD_UID)/libvirt/sock/"
+                "libvirt-sock",
+            },
+        ],
+        "resources": {"requests": _requests(vmi, config)},
+        "volumeMounts": mounts,
+    }
+    console: Json = {
+        "name": "guest-console-log",
+        "image": image,
+        "command": ["sh", "-c"],
+        "args": [f'exec tail -n +1 -F "{LAUNCHER_ROOT}/$(POD_UID)/console.log" 2>/dev/null'],
+        "env": [pod_uid],
+        "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}},
+        "volumeMounts": [{"name": "launchers", "mountPath": LAUNCHER_ROOT, "readOnly": True}],
+    }
+    pod_spec: Json = {
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": grace + config.grace_margin_seconds,
+        "nodeSelector": {**spec.node_selector, SCHEDULABLE: "true"},
+        "containers": [compute, console],
+        "volumes": volumes,
+    }
+    if spec.tolerations:
+        pod_spec["tolerations"] = [_json(t) for t in spec.tolerations]
+    if spec.affinity:
+        pod_spec["affinity"] = spec.affinity
+    if spec.hostname:
+        pod_spec["hostname"] = spec.hostname
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": f"virt-launcher-{meta.name}-",
+            "namespace": meta.namespace,
+            "labels": {"kubevirt.io": "virt-launcher", "kubevirt.io/created-by": meta.uid},
+            "annotations": {"kubevirt.io/domain": meta.name},
+            "ownerReferences": [
+                {
+                    "apiVersion": "kubevirt.io/v1",
+                    "kind": "VirtualMachineInstance",
+                    "name": meta.name,
+                    "uid": meta.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": pod_spec,
+    }
+
+
+def _volumes(vmi: VirtualMachineInstance, config: RenderConfig) -> tuple[list[Json], list[Json]]:
+    volumes: list[Json] = [
+        {"name": "launchers", "hostPath": {"path": config.launcher_host_dir, "type": "Directory"}}
+    ]
+    mounts: list[Json] = [{"name": "launchers", "mountPath": LAUNCHER_ROOT}]
+    for volume in vmi.spec.volumes:
+        name = f"vol-{volume.name}"
+        if volume.container_disk is not None:
+            disk = volume.container_disk
+            sub = posixpath.dirname(disk.path).lstrip("/") if disk.path else "disk"
+            volumes.append({"name": name, "image": {"reference": disk.image}})
+            mount: Json = {
+                "name": name,
+                "mountPath": f"{CONTAINER_DISK_DIR}/{volume.name}",
+                "readOnly": True,
+            }
+            if sub:
+                mount["subPath"] = sub
+            mounts.append(mount)
+        elif volume.persistent_volume_claim is not None:
+            claim = volume.persistent_volume_claim
+            read_only = bool(claim.read_only)
+            volumes.append(
+                {
+                    "name": name,
+                    "persistentVolumeClaim": {"claimName": claim.claim_name, "readOnly": read_only},
+                }
+            )
+            mounts.append(
+                {"name": name, "mountPath": f"{PVC_DIR}/{claim.claim_name}", "readOnly": read_only}
+            )
+        elif volume.data_volume is not None:
+            raise RenderError(
+                f"spec.volumes[{volume.name}].dataVolume: CDI DataVolumes are not supported; "
+                "use a persistentVolumeClaim"
+            )
+    return volumes, mounts
+
+
+def _requests(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
+    domain = vmi.spec.domain
+    requests = domain.resources.requests if domain.resources else {}
+    guest = (domain.memory.guest if domain.memory else None) or requests.get("memory")
+    if guest is None:
+        raise RenderError("spec.domain: neither memory.guest nor resources.requests.memory is set")
+    overhead = Quantity.parse(config.memory_overhead)
+    memory = Quantity.from_bytes(guest.bytes() + overhead.bytes())
+    cpu = requests.get("cpu")
+    return {"memory": str(memory), "cpu": str(cpu) if cpu is not None else "100m"}
+
+
+def _json(value: Any) -> Json:
+    encoded: Json = codec.encode(value)
+    return encoded

@@ -1,0 +1,162 @@
+"""VMI → launcher pod, as tables (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kvd.api import kinds
+from kvd.api.vmi import VirtualMachineInstance
+from kvd.controller import render
+
+CONFIG = render.RenderConfig(launcher_host_dir="/var/lib/kvd/local/launchers", image="kvd:1")
+
+
+def vmi(**spec: Any) -> VirtualMachineInstance:
+    base: dict[str, Any] = {
+        "domain": {"devices": {}, "resources": {"requests": {"memory": "128Mi"}}},
+        "volumes": [{"name": "root", "containerDisk": {"image": "kvd-demo"}}],
+    }
+    base.update(spec)
+    loaded = kinds.load(
+        {
+            "apiVersion": "kubevirt.io/v1",
+            "kind": "VirtualMachineInstance",
+            "metadata": {"name": "demo", "namespace": "ns", "uid": "u-1"},
+            "spec": base,
+        }
+    )
+    assert isinstance(loaded, VirtualMachineInstance)
+    return loaded
+
+
+def compute(pod: dict[str, Any]) -> dict[str, Any]:
+    return dict(pod["spec"]["containers"][0])
+
+
+def test_the_pod_belongs_to_its_vmi_and_runs_the_launcher() -> None:
+    pod = render.launcher_pod(vmi(terminationGracePeriodSeconds=40), CONFIG)
+    meta = pod["metadata"]
+    assert meta["generateName"] == "virt-launcher-demo-" and meta["namespace"] == "ns"
+    assert meta["labels"] == {"kubevirt.io": "virt-launcher", "kubevirt.io/created-by": "u-1"}
+    [owner] = meta["ownerReferences"]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == (
+        "VirtualMachineInstance",
+        "u-1",
+        True,
+    )
+    spec = pod["spec"]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["terminationGracePeriodSeconds"] == 55
+    assert spec["nodeSelector"] == {"kubevirt.io/schedulable": "true"}
+    c = compute(pod)
+    assert (c["name"], c["image"], c["command"]) == ("compute", "kvd:1", ["kvd", "launcher"])
+    args = c["args"]
+    assert args[args.index("--uid") + 1] == "u-1"
+    assert args[args.index("--run-dir") + 1] == "/var/run/kvd/launchers/$(POD_UID)"
+    assert args[args.index("--grace-period-seconds") + 1] == "40"
+    assert "--pod-network" in args and "--allow-emulation" in args
+    assert {"name": "launchers", "mountPath": "/var/run/kvd/launchers"} in c["volumeMounts"]
+    assert spec["volumes"][0] == {
+        "name": "launchers",
+        "hostPath": {"path": "/var/lib/kvd/local/launchers", "type": "Directory"},
+    }
+    console = pod["spec"]["containers"][1]
+    assert console["name"] == "guest-console-log"
+    assert "/var/run/kvd/launchers/$(POD_UID)/console.log" in console["args"][0]
+
+
+@pytest.mark.parametrize(
+    ("domain", "overhead", "expected"),
+    [
+        (
+            {"resources": {"requests": {"memory": "128Mi"}}},
+            "60Mi",
+            {"memory": "188Mi", "cpu": "100m"},
+        ),
+        (
+            {"memory": {"guest": "1Gi"}, "resources": {"requests": {"memory": "1Gi", "cpu": "2"}}},
+            "100Mi",
+            {"memory": "1124Mi", "cpu": "2"},
+        ),
+    ],
+)
+def test_requests_are_guest_memory_plus_overhead(
+    domain: dict[str, Any], overhead: str, expected: dict[str, str]
+) -> None:
+    config = render.RenderConfig(launcher_host_dir="/l", memory_overhead=overhead)
+    pod = render.launcher_pod(vmi(domain={"devices": {}, **domain}), config)
+    assert compute(pod)["resources"]["requests"] == expected
+
+
+@pytest.mark.parametrize(
+    ("volume", "pod_volume", "mount"),
+    [
+        (
+            {"name": "root", "containerDisk": {"image": "kvd-demo"}},
+            {"name": "vol-root", "image": {"reference": "kvd-demo"}},
+            {
+                "name": "vol-root",
+                "mountPath": "/var/run/kvd/container-disks/root",
+                "readOnly": True,
+                "subPath": "disk",
+            },
+        ),
+        (
+            {
+                "name": "root",
+                "containerDisk": {"image": "quay.io/x/y:1", "path": "/images/a.qcow2"},
+            },
+            {"name": "vol-root", "image": {"reference": "quay.io/x/y:1"}},
+            {
+                "name": "vol-root",
+                "mountPath": "/var/run/kvd/container-disks/root",
+                "readOnly": True,
+                "subPath": "images",
+            },
+        ),
+        (
+            {"name": "data", "persistentVolumeClaim": {"claimName": "pvc-1"}},
+            {
+                "name": "vol-data",
+                "persistentVolumeClaim": {"claimName": "pvc-1", "readOnly": False},
+            },
+            {"name": "vol-data", "mountPath": "/var/run/kvd/pvcs/pvc-1", "readOnly": False},
+        ),
+    ],
+)
+def test_volumes(volume: dict[str, Any], pod_volume: dict[str, Any], mount: dict[str, Any]) -> None:
+    pod = render.launcher_pod(vmi(volumes=[volume]), CONFIG)
+    assert pod["spec"]["volumes"][1:] == [pod_volume]
+    assert compute(pod)["volumeMounts"][1:] == [mount]
+
+
+def test_cluster_settings_and_scheduling_constraints_carry_over() -> None:
+    config = render.RenderConfig(launcher_host_dir="/l", allow_emulation=False)
+    pod = render.launcher_pod(
+        vmi(
+            nodeSelector={"zone": "a"},
+            tolerations=[{"key": "k", "operator": "Exists", "effect": "NoSchedule"}],
+        ),
+        config,
+    )
+    assert "--allow-emulation" not in compute(pod)["args"]
+    assert pod["spec"]["nodeSelector"] == {"zone": "a", "kubevirt.io/schedulable": "true"}
+    assert pod["spec"]["tolerations"] == [
+        {"key": "k", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        (
+            {"volumes": [{"name": "d", "dataVolume": {"name": "dv"}}]},
+            "dataVolume: CDI DataVolumes are not supported",
+        ),
+    ],
+)
+def test_what_cannot_be_rendered_says_why(spec: dict[str, Any], words: str) -> None:
+    with pytest.raises(render.RenderError, match=words):
+        render.launcher_pod(vmi(**spec), CONFIG)
