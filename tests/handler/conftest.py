@@ -1,7 +1,7 @@
-"""A local cluster (`kvd local up`), a real `kvd handler` process for its node, and a stand-in
-for the controller that creates a VMI and its launcher pod the way the controller will (DESIGN
-§4): the pod runs `kvd launcher` with its run dir at `<launcher dir>/<pod uid>` through a
-hostPath, the kvd-demo containerDisk as an image volume; once the pod runs, the VMI gets
+"""A local cluster (`kvd local up`: API server, node and the node's handler), and a stand-in for
+the controller that creates a VMI and its launcher pod as the controller will: the pod from
+`kvd.controller.render` (kvd launcher, run dir `<launcher dir>/<pod uid>` through a hostPath,
+the kvd-demo containerDisk as an image volume); once the pod runs, the VMI gets
 `status.activePods`, `status.nodeName`, phase Scheduled and the `kubevirt.io/nodeName` label."""
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from kvd.version import kvd_image
+from kvd.api import kinds
+from kvd.api.vmi import VirtualMachineInstance
+from kvd.controller import render
 from tests.launcher.harness import vmi_manifest
 from tests.local.node.conftest import Cluster, kill, new_cluster
 
 Json = dict[str, Any]
-POD_RUN_ROOT = "/var/run/kvd/launchers"
-DISK_DIR = "/var/run/kvd/container-disks"
 VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
 
 
@@ -71,31 +71,21 @@ class Env:
         user_data: str = "#!/bin/sh\necho hello\n",
         grace: int = 30,
         acpi: bool = True,
-        network: bool = False,
-        missing_claim: str | None = None,
+        network: str | None = None,
     ) -> Json:
         """The VMI and its launcher pod, as the controller will make them; returns the VMI once
         Scheduled."""
         manifest = vmi_manifest(namespace="default", name=name, uid="", user_data=user_data)
         del manifest["metadata"]["uid"]
         manifest["spec"]["terminationGracePeriodSeconds"] = grace
-        if network:
-            manifest["spec"]["domain"]["devices"]["interfaces"] = [
-                {"name": "default", "bridge": {}}
-            ]
+        if network is not None:  # the binding: "bridge", or one the launcher refuses
+            manifest["spec"]["domain"]["devices"]["interfaces"] = [{"name": "default", network: {}}]
             manifest["spec"]["networks"] = [{"name": "default", "pod": {}}]
-        if missing_claim is not None:  # a PVC the launcher pod does not mount
-            manifest["spec"]["domain"]["devices"]["disks"].append(
-                {"name": "data", "disk": {"bus": "virtio"}}
-            )
-            manifest["spec"]["volumes"].append(
-                {"name": "data", "persistentVolumeClaim": {"claimName": missing_claim}}
-            )
         if not acpi:
             manifest["spec"]["domain"]["features"] = {"acpi": {"enabled": False}}
         vmi = self.cluster.raw.create(VMIS, manifest)
         uid = vmi["metadata"]["uid"]
-        pod = self.cluster.create_pod(launcher_pod(vmi, grace, self.handler.launcher_dir))
+        pod = self.cluster.create_pod(launcher_pod(vmi, self.handler.launcher_dir))
         pod_name = pod["metadata"]["name"]
         running = self.cluster.wait_phase(pod_name, "Running")
         self.cluster.raw.merge_patch(
@@ -178,71 +168,11 @@ class Env:
         return str(next(iter((vmi.get("status") or {}).get("activePods") or {})))
 
 
-def launcher_pod(vmi: Json, grace: int, launcher_dir: Path) -> Json:
-    meta = vmi["metadata"]
-    return {
-        "metadata": {
-            "generateName": f"virt-launcher-{meta['name']}-",
-            "labels": {"kubevirt.io": "virt-launcher", "kubevirt.io/created-by": meta["uid"]},
-            "ownerReferences": [
-                {
-                    "apiVersion": "kubevirt.io/v1",
-                    "kind": "VirtualMachineInstance",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "spec": {
-            "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": grace + 15,
-            "nodeSelector": {"kubevirt.io/schedulable": "true"},
-            "containers": [
-                {
-                    "name": "compute",
-                    "image": kvd_image(),
-                    "command": ["kvd", "launcher"],
-                    "args": [
-                        "--namespace",
-                        meta["namespace"],
-                        "--name",
-                        meta["name"],
-                        "--uid",
-                        meta["uid"],
-                        "--run-dir",
-                        f"{POD_RUN_ROOT}/$(POD_UID)",
-                        "--grace-period-seconds",
-                        str(grace),
-                        "--allow-emulation",
-                        "--pod-network",
-                        "--container-disk-dir",
-                        DISK_DIR,
-                    ],
-                    "env": [
-                        {
-                            "name": "POD_UID",
-                            "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}},
-                        }
-                    ],
-                    "volumeMounts": [
-                        {"name": "launchers", "mountPath": POD_RUN_ROOT},
-                        {
-                            "name": "containerdisk",
-                            "mountPath": f"{DISK_DIR}/containerdisk",
-                            "subPath": "disk",
-                            "readOnly": True,
-                        },
-                    ],
-                }
-            ],
-            "volumes": [
-                {"name": "launchers", "hostPath": {"path": str(launcher_dir), "type": "Directory"}},
-                {"name": "containerdisk", "image": {"reference": "kvd-demo"}},
-            ],
-        },
-    }
+def launcher_pod(vmi: Json, launcher_dir: Path) -> Json:
+    """The pod the controller renders for `vmi` (kvd.controller.render)."""
+    loaded = kinds.load(vmi)
+    assert isinstance(loaded, VirtualMachineInstance)
+    return render.launcher_pod(loaded, render.RenderConfig(launcher_host_dir=str(launcher_dir)))
 
 
 @pytest.fixture(scope="module")
