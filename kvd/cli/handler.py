@@ -42,6 +42,13 @@ def add_parser(subparsers: program.Subparsers) -> None:
         default=None,
         help="the bearer token HandlerService callers must present (e.g. from a Secret)",
     )
+    parser.add_argument(
+        "--metrics-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (port 0: any free port); "
+        "default: off",
+    )
     parser.add_argument("--heartbeat-seconds", type=float, default=60.0)
     parser.add_argument("--resync-seconds", type=float, default=30.0)
     parser.set_defaults(run=run)
@@ -63,4 +70,5 @@ def run(args: argparse.Namespace) -> int:
         ),
         listen=args.listen,
         token_file=args.token_file,
+        metrics_listen=args.metrics_listen,
     )

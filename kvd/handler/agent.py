@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import secrets
 import shutil
 import socket as socketlib
 import threading
@@ -37,12 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvd import logs
+from kvd import logs, metrics
 from kvd.handler import phase
 from kvd.handler import status as vmistatus
 from kvd.handler.launchers import Launcher, LauncherRejected, LauncherUnavailable
 from kvd.handler.records import VMIRecord, open_records
-from kvd.kube import informer
+from kvd.kube import events, informer, workqueue
 from kvd.kube.client import ApiError, Raw, connect, list_custom
 from kvd.kube.workqueue import WorkQueue
 from kvd.rpc.launcher.v1 import domain_pb2
@@ -99,6 +98,10 @@ class Handler:
             label_selector=f"{NODE_LABEL}={self.node_name}",
             resync_period=settings.resync_seconds,
         )
+        self.recorder = events.Recorder(raw=self.raw, component=COMPONENT, host=self.node_name)
+        self.metrics = metrics.DaemonMetrics("handler")
+        self.metrics.track_queue(lambda: len(self.queue))
+        self.metrics.track_phases(lambda: metrics.vmi_phases(self.vmis.items()))
         self._live: dict[str, _Live] = {}  # by VMI uid
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -140,21 +143,7 @@ class Handler:
         self._threads.append(t)
 
     def _work(self) -> None:
-        while True:
-            key = self.queue.get()
-            if key is None:
-                return
-            try:
-                again = self.reconcile(key)
-            except Exception as exc:
-                log.exception("reconcile_failed", key=key, error=str(exc))
-                self.queue.add_rate_limited(key)
-            else:
-                self.queue.forget(key)
-                if again is not None:
-                    self.queue.add_after(key, again)
-            finally:
-                self.queue.done(key)
+        workqueue.work(self.queue, self.reconcile, metrics=self.metrics)
 
     def _resync(self) -> None:
         """GetDomain-level truth every `resync_seconds`, also for VMIs whose watch is quiet."""
@@ -413,34 +402,8 @@ class Handler:
         """A core/v1 Event on the VMI (also on one already deleted: by its record)."""
         if isinstance(vmi, VMIRecord):
             vmi = {"metadata": {"namespace": vmi.namespace, "name": vmi.name, "uid": vmi.uid}}
-        meta = vmi["metadata"]
-        now = vmistatus.now()
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"{meta['name']}.{secrets.token_hex(8)}",
-                "namespace": meta["namespace"],
-            },
-            "involvedObject": {
-                "apiVersion": vmi.get("apiVersion", f"{GROUP}/{VERSION}"),
-                "kind": "VirtualMachineInstance",
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta["uid"],
-            },
-            "reason": reason,
-            "message": message,
-            "type": kind,
-            "source": {"component": COMPONENT, "host": self.node_name},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        try:
-            self.raw.create(f"/api/v1/namespaces/{meta['namespace']}/events", event)
-        except ApiError as exc:  # an event is best effort; the status says it all
-            log.warning("event_failed", reason=reason, error=exc.message)
+        involved = {"apiVersion": f"{GROUP}/{VERSION}", **vmi, "kind": "VirtualMachineInstance"}
+        self.recorder.event(involved, kind, reason, message)
 
     def _heartbeat(self) -> None:
         period = self.settings.heartbeat_seconds

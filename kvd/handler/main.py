@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from kvd import logs
+from kvd import logs, metrics
 from kvd.handler import auth, service
 from kvd.handler.agent import Handler, HandlerSettings
 from kvd.kube.client import ApiError
@@ -16,7 +16,13 @@ from kvd.kube.client import ApiError
 log = logs.get_logger(__name__)
 
 
-def run(settings: HandlerSettings, *, listen: str | None, token_file: Path | None) -> int:
+def run(
+    settings: HandlerSettings,
+    *,
+    listen: str | None,
+    token_file: Path | None,
+    metrics_listen: str | None = None,
+) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -31,8 +37,11 @@ def run(settings: HandlerSettings, *, listen: str | None, token_file: Path | Non
         return 1
     handler = Handler(settings)
     running: service.RunningService | None = None
+    scraped: metrics.RunningMetrics | None = None
     started = False
     try:
+        if metrics_listen:  # before the node is touched: a taken port fails fast
+            scraped = metrics.serve(handler.metrics, metrics_listen)
         handler.start()
         started = True  # the node is marked schedulable from here on
         if listen and token:
@@ -40,14 +49,20 @@ def run(settings: HandlerSettings, *, listen: str | None, token_file: Path | Non
                 address=listen, locate=handler.locate, node_name=settings.node_name, token=token
             )
     except (OSError, TimeoutError, ApiError) as exc:
+        if scraped is not None:
+            scraped.stop()
         handler.stop(unschedulable=started)
         print(f"kvd handler: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
+    # one parenthesised clause each: `kvd local` and tests read "HandlerService on port N)"
     where = f" (HandlerService on port {running.port})" if running else ""
+    where += f" (metrics on port {scraped.port})" if scraped else ""
     print(f"kvd handler: ready {settings.node_name}{where}", flush=True)
     stop.wait()
     log.info("handler_stopping", node=settings.node_name)
     if running is not None:
         running.stop(grace=1.0)
+    if scraped is not None:
+        scraped.stop()
     handler.stop()
     return 0

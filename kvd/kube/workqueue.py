@@ -7,7 +7,8 @@ processed marks it dirty and it comes back after `done`; `add_after` delays; `ad
 delays exponentially per key (base * 2^failures, capped) until `forget` resets it. `shutdown`
 wakes every waiting worker with `None`.
 
-The clock is injectable so the delay logic is testable without sleeping.
+The clock is injectable so the delay logic is testable without sleeping. `work` is the worker
+loop the daemons run on it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+
+from kvd import logs
+from kvd.metrics import DaemonMetrics
+
+log = logs.get_logger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 
@@ -132,3 +138,31 @@ class WorkQueue(Generic[K]):
         if not self._waiting:
             return None
         return max(0.0, self._waiting[0][0] - self._clock())
+
+
+def work(
+    queue: WorkQueue[K],
+    reconcile: Callable[[K], float | None],
+    *,
+    metrics: DaemonMetrics,
+    log_key: str = "key",
+) -> None:
+    """A worker: reconcile keys until the queue shuts down. `reconcile` returns when to look
+    again (None: not until an event); an exception requeues the key with back-off."""
+    while True:
+        key = queue.get()
+        if key is None:
+            return
+        try:
+            with metrics.time_reconcile() as timing:
+                again = reconcile(key)
+                timing.requeue = again is not None
+        except Exception as exc:
+            log.exception("reconcile_failed", **{log_key: key}, error=str(exc))
+            queue.add_rate_limited(key)
+        else:
+            queue.forget(key)
+            if again is not None:
+                queue.add_after(key, again)
+        finally:
+            queue.done(key)

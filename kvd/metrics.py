@@ -1,0 +1,202 @@
+"""Prometheus metrics of kvd's daemons (controller, handler), served on `GET /metrics`.
+
+Each daemon owns a `DaemonMetrics` with its own `CollectorRegistry` rather than the process-wide
+default one, so several daemons (or tests) in one process never collide over metric names. Names
+are `kvd_<component>_...`; the registry also carries the usual `process_*` and `python_*`
+collectors, as the default registry would.
+
+What a reconcile loop measures about itself is pushed (`observe_reconcile`, `time_reconcile`);
+what it holds is read when scraped (`track_queue`, `track_phases`), from the work queue and the
+informer cache, so there is nothing to keep in step. Every VMI phase is always exported, 0 when
+no VMI is in it, so a query never sees a series appear out of nowhere.
+
+`serve` is a small threaded WSGI server around prometheus_client's app: the client's own
+`start_http_server` answers every path with the metrics, and this answers 404 off `/metrics`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+import wsgiref.simple_server
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    exposition,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from kvd import logs
+
+log = logs.get_logger(__name__)
+
+# KubeVirt's VirtualMachineInstancePhase values; an unset phase is Pending.
+PHASES = ("Pending", "Scheduling", "Scheduled", "Running", "Succeeded", "Failed", "Unknown")
+OUTCOMES = ("ok", "error", "requeue")
+PATH = "/metrics"
+STOP_POLL = 0.1  # how soon `stop()` returns (the server looks this often whether to end)
+
+
+@dataclass
+class Timing:
+    """What `time_reconcile` yields: set `requeue` when the reconcile asked to look again."""
+
+    requeue: bool = False
+
+
+class DaemonMetrics:
+    def __init__(self, component: str, *, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.component = component
+        self.registry = CollectorRegistry()
+        self._clock = clock
+        prefix = f"kvd_{component}"
+        self._reconcile = Histogram(
+            f"{prefix}_reconcile_duration_seconds",
+            "Time one reconcile of one key took, by how it ended.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in OUTCOMES:  # present from the start, so rate() sees the first one
+            self._reconcile.labels(outcome=outcome)
+        self._live = _Live(prefix)
+        self.registry.register(self._live)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+
+    def observe_reconcile(self, seconds: float, *, outcome: str) -> None:
+        if outcome not in OUTCOMES:  # a label value per call would be unbounded
+            raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
+        self._reconcile.labels(outcome=outcome).observe(seconds)
+
+    @contextlib.contextmanager
+    def time_reconcile(self) -> Iterator[Timing]:
+        """Records the block's duration: `error` if it raised (the exception goes on),
+        `requeue` if it set `timing.requeue`, `ok` otherwise."""
+        began = self._clock()
+        timing = Timing()
+        try:
+            yield timing
+        except BaseException:
+            self.observe_reconcile(self._clock() - began, outcome="error")
+            raise
+        self.observe_reconcile(self._clock() - began, outcome="requeue" if timing.requeue else "ok")
+
+    def track_queue(self, depth: Callable[[], int]) -> None:
+        """Export `kvd_<component>_workqueue_depth`, read from `depth()` at each scrape."""
+        self._live.depth = depth
+
+    def track_phases(self, phases: Callable[[], Iterable[str]]) -> None:
+        """Export `kvd_<component>_vmis{phase=...}`, counted from `phases()` (one phase per VMI,
+        "" for none yet) at each scrape."""
+        self._live.phases = phases
+
+
+def vmi_phases(vmis: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """The phase of each VMI object (for `track_phases` over an informer cache)."""
+    for vmi in vmis:
+        yield str((vmi.get("status") or {}).get("phase") or "")
+
+
+class _Live(Collector):
+    """The metrics read at scrape time."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.depth: Callable[[], int] | None = None
+        self.phases: Callable[[], Iterable[str]] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        if self.depth is not None:
+            yield GaugeMetricFamily(
+                f"{self.prefix}_workqueue_depth",
+                "Keys waiting in the work queue (not those being reconciled or delayed).",
+                value=self.depth(),
+            )
+        if self.phases is not None:
+            counts = Counter(phase or "Pending" for phase in self.phases())
+            family = GaugeMetricFamily(
+                f"{self.prefix}_vmis", "VMIs in the informer cache, by phase.", labels=["phase"]
+            )
+            for phase in [*PHASES, *sorted(counts.keys() - set(PHASES))]:
+                family.add_metric([phase], counts.get(phase, 0))
+            yield family
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningMetrics:
+    """A metrics endpoint being served; `stop()` closes it."""
+
+    port: int
+    _server: wsgiref.simple_server.WSGIServer
+    _thread: threading.Thread
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def serve(metrics: DaemonMetrics, address: str) -> RunningMetrics:
+    """Serve `metrics` on `GET /metrics` at `address` ("HOST:PORT", "[v6]:PORT"; port 0 for any
+    free port), on a daemon thread; started when this returns."""
+    host, port = _split(address)
+    server_class = _Server6 if ":" in host else _Server
+    app = exposition.make_wsgi_app(metrics.registry)
+
+    def only_metrics(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != PATH:
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [f"not found; metrics are at {PATH}\n".encode()]
+        body: Iterable[bytes] = app(environ, start_response)
+        return body
+
+    try:
+        server = wsgiref.simple_server.make_server(
+            host, port, only_metrics, server_class=server_class, handler_class=_QuietHandler
+        )
+    except OSError as exc:
+        raise OSError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+    thread = threading.Thread(
+        target=server.serve_forever, args=(STOP_POLL,), name="metrics", daemon=True
+    )
+    thread.start()
+    bound = int(server.server_address[1])
+    log.info("metrics_serving", component=metrics.component, address=address, port=bound)
+    return RunningMetrics(bound, server, thread)
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise OSError(f"cannot listen on {address!r}: expected HOST:PORT")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+class _Server(ThreadingMixIn, wsgiref.simple_server.WSGIServer):
+    daemon_threads = True  # a slow scraper never holds up stop()
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a scrape every few seconds is not worth a log line
