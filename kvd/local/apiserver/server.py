@@ -18,6 +18,7 @@ from aiohttp import web
 
 from kvd import logs
 from kvd.local.apiserver import (
+    accounting,
     auth,
     binding,
     crds,
@@ -68,6 +69,7 @@ class APIServer:
         # the local node serves logs and exec there (`kvd local apiserver --kubelet-socket`)
         self.kubelet = kubelet.Kubelet(kubelet_socket or data_dir / "node" / "kubelet.sock")
         self.log_source: LogSource = self.kubelet
+        self.accounting = accounting.Accounting()
         self._tasks: list[asyncio.Task[None]] = []
         self.crds.load()
         self._ensure_namespaces()
@@ -82,7 +84,12 @@ class APIServer:
 
     def app(self) -> web.Application:
         app = web.Application(
-            middlewares=[self._errors_middleware, self._auth_middleware], client_max_size=MAX_BODY
+            middlewares=[
+                self.accounting.middleware,
+                self._errors_middleware,
+                self._auth_middleware,
+            ],
+            client_max_size=MAX_BODY,
         )
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         app.on_startup.append(self._start_background)
@@ -141,6 +148,8 @@ class APIServer:
         path = request.path.rstrip("/") or "/"
         parts = [p for p in path.split("/") if p]
         if request.method == "GET":
+            if path == "/metrics":
+                return self.accounting.response()
             static = self._static(path, parts, request)
             if static is not None:
                 return _json(static)
