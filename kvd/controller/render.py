@@ -34,7 +34,6 @@ LAUNCHER_ROOT = "/var/run/kvd/launchers"
 CONTAINER_DISK_DIR = "/var/run/kvd/container-disks"
 PVC_DIR = "/var/run/kvd/pvcs"
 SCHEDULABLE = "kubevirt.io/schedulable"
-DEFAULT_GRACE = 30
 
 
 class RenderError(ValueError):
@@ -50,6 +49,7 @@ class RenderConfig:
     allow_emulation: bool = True
     memory_overhead: str = "60Mi"
     grace_margin_seconds: int = 15
+    default_grace_seconds: int = 30  # for a VMI that sets none (admission defaults it to 30)
 
 
 def launcher_pod(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
@@ -58,7 +58,7 @@ def launcher_pod(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
         raise RenderError("metadata.name, metadata.namespace and metadata.uid must be set")
     spec = vmi.spec
     grace = (
-        DEFAULT_GRACE
+        config.default_grace_seconds
         if spec.termination_grace_period_seconds is None
         else (spec.termination_grace_period_seconds)
     )

@@ -1,0 +1,66 @@
+"""`kvd controller`: the cluster's VMI controller (leader-elected; run one or more replicas)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kvd.cli import program
+
+
+def add_parser(subparsers: program.Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "controller",
+        help="run the VMI controller (launcher pods, phases up to Scheduled, node watchdog)",
+        description="Gives each VirtualMachineInstance one launcher pod and moves it through "
+        "Pending, Scheduling and Scheduled; deletes the pods of deleted VMIs; fails the VMIs of "
+        "nodes whose handler stopped beating. Replicas elect a leader on the Lease "
+        "NAMESPACE/kvd-controller; only the leader works. Settings: the ConfigMap "
+        "NAMESPACE/kvd-config, read live.",
+    )
+    parser.add_argument("--kubeconfig", type=Path, default=None, help="default: in-cluster/env")
+    parser.add_argument(
+        "--namespace", default="kvd", help="kvd's namespace: its Lease and ConfigMap"
+    )
+    parser.add_argument(
+        "--launcher-dir",
+        default="/var/run/kvd/launchers",
+        help="the host directory the handlers watch for launcher sockets (their --launcher-dir)",
+    )
+    parser.add_argument("--identity", default="", help="the Lease holder name; default host_pid")
+    parser.add_argument(
+        "--metrics-listen", default=None, help="serve Prometheus metrics on HOST:PORT"
+    )
+    parser.add_argument(
+        "--node-heartbeat-timeout",
+        type=float,
+        default=300.0,
+        help="seconds without a handler heartbeat before a node is unresponsive",
+    )
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--lease-seconds", type=float, default=15.0)
+    parser.add_argument("--renew-seconds", type=float, default=10.0)
+    parser.add_argument("--retry-seconds", type=float, default=2.0)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kvd.controller import main  # noqa: PLC0415 - loads the client only for this
+    from kvd.controller.app import ControllerSettings  # noqa: PLC0415
+
+    program.configure_logging()
+    return main.run(
+        ControllerSettings(
+            namespace=args.namespace,
+            launcher_host_dir=str(Path(args.launcher_dir).absolute()),
+            kubeconfig=args.kubeconfig,
+            identity=args.identity,
+            workers=args.workers,
+            node_heartbeat_timeout=args.node_heartbeat_timeout,
+            watchdog_period=min(30.0, args.node_heartbeat_timeout / 3),
+            lease_seconds=args.lease_seconds,
+            renew_seconds=args.renew_seconds,
+            retry_seconds=args.retry_seconds,
+        ),
+        metrics_listen=args.metrics_listen,
+    )

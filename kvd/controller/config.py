@@ -1,0 +1,83 @@
+"""The cluster's kvd settings: one ConfigMap (`kvd-config` in kvd's namespace), read live.
+
+Every key is optional and falls back to its default, so a cluster without the ConfigMap works.
+A value that does not parse is reported (logged by the caller, once per change) and its default
+used instead: a typo in the ConfigMap must not stop every VMI in the cluster.
+
+    useEmulation: "true"                   # TCG when /dev/kvm is absent (on in the local cluster)
+    memoryOverhead: "60Mi"                 # added to the guest's memory in the pod's request
+    terminationGracePeriodSeconds: "30"    # for a VMI that sets none
+    gracePeriodMarginSeconds: "15"         # the launcher's own shutdown, on top of the VMI's grace
+    launcherImage: ""                      # kvd's image for launcher pods; "" = this installation's
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kvd.api.quantity import Quantity
+
+NAME = "kvd-config"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    use_emulation: bool = True
+    memory_overhead: str = "60Mi"
+    termination_grace_period_seconds: int = 30
+    grace_margin_seconds: int = 15
+    launcher_image: str = ""
+
+
+def parse(data: Mapping[str, str] | None) -> tuple[ClusterConfig, list[str]]:
+    """The settings in a ConfigMap's `data`, and what was wrong with it (key: problem)."""
+    data = data or {}
+    problems: list[str] = []
+    defaults = ClusterConfig()
+    known = {
+        "useEmulation",
+        "memoryOverhead",
+        "terminationGracePeriodSeconds",
+        "gracePeriodMarginSeconds",
+        "launcherImage",
+    }
+    for key in sorted(set(data) - known):
+        problems.append(f"{key}: unknown setting; known: {', '.join(sorted(known))}")
+
+    def boolean(key: str, default: bool) -> bool:
+        value = data.get(key)
+        if value is None:
+            return default
+        if value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        problems.append(f'{key}: "{value}" is not "true" or "false"')
+        return default
+
+    def seconds(key: str, default: int) -> int:
+        value = data.get(key)
+        if value is None:
+            return default
+        if value.strip().isdigit():
+            return int(value)
+        problems.append(f'{key}: "{value}" is not a whole number of seconds')
+        return default
+
+    overhead = data.get("memoryOverhead", defaults.memory_overhead)
+    try:
+        valid = Quantity.parse(overhead).bytes() >= 0
+    except ValueError:
+        valid = False
+    if not valid:
+        problems.append(f'memoryOverhead: "{overhead}" is not a quantity such as 60Mi')
+        overhead = defaults.memory_overhead
+    config = ClusterConfig(
+        use_emulation=boolean("useEmulation", defaults.use_emulation),
+        memory_overhead=overhead,
+        termination_grace_period_seconds=seconds(
+            "terminationGracePeriodSeconds", defaults.termination_grace_period_seconds
+        ),
+        grace_margin_seconds=seconds("gracePeriodMarginSeconds", defaults.grace_margin_seconds),
+        launcher_image=data.get("launcherImage", defaults.launcher_image).strip(),
+    )
+    return config, problems

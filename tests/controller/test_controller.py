@@ -1,0 +1,317 @@
+"""A real `kvd controller` process against a real `kvd local apiserver`, with no node: the test
+plays the node's part where needed (binding the pod, writing its status), so each rule of the
+controller is seen on its own, in a second or two, without booting a guest. The whole path with
+a node, a handler and guests is in tests/e2e."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kvd.api import crds, kinds
+from kvd.kube import client
+from tests.local.apiserver.conftest import KVD, Server, start_server
+
+Json = dict[str, Any]
+VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
+PODS = "/api/v1/namespaces/default/pods"
+CONFIG = "/api/v1/namespaces/kvd/configmaps"
+
+
+class Env:
+    def __init__(self, server: Server, launcher_dir: Path) -> None:
+        self.server = server
+        self.raw = client.Raw(client.connect(server.kubeconfig))
+        self.launcher_dir = launcher_dir
+
+    def vmi(self, name: str) -> Json:
+        found: Json = self.raw.get(f"{VMIS}/{name}")
+        return found
+
+    def create_vmi(self, name: str, **spec: Any) -> Json:
+        body = {
+            "apiVersion": "kubevirt.io/v1",
+            "kind": "VirtualMachineInstance",
+            "metadata": {"name": name},
+            "spec": {
+                "domain": {"resources": {"requests": {"memory": "128Mi"}}, "devices": {}},
+                **spec,
+            },
+        }
+        created: Json = self.raw.create(VMIS, body)
+        return created
+
+    def pods_of(self, vmi: Json) -> list[Json]:
+        uid = vmi["metadata"]["uid"]
+        items: list[Json] = self.raw.get(PODS, {"labelSelector": f"kubevirt.io/created-by={uid}"})[
+            "items"
+        ]
+        return items
+
+    def wait(self, what: str, check: Callable[[], Any], *, timeout: float = 20) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = check()
+            if result:
+                return result
+            assert time.monotonic() < deadline, f"not {what} in {timeout}s"
+            time.sleep(0.05)
+
+    def the_pod(self, vmi: Json) -> Json:
+        pods = self.wait("one launcher pod", lambda: self.pods_of(vmi))
+        assert len(pods) == 1, pods
+        return pods[0]
+
+    def condition(self, name: str, kind: str) -> Json | None:
+        conditions = (self.vmi(name).get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == kind), None)
+
+    def events(self, name: str) -> list[Json]:
+        items: list[Json] = self.raw.get(
+            "/api/v1/namespaces/default/events",
+            {"fieldSelector": f"involvedObject.name={name}"},
+        )["items"]
+        return items
+
+    def pod_status(self, pod: Json, status: Json, *, node: str = "") -> None:
+        """What the node would write."""
+        name = pod["metadata"]["name"]
+        if node:
+            self.raw.create(
+                f"{PODS}/{name}/binding",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Binding",
+                    "metadata": {"name": name},
+                    "target": {"kind": "Node", "name": node},
+                },
+            )
+        self.raw.merge_patch(f"{PODS}/{name}/status", {"status": status})
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    base = tmp_path_factory.mktemp("controller")
+    server = start_server(base / "api")
+    e = Env(server, base / "launchers")
+    for kind in kinds.KINDS.values():
+        e.raw.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crds.crd(kind))
+    e.raw.create("/api/v1/namespaces", {"metadata": {"name": "kvd"}})
+    e.wait("CRDs served", lambda: _served(e.raw))
+    log = (base / "controller.log").open("w")
+    args = [
+        KVD, "controller", "--kubeconfig", str(server.kubeconfig), "--namespace", "kvd",
+        "--launcher-dir", str(e.launcher_dir), "--identity", "test",
+        "--node-heartbeat-timeout", "3",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line == "kvd controller: ready test (leading)\n", (
+            base / "controller.log"
+        ).read_text()
+        yield e
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        log.close()
+        server.stop()
+
+
+def _served(raw: client.Raw) -> bool:
+    try:
+        raw.get(VMIS)
+    except client.ApiError:
+        return False
+    return True
+
+
+def test_pod_follows_the_live_config(env: Env) -> None:
+    first = env.create_vmi("cfg-a")
+    pod = env.the_pod(first)
+    compute = pod["spec"]["containers"][0]
+    assert "--allow-emulation" in compute["args"]
+    assert compute["resources"]["requests"]["memory"] == "188Mi"  # 128Mi + 60Mi
+    assert pod["spec"]["volumes"][0]["hostPath"]["path"] == str(env.launcher_dir)
+    vmi = env.wait("Scheduling", lambda: env.vmi("cfg-a")["status"].get("phase") == "Scheduling")
+    vmi = env.vmi("cfg-a")
+    assert "kubevirt.io/foregroundDeleteVirtualMachine" in vmi["metadata"]["finalizers"]
+    assert [e["reason"] for e in env.events("cfg-a")] == ["SuccessfulCreate"]
+
+    env.raw.merge_patch(
+        f"{CONFIG}/kvd-config",
+        {"data": {"useEmulation": "false", "memoryOverhead": "100Mi"}},
+    ) if _exists(env.raw, f"{CONFIG}/kvd-config") else env.raw.create(
+        CONFIG,
+        {
+            "metadata": {"name": "kvd-config"},
+            "data": {"useEmulation": "false", "memoryOverhead": "100Mi"},
+        },
+    )
+    time.sleep(0.5)  # the controller's ConfigMap informer
+    second = env.the_pod(env.create_vmi("cfg-b"))["spec"]["containers"][0]
+    assert "--allow-emulation" not in second["args"]
+    assert second["resources"]["requests"]["memory"] == "228Mi"
+    env.raw.delete(f"{CONFIG}/kvd-config")
+
+
+def test_missing_claim_waits_with_a_condition_then_creates(env: Env) -> None:
+    vmi = env.create_vmi(
+        "claim",
+        volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "later"}}],
+    )
+    env.wait("Synchronized=False", lambda: env.condition("claim", "Synchronized"))
+    synchronized = env.condition("claim", "Synchronized") or {}
+    assert synchronized["reason"] == "FailedPvcNotFound"
+    assert "default/later" in synchronized["message"]
+    assert env.vmi("claim")["status"]["phase"] == "Pending"
+    assert env.pods_of(vmi) == []
+    assert "FailedPvcNotFound" in [e["reason"] for e in env.events("claim")]
+    env.raw.create(
+        "/api/v1/namespaces/default/persistentvolumeclaims",
+        {
+            "metadata": {"name": "later"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+    pod = env.the_pod(vmi)
+    assert {
+        "name": "vol-data",
+        "persistentVolumeClaim": {"claimName": "later", "readOnly": False},
+    } in pod["spec"]["volumes"]
+    env.wait("Scheduling", lambda: env.vmi("claim")["status"]["phase"] == "Scheduling")
+    assert env.condition("claim", "Synchronized") is None
+
+
+def test_pod_trouble_is_carried_over_and_running_schedules(env: Env) -> None:
+    vmi = env.create_vmi("sched")
+    pod = env.the_pod(vmi)
+    unschedulable = "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+    env.pod_status(
+        pod,
+        {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                 "message": unschedulable}
+            ],
+        },
+    )  # fmt: skip
+    env.wait("PodScheduled=False", lambda: env.condition("sched", "PodScheduled"))
+    assert (env.condition("sched", "PodScheduled") or {})["message"] == unschedulable
+    env.pod_status(
+        pod,
+        {
+            "phase": "Running",
+            "conditions": [{"type": "PodScheduled", "status": "True"}],
+            "containerStatuses": [_compute(ready=True, state={"running": {}})],
+        },
+        node="n1",
+    )
+    env.wait("Scheduled", lambda: env.vmi("sched")["status"]["phase"] == "Scheduled")
+    vmi = env.vmi("sched")
+    assert vmi["status"]["nodeName"] == "n1"
+    assert vmi["status"]["activePods"] == {pod["metadata"]["uid"]: "n1"}
+    assert vmi["metadata"]["labels"]["kubevirt.io/nodeName"] == "n1"
+    assert env.condition("sched", "PodScheduled") is None
+
+
+def test_pod_failing_before_scheduled_fails_the_vmi_with_its_reason(env: Env) -> None:
+    vmi = env.create_vmi("oom")
+    pod = env.the_pod(vmi)
+    env.pod_status(
+        pod,
+        {
+            "phase": "Failed",
+            "containerStatuses": [
+                _compute(state={"terminated": {"exitCode": 137, "reason": "OOMKilled"}})
+            ],
+        },
+        node="n1",
+    )
+    env.wait("Failed", lambda: env.vmi("oom")["status"]["phase"] == "Failed")
+    assert env.vmi("oom")["status"]["reason"] == "OOMKilled"
+    assert "OOMKilled" in [e["reason"] for e in env.events("oom")]
+    assert len(env.pods_of(vmi)) == 1  # kept, for its logs, until the VMI is deleted
+
+
+def test_delete_removes_pods_then_the_finalizer(env: Env) -> None:
+    vmi = env.create_vmi("gone")
+    env.the_pod(vmi)
+    env.wait("finalizer", lambda: env.vmi("gone")["metadata"].get("finalizers"))
+    env.raw.delete(f"{VMIS}/gone")
+    env.wait("VMI gone", lambda: not _exists(env.raw, f"{VMIS}/gone"))
+    assert env.pods_of(vmi) == []
+    assert "SuccessfulDelete" in [e["reason"] for e in env.events("gone")]
+
+
+def test_watchdog_fails_vmis_without_pods_on_a_silent_node(env: Env) -> None:
+    old = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fresh = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for name, beat in (("silent", old), ("alive", fresh)):
+        env.raw.create(
+            "/api/v1/nodes",
+            {
+                "metadata": {
+                    "name": name,
+                    "labels": {"kubevirt.io/schedulable": "true"},
+                    "annotations": {"kubevirt.io/heartbeat": beat},
+                }
+            },
+        )
+    orphan = env.create_vmi("orphan")
+    kept = env.create_vmi("kept")
+    elsewhere = env.create_vmi("elsewhere")
+    for vmi, node in ((orphan, "silent"), (kept, "silent"), (elsewhere, "alive")):
+        pod = env.the_pod(vmi)
+        env.pod_status(pod, {"phase": "Running"}, node=node)
+        name = vmi["metadata"]["name"]
+        env.wait("Scheduled", lambda n=name: env.vmi(n)["status"]["phase"] == "Scheduled")
+        env.raw.merge_patch(f"{VMIS}/{name}", {"status": {"phase": "Running"}})  # the handler's
+    env.pod_status(env.pods_of(orphan)[0], {"phase": "Failed"})  # launcher lost, node silent
+
+    env.wait("orphan Failed", lambda: env.vmi("orphan")["status"]["phase"] == "Failed", timeout=30)
+    assert env.vmi("orphan")["status"]["reason"] == "NodeUnresponsive"
+    assert "NodeUnresponsive" in [e["reason"] for e in env.events("orphan")]
+    node = env.raw.get("/api/v1/nodes/silent")
+    assert node["metadata"]["labels"]["kubevirt.io/schedulable"] == "false"
+    assert env.vmi("kept")["status"]["phase"] == "Running"  # its pod still runs
+    assert env.vmi("elsewhere")["status"]["phase"] == "Running"
+    alive = env.raw.get("/api/v1/nodes/alive")
+    assert alive["metadata"]["labels"]["kubevirt.io/schedulable"] == "true"
+
+
+def _exists(raw: client.Raw, path: str) -> bool:
+    try:
+        raw.get(path)
+    except client.ApiError as exc:
+        if exc.not_found:
+            return False
+        raise
+    return True
+
+
+def _compute(*, state: Json, ready: bool = False) -> Json:
+    """A container status with the fields the official client's models require."""
+    return {
+        "name": "compute",
+        "image": "kvd",
+        "imageID": "",
+        "restartCount": 0,
+        "ready": ready,
+        "state": state,
+    }
