@@ -2,12 +2,12 @@
 
     .venv/bin/python bench/handler.py [--runs 5]
 
-Brings up a local cluster (`kvd local up`: API server, node, handler), then per run creates a
-VMI and its launcher pod the way the controller will (the test fixture in tests/handler), and
-times from the moment the VMI is marked Scheduled (status.activePods set) until the handler
-reports Running with Ready=True. Writes are counted from a watch: every MODIFIED event of the
-VMI after Scheduled is one write (the handler patches the VMI, nothing else does then), and
-the Events created for it are POSTs. Prints each run and the medians.
+Brings up a local cluster (`kvd local up`), then per run creates a VMI, which the controller
+schedules (the test fixture in tests/handler), and times from the moment the VMI is Scheduled
+(status.activePods set) until the handler reports Running with Ready=True. Writes are counted
+from a watch: every MODIFIED event of the VMI after Scheduled is one write (the handler patches
+the VMI, nothing else does then), and the Events created for it are POSTs. Prints each run and
+the medians. The whole path from creation is bench/controller.py.
 """
 
 from __future__ import annotations

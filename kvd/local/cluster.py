@@ -4,7 +4,8 @@
 and waits for the line it prints when ready, in order: the API server (then kvd's CRDs are applied
 through it, from `kvd.api.crds` — the same source as the chart's), the local node, the handler
 (its launchers' run dirs in `DATA_DIR/launchers/`, its HandlerService on a loopback port with
-the token in `DATA_DIR/handler/token`) and — once its issue lands — the controller. It prints
+the token in `DATA_DIR/handler/token`) and the controller (its Lease and the `kvd-config`
+ConfigMap in the `kvd` namespace, which `up` creates with emulation on when absent). It prints
 one line per component and the
 `export KUBECONFIG=…` line. Without `--detach` it stays in the foreground and Ctrl-C brings
 everything down; with it, `kvd local down` does.
@@ -39,8 +40,9 @@ from kvd.local.node import teardown
 log = logs.get_logger(__name__)
 
 STATE_FILE = "cluster.json"
+KVD_NAMESPACE = "kvd"  # the controller's Lease and ConfigMap
 LAUNCHER_DIR = "launchers"  # launcher pods' run dirs, <pod uid>/launcher.sock (hostPath)
-COMPONENTS = ("apiserver", "node", "handler")  # in start order; stopped in reverse
+COMPONENTS = ("apiserver", "node", "handler", "controller")  # in start order; stopped in reverse
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 
@@ -128,10 +130,17 @@ def _command(name: str, options: Options) -> tuple[list[str], str, str]:
             ("kvd local node: ready"),
             "ready ",
         )
+    if name == "controller":
+        return [
+            "controller", "--kubeconfig", str(data / "kubeconfig"), "--namespace", KVD_NAMESPACE,
+            "--launcher-dir", str(data / LAUNCHER_DIR), "--identity", f"{options.node_name}-local",
+            "--metrics-listen", "127.0.0.1:0",
+        ], "kvd controller: ready", "ready "  # fmt: skip
     return [
         "handler", "--node-name", options.node_name, "--kubeconfig", str(data / "kubeconfig"),
         "--launcher-dir", str(data / LAUNCHER_DIR), "--state-dir", str(data / "handler"),
         "--listen", "127.0.0.1:0", "--token-file", str(_handler_token(data)),
+        "--metrics-listen", "127.0.0.1:0",
     ], "kvd handler: ready", "ready "  # fmt: skip
 
 
@@ -275,6 +284,12 @@ def _install_crds(kubeconfig: Path) -> None:
         else:
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             raw.update(f"{base}/{name}", body)
+    _create_absent(raw, "/api/v1/namespaces", {"metadata": {"name": KVD_NAMESPACE}})
+    _create_absent(
+        raw,
+        f"/api/v1/namespaces/{KVD_NAMESPACE}/configmaps",
+        {"metadata": {"name": "kvd-config"}, "data": {"useEmulation": "true"}},
+    )
     deadline = time.monotonic() + 30
     for kind in kinds.KINDS.values():
         name = f"{kind.plural}.{kinds.GROUP}"
@@ -282,6 +297,17 @@ def _install_crds(kubeconfig: Path) -> None:
             if time.monotonic() > deadline:
                 raise ClusterError(f"CRD {name} not Established after 30s")
             time.sleep(0.05)
+
+
+def _create_absent(raw: Any, path: str, body: dict[str, Any]) -> None:
+    """Create `body` unless it exists (a user's edits to it are kept across `up`)."""
+    from kvd.kube import client  # noqa: PLC0415
+
+    try:
+        raw.create(path, body)
+    except client.ApiError as exc:
+        if exc.status != 409:
+            raise
 
 
 def _established(crd: dict[str, Any]) -> bool:

@@ -1,8 +1,6 @@
-"""A local cluster (`kvd local up`: API server, node and the node's handler), and a stand-in for
-the controller that creates a VMI and its launcher pod as the controller will: the pod from
-`kvd.controller.render` (kvd launcher, run dir `<launcher dir>/<pod uid>` through a hostPath,
-the kvd-demo containerDisk as an image volume); once the pod runs, the VMI gets
-`status.activePods`, `status.nodeName`, phase Scheduled and the `kubevirt.io/nodeName` label."""
+"""A local cluster (`kvd local up`: API server, node, the node's handler and the controller).
+A test creates a VMI; the controller gives it its launcher pod and brings it to Scheduled, and
+from there the handler, which these tests are about, takes over."""
 
 from __future__ import annotations
 
@@ -16,9 +14,6 @@ from typing import Any
 
 import pytest
 
-from kvd.api import kinds
-from kvd.api.vmi import VirtualMachineInstance
-from kvd.controller import render
 from tests.launcher.harness import vmi_manifest
 from tests.local.node.conftest import Cluster, kill, new_cluster
 
@@ -73,8 +68,8 @@ class Env:
         acpi: bool = True,
         network: str | None = None,
     ) -> Json:
-        """The VMI and its launcher pod, as the controller will make them; returns the VMI once
-        Scheduled."""
+        """The VMI (the kvd-demo containerDisk, cloud-init `user_data`); returns it once the
+        controller has scheduled it."""
         manifest = vmi_manifest(namespace="default", name=name, uid="", user_data=user_data)
         del manifest["metadata"]["uid"]
         manifest["spec"]["terminationGracePeriodSeconds"] = grace
@@ -83,24 +78,12 @@ class Env:
             manifest["spec"]["networks"] = [{"name": "default", "pod": {}}]
         if not acpi:
             manifest["spec"]["domain"]["features"] = {"acpi": {"enabled": False}}
-        vmi = self.cluster.raw.create(VMIS, manifest)
-        uid = vmi["metadata"]["uid"]
-        pod = self.cluster.create_pod(launcher_pod(vmi, self.handler.launcher_dir))
-        pod_name = pod["metadata"]["name"]
-        running = self.cluster.wait_phase(pod_name, "Running")
-        self.cluster.raw.merge_patch(
-            f"{VMIS}/{name}",
-            {
-                "metadata": {"labels": {"kubevirt.io/nodeName": self.cluster.node_name}},
-                "status": {
-                    "phase": "Scheduled",
-                    "nodeName": self.cluster.node_name,
-                    "activePods": {running["metadata"]["uid"]: self.cluster.node_name},
-                },
-            },
-        )
-        assert uid
-        return self.vmi(name) or {}
+        self.cluster.raw.create(VMIS, manifest)
+        deadline = time.monotonic() + 120
+        while not ((vmi := self.vmi(name) or {}).get("status") or {}).get("activePods"):
+            assert time.monotonic() < deadline, f"VMI {name} not scheduled: {vmi.get('status')}"
+            time.sleep(0.1)
+        return vmi
 
     def vmi(self, name: str) -> Json | None:
         from kvd.kube import client  # noqa: PLC0415
@@ -166,13 +149,6 @@ class Env:
 
     def launcher_pod_of(self, vmi: Json) -> str:
         return str(next(iter((vmi.get("status") or {}).get("activePods") or {})))
-
-
-def launcher_pod(vmi: Json, launcher_dir: Path) -> Json:
-    """The pod the controller renders for `vmi` (kvd.controller.render)."""
-    loaded = kinds.load(vmi)
-    assert isinstance(loaded, VirtualMachineInstance)
-    return render.launcher_pod(loaded, render.RenderConfig(launcher_host_dir=str(launcher_dir)))
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ def test_up_status_down_leaves_nothing_and_up_again_finds_the_objects() -> None:
     assert lines[1].startswith("crds       ready")
     assert lines[2].startswith("node       ready")
     assert lines[3].startswith("handler    ready")
+    assert lines[4].startswith("controller ready") and "(leading)" in lines[4]
     assert f"export KUBECONFIG={cluster.kubeconfig}" in out
     try:
         status = _kvd("local", "status", "--data-dir", str(cluster.data_dir))
@@ -25,6 +26,7 @@ def test_up_status_down_leaves_nothing_and_up_again_finds_the_objects() -> None:
             "apiserver",
             "node",
             "handler",
+            "controller",
         ]
         cluster.raw.create(
             "/api/v1/namespaces/default/configmaps",

@@ -1,0 +1,139 @@
+"""VMI creation → Running on the whole local cluster, and the API writes it takes; asserts nothing.
+
+    .venv/bin/python bench/controller.py [--runs 5]
+
+Brings up `kvd local up` (API server, node, handler, controller) on its own bridge, then per run
+POSTs the demo VMI (kvd-demo containerDisk + cloud-init) and follows it with a watch until it is
+Running with Ready=True: the time from the POST to Scheduling, Scheduled, Running and Ready.
+Writes are the API server's own `apiserver_request_total` (`GET /metrics`) before and after,
+by verb and resource; Lease renewals (node, controller) run on their own clock and are shown
+apart. Then the VMI is deleted and the writes of its deletion counted the same way. Prints each
+run and the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the fixtures live with the tests
+
+import yaml  # noqa: E402
+from kubernetes import watch  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from kvd.kube import client  # noqa: E402
+from tests.e2e.conftest import vmi_manifest  # noqa: E402
+from tests.local.node.conftest import Cluster, new_cluster  # noqa: E402
+
+VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
+WRITES = ("create", "update", "patch", "delete", "deletecollection")
+Counts = collections.Counter[tuple[str, str]]
+
+
+def writes(cluster: Cluster) -> Counts:
+    text = cluster.kubectl("get", "--raw", "/metrics").stdout
+    counts: Counts = collections.Counter()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "apiserver_request_total" and s.labels["verb"] in WRITES:
+                resource = s.labels["resource"]
+                if s.labels["subresource"]:
+                    resource += "/" + s.labels["subresource"]
+                counts[(s.labels["verb"], resource)] += int(s.value)
+    return counts
+
+
+def ready(vmi: dict[str, Any]) -> bool:
+    status = vmi.get("status") or {}
+    return any(
+        c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or []
+    )
+
+
+def one_run(cluster: Cluster, name: str) -> tuple[dict[str, float], Counts, Counts]:
+    api = client.connect(cluster.kubeconfig)
+    seen: dict[str, float] = {}
+    done = threading.Event()
+
+    def follow(began: list[float]) -> None:
+        w = watch.Watch()
+        custom = client.list_custom(api, "kubevirt.io", "v1", "virtualmachineinstances")
+        for event in w.stream(custom, field_selector=f"metadata.name={name}", timeout_seconds=120):
+            vmi = event["object"]
+            phase = (vmi.get("status") or {}).get("phase") or "Pending"
+            now = time.monotonic()
+            seen.setdefault(phase, now)
+            if ready(vmi):
+                seen.setdefault("Ready", now)
+                done.set()
+                w.stop()
+
+    began: list[float] = []
+    t = threading.Thread(target=follow, args=(began,), daemon=True)
+    t.start()
+    time.sleep(0.3)  # the watch is open
+    before = writes(cluster)
+    start = time.monotonic()
+    cluster.raw.create(VMIS, yaml.safe_load(vmi_manifest(name, marker=name)))
+    if not done.wait(120):
+        raise SystemExit(f"{name}: not Ready in 120 s; seen {seen}")
+    times = {k: v - start for k, v in seen.items()}
+    time.sleep(1.0)  # let trailing writes (Events, a last status patch) land
+    running = writes(cluster) - before
+    before = writes(cluster)
+    cluster.kubectl("delete", "vmi", name, timeout=120)
+    deleted = writes(cluster) - before
+    return times, running, deleted
+
+
+def show(counts: Counts) -> str:
+    per = {k: v for k, v in sorted(counts.items()) if k[1] != "leases"}
+    leases = sum(v for k, v in counts.items() if k[1] == "leases")
+    body = ", ".join(f"{verb} {resource} {n}" for (verb, resource), n in per.items())
+    return f"{body}  (+{leases} lease renewals)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    cluster = new_cluster()
+    runs: list[dict[str, float]] = []
+    try:
+        cluster.up()
+        one_run(cluster, "warmup")  # first boot pays for page cache and imports
+        for i in range(args.runs):
+            times, running, deleted = one_run(cluster, f"bench-{i}")
+            runs.append(times)
+            phases = "  ".join(
+                f"{p} {times[p]:.2f}s"
+                for p in ("Scheduling", "Scheduled", "Running", "Ready")
+                if p in times
+            )
+            print(f"run {i + 1}: {phases}")
+            print(f"  writes to Running: {show(running)}")
+            print(f"  writes to delete:  {show(deleted)}")
+        print()
+        for p in ("Scheduling", "Scheduled", "Running", "Ready"):
+            values = [r[p] for r in runs if p in r]
+            if values:
+                print(
+                    f"creation → {p:<10} median {statistics.median(values):.2f}s  "
+                    f"min {min(values):.2f}s  max {max(values):.2f}s"
+                )
+    finally:
+        cluster.down()
+        shutil.rmtree(cluster.data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

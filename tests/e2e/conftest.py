@@ -1,0 +1,144 @@
+"""End to end: `kvd local up` (API server, node, handler, controller) driven the way a user does,
+with `kubectl apply -f` of KubeVirt manifests, `kubectl get`, `kubectl logs` and `kubectl delete`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.local.node.conftest import Cluster, new_cluster
+
+Json = dict[str, Any]
+
+
+def vmi_manifest(
+    name: str,
+    *,
+    marker: str,
+    api_version: str = "kubevirt.io/v1",
+    image: str = "kvd-demo",
+    cloud_init_disk: bool = True,
+) -> str:
+    """A KubeVirt VMI on the demo guest whose cloud-init script prints `marker`, as YAML."""
+    disks: list[Json] = [{"name": "containerdisk", "disk": {"bus": "virtio"}}]
+    if cloud_init_disk:
+        disks.append({"name": "cloudinitdisk", "disk": {"bus": "virtio"}})
+    manifest = {
+        "apiVersion": api_version,
+        "kind": "VirtualMachineInstance",
+        "metadata": {"name": name},
+        "spec": {
+            "terminationGracePeriodSeconds": 10,
+            "domain": {
+                "resources": {"requests": {"memory": "128Mi"}},
+                "devices": {"disks": disks},
+            },
+            "volumes": [
+                {"name": "containerdisk", "containerDisk": {"image": image}},
+                {
+                    "name": "cloudinitdisk",
+                    "cloudInitNoCloud": {"userData": f"#!/bin/sh\necho {marker}\n"},
+                },
+            ],
+        },
+    }
+    return yaml.safe_dump(manifest)
+
+
+@dataclass
+class E2E:
+    cluster: Cluster
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> Any:
+        return self.cluster.kubectl(*args, stdin=stdin, check=check, timeout=120)
+
+    def apply(self, manifest: str) -> None:
+        self.kubectl("apply", "-f", "-", stdin=manifest)
+
+    def vmi(self, name: str) -> Json | None:
+        done = self.kubectl("get", "vmi", name, "-o", "json", check=False)
+        if done.returncode != 0:
+            assert "NotFound" in done.stderr, done.stderr
+            return None
+        found: Json = json.loads(done.stdout)
+        return found
+
+    def wait_vmi(self, name: str, phase: str, *, timeout: float = 120) -> Json:
+        deadline = time.monotonic() + timeout
+        last: Json | None = None
+        while time.monotonic() < deadline:
+            last = self.vmi(name)
+            if ((last or {}).get("status") or {}).get("phase") == phase:
+                return last or {}
+            time.sleep(0.2)
+        raise AssertionError(
+            f"VMI {name} not {phase} in {timeout}s: {(last or {}).get('status')}\n"
+            f"controller log:\n{self.log_tail('controller')}"
+        )
+
+    def pods_of(self, vmi: Json) -> list[Json]:
+        uid = vmi["metadata"]["uid"]
+        done = self.kubectl("get", "pods", "-l", f"kubevirt.io/created-by={uid}", "-o", "json")
+        items: list[Json] = json.loads(done.stdout)["items"]
+        return items
+
+    def log_tail(self, component: str, lines: int = 30) -> str:
+        path = self.cluster.data_dir / "logs" / f"{component}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def ready_port(self, component: str, what: str) -> int:
+        """The port in the component's ready line, e.g. `(metrics on port N)`."""
+        text = (self.cluster.data_dir / "logs" / f"{component}.log").read_text(errors="replace")
+        found = re.findall(rf"\({what} on port (\d+)\)", text)
+        assert found, f"no '{what} on port' in the {component} log"
+        return int(found[-1])
+
+    @property
+    def launcher_dir(self) -> Path:
+        return self.cluster.data_dir / "launchers"
+
+
+def processes_mentioning(*needles: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if any(n in cmdline for n in needles):
+            found.append(f"{proc.name}: {cmdline[:160]}")
+    return found
+
+
+def wait_until(check: Any, *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not {what} within {timeout}s"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def e2e() -> Iterator[E2E]:
+    cluster = new_cluster()
+    try:
+        cluster.up()
+        yield E2E(cluster)
+    finally:
+        cluster.down()
+        leftovers = cluster.leftovers()
+        if os.environ.get("KVD_KEEP_TEST_DIRS") is None:
+            shutil.rmtree(cluster.data_dir, ignore_errors=True)
+    assert leftovers == []

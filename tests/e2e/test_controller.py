@@ -1,0 +1,130 @@
+"""The controller under kill -9: one launcher pod per VMI whatever happens, and a standby replica
+that takes over from a dead leader."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from kvd.api import kinds
+from kvd.api.vmi import VirtualMachineInstance
+from kvd.controller import render
+from tests.e2e.conftest import E2E, vmi_manifest
+from tests.local.node.conftest import KVD, kill
+
+pytestmark = pytest.mark.integration
+
+VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
+LEASE = "/apis/coordination.k8s.io/v1/namespaces/kvd/leases/kvd-controller"
+
+
+def controller_pid(e2e: E2E) -> int:
+    return e2e.cluster.components()["controller"]
+
+
+def holder(e2e: E2E) -> str:
+    return str(e2e.cluster.raw.get(LEASE)["spec"].get("holderIdentity") or "")
+
+
+def stays_one_pod(e2e: E2E, name: str, *, seconds: float = 3.0) -> None:
+    vmi = e2e.vmi(name) or {}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert len(e2e.pods_of(vmi)) == 1, json.dumps([p["metadata"] for p in e2e.pods_of(vmi)])
+        time.sleep(0.3)
+
+
+def test_controller_killed_after_creating_the_pod_still_makes_one(e2e: E2E) -> None:
+    """Exactly the state a kill -9 between the pod's POST and the VMI's status write leaves: a
+    VMI without status, and its launcher pod. The restarted controller adopts the pod."""
+    kill(controller_pid(e2e))
+    vmi = e2e.cluster.raw.create(VMIS, _manifest("adopted"))
+    loaded = kinds.load({k: v for k, v in vmi.items() if k != "status"})
+    assert isinstance(loaded, VirtualMachineInstance)
+    pod = render.launcher_pod(loaded, render.RenderConfig(launcher_host_dir=str(e2e.launcher_dir)))
+    e2e.cluster.create_pod(pod)
+    e2e.cluster.up()  # brings back what died: the controller
+    e2e.wait_vmi("adopted", "Running")
+    stays_one_pod(e2e, "adopted")
+    e2e.kubectl("delete", "vmi", "adopted")
+
+
+def test_controller_killed_as_its_pod_appears_still_makes_one(e2e: E2E) -> None:
+    e2e.cluster.raw.create(VMIS, _manifest("racing"))
+    deadline = time.monotonic() + 30
+    while not e2e.cluster.raw.get(
+        "/api/v1/namespaces/default/pods", {"labelSelector": "kubevirt.io=virt-launcher"}
+    )["items"]:
+        assert time.monotonic() < deadline, "no launcher pod"
+    kill(controller_pid(e2e))
+    e2e.cluster.up()
+    e2e.wait_vmi("racing", "Running")
+    stays_one_pod(e2e, "racing")
+    e2e.kubectl("delete", "vmi", "racing")
+
+
+@pytest.fixture
+def standby(e2e: E2E) -> Iterator[subprocess.Popen[str]]:
+    log = (e2e.cluster.data_dir / "logs" / "standby.log").open("w")
+    data = e2e.cluster.data_dir
+    args = [
+        KVD, "controller", "--kubeconfig", str(data / "kubeconfig"), "--namespace", "kvd",
+        "--launcher-dir", str(e2e.launcher_dir), "--identity", "standby",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("kvd controller: ready standby (standby)"), line
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        log.close()
+
+
+def test_only_the_leader_acts_and_the_standby_takes_over(
+    e2e: E2E, standby: subprocess.Popen[str]
+) -> None:
+    leader = holder(e2e)
+    assert leader == f"{e2e.cluster.node_name}-local"
+    e2e.apply(vmi_manifest("before", marker="b"))
+    e2e.wait_vmi("before", "Running")
+    stays_one_pod(e2e, "before")
+
+    kill(controller_pid(e2e))
+    killed = time.monotonic()
+    deadline = killed + 60
+    while holder(e2e) != "standby":
+        assert time.monotonic() < deadline, "the standby did not take the lease"
+        time.sleep(0.2)
+    took = time.monotonic() - killed
+    print(f"standby leads {took:.1f}s after the leader's kill -9")  # lease: 15 s
+    assert standby.poll() is None
+
+    e2e.apply(vmi_manifest("after", marker="a"))
+    e2e.wait_vmi("after", "Running")
+    stays_one_pod(e2e, "after")
+    stays_one_pod(e2e, "before", seconds=0.5)
+    e2e.kubectl("delete", "vmi", "before", "after")
+    assert e2e.kubectl("get", "pods", "-o", "name").stdout.strip() == ""
+
+
+def _manifest(name: str) -> dict[str, object]:
+    import yaml  # noqa: PLC0415
+
+    loaded: dict[str, object] = yaml.safe_load(vmi_manifest(name, marker=name))
+    return loaded
