@@ -6,7 +6,7 @@ Brings up `kvd local up` (API server, node, handler, controller) on its own brid
 POSTs the demo VMI (kvd-demo containerDisk + cloud-init) and follows it with a watch until it is
 Running with Ready=True: the time from the POST to Scheduling, Scheduled, Running and Ready.
 Writes are the API server's own `apiserver_request_total` (`GET /metrics`) before and after,
-by verb and resource; Lease renewals (node, controller) run on their own clock and are shown
+by verb and resource (refused ones with their code); Lease renewals (node, controller) run on their own clock and are shown
 apart. Then the VMI is deleted and the writes of its deletion counted the same way. Prints each
 run and the medians.
 """
@@ -48,6 +48,8 @@ def writes(cluster: Cluster) -> Counts:
                 resource = s.labels["resource"]
                 if s.labels["subresource"]:
                     resource += "/" + s.labels["subresource"]
+                if not s.labels["code"].startswith("2"):
+                    resource += f" ({s.labels['code']})"
                 counts[(s.labels["verb"], resource)] += int(s.value)
     return counts
 

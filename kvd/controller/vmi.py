@@ -95,6 +95,8 @@ class VMIController:
         self.recorder = recorder
         self.settings = settings
         self.expectations = expectations or Expectations()
+        # key → the resourceVersion our last patch replaced: a cache still showing it is stale
+        self._patched_over: dict[str, str] = {}
         pods.add_index(BY_VMI, created_by)
 
     def on_vmi(self, _kind: str, vmi: Json, enqueue: Callable[[str], None]) -> None:
@@ -106,8 +108,8 @@ class VMIController:
             return
         if kind == "ADDED":
             self.expectations.creation_observed(key)
-        elif kind == "DELETED":
-            self.expectations.deletion_observed(key)
+        elif kind == "DELETED" or pod["metadata"].get("deletionTimestamp"):
+            self.expectations.deletion_observed(key)  # marked for deletion is enough
         enqueue(key)
 
     def pods_of(self, uid: str) -> list[Json]:
@@ -121,10 +123,14 @@ class VMIController:
         vmi = self.vmis.get(key)
         if vmi is None:
             self.expectations.delete(key)  # its pods go with it (owner references)
+            self._patched_over.pop(key, None)
             return None
         if not self.expectations.satisfied(key):
             return 1.0  # the pod informer will wake us when it sees our pod; this is a fallback
         meta, status = vmi["metadata"], vmi.get("status") or {}
+        if self._patched_over.get(key) == meta["resourceVersion"]:
+            return 1.0  # the cache is older than our last write, whose event brings us back
+        self._patched_over.pop(key, None)
         current = status.get("phase") or ""
         pods = self.pods_of(meta["uid"])
         step = phase.decide(
@@ -139,8 +145,10 @@ class VMIController:
             except _NotSynchronized as exc:
                 problem = exc
                 step = phase.Step(phase="Pending", again=exc.again)
+        if step.delete_pods:
+            self.expectations.expect_deletions(key, len(step.delete_pods))
         for name in step.delete_pods:
-            self._delete_pod(vmi, name)
+            self._delete_pod(key, vmi, name)
         try:
             self._write(vmi, step, problem)
         except ApiError as exc:
@@ -205,11 +213,12 @@ class VMIController:
                     again=RETRY_MISSING_CLAIM,
                 ) from None
 
-    def _delete_pod(self, vmi: Json, name: str) -> None:
+    def _delete_pod(self, key: str, vmi: Json, name: str) -> None:
         namespace = vmi["metadata"]["namespace"]
         try:
             self.raw.delete(f"/api/v1/namespaces/{namespace}/pods/{name}")
         except ApiError as exc:
+            self.expectations.deletion_observed(key)  # it will never be seen
             if not exc.not_found:
                 raise
             return
@@ -242,6 +251,7 @@ class VMIController:
             f"{meta['name']}"
         )
         self.raw.merge_patch(path, patch)
+        self._patched_over[informer.key_of(vmi)] = meta["resourceVersion"]
         moved = changed.get("phase")
         if moved:
             log.info("vmi_phase", vmi=informer.key_of(vmi), phase=moved, reason=step.reason)
