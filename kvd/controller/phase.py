@@ -125,13 +125,14 @@ def _deleting(phase: str, pods: Sequence[Pod], alive: Sequence[Pod]) -> Step:
         return Step(phase=phase, owned=not handler_owned)
     if is_final(phase):
         return Step(phase=phase, remove_finalizer=True)
-    # No launcher left, and nobody ended the VMI: a domain that ran is ended by the handler
-    # as soon as it stops, before its launcher exits; this is one that never ran (or a node
-    # without a handler).
+    # No launcher left, and nobody ended the VMI: a domain that ran is ended by the handler as
+    # soon as it stops, before its launcher exits; so this one never ran, or its handler is down.
     return Step(
         phase="Failed",
         reason="Deleted",
-        message="deleted before it ran",
+        message="deleted; its launcher pod is gone and no handler ended it"
+        if handler_owned
+        else "deleted before it ran",
         remove_finalizer=True,
     )
 

@@ -114,6 +114,7 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
                     _stop(component)
             _save(data, list(alive.values()))
         raise
+    _save(data, started)  # also the ones kept running after the last one started here
     print(f"\nexport KUBECONFIG={kubeconfig}", file=out, flush=True)
     return started
 

@@ -166,10 +166,10 @@ ENDED = pod("Failed", node="n1", failure=("OOMKilled", "out of memory"))
             Step(
                 phase="Failed",
                 reason="Deleted",
-                message="deleted before it ran",
+                message="deleted; its launcher pod is gone and no handler ended it",
                 remove_finalizer=True,
             ),
-            id="delete-never-ran-launcher-gone-ends-it",
+            id="delete-launcher-gone-unended-ends-it",
         ),
         pytest.param(
             "Succeeded",

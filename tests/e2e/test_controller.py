@@ -15,7 +15,7 @@ import pytest
 from kvd.api import kinds
 from kvd.api.vmi import VirtualMachineInstance
 from kvd.controller import render
-from tests.e2e.conftest import E2E, vmi_manifest
+from tests.e2e.conftest import E2E, processes_mentioning, vmi_manifest, wait_until
 from tests.local.node.conftest import KVD, kill
 
 pytestmark = pytest.mark.integration
@@ -67,6 +67,25 @@ def test_controller_killed_as_its_pod_appears_still_makes_one(e2e: E2E) -> None:
     e2e.wait_vmi("racing", "Running")
     stays_one_pod(e2e, "racing")
     e2e.kubectl("delete", "vmi", "racing")
+
+
+def test_delete_with_the_handler_down_still_ends_everything(e2e: E2E) -> None:
+    """Nobody is stuck: the pod's deletion shuts the guest down, the controller ends the VMI,
+    and the handler, back up, forgets the launcher it had driven."""
+    e2e.apply(vmi_manifest("orphaned", marker="o"))
+    vmi = e2e.wait_vmi("orphaned", "Running")
+    [pod] = e2e.pods_of(vmi)
+    kill(e2e.cluster.components()["handler"])
+    e2e.kubectl("delete", "vmi", "orphaned")
+    assert e2e.vmi("orphaned") is None
+    assert e2e.pods_of(vmi) == []
+    assert not processes_mentioning(pod["metadata"]["uid"], "guest=default_orphaned")
+    events = e2e.kubectl("get", "events", "--field-selector", "involvedObject.name=orphaned")
+    assert "no handler ended it" in events.stdout
+    e2e.cluster.up()  # the handler again
+    record = e2e.cluster.data_dir / "handler" / "vmis" / f"{vmi['metadata']['uid']}.json"
+    wait_until(lambda: not record.exists(), timeout=30, what="the handler's record forgotten")
+    assert not (e2e.launcher_dir / pod["metadata"]["uid"]).exists()
 
 
 @pytest.fixture
