@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from kvd.controller.app import ControllerSettings  # noqa: PLC0415
 
     program.configure_logging()
-    return main.run(
+    code = main.run(
         ControllerSettings(
             namespace=args.namespace,
             launcher_host_dir=str(Path(args.launcher_dir).absolute()),
@@ -64,3 +64,4 @@ def run(args: argparse.Namespace) -> int:
         ),
         metrics_listen=args.metrics_listen,
     )
+    return program.exit_daemon(code)

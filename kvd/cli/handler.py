@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from kvd.handler.agent import HandlerSettings  # noqa: PLC0415
 
     program.configure_logging()
-    return main.run(
+    code = main.run(
         HandlerSettings(
             node_name=args.node_name,
             kubeconfig=args.kubeconfig,
@@ -72,3 +72,4 @@ def run(args: argparse.Namespace) -> int:
         token_file=args.token_file,
         metrics_listen=args.metrics_listen,
     )
+    return program.exit_daemon(code)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
 from kvd import logs, settings
 
@@ -37,3 +39,13 @@ def configure_logging() -> None:
     """Daemons log as `KVD_LOG_LEVEL` / `KVD_LOG_JSON` say (settings.LoggingSettings)."""
     chosen = settings.from_env(settings.LoggingSettings, os.environ)
     logs.configure(level=chosen.log_level, json=chosen.log_json)
+
+
+def exit_daemon(code: int) -> NoReturn:
+    """End a daemon now, once its own shutdown is done. Its informers' watch threads are daemon
+    threads that may still be logging; letting the interpreter finalize under them can abort
+    the process (SIGABRT on the stderr lock) and turn a clean stop into a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
