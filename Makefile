@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup proto crds lint test unit
+.PHONY: setup proto crds lint test unit demo
 
 setup:            ## system packages, .venv, test guest (fresh Debian 12)
 	scripts/setup
@@ -25,3 +25,6 @@ test: lint        ## lint, then every test (unit and integration)
 
 unit:             ## the fast tests only
 	$(PY) -m pytest -m "not integration"
+
+demo:             ## bring up the local cluster and boot the demo VM
+	$(VENV)/bin/kvd demo

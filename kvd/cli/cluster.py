@@ -23,7 +23,7 @@ def add_parsers(local: program.Subparsers) -> None:
     data_dir_option(up)
     up.add_argument("--port", type=int, default=6443, help="API server port (0: any free one)")
     up.add_argument("--detach", action="store_true", help="return once ready; stop with `down`")
-    _node_options(up)
+    node_options(up)
     up.set_defaults(run=run_up)
 
     down = local.add_parser(
@@ -44,7 +44,7 @@ def add_parsers(local: program.Subparsers) -> None:
         "restarted node adopts them. --teardown removes everything it runs instead.",
     )
     data_dir_option(node)
-    _node_options(node)
+    node_options(node)
     node.add_argument("--teardown", action="store_true", help="remove all pods, the bridge; exit")
     node.set_defaults(run=run_node)
 
@@ -53,7 +53,7 @@ def data_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
 
 
-def _node_options(parser: argparse.ArgumentParser) -> None:
+def node_options(parser: argparse.ArgumentParser) -> None:
     from kvd.local.node.registration import default_node_name  # noqa: PLC0415 - lazy
 
     parser.add_argument("--node-name", default=default_node_name())
@@ -63,7 +63,7 @@ def _node_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cgroup-parent", default="kvd", help="cgroup under which pods run")
 
 
-def _node_args(args: argparse.Namespace) -> tuple[str, ...]:
+def node_args_of(args: argparse.Namespace) -> tuple[str, ...]:
     out = [
         "--node-name",
         args.node_name,
@@ -84,7 +84,7 @@ def run_up(args: argparse.Namespace) -> int:
 
     data = args.data_dir.absolute()
     options = cluster.Options(
-        data_dir=data, port=args.port, node_name=args.node_name, node_args=_node_args(args)
+        data_dir=data, port=args.port, node_name=args.node_name, node_args=node_args_of(args)
     )
     try:
         components = cluster.up(options)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from kvd.cli import controller, handler, image, launcher, local, program, validate, version
+from kvd.cli import controller, demo, handler, image, launcher, local, program, validate, version
 
 COMMANDS = (
     controller.add_parser,
+    demo.add_parser,
     handler.add_parser,
     image.add_parser,
     launcher.add_parser,

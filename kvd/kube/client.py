@@ -105,7 +105,40 @@ class Raw:
         query: Mapping[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Json:
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        raw = self._send(method, path, body=body, query=query, content_type=content_type)
+        data: Json = json.loads(raw) if raw else {}
+        return data
+
+    def get(self, path: str, query: Mapping[str, str] | None = None) -> Json:
+        return self.request("GET", path, query=query)
+
+    def text(self, path: str, query: Mapping[str, str] | None = None) -> str:
+        """GET a body that is not JSON, e.g. a pod's log (`/api/v1/…/pods/NAME/log`)."""
+        return self._send("GET", path, query=query, accept="*/*").decode(errors="replace")
+
+    def create(self, path: str, body: Json) -> Json:
+        return self.request("POST", path, body=body)
+
+    def update(self, path: str, body: Json) -> Json:
+        return self.request("PUT", path, body=body)
+
+    def merge_patch(self, path: str, patch: Json) -> Json:
+        return self.request("PATCH", path, body=patch, content_type="application/merge-patch+json")
+
+    def delete(self, path: str, *, body: Json | None = None) -> Json:
+        return self.request("DELETE", path, body=body)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+    ) -> bytes:
+        headers = {"Content-Type": content_type, "Accept": accept}
         try:
             serialized = self.api.param_serialize(
                 method,
@@ -121,20 +154,4 @@ class Raw:
             raise error(exc) from exc
         if not 200 <= response.status < 300:
             raise _status_error(response.status, raw)
-        data: Json = json.loads(raw) if raw else {}
-        return data
-
-    def get(self, path: str, query: Mapping[str, str] | None = None) -> Json:
-        return self.request("GET", path, query=query)
-
-    def create(self, path: str, body: Json) -> Json:
-        return self.request("POST", path, body=body)
-
-    def update(self, path: str, body: Json) -> Json:
-        return self.request("PUT", path, body=body)
-
-    def merge_patch(self, path: str, patch: Json) -> Json:
-        return self.request("PATCH", path, body=patch, content_type="application/merge-patch+json")
-
-    def delete(self, path: str, *, body: Json | None = None) -> Json:
-        return self.request("DELETE", path, body=body)
+        return bytes(raw or b"")

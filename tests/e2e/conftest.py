@@ -109,20 +109,6 @@ class E2E:
         return self.cluster.data_dir / "launchers"
 
 
-def processes_mentioning(*needles: str) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if any(n in cmdline for n in needles):
-            found.append(f"{proc.name}: {cmdline[:160]}")
-    return found
-
-
 def wait_until(check: Any, *, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():

@@ -15,8 +15,8 @@ import pytest
 from kvd.api import kinds
 from kvd.api.vmi import VirtualMachineInstance
 from kvd.controller import render
-from tests.e2e.conftest import E2E, processes_mentioning, vmi_manifest, wait_until
-from tests.local.node.conftest import KVD, kill
+from tests.e2e.conftest import E2E, vmi_manifest, wait_until
+from tests.local.node.conftest import KVD, kill, processes_mentioning
 
 pytestmark = pytest.mark.integration
 

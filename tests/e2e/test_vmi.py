@@ -8,7 +8,8 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import E2E, processes_mentioning, vmi_manifest, wait_until
+from tests.e2e.conftest import E2E, vmi_manifest, wait_until
+from tests.local.node.conftest import processes_mentioning
 
 pytestmark = pytest.mark.integration
 

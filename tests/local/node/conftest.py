@@ -124,17 +124,8 @@ class Cluster:
     def leftovers(self) -> list[str]:
         """Whatever of this cluster is still on the host: processes, network namespaces, links,
         mounts, cgroups."""
-        found: list[str] = []
         marker = str(self.data_dir)
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if marker in cmdline:
-                found.append(f"process {proc.name}: {cmdline[:200]}")
+        found = [f"process {p}" for p in processes_mentioning(marker)]
         namespaces = subprocess.run(
             ["ip", "netns"], capture_output=True, text=True, check=True
         ).stdout
@@ -149,6 +140,21 @@ class Cluster:
         for root in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}"):
             found.append(f"cgroup {root}")
         return found
+
+
+def processes_mentioning(*needles: str) -> list[str]:
+    """`pid: command line` of each process whose command line contains one of `needles`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if any(n in cmdline for n in needles):
+            found.append(f"{proc.name}: {cmdline[:200]}")
+    return found
 
 
 def new_cluster() -> Cluster:
