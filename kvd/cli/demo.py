@@ -367,13 +367,14 @@ def _age(timestamp: str) -> str:
 
 
 def _print_next(data: Path, name: str, pod: str) -> None:
-    kubectl, kvd = _tool("kubectl"), _tool("kvd")
-    down = f"{kvd} local down"
-    if data != cluster.DEFAULT_DATA_DIR.absolute():
-        down += f" --data-dir {data}"
+    kubectl, kvd, kvdctl = _tool("kubectl"), _tool("kvd"), _tool("kvdctl")
+    where = "" if data == cluster.DEFAULT_DATA_DIR.absolute() else f" --data-dir {data}"
+    down = f"{kvd} local down{where}"
     print(f"""The VM runs. Next:
   export KUBECONFIG={data / "kubeconfig"}
-  # follow the guest's serial console (read-only; an interactive console is not there yet)
+  # its serial console, interactive (Ctrl+] leaves it)
+  {kvdctl} console {name}{where}
+  # or follow the console's output
   {kubectl} logs -f {pod} -c guest-console-log
   # the domain, in the launcher pod's own libvirtd
   {kubectl} exec {pod} -c compute -- virsh list

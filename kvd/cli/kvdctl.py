@@ -1,12 +1,12 @@
-"""`kvdctl`: the user's CLI for VMs (console, start, stop, … arrive with the controller)."""
+"""`kvdctl`: the user's CLI for VMs: `console` (start, stop, … arrive with the VM controller)."""
 
 from __future__ import annotations
 
 import sys
 
-from kvd.cli import program, version
+from kvd.cli import console, program, version
 
-COMMANDS = (version.add_parser,)
+COMMANDS = (console.add_parser, version.add_parser)
 
 
 def main(argv: list[str] | None = None) -> int:

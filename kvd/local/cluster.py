@@ -96,6 +96,8 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
             started.append(component)
             _save(data, started)
             line = _ready_line(component, detail)
+            if name == "handler":
+                _record_handler_address(data, line)
             print(f"{name:<10} ready  {_since(began)}  {line}", file=out, flush=True)
             if name == "apiserver":
                 _install_crds(kubeconfig)
@@ -143,6 +145,25 @@ def _command(name: str, options: Options) -> tuple[list[str], str, str]:
         "--listen", "127.0.0.1:0", "--token-file", str(_handler_token(data)),
         "--metrics-listen", "127.0.0.1:0",
     ], "kvd handler: ready", "ready "  # fmt: skip
+
+
+def handler_address(data: Path) -> str:
+    """HOST:PORT of the local handler's HandlerService (`kvdctl console` calls it)."""
+    try:
+        return (data / "handler" / "address").read_text().strip()
+    except FileNotFoundError:
+        raise ClusterError(f"no handler address in {data}; is the local cluster up?") from None
+
+
+def handler_token(data: Path) -> str:
+    """The bearer token HandlerService callers present in the local cluster."""
+    return _handler_token(data).read_text().strip()
+
+
+def _record_handler_address(data: Path, ready: str) -> None:
+    """The port in the handler's ready line (`… (HandlerService on port N) …`), kept in a file."""
+    port = ready.split("HandlerService on port ", 1)[1].split(")", 1)[0]
+    (data / "handler" / "address").write_text(f"127.0.0.1:{int(port)}\n")
 
 
 def _handler_token(data: Path) -> Path:

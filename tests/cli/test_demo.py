@@ -50,6 +50,7 @@ def _assert_shows_the_running_demo(out: str, cluster: Cluster) -> None:
     assert f"export KUBECONFIG={cluster.kubeconfig}\n" in out
     assert "kubectl delete vmi demo\n" in out
     assert f"kvd local down --data-dir {cluster.data_dir}\n" in out
+    assert f"kvdctl console demo --data-dir {cluster.data_dir}\n" in out
 
 
 def test_demo_boots_the_vm_reuses_it_and_leaves_nothing_after_down() -> None:
