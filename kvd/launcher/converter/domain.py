@@ -51,7 +51,7 @@ def convert(vmi: VirtualMachineInstance, ctx: ConverterContext) -> str:
     root.append(cpu.vcpu(spec))
     root.append(smbios.sysinfo(spec, ctx))
     root.append(firmware.os_element(spec, ctx))
-    root.append(features.features(spec))
+    root.append(features.features(spec, emulated=ctx.domain_type == "qemu"))
     root.append(cpu.cpu(spec, ctx))
     root.append(clock.clock())
     # kvd, not libvirt, decides what a guest reboot or poweroff means for the VMI: poweroff and

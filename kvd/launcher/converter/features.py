@@ -13,6 +13,11 @@ import xml.etree.ElementTree as ET
 from kvd.api.vmi import VirtualMachineInstanceSpec
 from kvd.launcher.converter import firmware
 
+# QEMU's TCG keeps translated code in a cache that it sizes at 1 GiB by default and that fills
+# as the guest runs: most of an emulated VM's memory beyond guest RAM. 32 MiB holds what a
+# small guest's boot translates, at the price of retranslating more for big ones.
+TCG_TB_CACHE_MIB = 32
+
 
 def acpi_enabled(spec: VirtualMachineInstanceSpec) -> bool:
     """KubeVirt: absent means on, and an empty `acpi: {}` means on too."""
@@ -21,11 +26,14 @@ def acpi_enabled(spec: VirtualMachineInstanceSpec) -> bool:
     return acpi is None or acpi.enabled is not False
 
 
-def features(spec: VirtualMachineInstanceSpec) -> ET.Element:
+def features(spec: VirtualMachineInstanceSpec, *, emulated: bool = False) -> ET.Element:
     element = ET.Element("features")
     if acpi_enabled(spec):
         ET.SubElement(element, "acpi")
     ET.SubElement(element, "apic")
     if firmware.secure_boot(spec):
         ET.SubElement(element, "smm", state="on")
+    if emulated:
+        tcg = ET.SubElement(element, "tcg")
+        ET.SubElement(tcg, "tb-cache", unit="MiB").text = str(TCG_TB_CACHE_MIB)
     return element

@@ -52,3 +52,17 @@ def test_clock_is_utc_with_linux_friendly_timers() -> None:
         '<timer name="hpet" present="no"/>'
         "</clock>",
     )
+
+
+@pytest.mark.parametrize(
+    ("emulated", "cache"),
+    [pytest.param(True, "32", id="tcg-capped"), pytest.param(False, None, id="kvm-none")],
+)
+def test_tcg_translation_cache_is_capped_only_when_emulated(
+    emulated: bool, cache: str | None
+) -> None:
+    element = features.features(spec(), emulated=emulated)
+    found = element.find("tcg/tb-cache")
+    assert (found.text if found is not None else None) == cache
+    if found is not None:
+        assert found.get("unit") == "MiB"
