@@ -5,10 +5,14 @@
 Brings up `kvd local up` (API server, node, handler, controller) on its own bridge, then per run
 POSTs the demo VMI (kvd-demo containerDisk + cloud-init) and follows it with a watch until it is
 Running with Ready=True: the time from the POST to Scheduling, Scheduled, Running and Ready.
+Then the time until the guest has booted (its console log says KVD-READY), and its memory:
+the proportional set size (PSS) of every process in the launcher pod's
+cgroups, QEMU apart from the rest (launcher, its libvirtd, the console-log tail, the shims),
+which is kvd's overhead per VM on top of what QEMU holds for the guest.
 Writes are the API server's own `apiserver_request_total` (`GET /metrics`) before and after,
-by verb and resource (refused ones with their code); Lease renewals (node, controller) run on their own clock and are shown
-apart. Then the VMI is deleted and the writes of its deletion counted the same way. Prints each
-run and the medians.
+by verb and resource (refused ones with their code); Lease renewals (node, controller) run on
+their own clock and are shown apart. Then the VMI is deleted and the writes of its deletion
+counted the same way. Prints each run and the medians.
 """
 
 from __future__ import annotations
@@ -61,7 +65,9 @@ def ready(vmi: dict[str, Any]) -> bool:
     )
 
 
-def one_run(cluster: Cluster, name: str) -> tuple[dict[str, float], Counts, Counts]:
+def one_run(
+    cluster: Cluster, name: str
+) -> tuple[dict[str, float], Counts, Counts, tuple[float, float]]:
     api = client.connect(cluster.kubeconfig)
     seen: dict[str, float] = {}
     done = threading.Event()
@@ -85,16 +91,64 @@ def one_run(cluster: Cluster, name: str) -> tuple[dict[str, float], Counts, Coun
     time.sleep(0.3)  # the watch is open
     before = writes(cluster)
     start = time.monotonic()
-    cluster.raw.create(VMIS, yaml.safe_load(vmi_manifest(name, marker=name)))
+    uid = cluster.raw.create(VMIS, yaml.safe_load(vmi_manifest(name, marker=name)))["metadata"][
+        "uid"
+    ]
     if not done.wait(120):
         raise SystemExit(f"{name}: not Ready in 120 s; seen {seen}")
     times = {k: v - start for k, v in seen.items()}
     time.sleep(1.0)  # let trailing writes (Events, a last status patch) land
     running = writes(cluster) - before
+    times["booted"] = wait_booted(cluster, uid) - start
+    memory = pod_memory(cluster, uid)
     before = writes(cluster)
     cluster.kubectl("delete", "vmi", name, timeout=120)
     deleted = writes(cluster) - before
-    return times, running, deleted
+    return times, running, deleted, memory
+
+
+def wait_booted(cluster: Cluster, vmi_uid: str) -> float:
+    """When the guest's console says it has booted (cloud-init run, shell up)."""
+    pod = cluster.raw.get(
+        "/api/v1/namespaces/default/pods", {"labelSelector": f"kubevirt.io/created-by={vmi_uid}"}
+    )["items"][0]["metadata"]["name"]
+    deadline = time.monotonic() + 120
+    while "KVD-READY" not in cluster.raw.text(
+        f"/api/v1/namespaces/default/pods/{pod}/log", {"container": "guest-console-log"}
+    ):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{pod}: the guest did not boot in 120 s")
+        time.sleep(0.1)
+    return time.monotonic()
+
+
+def pss_mib(pid: str) -> float:
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0.0
+    kib = next(int(line.split()[1]) for line in text.splitlines() if line.startswith("Pss:"))
+    return kib / 1024
+
+
+def pod_memory(cluster: Cluster, vmi_uid: str) -> tuple[float, float]:
+    """(QEMU's PSS, everything else's in the pod) in MiB."""
+    pods = cluster.raw.get(
+        "/api/v1/namespaces/default/pods", {"labelSelector": f"kubevirt.io/created-by={vmi_uid}"}
+    )["items"]
+    root = Path("/sys/fs/cgroup/memory") / cluster.cgroup_parent / pods[0]["metadata"]["uid"]
+    pids = {p for f in root.rglob("cgroup.procs") for p in f.read_text().split()}
+    qemu = rest = 0.0
+    for pid in pids:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"qemu-system" in cmdline:
+            qemu += pss_mib(pid)
+        else:
+            rest += pss_mib(pid)
+    return qemu, rest
 
 
 def show(counts: Counts) -> str:
@@ -110,28 +164,32 @@ def main() -> None:
     args = parser.parse_args()
     cluster = new_cluster()
     runs: list[dict[str, float]] = []
+    overheads: list[float] = []
     try:
         cluster.up()
         one_run(cluster, "warmup")  # first boot pays for page cache and imports
         for i in range(args.runs):
-            times, running, deleted = one_run(cluster, f"bench-{i}")
+            times, running, deleted, (qemu, rest) = one_run(cluster, f"bench-{i}")
             runs.append(times)
+            overheads.append(rest)
             phases = "  ".join(
                 f"{p} {times[p]:.2f}s"
-                for p in ("Scheduling", "Scheduled", "Running", "Ready")
+                for p in ("Scheduling", "Scheduled", "Running", "Ready", "booted")
                 if p in times
             )
             print(f"run {i + 1}: {phases}")
             print(f"  writes to Running: {show(running)}")
             print(f"  writes to delete:  {show(deleted)}")
+            print(f"  memory (PSS): QEMU {qemu:.0f} MiB, the rest of the pod {rest:.0f} MiB")
         print()
-        for p in ("Scheduling", "Scheduled", "Running", "Ready"):
+        for p in ("Scheduling", "Scheduled", "Running", "Ready", "booted"):
             values = [r[p] for r in runs if p in r]
             if values:
                 print(
                     f"creation → {p:<10} median {statistics.median(values):.2f}s  "
                     f"min {min(values):.2f}s  max {max(values):.2f}s"
                 )
+        print(f"pod memory besides QEMU: median {statistics.median(overheads):.0f} MiB")
     finally:
         cluster.down()
         shutil.rmtree(cluster.data_dir, ignore_errors=True)

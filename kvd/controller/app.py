@@ -132,6 +132,7 @@ class Controller:
 
     def stop(self) -> None:
         self._stop.set()
+        self.elector.stop()  # the Lease is left to expire: a standby takes over within 15 s
         self.queue.shutdown()
         for inf in (self.vmis, self.pods, self.nodes, self.configmaps):
             inf.stop()

@@ -47,7 +47,7 @@ class RenderConfig:
     launcher_host_dir: str  # the hostPath the handler watches (its --launcher-dir)
     image: str = ""  # kvd's image; "" = this installation's
     allow_emulation: bool = True
-    memory_overhead: str = "60Mi"
+    memory_overhead: str = "128Mi"  # measured: see kvd.controller.config
     grace_margin_seconds: int = 15
     default_grace_seconds: int = 30  # for a VMI that sets none (admission defaults it to 30)
 

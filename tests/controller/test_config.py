@@ -39,13 +39,13 @@ from kvd.controller.config import ClusterConfig, parse
         pytest.param(
             {"memoryOverhead": "lots"},
             ClusterConfig(),
-            ['memoryOverhead: "lots" is not a quantity such as 60Mi'],
+            ['memoryOverhead: "lots" is not a quantity such as 128Mi'],
             id="bad-quantity",
         ),
         pytest.param(
             {"memoryOverhead": "-1Mi"},
             ClusterConfig(),
-            ['memoryOverhead: "-1Mi" is not a quantity such as 60Mi'],
+            ['memoryOverhead: "-1Mi" is not a quantity such as 128Mi'],
             id="negative-quantity",
         ),
         pytest.param(

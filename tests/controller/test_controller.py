@@ -142,7 +142,7 @@ def test_pod_follows_the_live_config(env: Env) -> None:
     pod = env.the_pod(first)
     compute = pod["spec"]["containers"][0]
     assert "--allow-emulation" in compute["args"]
-    assert compute["resources"]["requests"]["memory"] == "188Mi"  # 128Mi + 60Mi
+    assert compute["resources"]["requests"]["memory"] == "256Mi"  # 128Mi + 128Mi
     assert pod["spec"]["volumes"][0]["hostPath"]["path"] == str(env.launcher_dir)
     vmi = env.wait("Scheduling", lambda: _phase(env.vmi("cfg-a")) == "Scheduling")
     vmi = env.vmi("cfg-a")
