@@ -7,6 +7,7 @@ import pty
 import select
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ from tests.local.node.conftest import KVD
 
 pytestmark = pytest.mark.integration
 
-KVDCTL = KVD.replace("/kvd", "/kvdctl")
+KVDCTL = str(Path(KVD).with_name("kvdctl"))
 
 
 class Terminal:
