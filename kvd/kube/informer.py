@@ -9,8 +9,10 @@ resourceVersion, relists on 410 Gone and resyncs. Around it this module adds:
 - **custom resources**: `CustomObjectsApi` lists return a dict, on which upstream's
   `getattr(resp, "items")` finds `dict.items` and the initial list fails every time; the wrapper
   hands it an object with `.items` and `.metadata.resource_version`;
-- **dicts out**: handlers, `get` and `list` see wire-format dicts (deep copies, so a reconciler can
-  never mutate the cache), not generated models;
+- **JSON, not models**: lists and watch events are kept as the server's JSON; handlers, `get`
+  and `list` see deep copies of it, so a reconciler can never mutate the cache. Decoding into
+  the client's generated models costs CPU for nothing, and an object the models refuse (a
+  field they require that the server left out) broke the watch on every reconnect, in a loop;
 - **synced**: `wait_synced` returns once the first list is in the cache;
 - **indexes**: `by_index(name, value)` over functions registered with `add_index`.
 """
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
+import json
 import random
 import threading
 from collections.abc import Callable
@@ -136,16 +140,22 @@ class _Backoff:
         self._base = base
         self._cap = cap
         self._failures = 0
-        # `Watch.stream` reads the event type from the wrapped function's signature and docs.
+        # `Watch.stream` decodes events into the type the function's signature says it returns;
+        # saying `object` keeps them as the server's JSON (and its resourceVersion tracking).
         functools.update_wrapper(self, func)
+        self.__signature__ = inspect.signature(func).replace(return_annotation=object)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._failures:
             delay = min(self._cap, self._base * 2 ** (self._failures - 1))
             self._stop.wait(delay * random.uniform(0.8, 1.2))
         watching = bool(kwargs.get("watch"))
+        if not watching:  # the list as JSON too, not as the client's models
+            kwargs["_preload_content"] = False
         try:
             result = self._func(*args, **kwargs)
+            if not watching:
+                result = json.loads(result.data)
         except Exception as exc:
             self._failures += 1
             log.warning("list_or_watch_failed", error=str(exc), failures=self._failures)

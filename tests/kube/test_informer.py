@@ -157,3 +157,33 @@ def test_watch_failures_back_off_instead_of_spinning(tmp_path: Path) -> None:
     assert 2 <= len(ours) <= 12, ours
     gaps = [b - a for a, b in itertools.pairwise(ours)]
     assert max(gaps) >= 0.6  # grown to the cap
+
+
+def test_an_object_the_client_models_refuse_does_not_stop_the_watch(server: Server) -> None:
+    """A pod status without the container fields the generated models require (which upstream
+    fails to decode, then re-watches from the same version, again and again): the informer
+    keeps JSON, so the pod and what follows it arrive."""
+    api = client.connect(server.kubeconfig)
+    raw = client.Raw(api)
+    pods = "/api/v1/namespaces/default/pods"
+    pod = {"metadata": {"name": "odd"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    inf = informer.Informer(api, client.core_v1(api).list_pod_for_all_namespaces, name="pods")
+    inf.start()
+    try:
+        assert inf.wait_synced(10)
+        raw.create(pods, pod)
+        raw.merge_patch(
+            f"{pods}/odd/status",
+            {"status": {"containerStatuses": [{"name": "c", "state": {"running": {}}}]}},
+        )
+        raw.create(pods, {**pod, "metadata": {"name": "next"}})
+        deadline = time.monotonic() + 10
+        while inf.get("default/next") is None:
+            assert time.monotonic() < deadline, [o["metadata"]["name"] for o in inf.items()]
+            time.sleep(0.05)
+        odd = inf.get("default/odd") or {}
+        assert odd["status"]["containerStatuses"] == [{"name": "c", "state": {"running": {}}}]
+    finally:
+        inf.stop()
+        for name in ("odd", "next"):
+            raw.delete(f"{pods}/{name}")
