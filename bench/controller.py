@@ -6,9 +6,10 @@ Brings up `kvd local up` (API server, node, handler, controller) on its own brid
 POSTs the demo VMI (kvd-demo containerDisk + cloud-init) and follows it with a watch until it is
 Running with Ready=True: the time from the POST to Scheduling, Scheduled, Running and Ready.
 Then the time until the guest has booted (its console log says KVD-READY), and its memory:
-the proportional set size (PSS) of every process in the launcher pod's
-cgroups, QEMU apart from the rest (launcher, its libvirtd, the console-log tail, the shims),
-which is kvd's overhead per VM on top of what QEMU holds for the guest.
+PSS and private (USS) memory of every process in the launcher pod's cgroups, QEMU apart from
+the rest (launcher, its libvirtd, the console-log tail, the shims). The rest's private memory
+is kvd's overhead per VM once a first VM has the programs' shared pages in memory; its PSS
+depends on how many other processes share those pages.
 Writes are the API server's own `apiserver_request_total` (`GET /metrics`) before and after,
 by verb and resource (refused ones with their code); Lease renewals (node, controller) run on
 their own clock and are shown apart. Then the VMI is deleted and the writes of its deletion
@@ -67,7 +68,7 @@ def ready(vmi: dict[str, Any]) -> bool:
 
 def one_run(
     cluster: Cluster, name: str
-) -> tuple[dict[str, float], Counts, Counts, tuple[float, float]]:
+) -> tuple[dict[str, float], Counts, Counts, dict[str, float]]:
     api = client.connect(cluster.kubeconfig)
     seen: dict[str, float] = {}
     done = threading.Event()
@@ -122,33 +123,36 @@ def wait_booted(cluster: Cluster, vmi_uid: str) -> float:
     return time.monotonic()
 
 
-def pss_mib(pid: str) -> float:
+def memory_mib(pid: str) -> tuple[float, float]:
+    """(PSS, USS) of a process in MiB: its share of every page it maps, and its private pages
+    alone, which is what one more VM costs once its programs' shared pages are in memory."""
     try:
         text = Path(f"/proc/{pid}/smaps_rollup").read_text()
     except OSError:
-        return 0.0
-    kib = next(int(line.split()[1]) for line in text.splitlines() if line.startswith("Pss:"))
-    return kib / 1024
+        return 0.0, 0.0
+    fields = {line.split(":")[0]: int(line.split()[1]) for line in text.splitlines()[1:]}
+    private = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return fields.get("Pss", 0) / 1024, private / 1024
 
 
-def pod_memory(cluster: Cluster, vmi_uid: str) -> tuple[float, float]:
-    """(QEMU's PSS, everything else's in the pod) in MiB."""
+def pod_memory(cluster: Cluster, vmi_uid: str) -> dict[str, float]:
+    """PSS and USS in MiB of QEMU and of everything else in the pod."""
     pods = cluster.raw.get(
         "/api/v1/namespaces/default/pods", {"labelSelector": f"kubevirt.io/created-by={vmi_uid}"}
     )["items"]
     root = Path("/sys/fs/cgroup/memory") / cluster.cgroup_parent / pods[0]["metadata"]["uid"]
     pids = {p for f in root.rglob("cgroup.procs") for p in f.read_text().split()}
-    qemu = rest = 0.0
+    total = collections.Counter[str]()
     for pid in pids:
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"qemu-system" in cmdline:
-            qemu += pss_mib(pid)
-        else:
-            rest += pss_mib(pid)
-    return qemu, rest
+        who = "qemu" if b"qemu-system" in cmdline else "rest"
+        pss, uss = memory_mib(pid)
+        total[f"{who}_pss"] += pss
+        total[f"{who}_uss"] += uss
+    return dict(total)
 
 
 def show(counts: Counts) -> str:
@@ -169,9 +173,9 @@ def main() -> None:
         cluster.up()
         one_run(cluster, "warmup")  # first boot pays for page cache and imports
         for i in range(args.runs):
-            times, running, deleted, (qemu, rest) = one_run(cluster, f"bench-{i}")
+            times, running, deleted, memory = one_run(cluster, f"bench-{i}")
             runs.append(times)
-            overheads.append(rest)
+            overheads.append(memory["rest_uss"])
             phases = "  ".join(
                 f"{p} {times[p]:.2f}s"
                 for p in ("Scheduling", "Scheduled", "Running", "Ready", "booted")
@@ -180,7 +184,11 @@ def main() -> None:
             print(f"run {i + 1}: {phases}")
             print(f"  writes to Running: {show(running)}")
             print(f"  writes to delete:  {show(deleted)}")
-            print(f"  memory (PSS): QEMU {qemu:.0f} MiB, the rest of the pod {rest:.0f} MiB")
+            print(
+                f"  memory: QEMU PSS {memory['qemu_pss']:.0f} MiB (private "
+                f"{memory['qemu_uss']:.0f}), the rest of the pod PSS {memory['rest_pss']:.0f} MiB "
+                f"(private {memory['rest_uss']:.0f})"
+            )
         print()
         for p in ("Scheduling", "Scheduled", "Running", "Ready", "booted"):
             values = [r[p] for r in runs if p in r]
@@ -189,7 +197,7 @@ def main() -> None:
                     f"creation → {p:<10} median {statistics.median(values):.2f}s  "
                     f"min {min(values):.2f}s  max {max(values):.2f}s"
                 )
-        print(f"pod memory besides QEMU: median {statistics.median(overheads):.0f} MiB")
+        print(f"pod memory besides QEMU, private: median {statistics.median(overheads):.0f} MiB")
     finally:
         cluster.down()
         shutil.rmtree(cluster.data_dir, ignore_errors=True)
