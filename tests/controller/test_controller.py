@@ -124,9 +124,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield e
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
-        log.close()
-        server.stop()
+        try:
+            code = proc.wait(timeout=20)
+        finally:
+            log.close()
+            server.stop()  # also when the controller did not stop cleanly
+    assert code == 0, f"kvd controller exited {code} on SIGTERM"
 
 
 def _served(raw: client.Raw) -> bool:
