@@ -52,6 +52,11 @@ class Kind:
     def singular(self) -> str:
         return self.kind.lower()
 
+    def path(self, namespace: str, name: str = "") -> str:
+        """The API path of the collection in `namespace`, or of the object `name` in it."""
+        base = f"/apis/{GROUP}/{STORAGE_VERSION}/namespaces/{namespace}/{self.plural}"
+        return f"{base}/{name}" if name else base
+
 
 _AGE = PrinterColumn("Age", "date", ".metadata.creationTimestamp")
 _READY = ".status.conditions[?(@.type=='Ready')].status"

@@ -20,6 +20,7 @@ import tty
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from kvd.api import kinds
 from kvd.cli import cluster, program
 
 ESCAPE = b"\x1d"  # Ctrl+]
@@ -52,9 +53,7 @@ def run(args: argparse.Namespace) -> int:
     key = f"{args.namespace}/{args.name}"
     try:
         raw = client.Raw(client.connect(data / "kubeconfig"))
-        vmi = raw.get(
-            f"/apis/kubevirt.io/v1/namespaces/{args.namespace}/virtualmachineinstances/{args.name}"
-        )
+        vmi = raw.get(kinds.VMI.path(args.namespace, args.name))
         address, token = local.handler_address(data), local.handler_token(data)
     except (client.ApiError, local.ClusterError, OSError) as exc:
         print(f"kvdctl console: {key}: {exc}", file=sys.stderr)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kvd import logs, metrics
+from kvd.api import kinds
 from kvd.controller import config as clusterconfig
 from kvd.controller.vmi import VMIController, VMIControllerSettings
 from kvd.controller.watchdog import NodeWatchdog
@@ -57,7 +58,7 @@ class Controller:
         self.metrics = metrics.DaemonMetrics("controller")
         self.vmis = informer.Informer(
             self.api,
-            list_custom(self.api, "kubevirt.io", "v1", "virtualmachineinstances"),
+            list_custom(self.api, kinds.GROUP, kinds.STORAGE_VERSION, kinds.VMI.plural),
             name="vmis",
             resync_period=settings.resync_seconds,
         )

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from kvd import logs
+from kvd import logs, timestamps
 from kvd.api import kinds
 from kvd.api.errors import ValidationError
 from kvd.api.vmi import VirtualMachineInstance
@@ -238,7 +237,7 @@ class VMIController:
             patch_meta["finalizers"] = [*finalizers, FINALIZER]
         changed: Json = {}
         if step.owned:
-            changed = status_change(status, step, problem, now=_now())
+            changed = status_change(status, step, problem, now=timestamps.now())
             if step.scheduled_on is not None:
                 patch_meta["labels"] = {NODE_LABEL: step.scheduled_on.node}
         if not patch_meta and not changed:
@@ -246,11 +245,7 @@ class VMIController:
         patch: Json = {"metadata": {**patch_meta, "resourceVersion": meta["resourceVersion"]}}
         if changed:
             patch["status"] = changed
-        path = (
-            f"/apis/kubevirt.io/v1/namespaces/{meta['namespace']}/virtualmachineinstances/"
-            f"{meta['name']}"
-        )
-        self.raw.merge_patch(path, patch)
+        self.raw.merge_patch(kinds.VMI.path(meta["namespace"], meta["name"]), patch)
         self._patched_over[informer.key_of(vmi)] = meta["resourceVersion"]
         moved = changed.get("phase")
         if moved:
@@ -311,7 +306,3 @@ def _load(vmi: Json) -> VirtualMachineInstance:
     if not isinstance(loaded, VirtualMachineInstance):
         raise _NotSynchronized("FailedCreate", f"not a VirtualMachineInstance: {vmi.get('kind')}")
     return loaded
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from kvd import logs
+from kvd import logs, timestamps
+from kvd.api import kinds
 from kvd.controller import phase
 from kvd.kube import events, informer
 from kvd.kube.client import ApiError, Json, Raw
@@ -32,13 +32,8 @@ def heartbeat_age(node: Json, now: float) -> float | None:
     value = ((node.get("metadata") or {}).get("annotations") or {}).get(HEARTBEAT)
     if not value:
         return None
-    try:
-        then = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=UTC)
-    return max(0.0, now - then.timestamp())
+    then = timestamps.parse(str(value))
+    return None if then is None else max(0.0, now - then.timestamp())
 
 
 def orphaned(vmi: Json, pods: list[Json]) -> bool:
@@ -92,14 +87,10 @@ class NodeWatchdog:
             meta = vmi["metadata"]
             if not orphaned(vmi, self.pods_of(meta["uid"])):
                 continue
-            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            path = (
-                f"/apis/kubevirt.io/v1/namespaces/{meta['namespace']}/virtualmachineinstances/"
-                f"{meta['name']}"
-            )
+            now = timestamps.now()
             message = f"node {name} is unresponsive and the VMI's launcher pod is not running"
             self.raw.merge_patch(
-                path,
+                kinds.VMI.path(meta["namespace"], meta["name"]),
                 {
                     "metadata": {"resourceVersion": meta["resourceVersion"]},
                     "status": {

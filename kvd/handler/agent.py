@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvd import logs, metrics
+from kvd import logs, metrics, timestamps
+from kvd.api import kinds
 from kvd.handler import phase
 from kvd.handler import status as vmistatus
 from kvd.handler.launchers import Launcher, LauncherRejected, LauncherUnavailable
@@ -50,7 +51,6 @@ log = logs.get_logger(__name__)
 
 Json = dict[str, Any]
 
-GROUP, VERSION, PLURAL = "kubevirt.io", "v1", "virtualmachineinstances"
 NODE_LABEL = "kubevirt.io/nodeName"
 SCHEDULABLE = "kubevirt.io/schedulable"
 HEARTBEAT = "kubevirt.io/heartbeat"
@@ -93,7 +93,7 @@ class Handler:
         self.queue: WorkQueue[str] = WorkQueue()
         self.vmis = informer.Informer(
             self.api,
-            list_custom(self.api, GROUP, VERSION, PLURAL),
+            list_custom(self.api, kinds.GROUP, kinds.STORAGE_VERSION, kinds.VMI.plural),
             name="vmis",
             label_selector=f"{NODE_LABEL}={self.node_name}",
             resync_period=settings.resync_seconds,
@@ -170,7 +170,9 @@ class Handler:
                 if not exc.conflict:
                     raise
                 # the cache lags behind our own last write: once more, from the object itself
-                fresh = self.raw.get(_path(vmi["metadata"]["namespace"], vmi["metadata"]["name"]))
+                fresh = self.raw.get(
+                    kinds.VMI.path(vmi["metadata"]["namespace"], vmi["metadata"]["name"])
+                )
                 wait = self._reconcile_vmi(fresh)
             if wait is not None:
                 again.append(wait)
@@ -385,11 +387,11 @@ class Handler:
             domain=domain,
             emulated=emulated,
             synchronized=synchronized,
-            now=vmistatus.now(),
+            now=timestamps.now(),
         )
         if not changed:
             return
-        path = _path(record.namespace, record.name)
+        path = kinds.VMI.path(record.namespace, record.name)
         patch: Json = {"metadata": {"resourceVersion": vmi["metadata"]["resourceVersion"]}}
         patch["status"] = changed
         self.raw.merge_patch(path, patch)
@@ -402,7 +404,11 @@ class Handler:
         """A core/v1 Event on the VMI (also on one already deleted: by its record)."""
         if isinstance(vmi, VMIRecord):
             vmi = {"metadata": {"namespace": vmi.namespace, "name": vmi.name, "uid": vmi.uid}}
-        involved = {"apiVersion": f"{GROUP}/{VERSION}", **vmi, "kind": "VirtualMachineInstance"}
+        involved = {
+            "apiVersion": f"{kinds.GROUP}/{kinds.STORAGE_VERSION}",
+            **vmi,
+            "kind": kinds.VMI.kind,
+        }
         self.recorder.event(involved, kind, reason, message)
 
     def _heartbeat(self) -> None:
@@ -419,17 +425,13 @@ class Handler:
             {
                 "metadata": {
                     "labels": {SCHEDULABLE: "true" if schedulable else "false"},
-                    "annotations": {HEARTBEAT: vmistatus.now()},
+                    "annotations": {HEARTBEAT: timestamps.now()},
                 }
             },
         )
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _path(namespace: str, name: str) -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
 
 
 def _listening(socket: Path) -> bool:

@@ -9,7 +9,6 @@ flips; a `phaseTransitionTimestamps` entry per phase entered.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from kvd.conditions import condition as make_condition
@@ -77,10 +76,6 @@ def change(
             {"phase": decision.phase, "phaseTransitionTimestamp": now},
         ]
     return {k: v for k, v in wanted.items() if status.get(k) != v}
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def grace(vmi: Json) -> int:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from kvd import logs
+from kvd import logs, timestamps
 from kvd.kube.client import ApiError, Json, Raw
 
 log = logs.get_logger(__name__)
@@ -32,7 +31,7 @@ class Recorder:
         meta = obj["metadata"]
         namespace = meta.get("namespace") or ""
         home = namespace or "default"
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = timestamps.now()
         source: Json = {"component": self.component}
         if self.host:
             source["host"] = self.host

@@ -164,3 +164,12 @@ def test_crd_schema_refuses_what_the_parser_refuses() -> None:
         node[field_path[-1]] = value
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(doc, _strict(schema))
+
+
+def test_an_object_path_is_the_one_the_crd_serves() -> None:
+    vmi = kinds.VMI
+    assert (
+        vmi.path("ns")
+        == f"/apis/kubevirt.io/v1/namespaces/ns/{crds.crd(vmi)['spec']['names']['plural']}"
+    )
+    assert vmi.path("ns", "a") == "/apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances/a"
