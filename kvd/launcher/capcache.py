@@ -4,8 +4,11 @@ A libvirtd with an empty `/var/cache/libvirt/qemu/capabilities/` probes every QE
 with the files of an earlier daemon in place it is ready in about 0.1 s. Each launcher's
 `/var/cache/libvirt` is private, so the files are kept in a store shared by all launchers of the
 host (or baked into the launcher image), one entry per *identity*: everything libvirt itself checks
-before trusting its cache (libvirtd and QEMU binaries, QEMU's module directory, kernel release, the
-CPU, KVM access). A changed identity is a different key, so a stale entry is never offered.
+before trusting its cache (the ctime of QEMU's binaries, of libvirtd and of the driver modules it
+loads, QEMU's module directory, the kernel, the CPU, KVM access). A changed identity is a different
+key, so a stale entry is never offered: an upgraded QEMU or libvirt gets a new entry, probed by the
+first launcher after it or by `capseed` (which scripts/setup runs), never the old one. Each entry
+keeps its identity beside the files, and `seed` checks it too before copying.
 
 libvirt still has the last word: it re-probes whenever it disagrees, and that rewrites the files,
 which `probed` notices (their mtime or size moved); `store_back` then replaces the entry. One thing
@@ -70,11 +73,15 @@ class CapabilityCache:
             }
         )
         module_dirs = sorted(glob("/usr/lib/*/qemu") + glob("/usr/lib*/qemu"))
+        # libvirt's "selfctime" is the newest ctime of libvirtd and of every driver module it loaded
+        drivers = sorted(glob("/usr/lib*/*/libvirt/connection-driver/*.so"))
+        drivers += sorted(glob("/usr/lib*/libvirt/connection-driver/*.so"))
         return {
             "libvirtd": _stat(str(self._libvirtd)),
+            "libvirt_drivers": {d: _stat(d) for d in drivers},
             "qemu": {b: _stat(b) for b in binaries},
             "qemu_modules": {d: _stat(d) for d in module_dirs},
-            "kernel": os.uname().release,
+            "kernel": f"{os.uname().release} {os.uname().version}",
             "cpu": self._cpu,
             "cpuinfo": _cpuinfo(self._cpu),
             "kvm_access": os.access("/dev/kvm", os.R_OK | os.W_OK),
@@ -93,7 +100,9 @@ class CapabilityCache:
         if _stamps(self.private):  # a restarted daemon in the same sandbox: its cache is there
             log.info("caps_present", key=key)
             return Seeding(key, False, _stamps(self.private))
-        if entry.is_dir():
+        if entry.is_dir() and not self._matches(entry):
+            log.warning("caps_entry_mismatch", entry=str(entry), hint="identity.json differs")
+        elif entry.is_dir():
             try:
                 for f in entry.glob("*.xml"):
                     shutil.copy2(f, self.private / f.name)  # copy2: keep mtime, see store_back
@@ -123,6 +132,15 @@ class CapabilityCache:
         log.info("caps_stored", key=seeding.key, store=str(self.store))
         return True
 
+    def _matches(self, entry: Path) -> bool:
+        """Whether the entry was made for this identity (its key says so; its record must too)."""
+        try:
+            recorded = json.loads((entry / "identity.json").read_text())
+        except (OSError, ValueError):
+            return False
+        current: object = json.loads(json.dumps(self.identity()))  # tuples → lists, as stored
+        return bool(recorded == current)
+
     def _publish(self, key: str) -> None:
         self.store.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.store))
@@ -140,11 +158,12 @@ class CapabilityCache:
 
 
 def _stat(path: str) -> list[int] | None:
+    """Size, mtime and ctime: libvirt compares ctimes, which a reinstall moves and mtime may not."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return [st.st_size, st.st_mtime_ns]
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def _stamps(directory: Path) -> Stamps:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from kvd.launcher.capcache import CapabilityCache
 
@@ -91,3 +96,71 @@ def test_an_unwritable_store_is_only_a_warning(tmp_path: Path) -> None:
     seeding = c.seed()
     libvirt_probes(c)
     assert not c.store_back(seeding)
+
+
+def stored(tmp_path: Path, name: str) -> CapabilityCache:
+    """A cache whose probe is in the store."""
+    c = cache(tmp_path, name)
+    seeding = c.seed()
+    libvirt_probes(c)
+    assert c.store_back(seeding)
+    return c
+
+
+@pytest.fixture
+def qemu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A QEMU binary on PATH (libvirtd finds QEMU there): its stat is part of the identity."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    binary = bin_dir / "qemu-system-x86_64"
+    binary.write_text("QEMU 7.2")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return binary
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda b: b.write_text("QEMU 8.0, upgraded"), id="new-version"),
+        pytest.param(lambda b: os.utime(b, ns=(0, 0)), id="new-mtime"),
+        # a reinstall of the same package: dpkg restores the mtime, the ctime moves (and libvirt
+        # compares the ctime)
+        pytest.param(
+            lambda b: os.utime(b, ns=(b.stat().st_atime_ns, b.stat().st_mtime_ns)),
+            id="same-mtime-new-ctime",
+        ),
+    ],
+)
+def test_a_seed_for_another_qemu_is_not_used(
+    tmp_path: Path, qemu: Path, change: Callable[[Path], object]
+) -> None:
+    old = stored(tmp_path, "a")
+    assert str(qemu) in old.identity()["qemu"]
+    old_key = old.key()
+    wait_for_ctime_to_move(qemu, qemu.stat().st_ctime_ns, change)
+    new = cache(tmp_path, "b")
+    assert new.key() != old_key
+    assert (new.store / old_key).is_dir()  # the old QEMU's entry is there, and must be ignored
+    seeding = new.seed()
+    assert not seeding.seeded
+    assert not list(new.private.glob("*.xml")), "the old QEMU's capabilities were copied"
+
+
+def wait_for_ctime_to_move(path: Path, before: int, change: Callable[[Path], object]) -> None:
+    """Apply `change`; ctimes have the kernel's tick granularity, so repeat until it shows."""
+    deadline = time.monotonic() + 5
+    change(path)
+    while path.stat().st_ctime_ns == before:
+        assert time.monotonic() < deadline, "the ctime never moved"
+        time.sleep(0.005)
+        change(path)
+
+
+def test_an_entry_whose_record_disagrees_is_not_used(tmp_path: Path) -> None:
+    c = stored(tmp_path, "a")
+    entry = c.store / c.key()
+    identity = json.loads((entry / "identity.json").read_text())
+    identity["cpu"] = 7  # made on another CPU (or host), published under this key by hand
+    (entry / "identity.json").write_text(json.dumps(identity))
+    seeding = cache(tmp_path, "b").seed()
+    assert not seeding.seeded
