@@ -133,6 +133,7 @@ class Libvirtd:
         self._watcher: threading.Thread | None = None
         self.restarts = 0
         self.seeded = False  # the last start used a seeded capability cache that libvirt accepted
+        self.caps_key: str | None = None  # the capability store entry the last start used or made
         self.start_seconds: float | None = None
 
     @property
@@ -254,6 +255,7 @@ class Libvirtd:
         if probed:
             self._caps.store_back(seeding)
         self.seeded = seeding.seeded and not probed
+        self.caps_key = seeding.key
         self.start_seconds = time.monotonic() - started
         self._ready.set()
         log.info(
