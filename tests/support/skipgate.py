@@ -137,6 +137,8 @@ class SkipGate:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR):
             return
+        if self.config.option.collectonly:  # nothing ran, so nothing skipped or went stale
+            return
         complete = not (self.partial or session.shouldstop or session.shouldfail)
         self.unexpected = [
             f

@@ -155,3 +155,10 @@ def test_the_repositorys_allowlist_loads(pytestconfig: pytest.Config) -> None:
     assert path.is_file()
     for entry in skipgate.load(path):
         assert entry.reason
+
+
+def test_collect_only_is_left_alone(suite: pytest.Pytester) -> None:
+    allow(suite, ("tests/test_a.py::test_skips", "none"))
+    result = suite.runpytest(*PLUGIN, "--strict-skips", "--collect-only")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.no_fnmatch_line("*skip gate*")
