@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kvd.local.apiserver import errors, meta, patch, schema
+from kvd.local.apiserver import errors, meta, patches, schema
 from kvd.local.apiserver.deletion import Deleter
 from kvd.local.apiserver.errors import Cause
 from kvd.local.apiserver.objects import FieldValidation, Objects, Target
@@ -235,9 +235,9 @@ async def scale(
         if method == "PATCH":
             current = _scale_of(obj, paths)
             body = (
-                patch.merge_patch(current, body)
+                patches.merge_patch(current, body)
                 if request.content_type != "application/json-patch+json"
-                else patch.json_patch(current, body)
+                else patches.json_patch(current, body)
             )
         replicas = (body.get("spec") or {}).get("replicas") if isinstance(body, dict) else None
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:

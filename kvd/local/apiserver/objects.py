@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from kvd.local.apiserver import admission, errors, meta, patch, schema
+from kvd.local.apiserver import admission, errors, meta, patches, schema
 from kvd.local.apiserver.errors import APIError, Cause
 from kvd.local.apiserver.registry import Registry, ResourceDef
 from kvd.local.apiserver.store import AlreadyExists, Conflict, NotFound, Store
@@ -135,9 +135,9 @@ class Objects:
             raise errors.bad_request(f"error decoding patch: {exc}") from None
         try:
             if content_type == "application/json-patch+json":
-                patched = patch.json_patch(current, document)
+                patched = patches.json_patch(current, document)
             elif content_type == "application/merge-patch+json":
-                patched = patch.merge_patch(current, document)
+                patched = patches.merge_patch(current, document)
             elif content_type == "application/strategic-merge-patch+json":
                 if t.resource.crd_name is not None:
                     raise APIError(
@@ -148,10 +148,10 @@ class Objects:
                     )
                 if not isinstance(document, dict):
                     raise errors.bad_request("a strategic merge patch must be a JSON object")
-                patched = patch.strategic_merge_patch(current, document, t.resource.kind)
+                patched = patches.strategic_merge_patch(current, document, t.resource.kind)
             else:
                 raise errors.unsupported_media_type(content_type)
-        except patch.PatchError as exc:
+        except patches.PatchError as exc:
             raise APIError(422, "Invalid", str(exc)) from None
         if not isinstance(patched, dict):
             raise errors.bad_request("the patched object is not a JSON object")

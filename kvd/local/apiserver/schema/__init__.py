@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvd.local.apiserver.schema_listtype import list_type_causes
-from kvd.local.apiserver.schema_prune import apply_defaults, prune
-from kvd.local.apiserver.schema_structural import CEL_UNSUPPORTED, check_structural
-from kvd.local.apiserver.schema_validate import Cause, value_causes
-from kvd.local.apiserver.schema_values import copy_json
+from kvd.local.apiserver.schema.listtype import list_type_causes
+from kvd.local.apiserver.schema.pruning import apply_defaults, prune
+from kvd.local.apiserver.schema.structural import CEL_UNSUPPORTED, check_structural
+from kvd.local.apiserver.schema.validation import Cause, value_causes
+from kvd.local.apiserver.schema.values import copy_json
 
 __all__ = [
     "CEL_UNSUPPORTED",

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kvd.local.apiserver import patch
-from kvd.local.apiserver.patch import PatchError, UnsupportedPatchTypeError
+from kvd.local.apiserver import patches
+from kvd.local.apiserver.patches import PatchError, UnsupportedPatchTypeError
 
 # --- RFC 7386 ----------------------------------------------------------------------------------
 
@@ -73,13 +73,13 @@ from kvd.local.apiserver.patch import PatchError, UnsupportedPatchTypeError
 )
 def test_merge_patch_rfc7386(target: Any, merge: Any, expected: Any) -> None:
     before = copy.deepcopy((target, merge))
-    assert patch.merge_patch(target, merge) == expected
+    assert patches.merge_patch(target, merge) == expected
     assert (target, merge) == before
 
 
 def test_merge_patch_result_shares_nothing_with_inputs() -> None:
     target, merge = {"a": {"b": [1]}, "c": {"d": 1}}, {"e": {"f": [2]}}
-    result = patch.merge_patch(target, merge)
+    result = patches.merge_patch(target, merge)
     result["a"]["b"].append(9)
     result["e"]["f"].append(9)
     assert target == {"a": {"b": [1]}, "c": {"d": 1}}
@@ -197,7 +197,7 @@ def test_merge_patch_result_shares_nothing_with_inputs() -> None:
 )
 def test_json_patch_rfc6902(document: Any, ops: list[Any], expected: Any) -> None:
     before = copy.deepcopy((document, ops))
-    assert patch.json_patch(document, ops) == expected
+    assert patches.json_patch(document, ops) == expected
     assert (document, ops) == before
 
 
@@ -320,14 +320,14 @@ def test_json_patch_rfc6902(document: Any, ops: list[Any], expected: Any) -> Non
 )
 def test_json_patch_errors(document: Any, ops: Any, message: str) -> None:
     with pytest.raises(PatchError) as raised:
-        patch.json_patch(document, ops)
+        patches.json_patch(document, ops)
     assert str(raised.value) == message
 
 
 def test_json_patch_is_all_or_nothing() -> None:
     document = {"a": 1}
     with pytest.raises(PatchError):
-        patch.json_patch(
+        patches.json_patch(
             document, [{"op": "add", "path": "/b", "value": 2}, {"op": "remove", "path": "/c"}]
         )
     assert document == {"a": 1}
@@ -336,7 +336,7 @@ def test_json_patch_is_all_or_nothing() -> None:
 def test_json_patch_limits_operations() -> None:
     ops = [{"op": "test", "path": "", "value": {}}] * 3
     with pytest.raises(PatchError, match="the provided patch has 3 operations"):
-        patch.json_patch({}, ops, max_operations=2)
+        patches.json_patch({}, ops, max_operations=2)
 
 
 # --- strategic merge patch ---------------------------------------------------------------------
@@ -715,7 +715,7 @@ def test_strategic_merge_patch(
     target: dict[str, Any], body: dict[str, Any], path: tuple[str | int, ...], expected: Any
 ) -> None:
     before = copy.deepcopy((target, body))
-    result = patch.strategic_merge_patch(target, body, target["kind"])
+    result = patches.strategic_merge_patch(target, body, target["kind"])
     assert at(result, path) == expected
     assert (target, body) == before
 
@@ -725,20 +725,20 @@ def test_strategic_merge_patch_errors(
     target: dict[str, Any], body: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(PatchError, match=re.escape(message)):
-        patch.strategic_merge_patch(target, body, target["kind"])
+        patches.strategic_merge_patch(target, body, target["kind"])
 
 
 def test_strategic_merge_patch_refuses_custom_resources() -> None:
     vm = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "spec": {}}
     with pytest.raises(UnsupportedPatchTypeError) as raised:
-        patch.strategic_merge_patch(vm, {"spec": {"running": True}}, "VirtualMachine")
+        patches.strategic_merge_patch(vm, {"spec": {"running": True}}, "VirtualMachine")
     assert str(raised.value) == (
         "strategic merge patch is not supported for custom resources; use --type merge or json"
     )
     assert raised.value.STATUS_CODE == 415
-    assert patch.supports_strategic_merge("Pod")
-    assert patch.supports_strategic_merge("Lease", group="coordination.k8s.io")
-    assert not patch.supports_strategic_merge("Pod", group="example.com")
+    assert patches.supports_strategic_merge("Pod")
+    assert patches.supports_strategic_merge("Lease", group="coordination.k8s.io")
+    assert not patches.supports_strategic_merge("Pod", group="example.com")
 
 
 def _kubectl() -> str:
@@ -795,7 +795,7 @@ def test_strategic_merge_patch_agrees_with_apimachinery(
 ) -> None:
     kube = _kubectl_patch(tmp_path, target, body)
     assert not isinstance(kube, Exception), kube
-    assert patch.strategic_merge_patch(target, body, target["kind"]) == _decoded(kube)
+    assert patches.strategic_merge_patch(target, body, target["kind"]) == _decoded(kube)
 
 
 @pytest.mark.parametrize(("target", "body", "message"), STRATEGIC_ERRORS)
@@ -819,13 +819,13 @@ OBJECTS = st.dictionaries(KEYS, JSON, max_size=4)
 
 @given(OBJECTS)
 def test_merge_patch_with_empty_object_is_identity(target: dict[str, Any]) -> None:
-    assert patch.merge_patch(target, {}) == target
+    assert patches.merge_patch(target, {}) == target
 
 
 @given(JSON, JSON)
 def test_merge_patch_is_idempotent(target: Any, merge: Any) -> None:
-    once = patch.merge_patch(target, merge)
-    assert patch.merge_patch(once, merge) == once
+    once = patches.merge_patch(target, merge)
+    assert patches.merge_patch(once, merge) == once
 
 
 # Patches without directives, lists of objects or merge-keyed fields: strategic merge is then
@@ -841,7 +841,9 @@ PLAIN = st.recursive(
 def test_strategic_merge_without_metadata_rules_is_merge_patch(
     target: dict[str, Any], body: dict[str, Any]
 ) -> None:
-    assert patch.strategic_merge_patch(target, body, "ConfigMap") == patch.merge_patch(target, body)
+    assert patches.strategic_merge_patch(target, body, "ConfigMap") == patches.merge_patch(
+        target, body
+    )
 
 
 POINTERS = st.lists(
@@ -863,7 +865,7 @@ OPERATIONS = st.one_of(
 def test_json_patch_raises_only_patch_errors(document: Any, ops: Any) -> None:
     before = copy.deepcopy(document)
     with contextlib.suppress(PatchError):
-        patch.json_patch(document, ops)
+        patches.json_patch(document, ops)
     assert document == before
 
 
@@ -877,4 +879,4 @@ def test_strategic_merge_raises_only_patch_errors(
     target: dict[str, Any], body: dict[str, Any]
 ) -> None:
     with contextlib.suppress(PatchError):
-        patch.strategic_merge_patch(target, body, "Pod")
+        patches.strategic_merge_patch(target, body, "Pod")

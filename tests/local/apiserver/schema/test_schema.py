@@ -16,7 +16,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kvd.local.apiserver import schema_values
 from kvd.local.apiserver.schema import (
     CEL_UNSUPPORTED,
     Cause,
@@ -27,8 +26,9 @@ from kvd.local.apiserver.schema import (
     structural_causes,
     validate,
 )
+from kvd.local.apiserver.schema import values as schema_values
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 CRD_FILES = sorted((REPO / "charts" / "kvd" / "crds").glob("*.yaml"))
 MANIFESTS = REPO / "tests" / "api" / "manifests"
 VMI_MANIFEST = "vmi-cloudinit-emptydisk.yaml"

@@ -15,14 +15,14 @@ implementation lives in ``label_selectors`` (requirements, label key/value valid
 
 from __future__ import annotations
 
-from kvd.local.apiserver.field_selectors import (
+from kvd.local.apiserver.selectors.fields import (
     FieldSelector,
     FieldTerm,
     escape_field_value,
     parse_field_selector,
 )
-from kvd.local.apiserver.label_parser import parse_label_selector
-from kvd.local.apiserver.label_selectors import (
+from kvd.local.apiserver.selectors.label_parser import parse_label_selector
+from kvd.local.apiserver.selectors.labels import (
     EVERYTHING,
     NOTHING,
     LabelSelector,

@@ -1,10 +1,10 @@
 """The three PATCH bodies kube-apiserver accepts, applied to plain JSON values.
 
 * ``merge_patch``: RFC 7386 JSON merge patch (``application/merge-patch+json``), here.
-* ``json_patch``: RFC 6902 JSON patch (``application/json-patch+json``), in ``json_patch``.
+* ``json_patch``: RFC 6902 JSON patch (``application/json-patch+json``), in ``jsonpatch``.
 * ``strategic_merge_patch``: Kubernetes' strategic merge patch
   (``application/strategic-merge-patch+json``), which ``kubectl apply`` and ``kubectl patch`` send
-  for built-in kinds, in ``strategic_patch`` with the per-kind merge keys it needs.
+  for built-in kinds, in ``strategic`` with the per-kind merge keys it needs.
 
 Callers (object and CRD writes) import only this module: they pick a function by content type and
 handle one family of errors (``PatchError``, with ``UnsupportedPatchTypeError`` for a strategic
@@ -17,13 +17,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kvd.local.apiserver.json_patch import (
+from kvd.local.apiserver.patches.jsonpatch import (
     MAX_JSON_PATCH_OPERATIONS,
     PatchError,
     json_equal,
     json_patch,
 )
-from kvd.local.apiserver.strategic_patch import (
+from kvd.local.apiserver.patches.strategic import (
     UnsupportedPatchTypeError,
     strategic_merge_patch,
     supports_strategic_merge,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvd.local.apiserver.schema_values import copy_json
+from kvd.local.apiserver.schema.values import copy_json
 
 _META = frozenset({"apiVersion", "kind", "metadata"})
 

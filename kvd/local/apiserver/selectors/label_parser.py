@@ -5,7 +5,7 @@ kube-apiserver lexes the query value byte by byte and parses it by recursive des
 build these strings and sometimes show the server's error text to users, so this keeps the same
 grammar, the same token boundaries (a NUL ends the input, ``in``/``notin`` are operators only where
 an operator is expected) and the same error messages. The requirements it builds, and their
-validation, are ``label_selectors``'.
+validation, are ``labels``'.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from kvd.local.apiserver.label_selectors import (
+from kvd.local.apiserver.selectors.labels import (
     LabelSelector,
     Operator,
     Requirement,

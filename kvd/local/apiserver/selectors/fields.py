@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from kvd.local.apiserver.label_selectors import Operator, SelectorError
+from kvd.local.apiserver.selectors.labels import Operator, SelectorError
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

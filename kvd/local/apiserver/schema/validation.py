@@ -2,7 +2,7 @@
 
 kube runs two passes: kube-openapi's schema validator, here (type, then allOf/anyOf/oneOf/not,
 string, format, number, array, enum and object checks on every node, in that order), then the
-`x-kubernetes-list-type` pass (`schema_listtype`); `schema.validate` runs both. Each error is a
+`x-kubernetes-list-type` pass (`listtype`); `schema.validate` runs both. Each error is a
 metav1.StatusCause whose message is apimachinery's `field.Error.ErrorBody()`, so a client sees
 `Invalid value: 0: spec.domain.cpu.cores in body should be greater than or equal to 1` from kvd
 exactly as from a cluster.
@@ -12,7 +12,7 @@ not summaries, an out-of-range multipleOf) carry the node's path instead; an int
 against a fractional `multipleOf` is divided as a number (kube truncates the factor, and panics on
 0); a string with a `format` given an array is a type error (kube lets it through); a null matches
 an enum that lists null; `format: int32` is not range-checked, as in kube. Patterns are matched
-with RE2's meaning (see `schema_values.compile_pattern`), but by Python's backtracking engine.
+with RE2's meaning (see `values.compile_pattern`), but by Python's backtracking engine.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from kvd.local.apiserver import schema_formats as formats
-from kvd.local.apiserver.schema_values import (
+from kvd.local.apiserver.schema import formats
+from kvd.local.apiserver.schema.values import (
     PatternError,
     as_float,
     compile_pattern,

@@ -4,7 +4,7 @@ kube accepts a v1 CRD only with a structural schema, and kvd's engine (pruning, 
 validation) is only defined for those, so a schema that fails here must refuse the CRD. The checks
 are kube's, in kube's order: the structural invariants and completeness (sorted, as kube sorts
 them), then whether every `default` is pruned and valid (only once the schema is structural), then
-apiextensions' OpenAPI restrictions (`schema_restrictions`), where kvd adds one of its own:
+apiextensions' OpenAPI restrictions (`restrictions`), where kvd adds one of its own:
 `x-kubernetes-validations` (CEL) is refused, since kvd cannot evaluate it and a rule silently not
 enforced is worse than a CRD refused.
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvd.local.apiserver import schema_prune
-from kvd.local.apiserver.schema_restrictions import (
+from kvd.local.apiserver.schema import pruning
+from kvd.local.apiserver.schema.restrictions import (
     CEL_UNSUPPORTED,
     META,
     as_dict,
@@ -27,8 +27,8 @@ from kvd.local.apiserver.schema_restrictions import (
     shape_errors,
     type_of,
 )
-from kvd.local.apiserver.schema_validate import value_causes
-from kvd.local.apiserver.schema_values import (
+from kvd.local.apiserver.schema.validation import value_causes
+from kvd.local.apiserver.schema.values import (
     PatternError,
     compile_pattern,
     forbidden,
@@ -252,7 +252,7 @@ def _defaults(s: dict[str, Any], path: str, *, inside_meta: bool, embedded_root:
     default = s.get("default")
     # Defaults in top-level metadata are refused as such; nested ones are ObjectMeta's business.
     if default is not None and not inside_meta:
-        pruned, _unknown = schema_prune.prune_value(default, s, root=embedded)
+        pruned, _unknown = pruning.prune_value(default, s, root=embedded)
         if pruned != default:
             errors.append(invalid(f"{path}.default", default, "must not have unknown fields"))
         for cause in value_causes(default, s, field=f"{path}.default"):

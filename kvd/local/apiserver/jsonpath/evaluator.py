@@ -15,8 +15,7 @@ error. Two deliberate differences: ``['a.b']`` reads the key ``a.b`` (client-go 
 kubectl's printer, not to the server, and are refused.
 
 ``format_cell`` turns what ``find`` returns into a table cell as the CRD table converter does.
-The parser lives in ``jsonpath_parser``; this module evaluates its tree, formats the results, and
-is the API callers use.
+The parser lives in ``parser``; this module evaluates its tree and formats the results.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
-from kvd.local.apiserver.jsonpath_parser import (
+from kvd.local.apiserver.jsonpath.parser import (
     Field,
     Filter,
     JSONPathError,
