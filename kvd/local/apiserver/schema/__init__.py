@@ -1,33 +1,34 @@
 """CRD structural schemas, applied to custom resources the way kube-apiserver's apiextensions does.
 
-A CRD version's `openAPIV3Schema` is checked once, when the CRD is written (`check_structural`:
-kube's messages, or kvd's refusal of CEL rules it cannot run). Every custom resource the server
-decodes, from a request or from storage, then goes through the same steps as in kube, in order:
+A CRD version's `openAPIV3Schema` is checked once, when the CRD is written (`structural`, with
+apiextensions' extra rules in `restrictions`: kube's messages, or kvd's refusal of CEL rules it
+cannot run). Every custom resource the server decodes, from a request or from storage, then goes
+through the same steps as in kube, in order:
 
 1. decode the JSON body;
-2. `apply_defaults`: drop nulls the schema neither allows nor defaults, fill in defaults;
-3. `prune`: drop unknown fields (root apiVersion/kind/metadata stay; the caller prunes metadata
-   to ObjectMeta). The pruned paths are what `fieldValidation=Strict` refuses as
+2. `apply_defaults` (`defaulting`): drop nulls the schema neither allows nor defaults, fill in
+   defaults;
+3. `prune` (`pruning`): drop unknown fields (root apiVersion/kind/metadata stay; the caller prunes
+   metadata to ObjectMeta). The pruned paths are what `fieldValidation=Strict` refuses as
    `unknown field "spec.foo"` and `=Warn` (the default) returns as warnings;
-4. `validate` (writes only): the causes of a 422 Invalid, empty when the object is valid.
+4. `validate` (`validation`, then the list-type pass in `listtype`; writes only): the `causes`
+   of a 422 Invalid, empty when the object is valid.
 
-`openapi_v3` renders a schema as it is published under /openapi/v3. Everything here is pure:
-plain dicts and lists in, new ones out, the inputs never changed.
-
-The implementation lives in `schema_structural` and `schema_restrictions` (CRD checks),
-`schema_prune` (pruning, defaulting), `schema_validate` and `schema_listtype` (the two validation
-passes), `schema_formats` and `schema_values`; this module is the API the server uses.
+`openapi_v3` (`openapi`) renders a schema as it is published under /openapi/v3. `values` and
+`formats` hold what the others share: JSON values as Go sees and prints them, and string formats.
+Everything here is pure: plain dicts and lists in, new ones out, the inputs never changed. Callers
+import this package, not its modules.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from kvd.local.apiserver.schema.listtype import list_type_causes
-from kvd.local.apiserver.schema.pruning import apply_defaults, prune
-from kvd.local.apiserver.schema.structural import CEL_UNSUPPORTED, check_structural
-from kvd.local.apiserver.schema.validation import Cause, value_causes
-from kvd.local.apiserver.schema.values import copy_json
+from kvd.local.apiserver.schema.causes import Cause
+from kvd.local.apiserver.schema.defaulting import apply_defaults
+from kvd.local.apiserver.schema.openapi import openapi_v3
+from kvd.local.apiserver.schema.pruning import prune
+from kvd.local.apiserver.schema.restrictions import CEL_UNSUPPORTED
+from kvd.local.apiserver.schema.structural import check_structural, structural_causes
+from kvd.local.apiserver.schema.validation import validate
 
 __all__ = [
     "CEL_UNSUPPORTED",
@@ -39,120 +40,3 @@ __all__ = [
     "structural_causes",
     "validate",
 ]
-
-OBJECT_META_REF = "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
-_CONVENTIONS = "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md"
-# kube publishes TypeMeta's and ObjectMeta's own documentation, not the CRD author's.
-_TYPE_META = {
-    "apiVersion": "APIVersion defines the versioned schema of this representation of an object. "
-    "Servers should convert recognized schemas to the latest internal value, and may reject "
-    f"unrecognized values. More info: {_CONVENTIONS}#resources",
-    "kind": "Kind is a string value representing the REST resource this object represents. "
-    "Servers may infer this from the endpoint the client submits requests to. Cannot be updated. "
-    f"In CamelCase. More info: {_CONVENTIONS}#types-kinds",
-}
-_EMBEDDED_TYPE_META = {
-    "apiVersion": "apiVersion defines the versioned schema of this representation of an object. "
-    f"More info: {_CONVENTIONS}#resources",
-    "kind": "kind is a string value representing the type of this object. In CamelCase. "
-    f"More info: {_CONVENTIONS}#types-kinds",
-}
-_METADATA = {
-    "description": f"Standard object's metadata. More info: {_CONVENTIONS}#metadata",
-    "allOf": [{"$ref": OBJECT_META_REF}],
-}
-# What a structural schema carries; anything else (example, externalDocs, ...) is not published.
-_PUBLISHED = frozenset(
-    {
-        *("type", "format", "description", "title", "default", "nullable", "enum", "required"),
-        *("additionalProperties", "items", "properties", "allOf", "anyOf", "oneOf", "not"),
-        *("pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"),
-        *("minLength", "maxLength", "minItems", "maxItems", "uniqueItems"),
-        *("minProperties", "maxProperties"),
-        *(f"x-kubernetes-{ext}" for ext in ("preserve-unknown-fields", "embedded-resource")),
-        *(f"x-kubernetes-{ext}" for ext in ("int-or-string", "list-type", "list-map-keys")),
-        *(f"x-kubernetes-{ext}" for ext in ("map-type", "validations")),
-    }
-)
-_FALSE_IS_ABSENT = frozenset(
-    {"nullable", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource"}
-    | {"x-kubernetes-int-or-string"}
-)
-
-
-_BODIES = {
-    ": Required value": "FieldValueRequired",
-    ": Forbidden: ": "FieldValueForbidden",
-    ": Invalid value: ": "FieldValueInvalid",
-    ": Unsupported value: ": "FieldValueNotSupported",
-    ": Too long: ": "FieldValueTooLong",
-    ": Too many: ": "FieldValueTooMany",
-}
-
-
-def structural_causes(schema: Any, *, path: str) -> list[Cause]:
-    """`check_structural` as the causes of kube's 422 for the CRD: the field is the full path
-    (pass `spec.versions[0].schema.openAPIV3Schema`), the message the error body after it."""
-    causes = []
-    for error in check_structural(schema, path=path):
-        found = [(error.find(marker), marker) for marker in _BODIES if marker in error]
-        if not found:  # not one of apimachinery's bodies; keep it whole rather than guess
-            causes.append(Cause("FieldValueInvalid", error, path))
-            continue
-        at, marker = min(found)
-        causes.append(Cause(_BODIES[marker], error[at + 2 :], error[:at]))
-    return causes
-
-
-def validate(obj: Any, schema: dict[str, Any]) -> list[Cause]:
-    """Every way `obj` (already defaulted and pruned) breaks `schema`, as the causes of kube's 422
-    Invalid: the schema pass, then the list-type pass. Empty when the object is valid."""
-    return value_causes(obj, schema) + list_type_causes(obj, schema)
-
-
-def openapi_v3(
-    schema: dict[str, Any], *, group_version_kind: tuple[str, str, str] | None = None
-) -> dict[str, Any]:
-    """The schema as kube publishes it in /openapi/v3 (kubectl explain reads it from there).
-
-    Kept: everything structural, x-kubernetes-* extensions and `nullable`. Changed: keywords a
-    structural schema has no place for are dropped; apiVersion/kind/metadata get TypeMeta's and
-    ObjectMeta's documentation, metadata as a reference the document must define under
-    components/schemas (also for embedded resources); `group_version_kind` adds kube's
-    x-kubernetes-group-version-kind."""
-    published: dict[str, Any] = _published(schema) if isinstance(schema, dict) else {}
-    properties = published.setdefault("properties", {})
-    for key, text in _TYPE_META.items():
-        properties[key] = {"description": text, "type": "string"}
-    properties["metadata"] = copy_json(_METADATA)
-    if group_version_kind is not None:
-        group, version, kind = group_version_kind
-        published["x-kubernetes-group-version-kind"] = [
-            {"group": group, "kind": kind, "version": version}
-        ]
-    return published
-
-
-def _published(node: Any) -> Any:
-    if not isinstance(node, dict):
-        return copy_json(node)
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key not in _PUBLISHED or (key in _FALSE_IS_ABSENT and value is False):
-            continue
-        if key == "properties" and isinstance(value, dict):
-            out[key] = {name: _published(sub) for name, sub in value.items()}
-        elif key in ("items", "additionalProperties", "not"):
-            out[key] = _published(value)
-        elif key in ("allOf", "anyOf", "oneOf") and isinstance(value, list):
-            out[key] = [_published(sub) for sub in value]
-        else:
-            out[key] = copy_json(value)
-    if out.get("x-kubernetes-embedded-resource") is True:
-        properties = out.setdefault("properties", {})
-        for key, text in _EMBEDDED_TYPE_META.items():
-            properties[key] = {"description": text, "type": "string"}
-        properties["metadata"] = copy_json(_METADATA)
-        required = out.setdefault("required", [])
-        required += [key for key in ("kind", "apiVersion") if key not in required]
-    return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvd.local.apiserver.schema.validation import DUPLICATE, INVALID, Cause
+from kvd.local.apiserver.schema.causes import DUPLICATE, INVALID, Cause
 from kvd.local.apiserver.schema.values import go_value, identity
 
 

@@ -11,6 +11,7 @@ enforced is worse than a CRD refused.
 Messages are `<field>: <ErrorBody>` in apimachinery's field.Path syntax, e.g.
 `openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object
 fields`; the caller passes the path of the schema (`spec.versions[0].schema.openAPIV3Schema`).
+`structural_causes` splits them into the causes of kube's 422 for the CRD.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from kvd.local.apiserver.schema import pruning
+from kvd.local.apiserver.schema.causes import Cause
 from kvd.local.apiserver.schema.restrictions import (
     CEL_UNSUPPORTED,
     META,
@@ -36,7 +38,7 @@ from kvd.local.apiserver.schema.values import (
     required,
 )
 
-__all__ = ["CEL_UNSUPPORTED", "check_structural"]
+__all__ = ["CEL_UNSUPPORTED", "check_structural", "structural_causes"]
 
 _ROOT, _ITEM, _FIELD = "root", "item", "field"
 _EMPTY_TYPE = {
@@ -265,3 +267,27 @@ def _defaults(s: dict[str, Any], path: str, *, inside_meta: bool, embedded_root:
         sub_path = f"{path}.properties[{key}]"
         errors += _defaults(as_dict(sub), sub_path, inside_meta=sub_meta, embedded_root=False)
     return errors
+
+
+_BODIES = {
+    ": Required value": "FieldValueRequired",
+    ": Forbidden: ": "FieldValueForbidden",
+    ": Invalid value: ": "FieldValueInvalid",
+    ": Unsupported value: ": "FieldValueNotSupported",
+    ": Too long: ": "FieldValueTooLong",
+    ": Too many: ": "FieldValueTooMany",
+}
+
+
+def structural_causes(schema: Any, *, path: str) -> list[Cause]:
+    """`check_structural` as the causes of kube's 422 for the CRD: the field is the full path
+    (pass `spec.versions[0].schema.openAPIV3Schema`), the message the error body after it."""
+    causes = []
+    for error in check_structural(schema, path=path):
+        found = [(error.find(marker), marker) for marker in _BODIES if marker in error]
+        if not found:  # not one of apimachinery's bodies; keep it whole rather than guess
+            causes.append(Cause("FieldValueInvalid", error, path))
+            continue
+        at, marker = min(found)
+        causes.append(Cause(_BODIES[marker], error[at + 2 :], error[:at]))
+    return causes

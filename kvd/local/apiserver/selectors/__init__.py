@@ -8,9 +8,9 @@ strings and sometimes show the server's error text to users, so kvd follows the 
 same validation and the same error messages, quirks included.
 
 Both selectors are immutable values: parse once per request, then ``matches`` per object. The
-implementation lives in ``label_selectors`` (requirements, label key/value validation,
-``metav1.LabelSelector``), ``label_parser`` (the ``labelSelector`` grammar) and
-``field_selectors``; this module is the API the server uses.
+modules: ``labels`` (requirements, label key/value validation, ``metav1.LabelSelector``),
+``label_parser`` (the ``labelSelector`` grammar) and ``fields``. Callers import this package,
+not its modules.
 """
 
 from __future__ import annotations
