@@ -107,6 +107,29 @@ def validate(crd: dict[str, Any]) -> list[Cause]:
     return causes
 
 
+class CRDValidation:
+    """The admission chain's link for CRDs: refuse one kube-apiserver would refuse."""
+
+    def on_create(self, resource: ResourceDef, obj: dict[str, Any]) -> list[str]:
+        self._check(resource, obj)
+        return []
+
+    def on_update(
+        self, resource: ResourceDef, old: dict[str, Any], new: dict[str, Any]
+    ) -> list[str]:
+        self._check(resource, new)
+        return []
+
+    @staticmethod
+    def _check(resource: ResourceDef, obj: dict[str, Any]) -> None:
+        if not is_crd(resource):
+            return
+        causes = validate(obj)
+        if causes:
+            name = str((obj.get("metadata") or {}).get("name", ""))
+            raise errors.invalid(resource.group, resource.kind, name, causes)
+
+
 class CRDs:
     def __init__(self, objects: Objects, deleter: Deleter) -> None:
         self.objects = objects

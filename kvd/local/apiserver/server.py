@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import unicodedata
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from aiohttp import web
 from kvd import logs
 from kvd.local.apiserver import (
     accounting,
+    admission,
     auth,
     binding,
     crds,
@@ -61,7 +63,12 @@ class APIServer:
         self.data_dir = data_dir
         self.store = Store(data_dir / "state.db", history=history)
         self.registry = Registry()
-        self.objects = Objects(self.store, self.registry)
+        # The admission chain, in kube-apiserver's order: built-in validation, then webhooks.
+        self.objects = Objects(
+            self.store,
+            self.registry,
+            admission=(crds.CRDValidation(), admission.KubeVirtAdmission()),
+        )
         self.deleter = deletion.Deleter(self.objects)
         self.collector = deletion.Collector(self.deleter)
         self.crds = crds.CRDs(self.objects, self.deleter)
@@ -425,6 +432,19 @@ class APIServer:
 # --- helpers -----------------------------------------------------------------------------------
 
 
+def warning_headers(warnings: list[str]) -> list[str]:
+    """One `Warning: 299 - "text"` value per distinct warning, as kube-apiserver sends them
+    (RFC 7234 warn-text: quotes and backslashes escaped). A text with a control character
+    cannot travel in a header; kube drops it, and so does this."""
+    headers: list[str] = []
+    for text in dict.fromkeys(warnings):
+        if any(unicodedata.category(ch) == "Cc" for ch in text):
+            continue
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        headers.append(f'299 - "{escaped}"')
+    return headers
+
+
 def _not_found() -> APIError:
     return APIError(404, "NotFound", "the server could not find the requested resource")
 
@@ -439,9 +459,7 @@ def _status_response(exc: APIError) -> web.Response:
 
 
 def _json(body: Any, *, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    headers = {}
-    if warnings:
-        headers["Warning"] = ", ".join(f'299 - "{w}"' for w in warnings)
+    headers = [("Warning", header) for header in warning_headers(warnings or [])]
     if isinstance(body, APIError):
         raise body
     if isinstance(body, str):
