@@ -71,7 +71,7 @@ class APIServer:
         )
         self.deleter = deletion.Deleter(self.objects)
         self.collector = deletion.Collector(self.deleter)
-        self.crds = crds.CRDs(self.objects, self.deleter)
+        self.crds = crds.CRDs(self.objects)
         self.tokens = auth.Tokens(data_dir)
         # the local node serves logs and exec there (`kvd local apiserver --kubelet-socket`)
         self.kubelet = kubelet.Kubelet(kubelet_socket or data_dir / "node" / "kubelet.sock")
@@ -104,7 +104,8 @@ class APIServer:
         return app
 
     async def _start_background(self, _app: web.Application) -> None:
-        self._tasks.append(asyncio.create_task(deletion.run_forever(self.collector)))
+        for name, run in (("garbage_collector", self.collector.run), ("crds", self.crds.run)):
+            self._tasks.append(asyncio.create_task(_keep_running(name, run)))
 
     async def _stop_background(self, _app: web.Application) -> None:
         for task in self._tasks:
@@ -264,7 +265,6 @@ class APIServer:
             )
         elif method == "DELETE":
             obj = self.deleter.delete(t, await decoding.options(request), dry_run=dry_run)
-            self.crds.after_delete(t, obj, dry_run=dry_run)
             return _json(obj)
         else:
             raise errors.method_not_allowed(
@@ -388,8 +388,7 @@ class APIServer:
                     obj["metadata"]["name"],
                 )
                 try:
-                    gone = self.deleter.delete(one, options, dry_run=dry_run)
-                    self.crds.after_delete(one, gone, dry_run=dry_run)
+                    self.deleter.delete(one, options, dry_run=dry_run)
                 except APIError as exc:
                     if exc.code != 404:
                         raise
@@ -430,6 +429,18 @@ class APIServer:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+async def _keep_running(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """A background loop of the server, restarted (after a pause) whenever it fails."""
+    while True:
+        try:
+            await run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background_task_restarting", task=name)
+            await asyncio.sleep(1.0)
 
 
 def warning_headers(warnings: list[str]) -> list[str]:
