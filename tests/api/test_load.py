@@ -468,3 +468,35 @@ def test_invalid_vm_and_vmirs(
 def test_not_an_object(data: object) -> None:
     with pytest.raises(ValidationError):
         kinds.load(data)
+
+
+# A replica set's selector means what kube's label selectors mean (kvd.api.labels).
+@pytest.mark.parametrize(
+    ("expression", "errors"),
+    [
+        pytest.param({"key": "gpu", "operator": "NotIn", "values": ["yes"]}, [], id="notin-absent"),
+        pytest.param({"key": "gpu", "operator": "DoesNotExist"}, [], id="does-not-exist"),
+        pytest.param(
+            {"key": "tier", "operator": "DoesNotExist"},
+            ["spec.template.metadata.labels: `selector` does not match template `labels`"],
+            id="does-exist",
+        ),
+        pytest.param(
+            {"key": "gpu", "operator": "Exists", "values": ["yes"]},
+            ["spec.selector.matchExpressions[1]: Exists takes no values"],
+            id="exists-with-values-reported-once",
+        ),
+    ],
+)
+def test_vmirs_selector_against_template_labels(
+    expression: dict[str, Any], errors: list[str]
+) -> None:
+    doc = manifest("vmirs.yaml")
+    doc["spec"]["selector"]["matchExpressions"].append(expression)
+    try:
+        kinds.load(doc)
+    except ValidationError as caught:
+        assert [str(e) for e in caught.errors] == errors
+    else:
+        assert errors == []
+

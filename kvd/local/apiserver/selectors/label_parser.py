@@ -13,16 +13,14 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from kvd.api.labels import Operator, Requirement, selector
 from kvd.local.apiserver.selectors.labels import (
     LabelSelector,
-    Operator,
-    Requirement,
     SelectorError,
     field_invalid,
     go_quote,
     label_key_errors,
     new_requirement,
-    sorted_selector,
 )
 
 _BINARY_OPERATORS: Final = ", ".join(
@@ -255,4 +253,4 @@ def parse_label_selector(text: str) -> LabelSelector:
     Grammar: comma-separated requirements, each ``k``, ``!k``, ``k=v``, ``k==v``, ``k!=v``,
     ``k in (a,b)``, ``k notin (a,b)``, ``k>1`` or ``k<1`` (integers), whitespace between tokens.
     """
-    return sorted_selector(_LabelParser(text).parse())
+    return selector(_LabelParser(text).parse())
