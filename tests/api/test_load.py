@@ -500,3 +500,12 @@ def test_vmirs_selector_against_template_labels(
     else:
         assert errors == []
 
+
+def test_a_required_empty_object_survives_a_round_trip() -> None:
+    # Found by test_fuzz: an empty DataVolume spec was left out when written back, so the
+    # object written could not be read again ("spec: Required value").
+    doc = manifest("vm-stopped.yaml")
+    doc["spec"]["dataVolumeTemplates"][0]["spec"] = {}
+    loaded = kinds.load(doc)
+    assert codec.encode(loaded)["spec"]["dataVolumeTemplates"][0]["spec"] == {}
+    assert kinds.load(codec.encode(loaded)) == loaded
