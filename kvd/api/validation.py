@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Final
 
+from kvd.api import labels as labelsel
 from kvd.api import vm as vmtypes
 from kvd.api import vmi as vmitypes
 from kvd.api.errors import FieldError, Path
@@ -63,15 +64,21 @@ def vm(obj: vmtypes.VirtualMachine) -> list[FieldError]:
 def replica_set(obj: vmtypes.VirtualMachineInstanceReplicaSet) -> list[FieldError]:
     root, spec = Path(), obj.spec
     template_meta = root / "spec" / "template" / "metadata"
+    selector_errors = list(_selector(spec.selector, root / "spec" / "selector"))
     errors = [
         *_api_version(obj.api_version, root / "apiVersion"),
         *_metadata(obj.metadata, root / "metadata"),
         *vmi_spec(spec.template.spec, root / "spec" / "template" / "spec"),
         *_template_labels(spec.template.metadata, template_meta),
-        *_selector(spec.selector, root / "spec" / "selector"),
+        *selector_errors,
     ]
     labels = (spec.template.metadata or {}).get("labels") or {}
-    if isinstance(labels, dict) and not selector_matches(spec.selector, labels):
+    # As KubeVirt: an invalid selector is reported once, not also as matching nothing.
+    if (
+        not selector_errors
+        and isinstance(labels, dict)
+        and not selector_matches(spec.selector, labels)
+    ):
         errors.append(
             (template_meta / "labels").error("`selector` does not match template `labels`")
         )
@@ -94,20 +101,16 @@ def vmi_spec(spec: vmitypes.VirtualMachineInstanceSpec, path: Path) -> list[Fiel
 
 
 def selector_matches(selector: LabelSelector, labels: dict[str, object]) -> bool:
-    """Whether `labels` satisfy every matchLabels entry and matchExpressions requirement."""
-    if any(labels.get(k) != v for k, v in selector.match_labels.items()):
+    """Whether `labels` satisfy every matchLabels entry and matchExpressions requirement
+    (`kvd.api.labels`); an invalid selector matches nothing."""
+    try:
+        parsed = labelsel.label_selector(
+            selector.match_labels,
+            [(r.key, r.operator, r.values) for r in selector.match_expressions],
+        )
+    except labelsel.InvalidRequirement:
         return False
-    for req in selector.match_expressions:
-        present, value = req.key in labels, labels.get(req.key)
-        ok = {
-            "In": present and value in req.values,
-            "NotIn": not present or value not in req.values,
-            "Exists": present,
-            "DoesNotExist": not present,
-        }[req.operator]
-        if not ok:
-            return False
-    return True
+    return parsed.matches({k: v for k, v in labels.items() if isinstance(v, str)})
 
 
 # --- object-level ------------------------------------------------------------------------------

@@ -468,3 +468,44 @@ def test_invalid_vm_and_vmirs(
 def test_not_an_object(data: object) -> None:
     with pytest.raises(ValidationError):
         kinds.load(data)
+
+
+# A replica set's selector means what kube's label selectors mean (kvd.api.labels).
+@pytest.mark.parametrize(
+    ("expression", "errors"),
+    [
+        pytest.param({"key": "gpu", "operator": "NotIn", "values": ["yes"]}, [], id="notin-absent"),
+        pytest.param({"key": "gpu", "operator": "DoesNotExist"}, [], id="does-not-exist"),
+        pytest.param(
+            {"key": "tier", "operator": "DoesNotExist"},
+            ["spec.template.metadata.labels: `selector` does not match template `labels`"],
+            id="does-exist",
+        ),
+        pytest.param(
+            {"key": "gpu", "operator": "Exists", "values": ["yes"]},
+            ["spec.selector.matchExpressions[1]: Exists takes no values"],
+            id="exists-with-values-reported-once",
+        ),
+    ],
+)
+def test_vmirs_selector_against_template_labels(
+    expression: dict[str, Any], errors: list[str]
+) -> None:
+    doc = manifest("vmirs.yaml")
+    doc["spec"]["selector"]["matchExpressions"].append(expression)
+    try:
+        kinds.load(doc)
+    except ValidationError as caught:
+        assert [str(e) for e in caught.errors] == errors
+    else:
+        assert errors == []
+
+
+def test_a_required_empty_object_survives_a_round_trip() -> None:
+    # Found by test_fuzz: an empty DataVolume spec was left out when written back, so the
+    # object written could not be read again ("spec: Required value").
+    doc = manifest("vm-stopped.yaml")
+    doc["spec"]["dataVolumeTemplates"][0]["spec"] = {}
+    loaded = kinds.load(doc)
+    assert codec.encode(loaded)["spec"]["dataVolumeTemplates"][0]["spec"] == {}
+    assert kinds.load(codec.encode(loaded)) == loaded

@@ -1,10 +1,17 @@
-"""CustomResourceDefinitions: checked before they are stored, served as soon as they are.
+"""CustomResourceDefinitions: checked before they are stored, served exactly as long as they are.
 
 A CRD is validated like kube-apiserver validates one (names, one storage version, structural
 schemas); once stored it is added to the registry, and its status says it is Established with
 its accepted names, which is what `kubectl wait --for=condition=established` waits for.
-Deleting a CRD stops serving it and deletes its objects. At start-up every stored CRD is
-served again.
+
+A CRD being deleted (a `deletionTimestamp`, finalizers pending) is still served. The teardown
+(stop serving the resource, delete its objects) follows the store's DELETED event of the CRD,
+as namespace cleanup follows the namespace's, so every way a CRD leaves the store tears it
+down: a DELETE, the update that removes its last finalizer, the garbage collector. The teardown
+is level-triggered: `reconcile` compares the served CRDs with the stored ones (by uid, so a CRD
+deleted and created again before the event arrived still loses its old objects). At start-up
+every stored CRD is served again, and objects that no served resource defines (a CRD deleted
+just before the server stopped) are deleted.
 """
 
 from __future__ import annotations
@@ -16,12 +23,14 @@ from typing import Any
 
 from aiohttp import web
 
-from kvd.local.apiserver import errors, meta, patch, schema
-from kvd.local.apiserver.deletion import Deleter
+from kvd import logs
+from kvd.local.apiserver import errors, meta, patches, schema
 from kvd.local.apiserver.errors import Cause
 from kvd.local.apiserver.objects import FieldValidation, Objects, Target
 from kvd.local.apiserver.registry import ResourceDef, from_crd
-from kvd.local.apiserver.store import Conflict, NotFound
+from kvd.local.apiserver.store import Conflict, NotFound, ResourceKey
+
+log = logs.get_logger(__name__)
 
 CRD_GROUP = "apiextensions.k8s.io"
 
@@ -107,10 +116,34 @@ def validate(crd: dict[str, Any]) -> list[Cause]:
     return causes
 
 
+class CRDValidation:
+    """The admission chain's link for CRDs: refuse one kube-apiserver would refuse."""
+
+    def on_create(self, resource: ResourceDef, obj: dict[str, Any]) -> list[str]:
+        self._check(resource, obj)
+        return []
+
+    def on_update(
+        self, resource: ResourceDef, old: dict[str, Any], new: dict[str, Any]
+    ) -> list[str]:
+        self._check(resource, new)
+        return []
+
+    @staticmethod
+    def _check(resource: ResourceDef, obj: dict[str, Any]) -> None:
+        if not is_crd(resource):
+            return
+        causes = validate(obj)
+        if causes:
+            name = str((obj.get("metadata") or {}).get("name", ""))
+            raise errors.invalid(resource.group, resource.kind, name, causes)
+
+
 class CRDs:
-    def __init__(self, objects: Objects, deleter: Deleter) -> None:
+    """Serves stored CRDs and tears down deleted ones; see the module docstring."""
+
+    def __init__(self, objects: Objects) -> None:
         self.objects = objects
-        self.deleter = deleter
         self.store = objects.store
         self.registry = objects.registry
 
@@ -120,35 +153,59 @@ class CRDs:
         return r
 
     def load(self) -> None:
+        """At start-up: serve every stored CRD, and delete what no served resource defines."""
         items, _ = self.store.list(self._crd_resource().key, None)
         for crd in items:
-            if not crd["metadata"].get("deletionTimestamp"):
-                self.registry.add_crd(from_crd(crd))
+            self.registry.add_crd(from_crd(crd))
+        for key in self.store.resources():
+            if self.registry.get(key.group, key.resource) is None:
+                log.warning("crd_objects_orphaned", resource=str(key))
+                self._delete_objects(key)
+
+    async def run(self) -> None:
+        """Tear down each CRD that leaves the store, on its DELETED event; a resync now and
+        then (`reconcile` is level-triggered, so a missed event costs nothing but time)."""
+        watcher = self.store.watch(self._crd_resource().key, None, self.store.revision)
+        try:
+            self.reconcile()
+            while True:
+                event = await watcher.next(timeout=30.0)
+                if event is None or event.type == "DELETED":
+                    self.reconcile()
+        finally:
+            watcher.close()
+
+    def reconcile(self) -> None:
+        """Stop serving, and delete the objects of, every served CRD that is no longer stored
+        (or was replaced by a new CRD of the same name)."""
+        crd_key = self._crd_resource().key
+        for served in self.registry.all():
+            if served.crd_name is None:
+                continue
+            stored = self.store.get(crd_key, "", served.crd_name)
+            if stored is not None and stored["metadata"].get("uid") == served.crd_uid:
+                continue
+            self.registry.remove_crd(served.group, served.plural)
+            self._delete_objects(served.key)
+            log.info("crd_removed", crd=served.crd_name, uid=served.crd_uid)
+
+    def _delete_objects(self, key: ResourceKey) -> None:
+        items, _ = self.store.list(key, None)
+        for item in items:
+            with contextlib.suppress(NotFound):
+                self.store.delete(
+                    key, item["metadata"].get("namespace", ""), item["metadata"]["name"]
+                )
 
     def after_write(self, t: Target, obj: dict[str, Any], *, dry_run: bool) -> None:
+        """Serve a CRD as soon as it is stored, and say so in its status."""
         if dry_run or not is_crd(t.resource) or t.subresource == "status":
             return
         if obj["metadata"].get("deletionTimestamp"):
-            return
+            return  # being deleted (or gone): served until its DELETED event says otherwise
+        self.reconcile()  # a CRD of this name deleted an instant ago takes its objects along
         self.registry.add_crd(from_crd(obj))
         self._establish(obj)
-
-    def after_delete(self, t: Target, obj: dict[str, Any], *, dry_run: bool) -> None:
-        if dry_run or not is_crd(t.resource):
-            return
-        if self.store.get(t.resource.key, "", t.name) is not None:
-            return  # still there (finalizers): keep serving until it is really gone
-        spec = obj["spec"]
-        group, plural = spec["group"], spec["names"]["plural"]
-        served = self.registry.get(group, plural)
-        self.registry.remove_crd(group, plural)
-        if served is not None:
-            items, _ = self.store.list(served.key, None)
-            for item in items:
-                with contextlib.suppress(NotFound):
-                    self.store.delete(
-                        served.key, item["metadata"].get("namespace", ""), item["metadata"]["name"]
-                    )
 
     def _establish(self, crd: dict[str, Any]) -> None:
         name = crd["metadata"]["name"]
@@ -235,9 +292,9 @@ async def scale(
         if method == "PATCH":
             current = _scale_of(obj, paths)
             body = (
-                patch.merge_patch(current, body)
+                patches.merge_patch(current, body)
                 if request.content_type != "application/json-patch+json"
-                else patch.json_patch(current, body)
+                else patches.json_patch(current, body)
             )
         replicas = (body.get("spec") or {}).get("replicas") if isinstance(body, dict) else None
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:

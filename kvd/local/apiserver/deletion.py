@@ -11,7 +11,6 @@ Orphan (finalizer `orphan`) removes the owner references from the dependents fir
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 from collections.abc import Iterator
@@ -302,14 +301,3 @@ class Collector:
                 t = Target(r, r.storage_version, namespace, item["metadata"]["name"])
                 with contextlib.suppress(errors.APIError):
                     self.deleter.delete(t, {"gracePeriodSeconds": 0}, dry_run=False)
-
-
-async def run_forever(collector: Collector) -> None:
-    while True:
-        try:
-            await collector.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("garbage_collector_restarting")
-            await asyncio.sleep(1.0)

@@ -2,9 +2,13 @@
 
 `Objects` sits between HTTP and the store: it checks names, namespaces and apiVersion/kind,
 sets the server-owned metadata, keeps status and spec apart when a status subresource exists,
-bumps `generation` only for spec changes, applies CRD schemas (default, prune, validate) and
-kvd's own admission for kubevirt.io kinds, and turns store errors into API errors. Deletion,
-finalizers and garbage collection live in `deletion`.
+bumps `generation` only for spec changes, applies CRD schemas (default, prune, validate), and
+turns store errors into API errors. Deletion, finalizers and garbage collection live in
+`deletion`.
+
+Policy is not decided here: the server hands `Objects` an admission chain (`AdmissionPlugin`s,
+kube-apiserver's admission plugins and webhooks), which sees every create and every update of a
+main resource before the schema does, may default or refuse it, and may warn the client.
 """
 
 from __future__ import annotations
@@ -12,11 +16,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from kvd.local.apiserver import admission, errors, meta, patch, schema
+from kvd.local.apiserver import errors, meta, patches, schema
 from kvd.local.apiserver.errors import APIError, Cause
 from kvd.local.apiserver.registry import Registry, ResourceDef
 from kvd.local.apiserver.store import AlreadyExists, Conflict, NotFound, Store
@@ -41,6 +45,23 @@ class Target:
     subresource: str = ""
 
 
+class AdmissionPlugin(Protocol):
+    """One link of the admission chain. It may change the new object in place (defaults),
+    refuse it by raising an `APIError` (a 422 Invalid, usually), and returns warnings for the
+    client, which reach it as `Warning` headers (kubectl prints them). Plugins run in order;
+    `/status` writes do not go through them."""
+
+    def on_create(self, resource: ResourceDef, obj: dict[str, Any]) -> Sequence[str]:
+        """Admit a new object; its metadata is already the server's."""
+        ...
+
+    def on_update(
+        self, resource: ResourceDef, old: dict[str, Any], new: dict[str, Any]
+    ) -> Sequence[str]:
+        """Admit `new` in place of the stored `old`."""
+        ...
+
+
 @dataclass
 class Result:
     object: dict[str, Any]
@@ -49,9 +70,12 @@ class Result:
 
 
 class Objects:
-    def __init__(self, store: Store, registry: Registry) -> None:
+    def __init__(
+        self, store: Store, registry: Registry, *, admission: Sequence[AdmissionPlugin] = ()
+    ) -> None:
         self.store = store
         self.registry = registry
+        self.admission = tuple(admission)
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -92,8 +116,8 @@ class Objects:
         version = t.resource.version(t.version)
         if version is not None and "status" in version.subresources and t.resource.crd_name:
             obj.pop("status", None)  # a CR's status is written only through /status
-        admission.on_create(t.resource, obj)
-        warnings = self._apply_schema(t, obj, validation)
+        warnings = [w for plugin in self.admission for w in plugin.on_create(t.resource, obj)]
+        warnings += self._apply_schema(t, obj, validation)
         self._validate_meta(t, obj)
         if dry_run:
             return Result(self.present(t, obj), warnings, created=True)
@@ -135,9 +159,9 @@ class Objects:
             raise errors.bad_request(f"error decoding patch: {exc}") from None
         try:
             if content_type == "application/json-patch+json":
-                patched = patch.json_patch(current, document)
+                patched = patches.json_patch(current, document)
             elif content_type == "application/merge-patch+json":
-                patched = patch.merge_patch(current, document)
+                patched = patches.merge_patch(current, document)
             elif content_type == "application/strategic-merge-patch+json":
                 if t.resource.crd_name is not None:
                     raise APIError(
@@ -148,10 +172,10 @@ class Objects:
                     )
                 if not isinstance(document, dict):
                     raise errors.bad_request("a strategic merge patch must be a JSON object")
-                patched = patch.strategic_merge_patch(current, document, t.resource.kind)
+                patched = patches.strategic_merge_patch(current, document, t.resource.kind)
             else:
                 raise errors.unsupported_media_type(content_type)
-        except patch.PatchError as exc:
+        except patches.PatchError as exc:
             raise APIError(422, "Invalid", str(exc)) from None
         if not isinstance(patched, dict):
             raise errors.bad_request("the patched object is not a JSON object")
@@ -179,9 +203,11 @@ class Objects:
             raise errors.conflict(t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE)
         new = self._merge(t, old, obj)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        warnings: list[str] = []
         if t.subresource != "status":
-            admission.on_update(t.resource, old, new)
-        warnings = self._apply_schema(t, new, validation)
+            for plugin in self.admission:
+                warnings += plugin.on_update(t.resource, old, new)
+        warnings += self._apply_schema(t, new, validation)
         self._validate_meta(t, new)
         if dry_run:
             return Result(self.present(t, new), warnings)

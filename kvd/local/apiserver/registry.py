@@ -54,6 +54,7 @@ class ResourceDef:
     # field selectors beyond metadata.name / metadata.namespace: label → path in the object
     field_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
     crd_name: str | None = None
+    crd_uid: str | None = None  # which CRD of that name: one deleted and made again is another
 
     @property
     def key(self) -> ResourceKey:
@@ -269,6 +270,7 @@ def from_crd(crd: dict[str, Any]) -> ResourceDef:
         short_names=tuple(names.get("shortNames") or ()),
         categories=tuple(names.get("categories") or ()),
         crd_name=crd["metadata"]["name"],
+        crd_uid=crd["metadata"].get("uid"),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import unicodedata
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from aiohttp import web
 from kvd import logs
 from kvd.local.apiserver import (
     accounting,
+    admission,
     auth,
     binding,
     crds,
@@ -61,10 +63,15 @@ class APIServer:
         self.data_dir = data_dir
         self.store = Store(data_dir / "state.db", history=history)
         self.registry = Registry()
-        self.objects = Objects(self.store, self.registry)
+        # The admission chain, in kube-apiserver's order: built-in validation, then webhooks.
+        self.objects = Objects(
+            self.store,
+            self.registry,
+            admission=(crds.CRDValidation(), admission.KubeVirtAdmission()),
+        )
         self.deleter = deletion.Deleter(self.objects)
         self.collector = deletion.Collector(self.deleter)
-        self.crds = crds.CRDs(self.objects, self.deleter)
+        self.crds = crds.CRDs(self.objects)
         self.tokens = auth.Tokens(data_dir)
         # the local node serves logs and exec there (`kvd local apiserver --kubelet-socket`)
         self.kubelet = kubelet.Kubelet(kubelet_socket or data_dir / "node" / "kubelet.sock")
@@ -97,7 +104,8 @@ class APIServer:
         return app
 
     async def _start_background(self, _app: web.Application) -> None:
-        self._tasks.append(asyncio.create_task(deletion.run_forever(self.collector)))
+        for name, run in (("garbage_collector", self.collector.run), ("crds", self.crds.run)):
+            self._tasks.append(asyncio.create_task(_keep_running(name, run)))
 
     async def _stop_background(self, _app: web.Application) -> None:
         for task in self._tasks:
@@ -257,7 +265,6 @@ class APIServer:
             )
         elif method == "DELETE":
             obj = self.deleter.delete(t, await decoding.options(request), dry_run=dry_run)
-            self.crds.after_delete(t, obj, dry_run=dry_run)
             return _json(obj)
         else:
             raise errors.method_not_allowed(
@@ -381,8 +388,7 @@ class APIServer:
                     obj["metadata"]["name"],
                 )
                 try:
-                    gone = self.deleter.delete(one, options, dry_run=dry_run)
-                    self.crds.after_delete(one, gone, dry_run=dry_run)
+                    self.deleter.delete(one, options, dry_run=dry_run)
                 except APIError as exc:
                     if exc.code != 404:
                         raise
@@ -425,6 +431,31 @@ class APIServer:
 # --- helpers -----------------------------------------------------------------------------------
 
 
+async def _keep_running(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """A background loop of the server, restarted (after a pause) whenever it fails."""
+    while True:
+        try:
+            await run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background_task_restarting", task=name)
+            await asyncio.sleep(1.0)
+
+
+def warning_headers(warnings: list[str]) -> list[str]:
+    """One `Warning: 299 - "text"` value per distinct warning, as kube-apiserver sends them
+    (RFC 7234 warn-text: quotes and backslashes escaped). A text with a control character
+    cannot travel in a header; kube drops it, and so does this."""
+    headers: list[str] = []
+    for text in dict.fromkeys(warnings):
+        if any(unicodedata.category(ch) == "Cc" for ch in text):
+            continue
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        headers.append(f'299 - "{escaped}"')
+    return headers
+
+
 def _not_found() -> APIError:
     return APIError(404, "NotFound", "the server could not find the requested resource")
 
@@ -439,9 +470,7 @@ def _status_response(exc: APIError) -> web.Response:
 
 
 def _json(body: Any, *, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    headers = {}
-    if warnings:
-        headers["Warning"] = ", ".join(f'299 - "{w}"' for w in warnings)
+    headers = [("Warning", header) for header in warning_headers(warnings or [])]
     if isinstance(body, APIError):
         raise body
     if isinstance(body, str):

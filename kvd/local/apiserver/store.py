@@ -217,6 +217,10 @@ class Store:
         entry = self._objects.get(key, {}).get(namespace, {}).get(name)
         return None if entry is None else _parse(entry[1])
 
+    def resources(self) -> list[ResourceKey]:
+        """The resources that have stored objects."""
+        return [key for key, by_namespace in self._objects.items() if by_namespace]
+
     def list(self, key: ResourceKey, namespace: str | None) -> tuple[list[dict[str, Any]], int]:
         """Objects of `key` in `namespace` (None: all), sorted by (namespace, name), and the
         revision they are consistent with, from which a watch can continue without a gap."""

@@ -1,7 +1,9 @@
 """The local node's scheduler: does a pending pod fit this one node? (pure)
 
 kube-scheduler's filters that matter on one node: `spec.nodeSelector` against the node's labels,
-required node affinity `matchExpressions` (In, NotIn, Exists, DoesNotExist), the node's taints
+required node affinity (its terms ORed; in each, `matchExpressions` with In, NotIn, Exists,
+DoesNotExist, Gt, Lt against the labels and `matchFields` against the node's name, all of them
+ANDed; an empty term, or one kube would refuse to build, matches no node), the node's taints
 against the pod's tolerations (NoSchedule/NoExecute), `spec.unschedulable`, and resource requests
 (CPU, memory, pods) against allocatable minus what the pods already bound here request. A pod that
 fits is bound (the `binding` subresource); one that does not gets `PodScheduled=False`, reason
@@ -14,11 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from kvd.api import labels as labelsel
 from kvd.api.quantity import Quantity, QuantityError
 
 Json = dict[str, Any]
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
+# matchFields: kube turns In/NotIn on a field into an equality with exactly one value.
+_FIELD_OPERATORS = {"In": labelsel.Operator.EQUALS, "NotIn": labelsel.Operator.NOT_EQUALS}
 
 
 @dataclass(frozen=True)
@@ -59,11 +64,13 @@ def unschedulable_reason(pod: Json, node: Json, bound: Iterable[Json]) -> str | 
 def _why_not(pod: Json, node: Json, bound: Iterable[Json]) -> str | None:
     spec = pod.get("spec") or {}
     node_spec = node.get("spec") or {}
-    labels = (node.get("metadata") or {}).get("labels") or {}
+    node_meta = node.get("metadata") or {}
+    labels = node_meta.get("labels") or {}
+    fields = {"metadata.name": node_meta.get("name") or ""}
     if node_spec.get("unschedulable"):
         return "node(s) were unschedulable"
     if not _selector_matches(spec.get("nodeSelector") or {}, labels) or not _affinity_matches(
-        spec.get("affinity") or {}, labels
+        spec.get("affinity") or {}, labels, fields
     ):
         return "node(s) didn't match Pod's node affinity/selector"
     taint = _untolerated_taint(node_spec.get("taints") or [], spec.get("tolerations") or [])
@@ -93,39 +100,39 @@ def _why_not(pod: Json, node: Json, bound: Iterable[Json]) -> str | None:
 
 
 def _selector_matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
+    return all(labelsel.equals(key, value).matches(labels) for key, value in selector.items())
 
 
-def _affinity_matches(affinity: Json, labels: dict[str, str]) -> bool:
-    required = (
-        (affinity.get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
-        or {}
-    ).get("nodeSelectorTerms")
-    if not required:
+def _affinity_matches(affinity: Json, labels: dict[str, str], fields: dict[str, str]) -> bool:
+    required = (affinity.get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    )
+    if required is None:
         return True
-    # Terms are ORed; expressions within a term are ANDed.
     return any(
-        all(_expression_matches(e, labels) for e in term.get("matchExpressions") or [])
-        for term in required
+        _term_matches(term, labels, fields) for term in required.get("nodeSelectorTerms") or []
     )
 
 
-def _expression_matches(expression: Json, labels: dict[str, str]) -> bool:
-    key, op, values = (
+def _term_matches(term: Json, labels: dict[str, str], fields: dict[str, str]) -> bool:
+    expressions, field_expressions = term.get("matchExpressions"), term.get("matchFields")
+    if not expressions and not field_expressions:
+        return False
+    try:
+        by_label = [_requirement(e, labelsel.NODE_SELECTOR_OPERATORS) for e in expressions or []]
+        by_field = [_requirement(e, _FIELD_OPERATORS) for e in field_expressions or []]
+    except labelsel.InvalidRequirement:
+        return False
+    return all(r.matches(labels) for r in by_label) and all(r.matches(fields) for r in by_field)
+
+
+def _requirement(expression: Json, operators: dict[str, labelsel.Operator]) -> labelsel.Requirement:
+    return labelsel.requirement(
         str(expression.get("key")),
-        expression.get("operator"),
+        str(expression.get("operator")),
         expression.get("values"),
+        operators=operators,
     )
-    present = key in labels
-    if op == "In":
-        return present and labels[key] in (values or [])
-    if op == "NotIn":
-        return not present or labels[key] not in (values or [])
-    if op == "Exists":
-        return present
-    if op == "DoesNotExist":
-        return not present
-    return False  # Gt/Lt on a local node: treated as unmet rather than guessed
 
 
 def _untolerated_taint(taints: list[Json], tolerations: list[Json]) -> str | None:

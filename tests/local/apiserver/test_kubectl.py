@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client
 
 from tests.local.apiserver.conftest import KUBECTL, Server
 
@@ -129,3 +130,28 @@ def test_builtin_kinds_and_short_names(server: Server, tmp_path: Path) -> None:
     s.kubectl("patch", "pod", "p", "-p", json.dumps({"metadata": {"labels": {"x": "y"}}}))
     assert "x=y" in s.kubectl("get", "pod", "p", "--show-labels").stdout
     s.kubectl("delete", "pod", "p")
+
+
+def test_admission_warnings_reach_kubectl_and_the_client(with_crds: Server, tmp_path: Path) -> None:
+    s = with_crds
+    warning = "Warning: spec.running is deprecated, please use spec.runStrategy instead."
+    created = s.kubectl("apply", "-f", str(MANIFESTS / "vm-stopped.yaml"))
+    assert "created" in created.stdout and warning in created.stderr
+    s.kubectl("get", "vm", "vm-stopped")  # the warning did not stop the write
+    relabelled = s.kubectl("label", "vm", "vm-stopped", "x=y")
+    assert warning in relabelled.stderr, "an update is admitted, and warned about, too"
+    quiet = s.kubectl("apply", "-f", str(MANIFESTS / "vm-runstrategy.yaml"))
+    assert "created" in quiet.stdout and "Warning" not in quiet.stderr
+
+    # What kubectl parsed: one RFC 7234 header per warning, as kube-apiserver sends it.
+    vm = yaml.safe_load((MANIFESTS / "vm-stopped.yaml").read_text())
+    vm["metadata"]["name"] = "another"
+    custom = client.CustomObjectsApi(s.api())
+    _, status, headers = custom.create_namespaced_custom_object_with_http_info(
+        "kubevirt.io", "v1", "default", "virtualmachines", vm
+    )
+    assert status == 201
+    assert (
+        headers["Warning"]
+        == '299 - "spec.running is deprecated, please use spec.runStrategy instead."'
+    )

@@ -119,3 +119,107 @@ def test_init_containers_count_as_their_largest_not_their_sum() -> None:
         {"name": "i2", "resources": {"requests": {"memory": "200Mi"}}},
     ]
     assert scheduler.requests(p).memory == 300 * 2**20
+
+
+def _requiring(*terms: dict[str, Any]) -> dict[str, Any]:
+    required = {"nodeSelectorTerms": list(terms)}
+    return pod(
+        affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}}
+    )
+
+
+def _expr(key: str, operator: str, *values: str) -> dict[str, Any]:
+    return {"key": key, "operator": operator, **({"values": list(values)} if values else {})}
+
+
+SIZED = {**NODE, "metadata": {"name": "n1", "labels": {"size": "8", "zone": "a", "word": "x"}}}
+
+
+# Where kube-scheduler and the old local scheduler disagreed (kvd.api.labels is now the one
+# meaning): Gt/Lt were never met, Exists with values and empty terms matched, matchFields and
+# an empty list of terms were ignored.
+@pytest.mark.parametrize(
+    ("candidate", "fits"),
+    [
+        pytest.param(_requiring({"matchExpressions": [_expr("size", "Gt", "4")]}), True, id="gt"),
+        pytest.param(
+            _requiring({"matchExpressions": [_expr("size", "Gt", "10")]}), False, id="gt-unmet"
+        ),
+        pytest.param(
+            _requiring({"matchExpressions": [_expr("size", "Lt", "10")]}), True, id="lt-numeric"
+        ),
+        pytest.param(
+            _requiring({"matchExpressions": [_expr("word", "Lt", "10")]}),
+            False,
+            id="lt-label-not-integer",
+        ),
+        pytest.param(
+            _requiring({"matchExpressions": [_expr("size", "Gt", "four")]}),
+            False,
+            id="gt-value-not-integer",
+        ),
+        pytest.param(
+            _requiring({"matchExpressions": [_expr("zone", "Exists", "a")]}),
+            False,
+            id="exists-with-values-is-invalid",
+        ),
+        pytest.param(
+            _requiring({"matchExpressions": [_expr("zone", "In")]}),
+            False,
+            id="in-without-values-is-invalid",
+        ),
+        pytest.param(
+            _requiring({"matchExpressions": [_expr("gpu", "NotIn", "yes")]}),
+            True,
+            id="notin-absent-key",
+        ),
+        pytest.param(
+            _requiring({"matchExpressions": [_expr("gpu", "DoesNotExist")]}),
+            True,
+            id="does-not-exist",
+        ),
+        pytest.param(_requiring({}), False, id="empty-term-matches-nothing"),
+        pytest.param(_requiring(), False, id="no-terms-match-nothing"),
+        pytest.param(
+            _requiring({}, {"matchExpressions": [_expr("zone", "In", "a", "b")]}),
+            True,
+            id="terms-are-ored",
+        ),
+        pytest.param(
+            _requiring(
+                {"matchExpressions": [_expr("zone", "Exists", "a")]},
+                {"matchExpressions": [_expr("zone", "In", "a")]},
+            ),
+            True,
+            id="an-invalid-term-does-not-spoil-the-others",
+        ),
+        pytest.param(
+            _requiring({"matchExpressions": [_expr("zone", "In", "a"), _expr("size", "Lt", "2")]}),
+            False,
+            id="expressions-are-anded",
+        ),
+        pytest.param(
+            _requiring({"matchFields": [_expr("metadata.name", "In", "n1")]}),
+            True,
+            id="match-fields-name",
+        ),
+        pytest.param(
+            _requiring({"matchFields": [_expr("metadata.name", "In", "n2")]}),
+            False,
+            id="match-fields-other-name",
+        ),
+        pytest.param(
+            _requiring({"matchFields": [_expr("metadata.name", "NotIn", "n2")]}),
+            True,
+            id="match-fields-not-in",
+        ),
+        pytest.param(
+            _requiring({"matchFields": [_expr("metadata.name", "In", "n1", "n2")]}),
+            False,
+            id="match-fields-needs-one-value",
+        ),
+    ],
+)
+def test_required_node_affinity(candidate: dict[str, Any], fits: bool) -> None:
+    why = scheduler.unschedulable_reason(candidate, SIZED, [])
+    assert (why is None) is fits, why

@@ -2,7 +2,7 @@
 
 kube runs two passes: kube-openapi's schema validator, here (type, then allOf/anyOf/oneOf/not,
 string, format, number, array, enum and object checks on every node, in that order), then the
-`x-kubernetes-list-type` pass (`schema_listtype`); `schema.validate` runs both. Each error is a
+`x-kubernetes-list-type` pass (`listtype`); `validate` runs both. Each error is a
 metav1.StatusCause whose message is apimachinery's `field.Error.ErrorBody()`, so a client sees
 `Invalid value: 0: spec.domain.cpu.cores in body should be greater than or equal to 1` from kvd
 exactly as from a cluster.
@@ -12,17 +12,26 @@ not summaries, an out-of-range multipleOf) carry the node's path instead; an int
 against a fractional `multipleOf` is divided as a number (kube truncates the factor, and panics on
 0); a string with a `format` given an array is a type error (kube lets it through); a null matches
 an enum that lists null; `format: int32` is not range-checked, as in kube. Patterns are matched
-with RE2's meaning (see `schema_values.compile_pattern`), but by Python's backtracking engine.
+with RE2's meaning (see `values.compile_pattern`), but by Python's backtracking engine.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
-from kvd.local.apiserver import schema_formats as formats
-from kvd.local.apiserver.schema_values import (
+from kvd.local.apiserver.schema import formats
+from kvd.local.apiserver.schema.causes import (
+    INVALID,
+    NOT_SUPPORTED,
+    REQUIRED,
+    TOO_LONG,
+    TOO_MANY,
+    TYPE_INVALID,
+    Cause,
+)
+from kvd.local.apiserver.schema.listtype import list_type_causes
+from kvd.local.apiserver.schema.values import (
     PatternError,
     as_float,
     compile_pattern,
@@ -37,22 +46,11 @@ from kvd.local.apiserver.schema_values import (
     json_type,
 )
 
-REQUIRED = "FieldValueRequired"
-INVALID = "FieldValueInvalid"
-TYPE_INVALID = "FieldValueTypeInvalid"
-NOT_SUPPORTED = "FieldValueNotSupported"
-TOO_LONG = "FieldValueTooLong"
-TOO_MANY = "FieldValueTooMany"
-DUPLICATE = "FieldValueDuplicate"
 
-
-@dataclass(frozen=True)
-class Cause:
-    """One metav1.StatusCause: an entry of `details.causes` in a 422 Invalid response."""
-
-    reason: str
-    message: str
-    field: str
+def validate(obj: Any, schema: dict[str, Any]) -> list[Cause]:
+    """Every way `obj` (already defaulted and pruned) breaks `schema`, as the causes of kube's 422
+    Invalid: the schema pass, then the list-type pass. Empty when the object is valid."""
+    return value_causes(obj, schema) + list_type_causes(obj, schema)
 
 
 def value_causes(value: Any, schema: dict[str, Any], *, field: str = "") -> list[Cause]:

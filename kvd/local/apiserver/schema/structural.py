@@ -4,21 +4,23 @@ kube accepts a v1 CRD only with a structural schema, and kvd's engine (pruning, 
 validation) is only defined for those, so a schema that fails here must refuse the CRD. The checks
 are kube's, in kube's order: the structural invariants and completeness (sorted, as kube sorts
 them), then whether every `default` is pruned and valid (only once the schema is structural), then
-apiextensions' OpenAPI restrictions (`schema_restrictions`), where kvd adds one of its own:
+apiextensions' OpenAPI restrictions (`restrictions`), where kvd adds one of its own:
 `x-kubernetes-validations` (CEL) is refused, since kvd cannot evaluate it and a rule silently not
 enforced is worse than a CRD refused.
 
 Messages are `<field>: <ErrorBody>` in apimachinery's field.Path syntax, e.g.
 `openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object
 fields`; the caller passes the path of the schema (`spec.versions[0].schema.openAPIV3Schema`).
+`structural_causes` splits them into the causes of kube's 422 for the CRD.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kvd.local.apiserver import schema_prune
-from kvd.local.apiserver.schema_restrictions import (
+from kvd.local.apiserver.schema import pruning
+from kvd.local.apiserver.schema.causes import Cause
+from kvd.local.apiserver.schema.restrictions import (
     CEL_UNSUPPORTED,
     META,
     as_dict,
@@ -27,8 +29,8 @@ from kvd.local.apiserver.schema_restrictions import (
     shape_errors,
     type_of,
 )
-from kvd.local.apiserver.schema_validate import value_causes
-from kvd.local.apiserver.schema_values import (
+from kvd.local.apiserver.schema.validation import value_causes
+from kvd.local.apiserver.schema.values import (
     PatternError,
     compile_pattern,
     forbidden,
@@ -36,7 +38,7 @@ from kvd.local.apiserver.schema_values import (
     required,
 )
 
-__all__ = ["CEL_UNSUPPORTED", "check_structural"]
+__all__ = ["CEL_UNSUPPORTED", "check_structural", "structural_causes"]
 
 _ROOT, _ITEM, _FIELD = "root", "item", "field"
 _EMPTY_TYPE = {
@@ -252,7 +254,7 @@ def _defaults(s: dict[str, Any], path: str, *, inside_meta: bool, embedded_root:
     default = s.get("default")
     # Defaults in top-level metadata are refused as such; nested ones are ObjectMeta's business.
     if default is not None and not inside_meta:
-        pruned, _unknown = schema_prune.prune_value(default, s, root=embedded)
+        pruned, _unknown = pruning.prune_value(default, s, root=embedded)
         if pruned != default:
             errors.append(invalid(f"{path}.default", default, "must not have unknown fields"))
         for cause in value_causes(default, s, field=f"{path}.default"):
@@ -265,3 +267,27 @@ def _defaults(s: dict[str, Any], path: str, *, inside_meta: bool, embedded_root:
         sub_path = f"{path}.properties[{key}]"
         errors += _defaults(as_dict(sub), sub_path, inside_meta=sub_meta, embedded_root=False)
     return errors
+
+
+_BODIES = {
+    ": Required value": "FieldValueRequired",
+    ": Forbidden: ": "FieldValueForbidden",
+    ": Invalid value: ": "FieldValueInvalid",
+    ": Unsupported value: ": "FieldValueNotSupported",
+    ": Too long: ": "FieldValueTooLong",
+    ": Too many: ": "FieldValueTooMany",
+}
+
+
+def structural_causes(schema: Any, *, path: str) -> list[Cause]:
+    """`check_structural` as the causes of kube's 422 for the CRD: the field is the full path
+    (pass `spec.versions[0].schema.openAPIV3Schema`), the message the error body after it."""
+    causes = []
+    for error in check_structural(schema, path=path):
+        found = [(error.find(marker), marker) for marker in _BODIES if marker in error]
+        if not found:  # not one of apimachinery's bodies; keep it whole rather than guess
+            causes.append(Cause("FieldValueInvalid", error, path))
+            continue
+        at, marker = min(found)
+        causes.append(Cause(_BODIES[marker], error[at + 2 :], error[:at]))
+    return causes

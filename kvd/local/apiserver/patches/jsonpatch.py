@@ -3,9 +3,9 @@
 A JSON patch is a list of operations addressed by JSON pointers, applied all or nothing to a copy;
 a failure names the operation's number, op and path, so a client can tell which of many operations
 went wrong. ``PatchError``, JSON equality (``test``'s: numbers by value, ``true`` is not ``1``) and
-the way values are named in messages live here rather than in ``patch`` because the strategic merge
-compares list items and reports bad values the same way: this module is the one the other patch
-modules build on, and imports none of them.
+the way values are named in messages live here rather than in the package because the strategic
+merge compares list items and reports bad values the same way: this module is the one the other
+patch modules build on, and imports none of them.
 """
 
 from __future__ import annotations

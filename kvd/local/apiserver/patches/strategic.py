@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from kvd.local.apiserver.json_patch import PatchError, brief, json_equal, json_type
+from kvd.local.apiserver.patches.jsonpatch import PatchError, brief, json_equal, json_type
 
 
 class UnsupportedPatchTypeError(PatchError):

@@ -1,44 +1,16 @@
-"""CRD structural schemas, applied to custom resources the way kube-apiserver's apiextensions does.
+"""A CRD version's schema as kube-apiserver publishes it under /openapi/v3.
 
-A CRD version's `openAPIV3Schema` is checked once, when the CRD is written (`check_structural`:
-kube's messages, or kvd's refusal of CEL rules it cannot run). Every custom resource the server
-decodes, from a request or from storage, then goes through the same steps as in kube, in order:
-
-1. decode the JSON body;
-2. `apply_defaults`: drop nulls the schema neither allows nor defaults, fill in defaults;
-3. `prune`: drop unknown fields (root apiVersion/kind/metadata stay; the caller prunes metadata
-   to ObjectMeta). The pruned paths are what `fieldValidation=Strict` refuses as
-   `unknown field "spec.foo"` and `=Warn` (the default) returns as warnings;
-4. `validate` (writes only): the causes of a 422 Invalid, empty when the object is valid.
-
-`openapi_v3` renders a schema as it is published under /openapi/v3. Everything here is pure:
-plain dicts and lists in, new ones out, the inputs never changed.
-
-The implementation lives in `schema_structural` and `schema_restrictions` (CRD checks),
-`schema_prune` (pruning, defaulting), `schema_validate` and `schema_listtype` (the two validation
-passes), `schema_formats` and `schema_values`; this module is the API the server uses.
+`kubectl explain` and client-side validation (`kubectl apply --validate=strict`) read these
+documents. kube publishes only what a structural schema carries, documents apiVersion, kind and
+metadata itself (TypeMeta's and ObjectMeta's words, not the CRD author's), and points metadata at
+ObjectMeta's own schema; so does this.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kvd.local.apiserver.schema_listtype import list_type_causes
-from kvd.local.apiserver.schema_prune import apply_defaults, prune
-from kvd.local.apiserver.schema_structural import CEL_UNSUPPORTED, check_structural
-from kvd.local.apiserver.schema_validate import Cause, value_causes
-from kvd.local.apiserver.schema_values import copy_json
-
-__all__ = [
-    "CEL_UNSUPPORTED",
-    "Cause",
-    "apply_defaults",
-    "check_structural",
-    "openapi_v3",
-    "prune",
-    "structural_causes",
-    "validate",
-]
+from kvd.local.apiserver.schema.values import copy_json
 
 OBJECT_META_REF = "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 _CONVENTIONS = "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md"
@@ -78,36 +50,6 @@ _FALSE_IS_ABSENT = frozenset(
     {"nullable", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource"}
     | {"x-kubernetes-int-or-string"}
 )
-
-
-_BODIES = {
-    ": Required value": "FieldValueRequired",
-    ": Forbidden: ": "FieldValueForbidden",
-    ": Invalid value: ": "FieldValueInvalid",
-    ": Unsupported value: ": "FieldValueNotSupported",
-    ": Too long: ": "FieldValueTooLong",
-    ": Too many: ": "FieldValueTooMany",
-}
-
-
-def structural_causes(schema: Any, *, path: str) -> list[Cause]:
-    """`check_structural` as the causes of kube's 422 for the CRD: the field is the full path
-    (pass `spec.versions[0].schema.openAPIV3Schema`), the message the error body after it."""
-    causes = []
-    for error in check_structural(schema, path=path):
-        found = [(error.find(marker), marker) for marker in _BODIES if marker in error]
-        if not found:  # not one of apimachinery's bodies; keep it whole rather than guess
-            causes.append(Cause("FieldValueInvalid", error, path))
-            continue
-        at, marker = min(found)
-        causes.append(Cause(_BODIES[marker], error[at + 2 :], error[:at]))
-    return causes
-
-
-def validate(obj: Any, schema: dict[str, Any]) -> list[Cause]:
-    """Every way `obj` (already defaulted and pruned) breaks `schema`, as the causes of kube's 422
-    Invalid: the schema pass, then the list-type pass. Empty when the object is valid."""
-    return value_causes(obj, schema) + list_type_causes(obj, schema)
 
 
 def openapi_v3(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kvd.local.apiserver.schema_values import (
+from kvd.local.apiserver.schema.values import (
     forbidden,
     go_quote,
     invalid,

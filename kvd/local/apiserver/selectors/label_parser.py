@@ -5,7 +5,7 @@ kube-apiserver lexes the query value byte by byte and parses it by recursive des
 build these strings and sometimes show the server's error text to users, so this keeps the same
 grammar, the same token boundaries (a NUL ends the input, ``in``/``notin`` are operators only where
 an operator is expected) and the same error messages. The requirements it builds, and their
-validation, are ``label_selectors``'.
+validation, are ``labels``'.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from kvd.local.apiserver.label_selectors import (
+from kvd.api.labels import Operator, Requirement, selector
+from kvd.local.apiserver.selectors.labels import (
     LabelSelector,
-    Operator,
-    Requirement,
     SelectorError,
     field_invalid,
     go_quote,
     label_key_errors,
     new_requirement,
-    sorted_selector,
 )
 
 _BINARY_OPERATORS: Final = ", ".join(
@@ -255,4 +253,4 @@ def parse_label_selector(text: str) -> LabelSelector:
     Grammar: comma-separated requirements, each ``k``, ``!k``, ``k=v``, ``k==v``, ``k!=v``,
     ``k in (a,b)``, ``k notin (a,b)``, ``k>1`` or ``k<1`` (integers), whitespace between tokens.
     """
-    return sorted_selector(_LabelParser(text).parse())
+    return selector(_LabelParser(text).parse())

@@ -1,38 +1,49 @@
-"""Label selectors as values: requirements, their validation, and ``metav1.LabelSelector``.
+"""Label selectors as the API server reads them: validation with apimachinery's words.
 
-This is the half of apimachinery's ``labels`` package that does not read text: what a requirement
-means, how ``labels.NewRequirement`` validates one, and how ``LabelSelectorAsSelector`` turns an
-object's ``matchLabels``/``matchExpressions`` into a selector. The text grammar of
-``?labelSelector=`` lives in ``label_parser`` and builds on these; field selectors reuse the error
-and operator types. Clients show the server's error text to users, so validation keeps
-apimachinery's exact wording, Go formatting quirks included.
+What a requirement means (matching, `Operator`, `Requirement`, the selector as their AND) is
+kvd's shared `kvd.api.labels`, which the scheduler and kvd.api's validation use too; the API
+server adds what clients read from it: how ``labels.NewRequirement`` validates a key, values and
+operator, with apimachinery's exact messages (Go formatting quirks included), and how
+``LabelSelectorAsSelector`` turns an object's ``matchLabels``/``matchExpressions`` into a
+selector. The text grammar of ``?labelSelector=`` lives in ``label_parser`` and builds on these;
+field selectors reuse the error and operator types.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
+
+from kvd.api.labels import (
+    EVERYTHING,
+    NOTHING,
+    SELECTOR_OPERATORS,
+    Operator,
+    Requirement,
+    selector,
+    value_problems,
+)
+from kvd.api.labels import Selector as LabelSelector
+
+__all__ = [
+    "EVERYTHING",
+    "NOTHING",
+    "LabelSelector",
+    "Operator",
+    "Requirement",
+    "SelectorError",
+    "field_invalid",
+    "from_label_selector_object",
+    "go_quote",
+    "label_key_errors",
+    "label_value_errors",
+    "new_requirement",
+]
 
 
 class SelectorError(ValueError):
     """A selector that does not parse or validate; the message is apimachinery's wording."""
-
-
-class Operator(enum.StrEnum):
-    """Label requirement operators, valued as apimachinery's ``selection.Operator`` strings."""
-
-    IN = "in"
-    NOT_IN = "notin"
-    EQUALS = "="
-    DOUBLE_EQUALS = "=="
-    NOT_EQUALS = "!="
-    GREATER_THAN = "gt"
-    LESS_THAN = "lt"
-    EXISTS = "exists"
-    DOES_NOT_EXIST = "!"
 
 
 # --- validation (k8s.io/apimachinery/pkg/util/validation), with its exact messages -------------
@@ -141,62 +152,7 @@ def _aggregate(errors: list[str]) -> str:
     return errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
 
 
-_INT64: Final = re.compile(r"[+-]?[0-9]+")
-
-
-def _parse_int64(text: str) -> int | None:
-    # strconv.ParseInt(text, 10, 64): no underscores, spaces or overflow, which int() would allow.
-    if not _INT64.fullmatch(text):
-        return None
-    number = int(text)
-    return number if -(2**63) <= number < 2**63 else None
-
-
 # --- label requirements and selectors ----------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Requirement:
-    """One ``key <op> values`` term; a selector is the AND of its requirements."""
-
-    key: str
-    operator: Operator
-    values: tuple[str, ...] = ()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        """Whether ``labels`` satisfies this term; a missing key satisfies only ``!=``, ``notin``
-        and ``!`` (as in Kubernetes, ``env!=prod`` selects objects without an ``env`` label)."""
-        present = self.key in labels
-        match self.operator:
-            case Operator.IN | Operator.EQUALS | Operator.DOUBLE_EQUALS:
-                return present and labels[self.key] in self.values
-            case Operator.NOT_IN | Operator.NOT_EQUALS:
-                return not present or labels[self.key] not in self.values
-            case Operator.EXISTS:
-                return present
-            case Operator.DOES_NOT_EXIST:
-                return not present
-            case Operator.GREATER_THAN | Operator.LESS_THAN:
-                if not present or len(self.values) != 1:
-                    return False
-                have, want = _parse_int64(labels[self.key]), _parse_int64(self.values[0])
-                if have is None or want is None:
-                    return False
-                return have > want if self.operator is Operator.GREATER_THAN else have < want
-        return False  # pragma: no cover - the match above is exhaustive
-
-    def __str__(self) -> str:
-        if self.operator is Operator.EXISTS:
-            return self.key
-        if self.operator is Operator.DOES_NOT_EXIST:
-            return "!" + self.key
-        values = ",".join(sorted(self.values)) if len(self.values) > 1 else "".join(self.values)
-        if self.operator in (Operator.IN, Operator.NOT_IN):
-            return f"{self.key} {self.operator.value} ({values})"
-        symbol = {Operator.GREATER_THAN: ">", Operator.LESS_THAN: "<"}.get(
-            self.operator, self.operator.value
-        )
-        return f"{self.key}{symbol}{values}"
 
 
 def new_requirement(
@@ -215,43 +171,11 @@ def new_requirement(
     vals = list(values or ())
     values_path = prefix + "values"
     shown = _go_string_slice(None if values is None else vals)
-    if operator in (Operator.IN, Operator.NOT_IN):
-        if not vals:
-            errors.append(
-                field_invalid(
-                    values_path, shown, "for 'in', 'notin' operators, values set can't be empty"
-                )
-            )
-    elif operator in (Operator.EQUALS, Operator.DOUBLE_EQUALS, Operator.NOT_EQUALS):
-        if len(vals) != 1:
-            errors.append(
-                field_invalid(
-                    values_path, shown, "exact-match compatibility requires one single value"
-                )
-            )
-    elif operator in (Operator.EXISTS, Operator.DOES_NOT_EXIST):
-        if vals:
-            errors.append(
-                field_invalid(
-                    values_path, shown, "values set must be empty for exists and does not exist"
-                )
-            )
-    else:
-        if len(vals) != 1:
-            errors.append(
-                field_invalid(
-                    values_path, shown, "for 'Gt', 'Lt' operators, exactly one value is required"
-                )
-            )
-        errors.extend(
-            field_invalid(
-                f"{values_path}[{i}]",
-                go_quote(v),
-                "for 'Gt', 'Lt' operators, the value must be an integer",
-            )
-            for i, v in enumerate(vals)
-            if _parse_int64(v) is None
-        )
+    for index, detail in value_problems(operator, vals):
+        if index is None:
+            errors.append(field_invalid(values_path, shown, detail))
+        else:
+            errors.append(field_invalid(f"{values_path}[{index}]", go_quote(vals[index]), detail))
     for i, value in enumerate(vals):
         if value_errors := label_value_errors(value):
             errors.append(
@@ -262,51 +186,6 @@ def new_requirement(
     if errors:
         raise SelectorError(_aggregate(errors))
     return Requirement(key, operator, tuple(vals))
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LabelSelector:
-    """The AND of requirements, sorted by key as apimachinery keeps them.
-
-    No requirements selects everything; ``NOTHING`` (from a nil ``metav1.LabelSelector``) selects
-    nothing.
-    """
-
-    requirements: tuple[Requirement, ...] = ()
-    selects_nothing: bool = False
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        """Whether an object with ``labels`` is selected."""
-        if self.selects_nothing:
-            return False
-        return all(r.matches(labels) for r in self.requirements)
-
-    @property
-    def empty(self) -> bool:
-        """True when the selector does not restrict anything (kube's ``Selector.Empty``)."""
-        return not self.requirements and not self.selects_nothing
-
-    def __str__(self) -> str:
-        return ",".join(str(r) for r in self.requirements)
-
-
-EVERYTHING: Final = LabelSelector()
-NOTHING: Final = LabelSelector(selects_nothing=True)
-
-
-def sorted_selector(requirements: Iterable[Requirement]) -> LabelSelector:
-    """The selector of ``requirements``, sorted by key as apimachinery keeps them."""
-    # sort.Sort(ByKey) is not stable, but requirements with equal keys only differ in order, which
-    # matching does not see; Python's stable sort keeps them as written.
-    return LabelSelector(tuple(sorted(requirements, key=lambda r: r.key)))
-
-
-_EXPRESSION_OPERATORS: Final = {
-    "In": Operator.IN,
-    "NotIn": Operator.NOT_IN,
-    "Exists": Operator.EXISTS,
-    "DoesNotExist": Operator.DOES_NOT_EXIST,
-}
 
 
 def from_label_selector_object(obj: Mapping[str, Any] | None) -> LabelSelector:
@@ -333,9 +212,7 @@ def from_label_selector_object(obj: Mapping[str, Any] | None) -> LabelSelector:
         if not isinstance(expression, Mapping):
             raise SelectorError(f"a matchExpressions entry must be an object, not {expression!r}")
         raw_operator = expression.get("operator")
-        operator = (
-            _EXPRESSION_OPERATORS.get(raw_operator) if isinstance(raw_operator, str) else None
-        )
+        operator = SELECTOR_OPERATORS.get(raw_operator) if isinstance(raw_operator, str) else None
         if operator is None:
             raise SelectorError(
                 f"{go_quote(str(raw_operator or ''))} is not a valid label selector operator"
@@ -348,4 +225,4 @@ def from_label_selector_object(obj: Mapping[str, Any] | None) -> LabelSelector:
         requirements.append(new_requirement(key, operator, values=values or None))
     if not requirements:
         return EVERYTHING
-    return sorted_selector(requirements)
+    return selector(requirements)

@@ -7,22 +7,24 @@ and recursive-descent parser (``k8s.io/apimachinery/pkg/labels/selector.go``), a
 strings and sometimes show the server's error text to users, so kvd follows the same grammar, the
 same validation and the same error messages, quirks included.
 
-Both selectors are immutable values: parse once per request, then ``matches`` per object. The
-implementation lives in ``label_selectors`` (requirements, label key/value validation,
-``metav1.LabelSelector``), ``label_parser`` (the ``labelSelector`` grammar) and
-``field_selectors``; this module is the API the server uses.
+Both selectors are immutable values: parse once per request, then ``matches`` per object. What
+a label requirement matches is kvd's shared ``kvd.api.labels`` (the scheduler and kvd.api's
+validation use the same); the modules here turn text and objects into those requirements with
+apimachinery's checks and words: ``labels`` (label key/value validation, ``NewRequirement``,
+``metav1.LabelSelector``), ``label_parser`` (the ``labelSelector`` grammar) and ``fields``.
+Callers import this package, not its modules.
 """
 
 from __future__ import annotations
 
-from kvd.local.apiserver.field_selectors import (
+from kvd.local.apiserver.selectors.fields import (
     FieldSelector,
     FieldTerm,
     escape_field_value,
     parse_field_selector,
 )
-from kvd.local.apiserver.label_parser import parse_label_selector
-from kvd.local.apiserver.label_selectors import (
+from kvd.local.apiserver.selectors.label_parser import parse_label_selector
+from kvd.local.apiserver.selectors.labels import (
     EVERYTHING,
     NOTHING,
     LabelSelector,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvd.local.apiserver.schema_validate import DUPLICATE, INVALID, Cause
-from kvd.local.apiserver.schema_values import go_value, identity
+from kvd.local.apiserver.schema.causes import DUPLICATE, INVALID, Cause
+from kvd.local.apiserver.schema.values import go_value, identity
 
 
 def _child(path: str, key: object) -> str:

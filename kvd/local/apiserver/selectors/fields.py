@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from kvd.local.apiserver.label_selectors import Operator, SelectorError
+from kvd.api.labels import Operator
+from kvd.local.apiserver.selectors.labels import SelectorError
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
