@@ -82,4 +82,3 @@ def _get(doc: Any, path: tuple[Any, ...]) -> Any:
     for key in path:
         doc = doc[key]
     return doc
-
