@@ -55,13 +55,19 @@ def vmi_spec(spec: vmitypes.VirtualMachineInstanceSpec) -> vmitypes.VirtualMachi
         domain=replace(
             domain,
             cpu=_cpu(domain.cpu),
-            machine=domain.machine or vmitypes.Machine(type=DEFAULT_MACHINE_TYPE),
+            machine=_machine(domain.machine),
             features=_features(domain.features),
             devices=devices,
             memory=memory,
             resources=resources,
         ),
     )
+
+
+def _machine(machine: vmitypes.Machine | None) -> vmitypes.Machine:
+    """No machine, or one without a type (`type: ""`): the default machine, as KubeVirt."""
+    machine = machine or vmitypes.Machine()
+    return machine if machine.type else replace(machine, type=DEFAULT_MACHINE_TYPE)
 
 
 def _disks(

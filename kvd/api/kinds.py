@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from kvd.api import codec, defaults, validation
+from kvd.api import codec, defaults, unsupported, validation
 from kvd.api import vm as vmtypes
 from kvd.api import vmi as vmitypes
 from kvd.api.errors import FieldError, Path, ValidationError
@@ -128,8 +128,10 @@ def kind_of(data: object) -> Kind:
         raise ValidationError([Path().error(f"must be an object, got {codec.describe(data)}")])
     supported = ", ".join(f'"{k}"' for k in KINDS)
     shown = f'"{name}"' if isinstance(name, str) else codec.describe(name)
+    feature = unsupported.kind_feature(name) if isinstance(name, str) else None
+    why = "" if feature is None else f"not supported by kvd yet ({feature}); "
     raise ValidationError(
-        [Path("kind").error(f"Unsupported value: {shown}: supported values: {supported}")]
+        [Path("kind").error(f"Unsupported value: {shown}: {why}supported values: {supported}")]
     )
 
 

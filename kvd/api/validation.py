@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Final
 
+from kvd.api import unsupported
 from kvd.api import vm as vmtypes
 from kvd.api import vmi as vmitypes
 from kvd.api.errors import FieldError, Path
@@ -44,7 +45,7 @@ def vm(obj: vmtypes.VirtualMachine) -> list[FieldError]:
         *_api_version(obj.api_version, root / "apiVersion"),
         *_metadata(obj.metadata, root / "metadata"),
         *vmi_spec(spec.template.spec, root / "spec" / "template" / "spec"),
-        *_template_labels(spec.template.metadata, root / "spec" / "template" / "metadata"),
+        *_template_metadata(spec.template.metadata, root / "spec" / "template" / "metadata"),
     ]
     if spec.running is not None and spec.run_strategy is not None:
         errors.append(
@@ -67,7 +68,7 @@ def replica_set(obj: vmtypes.VirtualMachineInstanceReplicaSet) -> list[FieldErro
         *_api_version(obj.api_version, root / "apiVersion"),
         *_metadata(obj.metadata, root / "metadata"),
         *vmi_spec(spec.template.spec, root / "spec" / "template" / "spec"),
-        *_template_labels(spec.template.metadata, template_meta),
+        *_template_metadata(spec.template.metadata, template_meta),
         *_selector(spec.selector, root / "spec" / "selector"),
     ]
     labels = (spec.template.metadata or {}).get("labels") or {}
@@ -128,9 +129,19 @@ def _metadata(meta: ObjectMeta, path: Path) -> Iterator[FieldError]:
     if meta.namespace is not None:
         yield from _dns_name(meta.namespace, path / "namespace", DNS1123_LABEL, 63)
     yield from _labels(meta.labels, path / "labels")
+    yield from _annotations(meta.annotations, path / "annotations")
 
 
-def _template_labels(meta: dict[str, object] | None, path: Path) -> Iterator[FieldError]:
+def _annotations(annotations: object, path: Path) -> Iterator[FieldError]:
+    """KubeVirt annotations that would change the VM: refused, as kvd would ignore them."""
+    for key in annotations if isinstance(annotations, dict) else ():
+        message = unsupported.annotation_message(str(key))
+        if message is not None:
+            yield path[str(key)].error(message)
+
+
+def _template_metadata(meta: dict[str, object] | None, path: Path) -> Iterator[FieldError]:
+    yield from _annotations((meta or {}).get("annotations"), path / "annotations")
     labels = (meta or {}).get("labels")
     if labels is None:
         return

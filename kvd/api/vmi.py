@@ -317,7 +317,10 @@ class VirtualMachineInstanceSpec:
     subdomain: str | None = optional(
         "DNS subdomain for the guest.", pattern=DNS1123_LABEL, max_length=63
     )
-    eviction_strategy: EvictionStrategy | None = optional("What a node drain does to the VMI.")
+    eviction_strategy: EvictionStrategy | None = optional(
+        "What a node drain does to the VMI.",
+        keep_empty=True,  # a pointer in KubeVirt
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
