@@ -48,6 +48,7 @@ FIELDS: Final[dict[tuple[str, str], str]] = {
     ("Features", "hypervPassthrough"): "Hyper-V enlightenments",
     ("Features", "kvm"): "hiding KVM from the guest",
     ("Features", "pvspinlock"): "paravirtual spinlocks",
+    ("Timer", "hyperv"): "Hyper-V enlightenments",
     ("Devices", "gpus"): "GPU passthrough",
     ("Devices", "hostDevices"): "host device passthrough",
     ("Devices", "watchdog"): "watchdog devices",

@@ -90,6 +90,7 @@ def vmi_spec(spec: vmitypes.VirtualMachineInstanceSpec, path: Path) -> list[Fiel
         *_interfaces(spec, path),
         *_memory(spec.domain, path / "domain"),
         *_firmware(spec.domain.firmware, path / "domain" / "firmware"),
+        *_secure_boot_smm(spec.domain, path / "domain"),
         *_labels(spec.node_selector, path / "nodeSelector"),
     ]
 
@@ -279,6 +280,17 @@ def _memory(domain: vmitypes.DomainSpec, path: Path) -> Iterator[FieldError]:
             yield (path / "resources" / "requests" / name).error(
                 f"{request} is more than the limit {lim}"
             )
+
+
+def _secure_boot_smm(domain: vmitypes.DomainSpec, path: Path) -> Iterator[FieldError]:
+    """Secure Boot's OVMF needs SMM; one cannot turn it off and keep Secure Boot."""
+    bootloader = domain.firmware.bootloader if domain.firmware else None
+    efi = bootloader.efi if bootloader else None
+    smm = domain.features.smm if domain.features else None
+    if efi is not None and efi.secure_boot is True and smm is not None and smm.enabled is False:
+        yield (path / "features" / "smm" / "enabled").error(
+            "Secure Boot (firmware.bootloader.efi.secureBoot) needs SMM"
+        )
 
 
 def _firmware(firmware: vmitypes.Firmware | None, path: Path) -> Iterator[FieldError]:

@@ -107,10 +107,100 @@ class FeatureState:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FeatureAPIC:
+    enabled: bool | None = optional("Whether the APIC is on; an empty object means on.")
+    end_of_interrupt: bool | None = optional("Enable EOI notification in the guest (eoi).")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Features:
     acpi: FeatureState | None = optional(
         "ACPI: needed for graceful (power button) shutdown. On by default."
     )
+    apic: FeatureAPIC | None = optional("The APIC. On by default.")
+    smm: FeatureState | None = optional(
+        "System Management Mode. Off unless set, or needed by Secure Boot."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chassis:
+    """SMBIOS chassis (type 3) strings the guest reads, e.g. with dmidecode."""
+
+    manufacturer: str | None = optional("Chassis manufacturer.")
+    version: str | None = optional("Chassis version.")
+    serial: str | None = optional("Chassis serial number.")
+    asset: str | None = optional("Chassis asset tag.")
+    sku: str | None = optional("Chassis SKU number.")
+
+
+# --- clock ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClockOffsetUTC:
+    offset_seconds: int | None = optional(
+        "Offset from UTC in seconds; the guest's own clock changes then survive reboots."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RTCTimer:
+    tick_policy: Literal["delay", "catchup"] | None = optional("What to do with missed ticks.")
+    enabled: bool | None = optional(
+        "Whether the timer is present (default true).", wire_name="present"
+    )
+    track: Literal["guest", "wall"] | None = optional("Track the guest's or the host's time.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HPETTimer:
+    tick_policy: Literal["delay", "catchup", "merge", "discard"] | None = optional(
+        "What to do with missed ticks."
+    )
+    enabled: bool | None = optional(
+        "Whether the timer is present (default true).", wire_name="present"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PITTimer:
+    tick_policy: Literal["delay", "catchup", "discard"] | None = optional(
+        "What to do with missed ticks."
+    )
+    enabled: bool | None = optional(
+        "Whether the timer is present (default true).", wire_name="present"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class KVMTimer:
+    enabled: bool | None = optional(
+        "Whether kvmclock is present (default true).", wire_name="present"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timer:
+    hpet: HPETTimer | None = optional("High Precision Event Timer.")
+    kvm: KVMTimer | None = optional("KVM paravirtual clock (kvmclock).")
+    pit: PITTimer | None = optional("Programmable Interval Timer.")
+    rtc: RTCTimer | None = optional("Real Time Clock.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Clock:
+    """The guest clock. Unset: UTC with timers suited to Linux guests (see the launcher)."""
+
+    ONE_OF = one_of("utc", "timezone", required=False)
+
+    utc: ClockOffsetUTC | None = optional("Start the guest clock at UTC (plus an offset).")
+    timezone: str | None = optional(
+        "Start the guest clock in this timezone, e.g. Europe/Paris.",
+        pattern=r"^\S+$",
+        keep_empty=True,  # a pointer in KubeVirt: "" is a (bad) timezone, not unset
+    )
+    timer: Timer | None = optional("The timers the guest gets, and their tick policies.")
 
 
 # --- devices ----------------------------------------------------------------------------------
@@ -201,7 +291,9 @@ class DomainSpec:
     resources: ResourceRequirements | None = optional("Pod resources.")
     machine: Machine | None = optional("Machine type.")
     firmware: Firmware | None = optional("Firmware and boot.")
+    clock: Clock | None = optional("Guest clock offset and timers.")
     features: Features | None = optional("Hypervisor features.")
+    chassis: Chassis | None = optional("SMBIOS chassis information.")
     devices: Devices = field("Devices.", default=Devices())
 
 
