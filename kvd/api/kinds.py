@@ -2,6 +2,9 @@
 
 `load` is the one pipeline every boundary uses (CLI, API admission, controller): decode strictly,
 apply KubeVirt's defaults, validate, and raise `ValidationError` with every field error.
+`warnings` lists the deprecated spellings a manifest uses, which `load` accepts and defaulting
+converts; the API server returns them as `Warning` headers, as kube-apiserver does for
+deprecated fields, and `kvd validate` prints them.
 """
 
 from __future__ import annotations
@@ -143,3 +146,45 @@ def load(data: object) -> APIObject:
     if errors:
         raise ValidationError(errors)
     return obj  # type: ignore[no-any-return]  # Kind.cls ties the class to the union
+
+
+# Deprecated spellings `load` still accepts: (where, in a VMI spec) → what replaced them.
+_DEPRECATED_VOLUME_SOURCES: Final = {"registryDisk": "containerDisk"}
+
+
+def warnings(data: object) -> list[str]:
+    """The deprecation warnings of a manifest, in kube-apiserver's style; [] for anything else.
+
+    Pure and total: it reads the manifest as given (invalid or not) and never raises.
+    """
+    if not isinstance(data, dict) or data.get("kind") not in KINDS:
+        return []
+    spec, path = data.get("spec"), Path("spec")
+    if data["kind"] != VMI.kind:
+        template = spec.get("template") if isinstance(spec, dict) else None
+        spec = template.get("spec") if isinstance(template, dict) else None
+        path = path / "template" / "spec"
+    if not isinstance(spec, dict):
+        return []
+    found = []
+    for i, volume in _items(spec.get("volumes")):
+        for old, new in _DEPRECATED_VOLUME_SOURCES.items():
+            if old in volume:
+                found.append(f'{(path / "volumes")[i] / old}: deprecated; use "{new}" instead')
+    domain = spec.get("domain")
+    devices = domain.get("devices") if isinstance(domain, dict) else None
+    disks = devices.get("disks") if isinstance(devices, dict) else None
+    for i, disk in _items(disks):
+        named = disk.get("volumeName")
+        if named is not None:
+            where = (path / "domain" / "devices" / "disks")[i] / "volumeName"
+            found.append(
+                f"{where}: deprecated; a disk presents the volume of its own name, "
+                f"use name: {named} instead"
+            )
+    return found
+
+
+def _items(value: object) -> list[tuple[int, dict[str, Any]]]:
+    items = value if isinstance(value, list) else []
+    return [(i, item) for i, item in enumerate(items) if isinstance(item, dict)]

@@ -97,6 +97,7 @@ FIELDS: Final[dict[tuple[str, str], str]] = {
     ("Volume", "memoryDump"): "memory dumps",
     ("ContainerDiskSource", "imagePullSecret"): "image pull secrets",
     ("KernelBootContainer", "imagePullSecret"): "image pull secrets",
+    ("RegistryDiskSource", "imagePullSecret"): "image pull secrets",
     ("CloudInitNoCloudSource", "secretRef"): "cloud-init data from secrets",
     ("CloudInitNoCloudSource", "networkDataSecretRef"): "cloud-init data from secrets",
     ("CloudInitConfigDriveSource", "secretRef"): "cloud-init data from secrets",

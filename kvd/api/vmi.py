@@ -237,6 +237,11 @@ class Disk:
     serial: str | None = optional(
         "Serial number the guest sees.", pattern=r"^[A-Za-z0-9_.+-]+$", max_length=20
     )
+    volume_name: str | None = optional(
+        "Deprecated (KubeVirt v1alpha2): the volume this disk presents. Disks now present the "
+        "volume of their own name; defaulting renames the disk to it.",
+        pattern=DNS1123_LABEL,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -326,6 +331,11 @@ class ContainerDiskSource:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RegistryDiskSource:
+    image: str = field("Image holding the disk.", pattern=r"^\S+$")
+
+
+@dataclass(frozen=True, kw_only=True)
 class CloudInitNoCloudSource:
     user_data: str | None = optional("Cloud-init user data.")
     user_data_base64: str | None = optional("Cloud-init user data, base64-encoded.")
@@ -375,6 +385,7 @@ class Volume:
         "persistent_volume_claim",
         "data_volume",
         "host_disk",
+        "registry_disk",
     )
 
     name: str = field("Volume name, referenced by a disk.", pattern=DNS1123_LABEL)
@@ -387,6 +398,9 @@ class Volume:
     persistent_volume_claim: PersistentVolumeClaimSource | None = optional("A PVC.")
     data_volume: DataVolumeSource | None = optional("A CDI DataVolume.")
     host_disk: HostDiskSource | None = optional("A disk image file on the node.")
+    registry_disk: RegistryDiskSource | None = optional(
+        "Deprecated: the old name of containerDisk; defaulting converts it to one."
+    )
 
 
 # --- the VMI ----------------------------------------------------------------------------------
