@@ -155,7 +155,8 @@ _DEPRECATED_VOLUME_SOURCES: Final = {"registryDisk": "containerDisk"}
 def warnings(data: object) -> list[str]:
     """The deprecation warnings of a manifest, in kube-apiserver's style; [] for anything else.
 
-    Pure and total: it reads the manifest as given (invalid or not) and never raises.
+    Pure and total: it reads the manifest as given (invalid or not) and never raises. No
+    double quotes: a warning travels as an HTTP `Warning` header's quoted text.
     """
     if not isinstance(data, dict) or data.get("kind") not in KINDS:
         return []
@@ -170,7 +171,7 @@ def warnings(data: object) -> list[str]:
     for i, volume in _items(spec.get("volumes")):
         for old, new in _DEPRECATED_VOLUME_SOURCES.items():
             if old in volume:
-                found.append(f'{(path / "volumes")[i] / old}: deprecated; use "{new}" instead')
+                found.append(f"{(path / 'volumes')[i] / old}: deprecated; use {new} instead")
     domain = spec.get("domain")
     devices = domain.get("devices") if isinstance(domain, dict) else None
     disks = devices.get("disks") if isinstance(devices, dict) else None

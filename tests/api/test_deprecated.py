@@ -73,7 +73,7 @@ def test_a_volumename_naming_no_volume_is_refused_by_its_new_name() -> None:
         pytest.param(
             "vmi-registrydisk.yaml",
             [
-                'spec.volumes[0].registryDisk: deprecated; use "containerDisk" instead',
+                "spec.volumes[0].registryDisk: deprecated; use containerDisk instead",
                 "spec.domain.devices.disks[0].volumeName: deprecated; a disk presents the "
                 "volume of its own name, use name: registryvolume instead",
                 "spec.domain.devices.disks[1].volumeName: deprecated; a disk presents the "
@@ -84,8 +84,7 @@ def test_a_volumename_naming_no_volume_is_refused_by_its_new_name() -> None:
         pytest.param(
             "vm-registrydisk.yaml",
             [
-                "spec.template.spec.volumes[0].registryDisk: deprecated; "
-                'use "containerDisk" instead',
+                "spec.template.spec.volumes[0].registryDisk: deprecated; use containerDisk instead",
                 "spec.template.spec.domain.devices.disks[0].volumeName: deprecated; a disk "
                 "presents the volume of its own name, use name: registryvolume instead",
             ],
@@ -107,7 +106,7 @@ def test_a_replica_set_template_is_read_like_a_vms() -> None:
         "registryDisk": {"image": "kvd-demo"},
     }
     assert kinds.warnings(doc) == [
-        'spec.template.spec.volumes[0].registryDisk: deprecated; use "containerDisk" instead'
+        "spec.template.spec.volumes[0].registryDisk: deprecated; use containerDisk instead"
     ]
 
 

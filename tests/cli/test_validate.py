@@ -96,7 +96,7 @@ def test_deprecated_fields_are_accepted_with_warnings_on_stderr() -> None:
     warnings = result.stderr.splitlines()
     assert warnings[0] == (
         "Warning: VirtualMachineInstance 'vmi-registrydisk' (document 1): "
-        'spec.volumes[0].registryDisk: deprecated; use "containerDisk" instead'
+        "spec.volumes[0].registryDisk: deprecated; use containerDisk instead"
     )
     assert len(warnings) == 3 and all(w.startswith("Warning: ") for w in warnings)
     (vmi,) = yaml.safe_load_all(result.stdout)
