@@ -34,7 +34,7 @@ def _reason(message: str) -> str:
         return "FieldValueNotSupported"
     if message.startswith("Duplicate value"):
         return "FieldValueDuplicate"
-    if message == "field not supported by kvd":
+    if message.startswith("field not supported by kvd"):
         return "FieldValueForbidden"
     return "FieldValueInvalid"
 
@@ -53,17 +53,22 @@ def _check_crd(resource: ResourceDef, obj: dict[str, Any]) -> None:
             raise errors.invalid(resource.group, resource.kind, name, causes)
 
 
-def on_create(resource: ResourceDef, obj: dict[str, Any]) -> None:
-    """Validate and default `obj` in place (spec only: metadata and status are the server's)."""
+def on_create(resource: ResourceDef, obj: dict[str, Any]) -> list[str]:
+    """Validate and default `obj` in place (spec only: metadata and status are the server's);
+    return its deprecation warnings."""
     _check_crd(resource, obj)
     if not _applies(resource):
-        return
+        return []
+    warnings = kinds.warnings(obj)
     loaded = _load(resource, obj)
     obj["spec"] = codec.encode(loaded)["spec"]
+    return warnings
 
 
-def on_update(resource: ResourceDef, old: dict[str, Any], new: dict[str, Any]) -> None:
+def on_update(resource: ResourceDef, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """An update must still be a valid object; defaults are not re-applied to a stored spec."""
     _check_crd(resource, new)
-    if _applies(resource):
-        _load(resource, new)
+    if not _applies(resource):
+        return []
+    _load(resource, new)
+    return kinds.warnings(new)

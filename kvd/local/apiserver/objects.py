@@ -92,8 +92,8 @@ class Objects:
         version = t.resource.version(t.version)
         if version is not None and "status" in version.subresources and t.resource.crd_name:
             obj.pop("status", None)  # a CR's status is written only through /status
-        admission.on_create(t.resource, obj)
-        warnings = self._apply_schema(t, obj, validation)
+        warnings = admission.on_create(t.resource, obj)
+        warnings += self._apply_schema(t, obj, validation)
         self._validate_meta(t, obj)
         if dry_run:
             return Result(self.present(t, obj), warnings, created=True)
@@ -179,9 +179,10 @@ class Objects:
             raise errors.conflict(t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE)
         new = self._merge(t, old, obj)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        warnings: list[str] = []
         if t.subresource != "status":
-            admission.on_update(t.resource, old, new)
-        warnings = self._apply_schema(t, new, validation)
+            warnings = admission.on_update(t.resource, old, new)
+        warnings += self._apply_schema(t, new, validation)
         self._validate_meta(t, new)
         if dry_run:
             return Result(self.present(t, new), warnings)
