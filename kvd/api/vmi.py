@@ -16,6 +16,8 @@ from kvd.api.meta import DATE_TIME, DNS1123_LABEL, Condition, ObjectMeta, Tolera
 from kvd.api.quantity import Quantity
 
 MAC_ADDRESS = r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$"
+# KubeVirt's rule for interface names (validateInterfaceNameFormat); networks share the names.
+NETWORK_NAME = r"^[A-Za-z0-9_-]+$"
 UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 Bus = Literal["virtio", "sata", "scsi"]
@@ -265,7 +267,7 @@ class InterfaceMasquerade:
 class Interface:
     ONE_OF = one_of("bridge", "masquerade")
 
-    name: str = field("Name of the network this interface connects.", pattern=DNS1123_LABEL)
+    name: str = field("Name of the network this interface connects.", pattern=NETWORK_NAME)
     bridge: InterfaceBridge | None = optional("Bridge binding.")
     masquerade: InterfaceMasquerade | None = optional("Masquerade binding.")
     ports: tuple[Port, ...] = many("Ports forwarded to the guest (masquerade only); all if empty.")
@@ -317,7 +319,7 @@ class PodNetwork:
 class Network:
     ONE_OF = one_of("pod")
 
-    name: str = field("Network name, referenced by an interface.", pattern=DNS1123_LABEL)
+    name: str = field("Network name, referenced by an interface.", pattern=NETWORK_NAME)
     pod: PodNetwork | None = optional("The pod's own network.")
 
 

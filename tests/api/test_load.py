@@ -218,6 +218,12 @@ INVALID = [
         id="interface-without-network",
     ),
     pytest.param(
+        _set("spec.domain.devices.interfaces[0].name", "front.end"),
+        "spec.domain.devices.interfaces[0].name: must match the regular expression "
+        "'^[A-Za-z0-9_-]+$'",
+        id="bad-interface-name",
+    ),
+    pytest.param(
         _set("spec.domain.devices.interfaces[0].macAddress", "01:00:00:00:00:01"),
         "spec.domain.devices.interfaces[0].macAddress: must be a unicast MAC address",
         id="multicast-mac",
@@ -468,3 +474,13 @@ def test_invalid_vm_and_vmirs(
 def test_not_an_object(data: object) -> None:
     with pytest.raises(ValidationError):
         kinds.load(data)
+
+
+def test_interface_and_network_names_follow_kubevirt_not_dns() -> None:
+    """KubeVirt allows upper case and underscores (its vmi-slirp example names `testSlirp`)."""
+    doc = _base()
+    doc["spec"]["networks"][0]["name"] = "test_Net-1"
+    doc["spec"]["domain"]["devices"]["interfaces"][0]["name"] = "test_Net-1"
+    obj = kinds.load(doc)
+    assert isinstance(obj, vmitypes.VirtualMachineInstance)
+    assert obj.spec.domain.devices.interfaces[0].name == "test_Net-1"
