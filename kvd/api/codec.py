@@ -2,8 +2,10 @@
 
 `decode` never raises anything but `ValidationError`, whatever the input (a test feeds it
 hypothesis-generated junk). Unknown fields are refused rather than dropped: a KubeVirt field kvd
-does not implement must not be silently ignored. `encode` writes camelCase names and leaves out
-what is unset (None, empty lists and maps), as Go's `omitempty` does.
+does not implement must not be silently ignored, and where it is a KubeVirt feature the error
+names it (`unsupported`). A field whose value is `null`, or `""` for an optional string, is
+unset, as KubeVirt reads it (see `fields`). `encode` writes camelCase names and leaves out what
+is unset (None, empty lists and maps), as Go's `omitempty` does.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ import functools
 import re
 import types
 import typing
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
-from kvd.api import fields
+from kvd.api import fields, unsupported
 from kvd.api.errors import FieldError, Path, ValidationError
 from kvd.api.quantity import Quantity, QuantityError
 
@@ -146,14 +147,16 @@ def _decode_object(cls: type, value: object, path: Path, errors: list[FieldError
         errors.append(path.error(f"must be an object, got {describe(value)}"))
         return None
     known = {wire for _f, wire, _tp in _fields(cls)}
-    for key in value:
-        if key not in known:
-            where = path / key if isinstance(key, str) else path
-            errors.append(where.error("field not supported by kvd"))
+    unknown = [key for key in value if key not in known]
+    for key in unknown:
+        where = path / key if isinstance(key, str) else path
+        errors.append(where.error(unsupported.field_message(cls.__name__, key)))
     kwargs: dict[str, Any] = {}
+    given: set[str] = set()  # what the manifest sets, even where its value was refused
     for f, wire, tp in _fields(cls):
         child = path / wire
-        if wire in value:
+        if _is_set(f, tp, value.get(wire)):
+            given.add(f.name)
             decoded = _decode(tp, value[wire], child, errors)
             if decoded is not None or strip_optional(tp)[1]:
                 kwargs[f.name] = decoded
@@ -162,11 +165,29 @@ def _decode_object(cls: type, value: object, path: Path, errors: list[FieldError
         _check_constraints(fields.info_of(f), kwargs.get(f.name), child, errors)
     groups = getattr(cls, "ONE_OF", None)
     if groups is not None:
-        _check_one_of(groups, cls, kwargs, path, errors)
+        # An unknown field was most likely the choice (`multus:` for a network's source):
+        # "must have one of pod" would only repeat that error less clearly.
+        _check_one_of(groups, cls, given, path, errors, choice_unknown=bool(unknown))
     try:
         return cls(**kwargs)
     except TypeError:
         return None  # a required field was missing or broken; already reported
+
+
+def _is_set(f: dataclasses.Field[Any], tp: Any, value: object) -> bool:
+    """Whether a field's JSON value sets it: not null, and not `""` where Go cannot tell."""
+    if value is None:
+        return False
+    return value != "" or not empties_are_unset(f, tp)
+
+
+def empties_are_unset(f: dataclasses.Field[Any], tp: Any) -> bool:
+    """An optional string field that is a plain Go `string` in KubeVirt: `""` means unset."""
+    inner, optional = strip_optional(tp)
+    is_string = inner is str or (
+        get_origin(inner) is Literal and all(isinstance(a, str) for a in get_args(inner))
+    )
+    return optional and is_string and not fields.info_of(f).keep_empty
 
 
 def _check_constraints(
@@ -189,17 +210,19 @@ def _check_constraints(
 def _check_one_of(
     groups: tuple[tuple[str, ...], bool],
     cls: type,
-    kwargs: Mapping[str, Any],
+    given: set[str],
     path: Path,
     errors: list[FieldError],
+    *,
+    choice_unknown: bool,
 ) -> None:
     names, required = groups
     wires = {f.name: wire for f, wire, _tp in _fields(cls)}
-    chosen = [wires[n] for n in names if kwargs.get(n) is not None]
+    chosen = [wires[n] for n in names if n in given]
     listed = ", ".join(wires[n] for n in names)
     if len(chosen) > 1:
         errors.append(path.error(f"may have only one of {listed}, got {', '.join(chosen)}"))
-    elif required and not chosen:
+    elif required and not chosen and not choice_unknown:
         errors.append(path.error(f"must have one of {listed}"))
 
 

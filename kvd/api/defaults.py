@@ -39,6 +39,7 @@ def replica_set(
 
 
 def vmi_spec(spec: vmitypes.VirtualMachineInstanceSpec) -> vmitypes.VirtualMachineInstanceSpec:
+    spec = _renamed(spec)
     networks, interfaces = _pod_network(spec)
     domain = spec.domain
     devices = replace(
@@ -55,13 +56,40 @@ def vmi_spec(spec: vmitypes.VirtualMachineInstanceSpec) -> vmitypes.VirtualMachi
         domain=replace(
             domain,
             cpu=_cpu(domain.cpu),
-            machine=domain.machine or vmitypes.Machine(type=DEFAULT_MACHINE_TYPE),
+            machine=_machine(domain.machine),
             features=_features(domain.features),
             devices=devices,
             memory=memory,
             resources=resources,
         ),
     )
+
+
+def _renamed(spec: vmitypes.VirtualMachineInstanceSpec) -> vmitypes.VirtualMachineInstanceSpec:
+    """KubeVirt's deprecated spellings in today's words (`deprecations.warnings` tells the user):
+    a `registryDisk` volume is a `containerDisk`, and a disk's `volumeName` becomes its name."""
+    volumes = tuple(
+        replace(
+            v,
+            registry_disk=None,
+            container_disk=vmitypes.ContainerDiskSource(image=v.registry_disk.image),
+        )
+        if v.registry_disk is not None and v.container_disk is None
+        else v
+        for v in spec.volumes
+    )
+    disks = tuple(
+        replace(d, name=d.volume_name, volume_name=None) if d.volume_name is not None else d
+        for d in spec.domain.devices.disks
+    )
+    devices = replace(spec.domain.devices, disks=disks)
+    return replace(spec, volumes=volumes, domain=replace(spec.domain, devices=devices))
+
+
+def _machine(machine: vmitypes.Machine | None) -> vmitypes.Machine:
+    """No machine, or one without a type (`type: ""`): the default machine, as KubeVirt."""
+    machine = machine or vmitypes.Machine()
+    return machine if machine.type else replace(machine, type=DEFAULT_MACHINE_TYPE)
 
 
 def _disks(

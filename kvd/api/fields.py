@@ -4,6 +4,12 @@ A kvd API type is a frozen, keyword-only dataclass whose fields are declared wit
 From that one declaration `codec` parses and serialises JSON (camelCase names, omitting what is
 unset) and `openapi` renders the CRD's structural schema, so the two cannot drift. The metadata
 a field carries is what both need: its wire name, documentation and value constraints.
+
+Unset is what KubeVirt's Go types make of a value, not what the JSON spells: a `null` is unset
+(the API server drops nulls of non-nullable fields), and so is `""` for an optional string,
+which is a plain Go `string` in KubeVirt, where empty and absent cannot be told apart
+(`machine: {type: ""}` is the default machine). `keep_empty` marks the few optional strings
+that are Go pointers (`*string`): for them `""` is a value, usually an invalid one.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ class FieldInfo:
     maximum: int | None = None
     max_length: int | None = None
     format: str | None = None
+    keep_empty: bool = False
 
 
 def field(
@@ -37,6 +44,7 @@ def field(
     maximum: int | None = None,
     max_length: int | None = None,
     format: str | None = None,
+    keep_empty: bool = False,
 ) -> Any:
     """Declare an API field. No default means the field is required on the wire."""
     info = FieldInfo(
@@ -47,6 +55,7 @@ def field(
         maximum=maximum,
         max_length=max_length,
         format=format,
+        keep_empty=keep_empty,
     )
     return dataclasses.field(
         default=default, default_factory=default_factory, metadata={METADATA_KEY: info}

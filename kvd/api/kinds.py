@@ -2,6 +2,9 @@
 
 `load` is the one pipeline every boundary uses (CLI, API admission, controller): decode strictly,
 apply KubeVirt's defaults, validate, and raise `ValidationError` with every field error.
+`warnings` lists the deprecated spellings a manifest uses, which `load` accepts and defaulting
+converts; the API server returns them as `Warning` headers, as kube-apiserver does for
+deprecated fields, and `kvd validate` prints them.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from kvd.api import codec, defaults, validation
+from kvd.api import codec, defaults, unsupported, validation
 from kvd.api import vm as vmtypes
 from kvd.api import vmi as vmitypes
 from kvd.api.errors import FieldError, Path, ValidationError
@@ -128,8 +131,10 @@ def kind_of(data: object) -> Kind:
         raise ValidationError([Path().error(f"must be an object, got {codec.describe(data)}")])
     supported = ", ".join(f'"{k}"' for k in KINDS)
     shown = f'"{name}"' if isinstance(name, str) else codec.describe(name)
+    feature = unsupported.kind_feature(name) if isinstance(name, str) else None
+    why = "" if feature is None else f"not supported by kvd yet ({feature}); "
     raise ValidationError(
-        [Path("kind").error(f"Unsupported value: {shown}: supported values: {supported}")]
+        [Path("kind").error(f"Unsupported value: {shown}: {why}supported values: {supported}")]
     )
 
 

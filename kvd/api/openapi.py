@@ -56,8 +56,14 @@ def object_schema(cls: type) -> dict[str, Any]:
         info = fields.info_of(f)
         name = fields.wire_name(f)
         prop = {"description": info.doc, **schema_of(hints[f.name])}
+        empty_is_unset = codec.empties_are_unset(f, hints[f.name])
+        if empty_is_unset and "enum" in prop and "" not in prop["enum"]:
+            prop["enum"] = [*prop["enum"], ""]
+        pattern = info.pattern
+        if empty_is_unset and pattern is not None:
+            pattern = f"^$|{pattern}"  # "" is unset, so the server must let it through
         for key, value in (
-            ("pattern", info.pattern),
+            ("pattern", pattern),
             ("minimum", info.minimum),
             ("maximum", info.maximum),
             ("maxLength", info.max_length),

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 
 from kvd.api import labels as labelsel
+from kvd.api import unsupported
 from kvd.api import vm as vmtypes
 from kvd.api import vmi as vmitypes
 from kvd.api.errors import FieldError, Path
@@ -45,7 +46,7 @@ def vm(obj: vmtypes.VirtualMachine) -> list[FieldError]:
         *_api_version(obj.api_version, root / "apiVersion"),
         *_metadata(obj.metadata, root / "metadata"),
         *vmi_spec(spec.template.spec, root / "spec" / "template" / "spec"),
-        *_template_labels(spec.template.metadata, root / "spec" / "template" / "metadata"),
+        *_template_metadata(spec.template.metadata, root / "spec" / "template" / "metadata"),
     ]
     if spec.running is not None and spec.run_strategy is not None:
         errors.append(
@@ -69,7 +70,7 @@ def replica_set(obj: vmtypes.VirtualMachineInstanceReplicaSet) -> list[FieldErro
         *_api_version(obj.api_version, root / "apiVersion"),
         *_metadata(obj.metadata, root / "metadata"),
         *vmi_spec(spec.template.spec, root / "spec" / "template" / "spec"),
-        *_template_labels(spec.template.metadata, template_meta),
+        *_template_metadata(spec.template.metadata, template_meta),
         *selector_errors,
     ]
     labels = (spec.template.metadata or {}).get("labels") or {}
@@ -96,6 +97,7 @@ def vmi_spec(spec: vmitypes.VirtualMachineInstanceSpec, path: Path) -> list[Fiel
         *_interfaces(spec, path),
         *_memory(spec.domain, path / "domain"),
         *_firmware(spec.domain.firmware, path / "domain" / "firmware"),
+        *_secure_boot_smm(spec.domain, path / "domain"),
         *_labels(spec.node_selector, path / "nodeSelector"),
     ]
 
@@ -131,9 +133,19 @@ def _metadata(meta: ObjectMeta, path: Path) -> Iterator[FieldError]:
     if meta.namespace is not None:
         yield from _dns_name(meta.namespace, path / "namespace", DNS1123_LABEL, 63)
     yield from _labels(meta.labels, path / "labels")
+    yield from _annotations(meta.annotations, path / "annotations")
 
 
-def _template_labels(meta: dict[str, object] | None, path: Path) -> Iterator[FieldError]:
+def _annotations(annotations: object, path: Path) -> Iterator[FieldError]:
+    """KubeVirt annotations that would change the VM: refused, as kvd would ignore them."""
+    for key in annotations if isinstance(annotations, dict) else ():
+        message = unsupported.annotation_message(str(key))
+        if message is not None:
+            yield path[str(key)].error(message)
+
+
+def _template_metadata(meta: dict[str, object] | None, path: Path) -> Iterator[FieldError]:
+    yield from _annotations((meta or {}).get("annotations"), path / "annotations")
     labels = (meta or {}).get("labels")
     if labels is None:
         return
@@ -271,6 +283,17 @@ def _memory(domain: vmitypes.DomainSpec, path: Path) -> Iterator[FieldError]:
             yield (path / "resources" / "requests" / name).error(
                 f"{request} is more than the limit {lim}"
             )
+
+
+def _secure_boot_smm(domain: vmitypes.DomainSpec, path: Path) -> Iterator[FieldError]:
+    """Secure Boot's OVMF needs SMM; one cannot turn it off and keep Secure Boot."""
+    bootloader = domain.firmware.bootloader if domain.firmware else None
+    efi = bootloader.efi if bootloader else None
+    smm = domain.features.smm if domain.features else None
+    if efi is not None and efi.secure_boot is True and smm is not None and smm.enabled is False:
+        yield (path / "features" / "smm" / "enabled").error(
+            "Secure Boot (firmware.bootloader.efi.secureBoot) needs SMM"
+        )
 
 
 def _firmware(firmware: vmitypes.Firmware | None, path: Path) -> Iterator[FieldError]:

@@ -46,7 +46,8 @@ class VirtualMachineSpec:
         "Deprecated: true or false; mutually exclusive with runStrategy."
     )
     run_strategy: RunStrategy | None = optional(
-        "Always, RerunOnFailure, Manual, Halted or Once; mutually exclusive with running."
+        "Always, RerunOnFailure, Manual, Halted or Once; mutually exclusive with running.",
+        keep_empty=True,  # a pointer in KubeVirt: "" is not "unset" but an invalid strategy
     )
     template: VirtualMachineInstanceTemplateSpec = field("The VMI this VM runs.")
     data_volume_templates: tuple[DataVolumeTemplateSpec, ...] = many(

@@ -16,6 +16,8 @@ from kvd.api.meta import DATE_TIME, DNS1123_LABEL, Condition, ObjectMeta, Tolera
 from kvd.api.quantity import Quantity
 
 MAC_ADDRESS = r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$"
+# KubeVirt's rule for interface names (validateInterfaceNameFormat); networks share the names.
+NETWORK_NAME = r"^[A-Za-z0-9_-]+$"
 UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 Bus = Literal["virtio", "sata", "scsi"]
@@ -107,10 +109,100 @@ class FeatureState:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FeatureAPIC:
+    enabled: bool | None = optional("Whether the APIC is on; an empty object means on.")
+    end_of_interrupt: bool | None = optional("Enable EOI notification in the guest (eoi).")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Features:
     acpi: FeatureState | None = optional(
         "ACPI: needed for graceful (power button) shutdown. On by default."
     )
+    apic: FeatureAPIC | None = optional("The APIC. On by default.")
+    smm: FeatureState | None = optional(
+        "System Management Mode. Off unless set, or needed by Secure Boot."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chassis:
+    """SMBIOS chassis (type 3) strings the guest reads, e.g. with dmidecode."""
+
+    manufacturer: str | None = optional("Chassis manufacturer.")
+    version: str | None = optional("Chassis version.")
+    serial: str | None = optional("Chassis serial number.")
+    asset: str | None = optional("Chassis asset tag.")
+    sku: str | None = optional("Chassis SKU number.")
+
+
+# --- clock ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClockOffsetUTC:
+    offset_seconds: int | None = optional(
+        "Offset from UTC in seconds; the guest's own clock changes then survive reboots."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RTCTimer:
+    tick_policy: Literal["delay", "catchup"] | None = optional("What to do with missed ticks.")
+    enabled: bool | None = optional(
+        "Whether the timer is present (default true).", wire_name="present"
+    )
+    track: Literal["guest", "wall"] | None = optional("Track the guest's or the host's time.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HPETTimer:
+    tick_policy: Literal["delay", "catchup", "merge", "discard"] | None = optional(
+        "What to do with missed ticks."
+    )
+    enabled: bool | None = optional(
+        "Whether the timer is present (default true).", wire_name="present"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PITTimer:
+    tick_policy: Literal["delay", "catchup", "discard"] | None = optional(
+        "What to do with missed ticks."
+    )
+    enabled: bool | None = optional(
+        "Whether the timer is present (default true).", wire_name="present"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class KVMTimer:
+    enabled: bool | None = optional(
+        "Whether kvmclock is present (default true).", wire_name="present"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timer:
+    hpet: HPETTimer | None = optional("High Precision Event Timer.")
+    kvm: KVMTimer | None = optional("KVM paravirtual clock (kvmclock).")
+    pit: PITTimer | None = optional("Programmable Interval Timer.")
+    rtc: RTCTimer | None = optional("Real Time Clock.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Clock:
+    """The guest clock. Unset: UTC with timers suited to Linux guests (see the launcher)."""
+
+    ONE_OF = one_of("utc", "timezone", required=False)
+
+    utc: ClockOffsetUTC | None = optional("Start the guest clock at UTC (plus an offset).")
+    timezone: str | None = optional(
+        "Start the guest clock in this timezone, e.g. Europe/Paris.",
+        pattern=r"^\S+$",
+        keep_empty=True,  # a pointer in KubeVirt: "" is a (bad) timezone, not unset
+    )
+    timer: Timer | None = optional("The timers the guest gets, and their tick policies.")
 
 
 # --- devices ----------------------------------------------------------------------------------
@@ -147,6 +239,11 @@ class Disk:
     serial: str | None = optional(
         "Serial number the guest sees.", pattern=r"^[A-Za-z0-9_.+-]+$", max_length=20
     )
+    volume_name: str | None = optional(
+        "Deprecated (KubeVirt v1alpha2): the volume this disk presents. Disks now present the "
+        "volume of their own name; defaulting renames the disk to it.",
+        pattern=DNS1123_LABEL,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,7 +267,7 @@ class InterfaceMasquerade:
 class Interface:
     ONE_OF = one_of("bridge", "masquerade")
 
-    name: str = field("Name of the network this interface connects.", pattern=DNS1123_LABEL)
+    name: str = field("Name of the network this interface connects.", pattern=NETWORK_NAME)
     bridge: InterfaceBridge | None = optional("Bridge binding.")
     masquerade: InterfaceMasquerade | None = optional("Masquerade binding.")
     ports: tuple[Port, ...] = many("Ports forwarded to the guest (masquerade only); all if empty.")
@@ -201,7 +298,9 @@ class DomainSpec:
     resources: ResourceRequirements | None = optional("Pod resources.")
     machine: Machine | None = optional("Machine type.")
     firmware: Firmware | None = optional("Firmware and boot.")
+    clock: Clock | None = optional("Guest clock offset and timers.")
     features: Features | None = optional("Hypervisor features.")
+    chassis: Chassis | None = optional("SMBIOS chassis information.")
     devices: Devices = field("Devices.", default=Devices())
 
 
@@ -220,7 +319,7 @@ class PodNetwork:
 class Network:
     ONE_OF = one_of("pod")
 
-    name: str = field("Network name, referenced by an interface.", pattern=DNS1123_LABEL)
+    name: str = field("Network name, referenced by an interface.", pattern=NETWORK_NAME)
     pod: PodNetwork | None = optional("The pod's own network.")
 
 
@@ -231,6 +330,11 @@ class ContainerDiskSource:
         "When to pull the image."
     )
     path: str | None = optional("Path of the disk file inside the image.", pattern=r"^/")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegistryDiskSource:
+    image: str = field("Image holding the disk.", pattern=r"^\S+$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -283,6 +387,7 @@ class Volume:
         "persistent_volume_claim",
         "data_volume",
         "host_disk",
+        "registry_disk",
     )
 
     name: str = field("Volume name, referenced by a disk.", pattern=DNS1123_LABEL)
@@ -295,6 +400,9 @@ class Volume:
     persistent_volume_claim: PersistentVolumeClaimSource | None = optional("A PVC.")
     data_volume: DataVolumeSource | None = optional("A CDI DataVolume.")
     host_disk: HostDiskSource | None = optional("A disk image file on the node.")
+    registry_disk: RegistryDiskSource | None = optional(
+        "Deprecated: the old name of containerDisk; defaulting converts it to one."
+    )
 
 
 # --- the VMI ----------------------------------------------------------------------------------
@@ -317,7 +425,10 @@ class VirtualMachineInstanceSpec:
     subdomain: str | None = optional(
         "DNS subdomain for the guest.", pattern=DNS1123_LABEL, max_length=63
     )
-    eviction_strategy: EvictionStrategy | None = optional("What a node drain does to the VMI.")
+    eviction_strategy: EvictionStrategy | None = optional(
+        "What a node drain does to the VMI.",
+        keep_empty=True,  # a pointer in KubeVirt
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

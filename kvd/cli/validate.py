@@ -2,7 +2,8 @@
 
 Each YAML document is parsed, defaulted and validated exactly as the API boundary does it. Valid
 objects are printed back as YAML with KubeVirt's defaults filled in; invalid ones list every
-field error on stderr. The exit status is 1 when any document is invalid.
+field error on stderr, and deprecated fields (still accepted) are warned about there, as
+kubectl shows the API server's warnings. The exit status is 1 when any document is invalid.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import IO
 
 import yaml
 
-from kvd.api import codec, kinds
+from kvd.api import codec, deprecations, kinds
 from kvd.api.errors import ValidationError
 from kvd.cli import program
 
@@ -56,6 +57,8 @@ def validate_text(text: str, *, source: str, out: IO[str], err: IO[str]) -> int:
     failed = False
     valid = []
     for index, document in enumerate(documents):
+        for warning in deprecations.warnings(document):
+            print(f"Warning: {_identify(document, index)}: {warning}", file=err)
         try:
             valid.append(codec.encode(kinds.load(document)))
         except ValidationError as exc:

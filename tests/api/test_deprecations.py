@@ -21,5 +21,6 @@ MANIFESTS = Path(__file__).parent / "manifests"
     ],
 )
 def test_warnings(manifest: str, expected: list[str]) -> None:
-    loaded = kinds.load(yaml.safe_load((MANIFESTS / manifest).read_text()))
-    assert deprecations.warnings(loaded) == expected
+    data = yaml.safe_load((MANIFESTS / manifest).read_text())
+    kinds.load(data)  # accepted: a warning is not a refusal
+    assert deprecations.warnings(data) == expected

@@ -218,6 +218,12 @@ INVALID = [
         id="interface-without-network",
     ),
     pytest.param(
+        _set("spec.domain.devices.interfaces[0].name", "front.end"),
+        "spec.domain.devices.interfaces[0].name: must match the regular expression "
+        "'^[A-Za-z0-9_-]+$'",
+        id="bad-interface-name",
+    ),
+    pytest.param(
         _set("spec.domain.devices.interfaces[0].macAddress", "01:00:00:00:00:01"),
         "spec.domain.devices.interfaces[0].macAddress: must be a unicast MAC address",
         id="multicast-mac",
@@ -509,3 +515,13 @@ def test_a_required_empty_object_survives_a_round_trip() -> None:
     loaded = kinds.load(doc)
     assert codec.encode(loaded)["spec"]["dataVolumeTemplates"][0]["spec"] == {}
     assert kinds.load(codec.encode(loaded)) == loaded
+
+
+def test_interface_and_network_names_follow_kubevirt_not_dns() -> None:
+    """KubeVirt allows upper case and underscores (its vmi-slirp example names `testSlirp`)."""
+    doc = _base()
+    doc["spec"]["networks"][0]["name"] = "test_Net-1"
+    doc["spec"]["domain"]["devices"]["interfaces"][0]["name"] = "test_Net-1"
+    obj = kinds.load(doc)
+    assert isinstance(obj, vmitypes.VirtualMachineInstance)
+    assert obj.spec.domain.devices.interfaces[0].name == "test_Net-1"

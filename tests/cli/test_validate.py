@@ -88,3 +88,17 @@ def test_examples_are_valid() -> None:
     for example in examples:
         result = _kvd("validate", "-f", str(example))
         assert result.returncode == 0, f"{example}: {result.stderr}"
+
+
+def test_deprecated_fields_are_accepted_with_warnings_on_stderr() -> None:
+    result = _kvd("validate", "-f", str(MANIFESTS / "seed" / "vmi-registrydisk.yaml"))
+    assert result.returncode == 0, result.stderr
+    warnings = result.stderr.splitlines()
+    assert warnings[0] == (
+        "Warning: VirtualMachineInstance 'vmi-registrydisk' (document 1): "
+        "spec.volumes[0].registryDisk: deprecated; use containerDisk instead"
+    )
+    assert len(warnings) == 3 and all(w.startswith("Warning: ") for w in warnings)
+    (vmi,) = yaml.safe_load_all(result.stdout)
+    assert vmi["spec"]["volumes"][0]["containerDisk"]["image"].endswith("registry-disk-demo:devel")
+    assert vmi["spec"]["domain"]["machine"] == {"type": "q35"}

@@ -53,7 +53,7 @@ def convert(vmi: VirtualMachineInstance, ctx: ConverterContext) -> str:
     root.append(firmware.os_element(spec, ctx))
     root.append(features.features(spec, emulated=ctx.domain_type == "qemu"))
     root.append(cpu.cpu(spec, ctx))
-    root.append(clock.clock())
+    root.append(clock.clock(spec))
     # kvd, not libvirt, decides what a guest reboot or poweroff means for the VMI: poweroff and
     # crash end the domain (the VMI Succeeds or Fails); a guest reboot stays inside the domain.
     ET.SubElement(root, "on_poweroff").text = "destroy"

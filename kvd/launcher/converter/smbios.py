@@ -5,6 +5,7 @@ guests that license or identify themselves by it); otherwise a UUIDv5 of the VMI
 kvd namespace, so re-converting the same VMI (a restarted launcher, a redefine) always gives
 the same domain UUID, while two VMIs with the same name at different times do not collide.
 libvirt insists the SMBIOS UUID equals the domain's, so both come from `domain_uuid`.
+`spec.domain.chassis` becomes the SMBIOS chassis (type 3) strings.
 """
 
 from __future__ import annotations
@@ -35,4 +36,20 @@ def sysinfo(spec: VirtualMachineInstanceSpec, ctx: ConverterContext) -> ET.Eleme
     firmware = spec.domain.firmware
     if firmware is not None and firmware.serial is not None:
         ET.SubElement(system, "entry", name="serial").text = firmware.serial
+    chassis = spec.domain.chassis
+    entries = [
+        (name, value)
+        for name, value in (
+            ("manufacturer", chassis.manufacturer if chassis else None),
+            ("version", chassis.version if chassis else None),
+            ("serial", chassis.serial if chassis else None),
+            ("asset", chassis.asset if chassis else None),
+            ("sku", chassis.sku if chassis else None),
+        )
+        if value is not None
+    ]
+    if entries:
+        section = ET.SubElement(element, "chassis")
+        for name, value in entries:
+            ET.SubElement(section, "entry", name=name).text = value
     return element

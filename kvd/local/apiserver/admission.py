@@ -29,9 +29,9 @@ class KubeVirtAdmission:
         server's)."""
         if not _applies(resource):
             return []
-        loaded = _load(resource, obj)
-        obj["spec"] = codec.encode(loaded)["spec"]
-        return deprecations.warnings(loaded)
+        warnings = deprecations.warnings(obj)  # before defaulting rewrites what they are about
+        obj["spec"] = codec.encode(_load(resource, obj))["spec"]
+        return warnings
 
     def on_update(
         self, resource: ResourceDef, old: dict[str, Any], new: dict[str, Any]
@@ -40,7 +40,8 @@ class KubeVirtAdmission:
         spec."""
         if not _applies(resource):
             return []
-        return deprecations.warnings(_load(resource, new))
+        _load(resource, new)
+        return deprecations.warnings(new)
 
 
 def _applies(resource: ResourceDef) -> bool:
@@ -63,6 +64,6 @@ def _reason(message: str) -> str:
         return "FieldValueNotSupported"
     if message.startswith("Duplicate value"):
         return "FieldValueDuplicate"
-    if message == "field not supported by kvd":
+    if message.startswith("field not supported by kvd"):
         return "FieldValueForbidden"
     return "FieldValueInvalid"

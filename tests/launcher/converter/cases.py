@@ -115,6 +115,36 @@ CASES = (
         ),
         context(),
     ),
+    # KubeVirt's chassis, clock and feature fields, as its examples use them.
+    Case(
+        "chassis-clock-features",
+        manifest(
+            {
+                "chassis": {
+                    "manufacturer": "kvd",
+                    "version": "1",
+                    "serial": "chassis-1",
+                    "asset": "123456",
+                    "sku": "small",
+                },
+                "clock": {
+                    "utc": {"offsetSeconds": 60},
+                    "timer": {
+                        "hpet": {"present": False},
+                        "kvm": {},
+                        "pit": {"tickPolicy": "delay"},
+                        "rtc": {"tickPolicy": "catchup", "track": "guest"},
+                    },
+                },
+                "features": {
+                    "acpi": {},
+                    "apic": {"endOfInterrupt": True},
+                    "smm": {"enabled": True},
+                },
+            }
+        ),
+        context(),
+    ),
     Case(
         "everything-else",
         manifest(

@@ -105,6 +105,41 @@ def test_strict_validation_and_field_errors(with_crds: Server, tmp_path: Path) -
     assert 'spec.domain.devices.disks[0].name: no volume named "nothere"' in done.stderr
 
 
+def test_deprecated_fields_are_stored_converted_and_warned_about(with_crds: Server) -> None:
+    """kube-apiserver's way with a deprecated field: accepted, with a `Warning` header that
+    kubectl prints; the stored object uses today's field."""
+    s = with_crds
+    seed = MANIFESTS / "seed" / "vm-registrydisk.yaml"
+    done = s.kubectl("apply", "-f", str(seed))
+    assert (
+        "Warning: spec.template.spec.volumes[0].registryDisk: deprecated; use containerDisk "
+        "instead" in done.stderr
+    )
+    assert "spec.template.spec.domain.devices.disks[0].volumeName: deprecated" in done.stderr
+    vm = json.loads(s.kubectl("get", "vm", "vm-registrydisk", "-o", "json").stdout)
+    spec = vm["spec"]["template"]["spec"]
+    assert spec["volumes"][0]["containerDisk"]["image"].endswith("cirros-registry-disk-demo:devel")
+    assert "registryDisk" not in spec["volumes"][0]
+    assert spec["domain"]["devices"]["disks"][0]["name"] == "registryvolume"
+    s.kubectl("delete", "-f", str(seed))
+
+
+def test_an_unsupported_field_is_a_forbidden_cause(with_crds: Server) -> None:
+    vmi = yaml.safe_load((MANIFESTS / "vmi-containerdisk.yaml").read_text())
+    vmi["spec"]["domain"]["devices"]["gpus"] = [{"name": "gpu1", "deviceName": "nvidia.com/x"}]
+    api = client.CustomObjectsApi(with_crds.api())
+    with pytest.raises(client.ApiException) as raised:
+        api.create_namespaced_custom_object(
+            "kubevirt.io", "v1", "default", "virtualmachineinstances", vmi
+        )
+    (cause,) = json.loads(raised.value.body)["details"]["causes"]
+    assert cause == {
+        "reason": "FieldValueForbidden",
+        "message": "field not supported by kvd yet (GPU passthrough)",
+        "field": "spec.domain.devices.gpus",
+    }
+
+
 def test_builtin_kinds_and_short_names(server: Server, tmp_path: Path) -> None:
     s = server
     assert "default" in s.kubectl("get", "ns").stdout

@@ -39,6 +39,7 @@ class Cluster:
     cidr: str
     cgroup_parent: str
     node_name: str
+    image_store: Path | None = None  # None: kvd's default store (/var/lib/kvd/images)
 
     @property
     def kubeconfig(self) -> Path:
@@ -52,6 +53,8 @@ class Cluster:
 
     def up(self) -> subprocess.CompletedProcess[str]:
         args = [KVD, "local", "up", "--data-dir", str(self.data_dir), "--port", "0", "--detach"]
+        if self.image_store is not None:
+            args += ["--image-store", str(self.image_store)]
         done = subprocess.run(
             [*args, *self.node_args()], capture_output=True, text=True, timeout=120, check=False
         )

@@ -77,7 +77,7 @@ MUTATIONS = table(
   causes:
   - reason: FieldValueNotSupported
     field: spec.domain.devices.disks[0].disk.bus
-    message: 'Unsupported value: "ide": supported values: "virtio", "sata", "scsi"'
+    message: 'Unsupported value: "ide": supported values: "virtio", "sata", "scsi", ""'
 - id: enum-empty-string
   set: {{spec.evictionStrategy: ""}}
   causes:
@@ -106,14 +106,14 @@ MUTATIONS = table(
   - reason: FieldValueInvalid
     field: spec.domain.cpu.model
     message: >-
-      Invalid value: "host model": spec.domain.cpu.model in body should match '^\\S+$'
+      Invalid value: "host model": spec.domain.cpu.model in body should match '^$|^\\S+$'
 - id: pattern-dollar-is-end-of-text-as-in-re2
   set: {{spec.domain.cpu.model: "host-model\\n"}}
   causes:
   - reason: FieldValueInvalid
     field: spec.domain.cpu.model
     message: >-
-      Invalid value: "host-model\\n": spec.domain.cpu.model in body should match '^\\S+$'
+      Invalid value: "host-model\\n": spec.domain.cpu.model in body should match '^$|^\\S+$'
 - id: int-or-string-pattern
   set: {{spec.domain.memory.guest: 1Gb}}
   causes:
