@@ -232,9 +232,11 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
-def _omit_empty(tp: Any) -> bool:
-    """Lists and maps that default to empty are left out when empty; an optional `{}` is kept."""
-    return not strip_optional(tp)[1]
+def _omit_empty(f: dataclasses.Field[Any], tp: Any) -> bool:
+    """Lists and maps that default to empty are left out when empty; an optional `{}` is kept,
+    and so is a required one (without it the object would not load again)."""
+    required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    return not required and not strip_optional(tp)[1]
 
 
 def encode(obj: object) -> Any:
@@ -246,7 +248,7 @@ def encode(obj: object) -> Any:
         for f, wire, tp in _fields(type(obj)):
             value = getattr(obj, f.name)
             if value is None or (
-                _omit_empty(tp) and isinstance(value, (tuple, dict)) and not value
+                _omit_empty(f, tp) and isinstance(value, (tuple, dict)) and not value
             ):
                 continue
             out[wire] = encode(value)
