@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from kvd.api import kinds
+from kvd.api import keys, kinds
 from kvd.cli import cluster, program
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ class _Demo:
         active = (vmi.get("status") or {}).get("activePods") or {}
         pods = self.raw.get(
             f"/api/v1/namespaces/{self.namespace}/pods",
-            {"labelSelector": f"kubevirt.io/created-by={uid}"},
+            {"labelSelector": f"{keys.CREATED_BY}={uid}"},
         )["items"]
         if not pods:
             raise DemoError(f"vmi {self.key} is Running but no pod is labelled with its uid {uid}")

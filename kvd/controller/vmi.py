@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kvd import logs, timestamps
-from kvd.api import kinds
+from kvd.api import keys, kinds
 from kvd.api.errors import ValidationError
 from kvd.api.vmi import VirtualMachineInstance
 from kvd.conditions import condition as make_condition
@@ -38,9 +38,6 @@ log = logs.get_logger(__name__)
 
 Json = dict[str, Any]
 
-FINALIZER = "kubevirt.io/foregroundDeleteVirtualMachine"
-CREATED_BY = "kubevirt.io/created-by"
-NODE_LABEL = "kubevirt.io/nodeName"
 BY_VMI = "vmi-uid"
 RETRY_MISSING_CLAIM = 5.0
 CONFLICT_RETRY = 0.5  # in case the newer write's event was missed
@@ -48,7 +45,7 @@ CONFLICT_RETRY = 0.5  # in case the newer write's event was missed
 
 def created_by(pod: Json) -> list[str]:
     """The index of launcher pods by the uid of their VMI."""
-    value = ((pod.get("metadata") or {}).get("labels") or {}).get(CREATED_BY)
+    value = ((pod.get("metadata") or {}).get("labels") or {}).get(keys.CREATED_BY)
     return [value] if value else []
 
 
@@ -231,15 +228,15 @@ class VMIController:
         current = status.get("phase") or ""
         patch_meta: Json = {}
         finalizers = list(meta.get("finalizers") or [])
-        if step.remove_finalizer and FINALIZER in finalizers:
-            patch_meta["finalizers"] = [f for f in finalizers if f != FINALIZER] or None
-        elif not meta.get("deletionTimestamp") and FINALIZER not in finalizers:
-            patch_meta["finalizers"] = [*finalizers, FINALIZER]
+        if step.remove_finalizer and keys.FINALIZER in finalizers:
+            patch_meta["finalizers"] = [f for f in finalizers if f != keys.FINALIZER] or None
+        elif not meta.get("deletionTimestamp") and keys.FINALIZER not in finalizers:
+            patch_meta["finalizers"] = [*finalizers, keys.FINALIZER]
         changed: Json = {}
         if step.owned:
             changed = status_change(status, step, problem, now=timestamps.now())
             if step.scheduled_on is not None:
-                patch_meta["labels"] = {NODE_LABEL: step.scheduled_on.node}
+                patch_meta["labels"] = {keys.NODE_NAME: step.scheduled_on.node}
         if not patch_meta and not changed:
             return
         patch: Json = {"metadata": {**patch_meta, "resourceVersion": meta["resourceVersion"]}}

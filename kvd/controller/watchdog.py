@@ -15,21 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kvd import logs, timestamps
-from kvd.api import kinds
+from kvd.api import keys, kinds
 from kvd.controller import phase
 from kvd.kube import events, informer
 from kvd.kube.client import ApiError, Json, Raw
 
 log = logs.get_logger(__name__)
 
-HEARTBEAT = "kubevirt.io/heartbeat"
-SCHEDULABLE = "kubevirt.io/schedulable"
 REASON = "NodeUnresponsive"
 
 
 def heartbeat_age(node: Json, now: float) -> float | None:
     """Seconds since the node's handler last beat; None when it never did (or unreadable)."""
-    value = ((node.get("metadata") or {}).get("annotations") or {}).get(HEARTBEAT)
+    value = ((node.get("metadata") or {}).get("annotations") or {}).get(keys.HEARTBEAT)
     if not value:
         return None
     then = timestamps.parse(str(value))
@@ -69,9 +67,9 @@ class NodeWatchdog:
 
     def _unresponsive(self, node: Json, name: str, age: float) -> None:
         labels = node["metadata"].get("labels") or {}
-        if labels.get(SCHEDULABLE) != "false":
+        if labels.get(keys.SCHEDULABLE) != "false":
             self.raw.merge_patch(
-                f"/api/v1/nodes/{name}", {"metadata": {"labels": {SCHEDULABLE: "false"}}}
+                f"/api/v1/nodes/{name}", {"metadata": {"labels": {keys.SCHEDULABLE: "false"}}}
             )
             log.warning("node_unresponsive", node=name, heartbeat_age=round(age))
             self.recorder.event(

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from kvd import logs, metrics, timestamps
-from kvd.api import kinds
+from kvd.api import keys, kinds
 from kvd.handler import phase
 from kvd.handler import status as vmistatus
 from kvd.handler.launchers import Launcher, LauncherRejected, LauncherUnavailable
@@ -51,9 +51,6 @@ log = logs.get_logger(__name__)
 
 Json = dict[str, Any]
 
-NODE_LABEL = "kubevirt.io/nodeName"
-SCHEDULABLE = "kubevirt.io/schedulable"
-HEARTBEAT = "kubevirt.io/heartbeat"
 SHUTDOWN_RESEND = 5.0
 STARTUP_POLL = 0.1
 COMPONENT = "kvd-handler"
@@ -95,7 +92,7 @@ class Handler:
             self.api,
             list_custom(self.api, kinds.GROUP, kinds.STORAGE_VERSION, kinds.VMI.plural),
             name="vmis",
-            label_selector=f"{NODE_LABEL}={self.node_name}",
+            label_selector=f"{keys.NODE_NAME}={self.node_name}",
             resync_period=settings.resync_seconds,
         )
         self.recorder = events.Recorder(raw=self.raw, component=COMPONENT, host=self.node_name)
@@ -424,8 +421,8 @@ class Handler:
             f"/api/v1/nodes/{self.node_name}",
             {
                 "metadata": {
-                    "labels": {SCHEDULABLE: "true" if schedulable else "false"},
-                    "annotations": {HEARTBEAT: timestamps.now()},
+                    "labels": {keys.SCHEDULABLE: "true" if schedulable else "false"},
+                    "annotations": {keys.HEARTBEAT: timestamps.now()},
                 }
             },
         )
