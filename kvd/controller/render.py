@@ -48,19 +48,19 @@ class RenderConfig:
     allow_emulation: bool = True
     memory_overhead: str = "128Mi"  # measured: see kvd.controller.config
     grace_margin_seconds: int = 15
-    default_grace_seconds: int = 30  # for a VMI that sets none (admission defaults it to 30)
 
 
 def launcher_pod(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
+    """The launcher pod of `vmi`, a VMI as `kinds.load` returns it: defaulted and valid."""
     meta = vmi.metadata
     if not (meta.name and meta.namespace and meta.uid):
         raise RenderError("metadata.name, metadata.namespace and metadata.uid must be set")
     spec = vmi.spec
-    grace = (
-        config.default_grace_seconds
-        if spec.termination_grace_period_seconds is None
-        else (spec.termination_grace_period_seconds)
-    )
+    grace = spec.termination_grace_period_seconds
+    if grace is None:  # kvd.api.defaults gives every loaded VMI one
+        raise RenderError(
+            "spec.terminationGracePeriodSeconds is not set: the VMI was not defaulted"
+        )
     volumes, mounts = _volumes(vmi, config)
     image = config.image or kvd_image()
     args = [

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from kvd.api.defaults import DEFAULT_GRACE_PERIOD_SECONDS
 from kvd.conditions import condition as make_condition
 from kvd.handler import phase
 from kvd.rpc.launcher.v1 import domain_pb2
 
 Json = dict[str, Any]
 
-DEFAULT_GRACE = 30
 OWNED_CONDITIONS = ("Ready", "SoftwareEmulation", "Paused")
 RUNNING_STATES = (
     domain_pb2.DOMAIN_STATE_RUNNING,
@@ -80,7 +80,7 @@ def change(
 
 def grace(vmi: Json) -> int:
     value = (vmi.get("spec") or {}).get("terminationGracePeriodSeconds")
-    return DEFAULT_GRACE if value is None else int(value)
+    return DEFAULT_GRACE_PERIOD_SECONDS if value is None else int(value)
 
 
 def acpi(vmi: Json) -> bool:
