@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from kvd import logs, metrics, timestamps
-from kvd.api import keys, kinds
+from kvd.api import keys, kinds, phases
 from kvd.handler import phase
 from kvd.handler import status as vmistatus
 from kvd.handler.launchers import Launcher, LauncherRejected, LauncherUnavailable
@@ -179,7 +179,7 @@ class Handler:
         meta, status = vmi["metadata"], vmi.get("status") or {}
         current = status.get("phase") or ""
         record = self.records.get(meta["uid"])
-        if phase.is_final(current):
+        if phases.is_final(current):
             if record is not None:
                 return self._stop_domain(record, vmi)
             return None
@@ -373,7 +373,7 @@ class Handler:
             not record.ever_ran
             and synchronized is None
             and decision.phase == (status.get("phase") or "")
-            and not phase.is_final(decision.phase)
+            and not phases.is_final(decision.phase)
         ):
             return  # still starting (the launcher may not answer yet): nothing to tell
         emulated = bool(live.launcher.info.emulated) if live.launcher.info else False
