@@ -213,7 +213,7 @@ class Handler:
             self._event(vmi, "Warning", "SyncFailed", exc.message)
             self._write_status(vmi, live, record, synchronized=(False, "SyncFailed", exc.message))
             raise
-        if domain is not None and domain.state in vmistatus.RUNNING_STATES and not record.ever_ran:
+        if domain is not None and domain.state in phase.ACTIVE_STATES and not record.ever_ran:
             record = record.ran()
             self.records.put(record)
         # A launcher exits soon after its domain ends, taking the domain with it: the end the
@@ -243,7 +243,7 @@ class Handler:
         try:
             domain = launcher.domain()
             live.domain = domain
-            if domain is not None and domain.state in vmistatus.RUNNING_STATES:
+            if domain is not None and domain.state in phase.ACTIVE_STATES:
                 return self._shut_down(record, vmi, live, domain)
             launcher.delete(record.uid)
             gone = not _listening(Path(record.socket))

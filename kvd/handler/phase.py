@@ -30,7 +30,7 @@ STARTUP_UNREACHABLE_LIMIT: Final = 180.0
 
 # States in which QEMU runs a guest that counts as running. Paused stays Running (the Paused
 # condition says why); so do an ACPI shutdown in progress and a guest suspended to RAM/disk.
-_ACTIVE: Final = frozenset(
+ACTIVE_STATES: Final = frozenset(
     {
         pb.DOMAIN_STATE_RUNNING,
         pb.DOMAIN_STATE_BLOCKED,
@@ -190,7 +190,7 @@ def _domain_gone(current: str, observed: Observed) -> Decision:
 def _from_domain(current: str, observed: Observed) -> Decision | None:
     """The phase the domain's (state, reason) implies; None when it implies none."""
     state, reason = observed.domain_state, observed.domain_reason
-    if state in _ACTIVE:
+    if state in ACTIVE_STATES:
         return _RUNNING
     if state == pb.DOMAIN_STATE_CRASHED:
         if reason == pb.DOMAIN_STATE_REASON_PANICKED:

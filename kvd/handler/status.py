@@ -20,13 +20,6 @@ from kvd.rpc.launcher.v1 import domain_pb2
 Json = dict[str, Any]
 
 OWNED_CONDITIONS = ("Ready", "SoftwareEmulation", "Paused")
-RUNNING_STATES = (
-    domain_pb2.DOMAIN_STATE_RUNNING,
-    domain_pb2.DOMAIN_STATE_BLOCKED,
-    domain_pb2.DOMAIN_STATE_PAUSED,
-    domain_pb2.DOMAIN_STATE_SHUTTING_DOWN,
-    domain_pb2.DOMAIN_STATE_PMSUSPENDED,
-)
 
 
 def change(
