@@ -35,6 +35,7 @@ import yaml  # noqa: E402
 from kubernetes import watch  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
+from kvd.api import keys  # noqa: E402
 from kvd.kube import client  # noqa: E402
 from tests.e2e.conftest import vmi_manifest  # noqa: E402
 from tests.local.node.conftest import Cluster, new_cluster  # noqa: E402
@@ -111,7 +112,7 @@ def one_run(
 def wait_booted(cluster: Cluster, vmi_uid: str) -> float:
     """When the guest's console says it has booted (cloud-init run, shell up)."""
     pod = cluster.raw.get(
-        "/api/v1/namespaces/default/pods", {"labelSelector": f"kubevirt.io/created-by={vmi_uid}"}
+        "/api/v1/namespaces/default/pods", {"labelSelector": f"{keys.CREATED_BY}={vmi_uid}"}
     )["items"][0]["metadata"]["name"]
     deadline = time.monotonic() + 120
     while "KVD-READY" not in cluster.raw.text(
@@ -138,7 +139,7 @@ def memory_mib(pid: str) -> tuple[float, float]:
 def pod_memory(cluster: Cluster, vmi_uid: str) -> dict[str, float]:
     """PSS and USS in MiB of QEMU and of everything else in the pod."""
     pods = cluster.raw.get(
-        "/api/v1/namespaces/default/pods", {"labelSelector": f"kubevirt.io/created-by={vmi_uid}"}
+        "/api/v1/namespaces/default/pods", {"labelSelector": f"{keys.CREATED_BY}={vmi_uid}"}
     )["items"]
     root = Path("/sys/fs/cgroup/memory") / cluster.cgroup_parent / pods[0]["metadata"]["uid"]
     pids = {p for f in root.rglob("cgroup.procs") for p in f.read_text().split()}

@@ -40,11 +40,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kvd import logs
+from kvd.api import phases
 
 log = logs.get_logger(__name__)
 
-# KubeVirt's VirtualMachineInstancePhase values; an unset phase is Pending.
-PHASES = ("Pending", "Scheduling", "Scheduled", "Running", "Succeeded", "Failed", "Unknown")
+# Every phase a VMI can be counted in; an unset phase is counted as Pending.
+PHASES = tuple(p for p in phases.NAMES if p != phases.UNSET)
 OUTCOMES = ("ok", "error", "requeue")
 PATH = "/metrics"
 STOP_POLL = 0.1  # how soon `stop()` returns (the server looks this often whether to end)
@@ -127,7 +128,7 @@ class _Live(Collector):
                 value=self.depth(),
             )
         if self.phases is not None:
-            counts = Counter(phase or "Pending" for phase in self.phases())
+            counts = Counter(phase or phases.PENDING for phase in self.phases())
             family = GaugeMetricFamily(
                 f"{self.prefix}_vmis", "VMIs in the informer cache, by phase.", labels=["phase"]
             )

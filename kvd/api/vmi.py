@@ -13,6 +13,7 @@ from typing import Literal
 from kvd.api.codec import JSONObject
 from kvd.api.fields import field, many, mapping, one_of, optional
 from kvd.api.meta import DATE_TIME, DNS1123_LABEL, Condition, ObjectMeta, Toleration
+from kvd.api.phases import Phase
 from kvd.api.quantity import Quantity
 
 MAC_ADDRESS = r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$"
@@ -21,9 +22,6 @@ NETWORK_NAME = r"^[A-Za-z0-9_-]+$"
 UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 Bus = Literal["virtio", "sata", "scsi"]
-Phase = Literal[
-    "", "Pending", "Scheduling", "Scheduled", "Running", "Succeeded", "Failed", "Unknown"
-]
 EvictionStrategy = Literal["None", "LiveMigrate", "LiveMigrateIfPossible", "External"]
 InterfaceModel = Literal["virtio", "e1000", "e1000e", "rtl8139", "pcnet", "ne2k_pci"]
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from kvd.api import kinds
+from kvd.api import keys, kinds, phases
 from kvd.cli import cluster, program
 
 if TYPE_CHECKING:
@@ -36,7 +36,6 @@ RUNNING_TIMEOUT = 120.0
 CONSOLE_TIMEOUT = 90.0
 GONE_TIMEOUT = 60.0
 POLL = 0.1
-FINAL_PHASES = ("Succeeded", "Failed")
 # The demo guest prints this once its cloud-init script has run and a shell is on the console
 # (guest/README.md, "Console protocol").
 BOOTED_MARKER = "KVD-READY"
@@ -174,7 +173,7 @@ class _Demo:
             if current["metadata"].get("deletionTimestamp"):
                 print(f"vmi {self.key} is being deleted; waiting until it is gone")
                 self.wait_gone()
-            elif phase in FINAL_PHASES:
+            elif phases.is_final(phase):
                 print(f"vmi {self.key} is {phase}: deleting it to boot it afresh")
                 self.raw.delete(f"{self.collection}/{self.name}")
                 self.wait_gone()
@@ -208,9 +207,9 @@ class _Demo:
                 self._progress(phase)
             if last is None:
                 raise DemoError(f"vmi {self.key} was deleted while it was starting")
-            if phase == "Running":
+            if phase == phases.RUNNING:
                 return last
-            if phase in FINAL_PHASES:
+            if phases.is_final(phase):
                 raise DemoError(f"vmi {self.key} is {phase} instead of Running", _explain(last))
             if time.monotonic() - began > RUNNING_TIMEOUT:
                 raise DemoError(
@@ -224,7 +223,7 @@ class _Demo:
         active = (vmi.get("status") or {}).get("activePods") or {}
         pods = self.raw.get(
             f"/api/v1/namespaces/{self.namespace}/pods",
-            {"labelSelector": f"kubevirt.io/created-by={uid}"},
+            {"labelSelector": f"{keys.CREATED_BY}={uid}"},
         )["items"]
         if not pods:
             raise DemoError(f"vmi {self.key} is Running but no pod is labelled with its uid {uid}")
@@ -246,7 +245,7 @@ class _Demo:
         text = ""
         while BOOTED_MARKER not in text:
             vmi = self.get()
-            if vmi is None or _phase(vmi) in FINAL_PHASES:
+            if vmi is None or phases.is_final(_phase(vmi)):
                 phase = _phase(vmi) if vmi is not None else "deleted"
                 raise DemoError(
                     f"vmi {self.key} is {phase} instead of booting; run `kvd demo` again to "

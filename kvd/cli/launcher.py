@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kvd.api.defaults import DEFAULT_GRACE_PERIOD_SECONDS
 from kvd.cli import program
 
 
@@ -24,8 +25,8 @@ def add_parser(subparsers: program.Subparsers) -> None:
     parser.add_argument(
         "--grace-period-seconds",
         type=int,
-        default=30,
-        help="ACPI shutdown grace before the domain is killed on SIGTERM (default 30)",
+        default=DEFAULT_GRACE_PERIOD_SECONDS,
+        help="ACPI shutdown grace before the domain is killed on SIGTERM (default %(default)s)",
     )
     parser.add_argument(
         "--allow-emulation",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kvd import logs, metrics
-from kvd.api import kinds
+from kvd.api import keys, kinds
 from kvd.controller import config as clusterconfig
 from kvd.controller.vmi import VMIController, VMIControllerSettings
 from kvd.controller.watchdog import NodeWatchdog
@@ -66,7 +66,7 @@ class Controller:
             self.api,
             core.list_pod_for_all_namespaces,
             name="launcher-pods",
-            label_selector="kubevirt.io=virt-launcher",
+            label_selector=keys.LAUNCHER_SELECTOR,
         )
         self.nodes = informer.Informer(self.api, core.list_node, name="nodes")
         self.configmaps = informer.Informer(

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kvd.api.phases import FAILED, PENDING, RUNNING, SCHEDULED, SCHEDULING, UNSET, is_final
+
 Json = dict[str, Any]
 
-FINAL = ("Succeeded", "Failed")
-ORDER = ("", "Pending", "Scheduling", "Scheduled", "Running", "Succeeded", "Failed")
 IMAGE_ERRORS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 OWNED_CONDITIONS = ("PodScheduled", "Synchronized")
 
@@ -72,15 +72,6 @@ class Step:
     owned: bool = True  # False: the handler owns the status; keep the controller's hands off
 
 
-def is_final(phase: str) -> bool:
-    return phase in FINAL
-
-
-def later(a: str, b: str) -> str:
-    """The later of two phases: phases never go backwards."""
-    return a if ORDER.index(a) >= ORDER.index(b) else b
-
-
 def decide(
     phase: str,
     pods: Sequence[Pod],
@@ -91,34 +82,34 @@ def decide(
     alive = [p for p in pods if not p.deleting]
     if deleting:
         return _deleting(phase, pods, alive)
-    if is_final(phase) or phase == "Running":
+    if is_final(phase) or phase == RUNNING:
         return Step(phase=phase, owned=False)
-    if phase in ("", "Pending") and not pods:
-        return Step(phase="Scheduling", create_pod=True)
+    if phase in (UNSET, PENDING) and not pods:
+        return Step(phase=SCHEDULING, create_pod=True)
     pod = _current(pods)
     if pod is None:
-        return Step(phase="Failed", reason="LauncherPodDeleted", message="the launcher pod is gone")
+        return Step(phase=FAILED, reason="LauncherPodDeleted", message="the launcher pod is gone")
     if pod.ended or pod.deleting:
         reason, message = pod.failure
         return Step(
-            phase="Failed",
+            phase=FAILED,
             reason=reason or "LauncherPodFailed",
             message=message or f"launcher pod {pod.name} ended {pod.phase}",
         )
-    if phase == "Scheduled":
+    if phase == SCHEDULED:
         return Step(phase=phase, owned=False)
-    if pod.phase == "Running" and pod.node:
-        return Step(phase="Scheduled", scheduled_on=pod)
+    if pod.phase == "Running" and pod.node:  # the pod's phase
+        return Step(phase=SCHEDULED, scheduled_on=pod)
     conditions = []
     if pod.unschedulable:
         conditions.append(Condition("PodScheduled", False, "Unschedulable", pod.unschedulable))
     if pod.image_error is not None:
         conditions.append(Condition("Synchronized", False, *pod.image_error))
-    return Step(phase="Scheduling", conditions=tuple(conditions))
+    return Step(phase=SCHEDULING, conditions=tuple(conditions))
 
 
 def _deleting(phase: str, pods: Sequence[Pod], alive: Sequence[Pod]) -> Step:
-    handler_owned = phase in ("Scheduled", "Running")
+    handler_owned = phase in (SCHEDULED, RUNNING)
     if alive:  # SIGTERM: the launcher shuts its guest down within the pod's grace period
         return Step(phase=phase, owned=not handler_owned, delete_pods=tuple(p.name for p in alive))
     if pods:  # deleted, not gone yet: the pod informer says when
@@ -128,7 +119,7 @@ def _deleting(phase: str, pods: Sequence[Pod], alive: Sequence[Pod]) -> Step:
     # No launcher left, and nobody ended the VMI: a domain that ran is ended by the handler as
     # soon as it stops, before its launcher exits; so this one never ran, or its handler is down.
     return Step(
-        phase="Failed",
+        phase=FAILED,
         reason="Deleted",
         message="deleted; its launcher pod is gone and no handler ended it"
         if handler_owned

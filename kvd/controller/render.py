@@ -23,7 +23,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from kvd.api import codec
+from kvd.api import codec, keys
 from kvd.api.quantity import Quantity
 from kvd.api.vmi import VirtualMachineInstance
 from kvd.version import kvd_image
@@ -33,7 +33,6 @@ Json = dict[str, Any]
 LAUNCHER_ROOT = "/var/run/kvd/launchers"
 CONTAINER_DISK_DIR = "/var/run/kvd/container-disks"
 PVC_DIR = "/var/run/kvd/pvcs"
-SCHEDULABLE = "kubevirt.io/schedulable"
 
 
 class RenderError(ValueError):
@@ -49,19 +48,19 @@ class RenderConfig:
     allow_emulation: bool = True
     memory_overhead: str = "128Mi"  # measured: see kvd.controller.config
     grace_margin_seconds: int = 15
-    default_grace_seconds: int = 30  # for a VMI that sets none (admission defaults it to 30)
 
 
 def launcher_pod(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
+    """The launcher pod of `vmi`, a VMI as `kinds.load` returns it: defaulted and valid."""
     meta = vmi.metadata
     if not (meta.name and meta.namespace and meta.uid):
         raise RenderError("metadata.name, metadata.namespace and metadata.uid must be set")
     spec = vmi.spec
-    grace = (
-        config.default_grace_seconds
-        if spec.termination_grace_period_seconds is None
-        else (spec.termination_grace_period_seconds)
-    )
+    grace = spec.termination_grace_period_seconds
+    if grace is None:  # kvd.api.defaults gives every loaded VMI one
+        raise RenderError(
+            "spec.terminationGracePeriodSeconds is not set: the VMI was not defaulted"
+        )
     volumes, mounts = _volumes(vmi, config)
     image = config.image or kvd_image()
     args = [
@@ -100,7 +99,7 @@ def launcher_pod(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
     pod_spec: Json = {
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": grace + config.grace_margin_seconds,
-        "nodeSelector": {**spec.node_selector, SCHEDULABLE: "true"},
+        "nodeSelector": {**spec.node_selector, keys.SCHEDULABLE: "true"},
         "containers": [compute, console],
         "volumes": volumes,
     }
@@ -116,8 +115,8 @@ def launcher_pod(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
         "metadata": {
             "generateName": f"virt-launcher-{meta.name}-",
             "namespace": meta.namespace,
-            "labels": {"kubevirt.io": "virt-launcher", "kubevirt.io/created-by": meta.uid},
-            "annotations": {"kubevirt.io/domain": meta.name},
+            "labels": {keys.APP: keys.LAUNCHER, keys.CREATED_BY: meta.uid},
+            "annotations": {keys.DOMAIN: meta.name},
             "ownerReferences": [
                 {
                     "apiVersion": "kubevirt.io/v1",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kvd import logs, timestamps
-from kvd.api import kinds
+from kvd.api import keys, kinds, phases
 from kvd.api.errors import ValidationError
 from kvd.api.vmi import VirtualMachineInstance
 from kvd.conditions import condition as make_condition
@@ -38,9 +38,6 @@ log = logs.get_logger(__name__)
 
 Json = dict[str, Any]
 
-FINALIZER = "kubevirt.io/foregroundDeleteVirtualMachine"
-CREATED_BY = "kubevirt.io/created-by"
-NODE_LABEL = "kubevirt.io/nodeName"
 BY_VMI = "vmi-uid"
 RETRY_MISSING_CLAIM = 5.0
 CONFLICT_RETRY = 0.5  # in case the newer write's event was missed
@@ -48,7 +45,7 @@ CONFLICT_RETRY = 0.5  # in case the newer write's event was missed
 
 def created_by(pod: Json) -> list[str]:
     """The index of launcher pods by the uid of their VMI."""
-    value = ((pod.get("metadata") or {}).get("labels") or {}).get(CREATED_BY)
+    value = ((pod.get("metadata") or {}).get("labels") or {}).get(keys.CREATED_BY)
     return [value] if value else []
 
 
@@ -143,7 +140,7 @@ class VMIController:
                 self._create_pod(key, vmi)
             except _NotSynchronized as exc:
                 problem = exc
-                step = phase.Step(phase="Pending", again=exc.again)
+                step = phase.Step(phase=phases.PENDING, again=exc.again)
         if step.delete_pods:
             self.expectations.expect_deletions(key, len(step.delete_pods))
         for name in step.delete_pods:
@@ -171,7 +168,6 @@ class VMIController:
                     allow_emulation=config.use_emulation,
                     memory_overhead=config.memory_overhead,
                     grace_margin_seconds=config.grace_margin_seconds,
-                    default_grace_seconds=config.termination_grace_period_seconds,
                 ),
             )
         except render.RenderError as exc:
@@ -228,18 +224,17 @@ class VMIController:
 
     def _write(self, vmi: Json, step: phase.Step, problem: _NotSynchronized | None) -> None:
         meta, status = vmi["metadata"], vmi.get("status") or {}
-        current = status.get("phase") or ""
         patch_meta: Json = {}
         finalizers = list(meta.get("finalizers") or [])
-        if step.remove_finalizer and FINALIZER in finalizers:
-            patch_meta["finalizers"] = [f for f in finalizers if f != FINALIZER] or None
-        elif not meta.get("deletionTimestamp") and FINALIZER not in finalizers:
-            patch_meta["finalizers"] = [*finalizers, FINALIZER]
+        if step.remove_finalizer and keys.FINALIZER in finalizers:
+            patch_meta["finalizers"] = [f for f in finalizers if f != keys.FINALIZER] or None
+        elif not meta.get("deletionTimestamp") and keys.FINALIZER not in finalizers:
+            patch_meta["finalizers"] = [*finalizers, keys.FINALIZER]
         changed: Json = {}
         if step.owned:
             changed = status_change(status, step, problem, now=timestamps.now())
             if step.scheduled_on is not None:
-                patch_meta["labels"] = {NODE_LABEL: step.scheduled_on.node}
+                patch_meta["labels"] = {keys.NODE_NAME: step.scheduled_on.node}
         if not patch_meta and not changed:
             return
         patch: Json = {"metadata": {**patch_meta, "resourceVersion": meta["resourceVersion"]}}
@@ -250,7 +245,7 @@ class VMIController:
         moved = changed.get("phase")
         if moved:
             log.info("vmi_phase", vmi=informer.key_of(vmi), phase=moved, reason=step.reason)
-            if moved == "Failed" and current != "Failed":
+            if moved == phases.FAILED:
                 self.recorder.event(vmi, events.WARNING, step.reason, step.message)
         for c in changed.get("conditions") or []:  # trouble the user should hear of, once
             if c["type"] in phase.OWNED_CONDITIONS and _condition_changed(status, c):
@@ -261,10 +256,7 @@ def status_change(
     status: Json, step: phase.Step, problem: _NotSynchronized | None, *, now: str
 ) -> Json:
     """The status fields to patch for `step` ({} when nothing changed). Pure."""
-    current = status.get("phase") or ""
-    wanted: Json = {"phase": phase.later(current, step.phase) if current else step.phase}
-    if phase.is_final(wanted["phase"]) and step.reason and current != wanted["phase"]:
-        wanted["reason"] = step.reason
+    wanted: Json = {}
     old = {c["type"]: c for c in status.get("conditions") or []}
     conditions = [
         c for c in status.get("conditions") or [] if c["type"] not in phase.OWNED_CONDITIONS
@@ -281,12 +273,8 @@ def status_change(
     if step.scheduled_on is not None:
         wanted["nodeName"] = step.scheduled_on.node
         wanted["activePods"] = {step.scheduled_on.uid: step.scheduled_on.node}
-    if wanted["phase"] != current:
-        wanted["phaseTransitionTimestamps"] = [
-            *(status.get("phaseTransitionTimestamps") or []),
-            {"phase": wanted["phase"], "phaseTransitionTimestamp": now},
-        ]
-    return {k: v for k, v in wanted.items() if status.get(k) != v}
+    moved = phases.move(status, step.phase, reason=step.reason, now=now)
+    return {**moved, **{k: v for k, v in wanted.items() if status.get(k) != v}}
 
 
 def _condition_changed(status: Json, after: Json) -> bool:

@@ -15,21 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kvd import logs, timestamps
-from kvd.api import kinds
-from kvd.controller import phase
+from kvd.api import keys, kinds, phases
 from kvd.kube import events, informer
 from kvd.kube.client import ApiError, Json, Raw
 
 log = logs.get_logger(__name__)
 
-HEARTBEAT = "kubevirt.io/heartbeat"
-SCHEDULABLE = "kubevirt.io/schedulable"
 REASON = "NodeUnresponsive"
 
 
 def heartbeat_age(node: Json, now: float) -> float | None:
     """Seconds since the node's handler last beat; None when it never did (or unreadable)."""
-    value = ((node.get("metadata") or {}).get("annotations") or {}).get(HEARTBEAT)
+    value = ((node.get("metadata") or {}).get("annotations") or {}).get(keys.HEARTBEAT)
     if not value:
         return None
     then = timestamps.parse(str(value))
@@ -38,7 +35,7 @@ def heartbeat_age(node: Json, now: float) -> float | None:
 
 def orphaned(vmi: Json, pods: list[Json]) -> bool:
     """A VMI, not final, none of whose launcher pods is running."""
-    if phase.is_final((vmi.get("status") or {}).get("phase") or ""):
+    if phases.is_final((vmi.get("status") or {}).get("phase") or ""):
         return False
     return not any(
         (p.get("status") or {}).get("phase") == "Running"
@@ -69,9 +66,9 @@ class NodeWatchdog:
 
     def _unresponsive(self, node: Json, name: str, age: float) -> None:
         labels = node["metadata"].get("labels") or {}
-        if labels.get(SCHEDULABLE) != "false":
+        if labels.get(keys.SCHEDULABLE) != "false":
             self.raw.merge_patch(
-                f"/api/v1/nodes/{name}", {"metadata": {"labels": {SCHEDULABLE: "false"}}}
+                f"/api/v1/nodes/{name}", {"metadata": {"labels": {keys.SCHEDULABLE: "false"}}}
             )
             log.warning("node_unresponsive", node=name, heartbeat_age=round(age))
             self.recorder.event(
@@ -87,21 +84,11 @@ class NodeWatchdog:
             meta = vmi["metadata"]
             if not orphaned(vmi, self.pods_of(meta["uid"])):
                 continue
-            now = timestamps.now()
+            changed = phases.move(status, phases.FAILED, reason=REASON, now=timestamps.now())
             message = f"node {name} is unresponsive and the VMI's launcher pod is not running"
             self.raw.merge_patch(
                 kinds.VMI.path(meta["namespace"], meta["name"]),
-                {
-                    "metadata": {"resourceVersion": meta["resourceVersion"]},
-                    "status": {
-                        "phase": "Failed",
-                        "reason": REASON,
-                        "phaseTransitionTimestamps": [
-                            *(status.get("phaseTransitionTimestamps") or []),
-                            {"phase": "Failed", "phaseTransitionTimestamp": now},
-                        ],
-                    },
-                },
+                {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": changed},
             )
-            log.warning("vmi_phase", vmi=informer.key_of(vmi), phase="Failed", reason=REASON)
+            log.warning("vmi_phase", vmi=informer.key_of(vmi), phase=phases.FAILED, reason=REASON)
             self.recorder.event(vmi, events.WARNING, REASON, message)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from kvd import logs, metrics, timestamps
-from kvd.api import kinds
+from kvd.api import keys, kinds, phases
 from kvd.handler import phase
 from kvd.handler import status as vmistatus
 from kvd.handler.launchers import Launcher, LauncherRejected, LauncherUnavailable
@@ -51,9 +51,6 @@ log = logs.get_logger(__name__)
 
 Json = dict[str, Any]
 
-NODE_LABEL = "kubevirt.io/nodeName"
-SCHEDULABLE = "kubevirt.io/schedulable"
-HEARTBEAT = "kubevirt.io/heartbeat"
 SHUTDOWN_RESEND = 5.0
 STARTUP_POLL = 0.1
 COMPONENT = "kvd-handler"
@@ -95,7 +92,7 @@ class Handler:
             self.api,
             list_custom(self.api, kinds.GROUP, kinds.STORAGE_VERSION, kinds.VMI.plural),
             name="vmis",
-            label_selector=f"{NODE_LABEL}={self.node_name}",
+            label_selector=f"{keys.NODE_NAME}={self.node_name}",
             resync_period=settings.resync_seconds,
         )
         self.recorder = events.Recorder(raw=self.raw, component=COMPONENT, host=self.node_name)
@@ -182,7 +179,7 @@ class Handler:
         meta, status = vmi["metadata"], vmi.get("status") or {}
         current = status.get("phase") or ""
         record = self.records.get(meta["uid"])
-        if phase.is_final(current):
+        if phases.is_final(current):
             if record is not None:
                 return self._stop_domain(record, vmi)
             return None
@@ -216,7 +213,7 @@ class Handler:
             self._event(vmi, "Warning", "SyncFailed", exc.message)
             self._write_status(vmi, live, record, synchronized=(False, "SyncFailed", exc.message))
             raise
-        if domain is not None and domain.state in vmistatus.RUNNING_STATES and not record.ever_ran:
+        if domain is not None and domain.state in phase.ACTIVE_STATES and not record.ever_ran:
             record = record.ran()
             self.records.put(record)
         # A launcher exits soon after its domain ends, taking the domain with it: the end the
@@ -246,7 +243,7 @@ class Handler:
         try:
             domain = launcher.domain()
             live.domain = domain
-            if domain is not None and domain.state in vmistatus.RUNNING_STATES:
+            if domain is not None and domain.state in phase.ACTIVE_STATES:
                 return self._shut_down(record, vmi, live, domain)
             launcher.delete(record.uid)
             gone = not _listening(Path(record.socket))
@@ -376,7 +373,7 @@ class Handler:
             not record.ever_ran
             and synchronized is None
             and decision.phase == (status.get("phase") or "")
-            and not phase.is_final(decision.phase)
+            and not phases.is_final(decision.phase)
         ):
             return  # still starting (the launcher may not answer yet): nothing to tell
         emulated = bool(live.launcher.info.emulated) if live.launcher.info else False
@@ -424,8 +421,8 @@ class Handler:
             f"/api/v1/nodes/{self.node_name}",
             {
                 "metadata": {
-                    "labels": {SCHEDULABLE: "true" if schedulable else "false"},
-                    "annotations": {HEARTBEAT: timestamps.now()},
+                    "labels": {keys.SCHEDULABLE: "true" if schedulable else "false"},
+                    "annotations": {keys.HEARTBEAT: timestamps.now()},
                 }
             },
         )

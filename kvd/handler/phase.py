@@ -14,20 +14,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
+from kvd.api import phases
+from kvd.api.phases import FAILED, RUNNING, SUCCEEDED, is_final
 from kvd.rpc.launcher.v1 import domain_pb2 as pb
-
-PENDING: Final = "Pending"
-SCHEDULING: Final = "Scheduling"
-SCHEDULED: Final = "Scheduled"
-RUNNING: Final = "Running"
-SUCCEEDED: Final = "Succeeded"
-FAILED: Final = "Failed"
-
-# KubeVirt's phases in the order a VMI passes them; the two final phases share the last rank.
-# "" (not set yet), "Unknown" (the controller lost the node) and anything else rank as Pending.
-PHASE_ORDER: Final[Mapping[str, int]] = MappingProxyType(
-    {PENDING: 0, SCHEDULING: 1, SCHEDULED: 2, RUNNING: 3, SUCCEEDED: 4, FAILED: 4}
-)
 
 # KubeVirt's virt-handler declares a launcher unresponsive once its command socket has refused
 # connections for longer than its watchdog timeout (`--watchdog-timeout`, default 30 s): long
@@ -41,7 +30,7 @@ STARTUP_UNREACHABLE_LIMIT: Final = 180.0
 
 # States in which QEMU runs a guest that counts as running. Paused stays Running (the Paused
 # condition says why); so do an ACPI shutdown in progress and a guest suspended to RAM/disk.
-_ACTIVE: Final = frozenset(
+ACTIVE_STATES: Final = frozenset(
     {
         pb.DOMAIN_STATE_RUNNING,
         pb.DOMAIN_STATE_BLOCKED,
@@ -81,11 +70,6 @@ class Decision:
     phase: str
     reason: str | None = None
     message: str | None = None
-
-
-def is_final(phase: str) -> bool:
-    """Whether `phase` is one a VMI never leaves."""
-    return phase in (SUCCEEDED, FAILED)
 
 
 def next_phase(current: str, observed: Observed) -> Decision:
@@ -173,10 +157,6 @@ _SHUTOFF: Final[Mapping[int, Decision]] = MappingProxyType(
 )
 
 
-def _rank(phase: str) -> int:
-    return PHASE_ORDER.get(phase, 0)
-
-
 def _forward(current: str, verdict: Decision | None) -> Decision:
     # Verdicts are only ever Running or final, and a final `current` never gets here: so a verdict
     # never moves a phase backwards.
@@ -184,7 +164,7 @@ def _forward(current: str, verdict: Decision | None) -> Decision:
 
 
 def _unreachable_limit(current: str, observed: Observed) -> float:
-    if observed.ever_ran or _rank(current) >= _rank(RUNNING):
+    if observed.ever_ran or phases.rank(current) >= phases.rank(RUNNING):
         return UNREACHABLE_LIMIT
     return STARTUP_UNREACHABLE_LIMIT
 
@@ -199,7 +179,7 @@ def _no_domain(observed: Observed) -> bool:
 
 
 def _domain_gone(current: str, observed: Observed) -> Decision:
-    if not observed.ever_ran and _rank(current) < _rank(RUNNING):
+    if not observed.ever_ran and phases.rank(current) < phases.rank(RUNNING):
         return Decision(current)  # not defined yet: the handler has more to do
     if observed.deleting:
         return _DELETED
@@ -210,7 +190,7 @@ def _domain_gone(current: str, observed: Observed) -> Decision:
 def _from_domain(current: str, observed: Observed) -> Decision | None:
     """The phase the domain's (state, reason) implies; None when it implies none."""
     state, reason = observed.domain_state, observed.domain_reason
-    if state in _ACTIVE:
+    if state in ACTIVE_STATES:
         return _RUNNING
     if state == pb.DOMAIN_STATE_CRASHED:
         if reason == pb.DOMAIN_STATE_REASON_PANICKED:
@@ -240,7 +220,7 @@ def _stopped(current: str, observed: Observed) -> Decision | None:
     known = _SHUTOFF.get(reason)
     if known is not None:
         return known
-    if not observed.ever_ran and _rank(current) < _rank(RUNNING):
+    if not observed.ever_ran and phases.rank(current) < phases.rank(RUNNING):
         return None  # defined and not started yet: libvirt gives such a domain no reason
     return Decision(
         FAILED,

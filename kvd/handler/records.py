@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kvd import records
+from kvd.api.defaults import DEFAULT_GRACE_PERIOD_SECONDS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,7 +18,7 @@ class VMIRecord:
     name: str
     pod_uid: str
     socket: str
-    grace_seconds: int = 30
+    grace_seconds: int = DEFAULT_GRACE_PERIOD_SECONDS
     shutdown_requested_at: float | None = None  # wall clock of the first ShutdownDomain
     ever_ran: bool = False
     ended_state: int | None = None  # how the domain ended (launcher DomainState), once seen

@@ -11,21 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from kvd.api import phases
+from kvd.api.defaults import DEFAULT_GRACE_PERIOD_SECONDS
 from kvd.conditions import condition as make_condition
 from kvd.handler import phase
 from kvd.rpc.launcher.v1 import domain_pb2
 
 Json = dict[str, Any]
 
-DEFAULT_GRACE = 30
 OWNED_CONDITIONS = ("Ready", "SoftwareEmulation", "Paused")
-RUNNING_STATES = (
-    domain_pb2.DOMAIN_STATE_RUNNING,
-    domain_pb2.DOMAIN_STATE_BLOCKED,
-    domain_pb2.DOMAIN_STATE_PAUSED,
-    domain_pb2.DOMAIN_STATE_SHUTTING_DOWN,
-    domain_pb2.DOMAIN_STATE_PMSUSPENDED,
-)
 
 
 def change(
@@ -40,7 +34,7 @@ def change(
 ) -> Json:
     """The status fields to patch ({} when nothing changed)."""
     ready = (
-        decision.phase == "Running"
+        decision.phase == phases.RUNNING
         and domain is not None
         and domain.state
         in (
@@ -48,9 +42,7 @@ def change(
             domain_pb2.DOMAIN_STATE_BLOCKED,
         )
     )
-    wanted: Json = {"phase": decision.phase or status.get("phase")}
-    if decision.reason and phase.is_final(decision.phase):
-        wanted["reason"] = decision.reason
+    wanted: Json = {}
     if domain is not None:
         if domain.interfaces:
             wanted["interfaces"] = [_interface(i) for i in domain.interfaces]
@@ -69,18 +61,13 @@ def change(
         message = decision.message if kind == "Ready" and not ok else None
         conditions.append(make_condition(old.get(kind), kind, ok, reason, message, now=now))
     wanted["conditions"] = conditions
-    moved = wanted["phase"] != status.get("phase")
-    if moved:
-        wanted["phaseTransitionTimestamps"] = [
-            *(status.get("phaseTransitionTimestamps") or []),
-            {"phase": decision.phase, "phaseTransitionTimestamp": now},
-        ]
-    return {k: v for k, v in wanted.items() if status.get(k) != v}
+    moved = phases.move(status, decision.phase, reason=decision.reason, now=now)
+    return {**moved, **{k: v for k, v in wanted.items() if status.get(k) != v}}
 
 
 def grace(vmi: Json) -> int:
     value = (vmi.get("spec") or {}).get("terminationGracePeriodSeconds")
-    return DEFAULT_GRACE if value is None else int(value)
+    return DEFAULT_GRACE_PERIOD_SECONDS if value is None else int(value)
 
 
 def acpi(vmi: Json) -> bool:

@@ -18,32 +18,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kvd import logs
+from kvd import logs, procfs
 
 log = logs.get_logger(__name__)
 RECORD = "qemu.json"
 
 
-def start_time(pid: int) -> int | None:
-    """The process start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # the command name (field 2) may contain spaces and parentheses; it ends at the last ')'
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":  # a zombie has ended; only its parent's wait is missing
-        return None
-    return int(fields[19])
-
-
 def record(run_dir: Path, pid: int) -> None:
     """Remember the domain's QEMU so the next launcher can end it if this one is killed."""
-    start = start_time(pid)
-    if start is None:
+    stat = procfs.read(pid)
+    if stat is None or stat.ended:  # nothing a next launcher would have to end
         return
     tmp = run_dir / f".{RECORD}.tmp"
-    tmp.write_text(json.dumps({"pid": pid, "start_time": start}))
+    tmp.write_text(json.dumps({"pid": pid, "start_time": stat.start_time}))
     tmp.replace(run_dir / RECORD)
 
 
@@ -58,13 +45,13 @@ def reap(run_dir: Path, *, libvirtd_pid_file: Path, grace: float = 5.0) -> list[
     if daemon is not None:
         pid, start = daemon
         log.warning("orphaned_libvirtd_found", pid=pid)
-        _end(pid, lambda: start_time(pid) == start, grace)
+        _end(pid, lambda: procfs.running(pid, start), grace)
         ended.append(pid)
     qemu = _qemu(run_dir / RECORD)
     if qemu is not None:
         pid, start = qemu
         log.warning("orphaned_qemu_found", pid=pid)
-        _end(pid, lambda: start_time(pid) == start, grace)
+        _end(pid, lambda: procfs.running(pid, start), grace)
         ended.append(pid)
     forget(run_dir)
     return ended
@@ -76,10 +63,12 @@ def _libvirtd(pid_file: Path) -> tuple[int, int] | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    start = start_time(pid)
-    if start is None or str(pid_file).encode() not in cmdline.split(b"\0"):
+    stat = procfs.read(pid)
+    if stat is None or stat.ended:
+        return None
+    if str(pid_file).encode() not in cmdline.split(b"\0"):
         return None  # the pid was reused by something else
-    return pid, start
+    return pid, stat.start_time
 
 
 def _qemu(path: Path) -> tuple[int, int] | None:
@@ -88,7 +77,7 @@ def _qemu(path: Path) -> tuple[int, int] | None:
         pid, start = int(data["pid"]), int(data["start_time"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return (pid, start) if start_time(pid) == start else None
+    return (pid, start) if procfs.running(pid, start) else None
 
 
 def _end(pid: int, alive: Callable[[], bool], grace: float) -> None:

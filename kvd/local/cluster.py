@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kvd import logs
+from kvd import logs, procfs
 from kvd.api import crds, kinds
 from kvd.local.node import teardown
 
@@ -59,7 +59,7 @@ class Component:
     log: str
 
     def alive(self) -> bool:
-        return _start_ticks(self.pid) == self.started
+        return procfs.running(self.pid, self.started)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -248,7 +248,7 @@ def _start(name: str, args: list[str], data: Path, *, ready: str) -> Component:
             start_new_session=True,
             env={**os.environ, "KVD_LOG_JSON": os.environ.get("KVD_LOG_JSON", "true")},
         )
-    component = Component(name, proc.pid, _start_ticks(proc.pid) or 0, str(log_path))
+    component = Component(name, proc.pid, procfs.start_time(proc.pid) or 0, str(log_path))
     deadline = time.monotonic() + READY_TIMEOUT
     while True:
         text = log_path.read_bytes()[offset:].decode(errors="replace")
@@ -344,17 +344,6 @@ def _save(data: Path, components: list[Component]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"components": [asdict(c) for c in components]}, indent=2))
     os.replace(tmp, path)
-
-
-def _start_ticks(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
-        return None  # a zombie has exited
-    return int(fields[19])
 
 
 def _since(began: float) -> str:

@@ -115,6 +115,21 @@ ENDED = pod("Failed", node="n1", failure=("OOMKilled", "out of memory"))
             "Scheduled", [RUNNING], {}, Step(phase="Scheduled", owned=False), id="scheduled-waits"
         ),
         pytest.param("Running", [], {}, Step(phase="Running", owned=False), id="running-handler"),
+        # Unknown says nothing of where the VMI is: the pods decide, and no pod is ever created
+        pytest.param(
+            "Unknown",
+            [],
+            {},
+            Step(phase="Failed", reason="LauncherPodDeleted", message="the launcher pod is gone"),
+            id="unknown-pod-gone-fails",
+        ),
+        pytest.param(
+            "Unknown",
+            [RUNNING],
+            {},
+            Step(phase="Scheduled", scheduled_on=RUNNING),
+            id="unknown-pod-running-schedules",
+        ),
         pytest.param(
             "Succeeded", [ENDED], {}, Step(phase="Succeeded", owned=False), id="final-keeps-pod"
         ),
@@ -195,18 +210,6 @@ def test_oldest_live_pod_counts() -> None:
     older = pod("Running", name="old", node="n1", created="2026-01-01T00:00:00Z")
     newer = pod("Failed", name="new", node="n1", created="2026-01-01T00:00:05Z")
     assert decide("Scheduling", [newer, older]).scheduled_on == older
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "later"),
-    [
-        pytest.param("Scheduling", "Pending", "Scheduling", id="no-backwards"),
-        pytest.param("Scheduling", "Scheduled", "Scheduled", id="forwards"),
-        pytest.param("Succeeded", "Failed", "Failed", id="final-order"),
-    ],
-)
-def test_later(a: str, b: str, later: str) -> None:
-    assert phase.later(a, b) == later
 
 
 def launcher(status: dict[str, Any], **meta: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -160,3 +161,16 @@ def test_cluster_settings_and_scheduling_constraints_carry_over() -> None:
 def test_what_cannot_be_rendered_says_why(spec: dict[str, Any], words: str) -> None:
     with pytest.raises(render.RenderError, match=words):
         render.launcher_pod(vmi(**spec), CONFIG)
+
+
+def test_the_grace_period_is_the_defaulted_vmis() -> None:
+    """kvd.api's default (30 s) reaches the launcher and the pod; render has none of its own."""
+    pod = render.launcher_pod(vmi(), CONFIG)
+    args = compute(pod)["args"]
+    assert args[args.index("--grace-period-seconds") + 1] == "30"
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 30 + CONFIG.grace_margin_seconds
+    undefaulted = dataclasses.replace(
+        vmi(), spec=dataclasses.replace(vmi().spec, termination_grace_period_seconds=None)
+    )
+    with pytest.raises(render.RenderError, match="terminationGracePeriodSeconds is not set"):
+        render.launcher_pod(undefaulted, CONFIG)

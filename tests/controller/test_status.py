@@ -76,3 +76,20 @@ def test_never_backwards_and_final_reason() -> None:
     )
     assert change["phase"] == "Failed"
     assert change["reason"] == "OOMKilled"
+
+
+def test_an_unknown_phase_moves_on() -> None:
+    """Unknown is a phase the API allows; the controller must not choke on it."""
+    change = status_change(
+        {"phase": "Unknown"}, phase.Step(phase="Failed", reason="LauncherPodDeleted"), None, now=NOW
+    )
+    assert change == {
+        "phase": "Failed",
+        "reason": "LauncherPodDeleted",
+        "phaseTransitionTimestamps": [{"phase": "Failed", "phaseTransitionTimestamp": NOW}],
+    }
+
+
+def test_a_final_phase_is_never_replaced_by_the_other() -> None:
+    step = phase.Step(phase="Failed", reason="Deleted", remove_finalizer=True)
+    assert status_change({"phase": "Succeeded"}, step, None, now=NOW) == {}

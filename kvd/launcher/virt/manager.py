@@ -23,6 +23,7 @@ import libvirt
 from kvd import logs
 from kvd.api import kinds
 from kvd.api import vmi as vmitypes
+from kvd.api.defaults import DEFAULT_GRACE_PERIOD_SECONDS
 from kvd.api.errors import ValidationError
 from kvd.launcher import converter, orphans, states, storage
 from kvd.launcher.converter.context import ConverterContext, InterfaceTarget
@@ -307,7 +308,7 @@ class DomainManager:
             console_socket=self.paths.console_socket,
             console_log=self.paths.console_log,
             vmi_uid=self.identity.uid,
-            grace_period_seconds=30 if grace is None else grace,
+            grace_period_seconds=DEFAULT_GRACE_PERIOD_SECONDS if grace is None else grace,
             interfaces=interfaces,
         )
 

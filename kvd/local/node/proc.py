@@ -1,9 +1,6 @@
-"""Which process a pid names: a pid plus its start time, so a reused pid is never mistaken.
-
-The kernel reuses pids; `/proc/<pid>/stat` field 22 (start time, in clock ticks since boot) does
-not repeat for one pid within a boot, so the pair identifies one process for as long as the node
-state lives (the state directory does not survive a reboot's processes anyway). A zombie counts as
-gone: it has exited, only its status is left for its parent.
+"""Which process a pid names: a pid plus its start time (`kvd.procfs`), so a reused pid is never
+mistaken, kept in the node's state for as long as the process may run. A zombie is not alive: it
+has exited, only its status is left for its parent, and there is nothing left to signal.
 """
 
 from __future__ import annotations
@@ -12,7 +9,7 @@ import os
 import signal
 from dataclasses import dataclass
 
-from kvd import sandbox
+from kvd import procfs, sandbox
 
 
 @dataclass(frozen=True)
@@ -22,24 +19,18 @@ class ProcessId:
 
     @classmethod
     def parse(cls, stat: str) -> ProcessId:
-        """From a `/proc/<pid>/stat` line; the command name in parentheses may hold anything."""
-        pid, _, rest = stat.partition(" (")
-        fields = rest.rpartition(") ")[2].split()
-        # fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
-        return cls(int(pid), int(fields[19]))
+        """From a `/proc/<pid>/stat` line."""
+        parsed = procfs.parse(stat)
+        return cls(parsed.pid, parsed.start_time)
 
     @classmethod
     def of(cls, pid: int) -> ProcessId | None:
-        """The process `pid` names now, if any."""
-        stat = _stat(pid)
-        return None if stat is None else cls.parse(stat)
+        """The process `pid` names now (a zombie included), if any."""
+        start = procfs.start_time(pid)
+        return None if start is None else cls(pid, start)
 
     def alive(self) -> bool:
-        stat = _stat(self.pid)
-        if stat is None:
-            return False
-        state = stat.rpartition(") ")[2][:1]
-        return state not in ("Z", "X") and ProcessId.parse(stat) == self
+        return procfs.running(self.pid, self.start)
 
     def signal(self, signum: signal.Signals) -> bool:
         """Send `signum` if this very process still runs; whether it was sent."""
@@ -75,11 +66,3 @@ def _has_mount(pid: int, tag: str) -> bool:
             return f" {tag} " in f.read()
     except (FileNotFoundError, ProcessLookupError):
         return False
-
-
-def _stat(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
