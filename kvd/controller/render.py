@@ -23,7 +23,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from kvd.api import codec
+from kvd.api import codec, defaults
 from kvd.api.quantity import Quantity
 from kvd.api.vmi import VirtualMachineInstance
 from kvd.version import kvd_image
@@ -49,7 +49,6 @@ class RenderConfig:
     allow_emulation: bool = True
     memory_overhead: str = "128Mi"  # measured: see kvd.controller.config
     grace_margin_seconds: int = 15
-    default_grace_seconds: int = 30  # for a VMI that sets none (admission defaults it to 30)
 
 
 def launcher_pod(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
@@ -57,11 +56,10 @@ def launcher_pod(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
     if not (meta.name and meta.namespace and meta.uid):
         raise RenderError("metadata.name, metadata.namespace and metadata.uid must be set")
     spec = vmi.spec
-    grace = (
-        config.default_grace_seconds
-        if spec.termination_grace_period_seconds is None
-        else (spec.termination_grace_period_seconds)
-    )
+    # The VMI's own grace; admission defaults it, so None is only a VMI that skipped admission.
+    grace = spec.termination_grace_period_seconds
+    if grace is None:
+        grace = defaults.DEFAULT_GRACE_PERIOD_SECONDS
     volumes, mounts = _volumes(vmi, config)
     image = config.image or kvd_image()
     args = [

@@ -171,7 +171,6 @@ class VMIController:
                     allow_emulation=config.use_emulation,
                     memory_overhead=config.memory_overhead,
                     grace_margin_seconds=config.grace_margin_seconds,
-                    default_grace_seconds=config.termination_grace_period_seconds,
                 ),
             )
         except render.RenderError as exc:
