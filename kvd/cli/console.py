@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     # grpc, the client and the stubs only for this command
     import grpc  # noqa: PLC0415
 
-    from kvd.handler import auth  # noqa: PLC0415
+    from kvd import rpc_auth  # noqa: PLC0415
     from kvd.kube import client  # noqa: PLC0415
     from kvd.local import cluster as local  # noqa: PLC0415
     from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc  # noqa: PLC0415
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if phase != "Running":
         print(f"kvdctl console: {key} is {phase}, not Running", file=sys.stderr)
         return 1
-    channel = auth.authorized_channel(grpc.insecure_channel(address), token)
+    channel = rpc_auth.authorized_channel(grpc.insecure_channel(address), token)
     stub = handler_pb2_grpc.HandlerServiceStub(channel)  # type: ignore[no-untyped-call]  # generated
     inputs: queue.Queue[bytes | None] = queue.Queue()
 

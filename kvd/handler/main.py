@@ -8,8 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
-from kvd import logs, metrics
-from kvd.handler import auth, service
+from kvd import logs, metrics, rpc_auth
+from kvd.handler import service
 from kvd.handler.agent import Handler, HandlerSettings
 from kvd.kube.client import ApiError
 
@@ -28,8 +28,8 @@ def run(
         signal.signal(sig, lambda *_: stop.set())
     settings.launcher_dir.mkdir(parents=True, exist_ok=True)
     try:
-        token = auth.load_token(token_file) if listen and token_file else None
-    except auth.TokenError as exc:
+        token = rpc_auth.load_token(token_file) if listen and token_file else None
+    except rpc_auth.TokenError as exc:
         print(f"kvd handler: {exc}", file=sys.stderr, flush=True)
         return 1
     if listen and token is None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 
-from kvd.handler import auth
+from kvd import rpc_auth
 from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc
 from kvd.rpc.launcher.v1 import launcher_pb2, launcher_pb2_grpc
 from tests.handler.conftest import VMIS, Env
@@ -226,7 +226,7 @@ def test_console_and_pause_through_the_handlers_service(env: Env) -> None:
     log = env.handler.log.read_text()
     port = int(log.rsplit("HandlerService on port ", 1)[1].split(")", 1)[0])
     token = (env.handler.state_dir / "token").read_text().strip()
-    channel = auth.authorized_channel(grpc.insecure_channel(f"127.0.0.1:{port}"), token)
+    channel = rpc_auth.authorized_channel(grpc.insecure_channel(f"127.0.0.1:{port}"), token)
     stub = handler_pb2_grpc.HandlerServiceStub(channel)
     meta = vmi["metadata"]
     ref = {"namespace": "default", "name": "remote", "uid": meta["uid"]}
