@@ -344,6 +344,12 @@ def test_console_must_start_with_open(handler: Handler) -> None:
     assert "first console message must be `open`" in (error.details() or "")
 
 
+def test_an_unknown_console_mode_is_refused_before_the_launcher(handler: Handler) -> None:
+    error = Console.open(handler, mode=7).wait_error()
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown console mode 7" in (error.details() or "")
+
+
 def test_vnc_is_unimplemented_and_says_why(handler: Handler) -> None:
     opened = handler_pb2.VncRequest(open=handler_pb2.VncOpen(**handler.vmi()))
     with pytest.raises(grpc.RpcError) as caught:
