@@ -6,8 +6,10 @@ through it, from `kvd.api.crds` — the same source as the chart's), the local n
 (its launchers' run dirs in `DATA_DIR/launchers/`, its HandlerService on a loopback port with
 the token in `DATA_DIR/handler/token`) and the controller (its Lease and the `kvd-config`
 ConfigMap in the `kvd` namespace, which `up` creates with emulation on when absent). It prints
-one line per component and the
-`export KUBECONFIG=…` line. Without `--detach` it stays in the foreground and Ctrl-C brings
+one line per component and the `export KUBECONFIG=…` line. The handler and the controller
+listen on ports they pick; each writes where to `DATA_DIR/<name>/address.json`
+(`kvd.address_file`) before its ready line, and that file, not the line, is what `up` and
+`kvdctl` read. Without `--detach` it stays in the foreground and Ctrl-C brings
 everything down; with it, `kvd local down` does.
 
 What runs is recorded in `DATA_DIR/cluster.json` (pid and kernel start time per component, so a
@@ -33,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kvd import logs
+from kvd import address_file, logs
 from kvd.api import crds, kinds
 from kvd.local.node import teardown
 
@@ -45,6 +47,8 @@ LAUNCHER_DIR = "launchers"  # launcher pods' run dirs, <pod uid>/launcher.sock (
 COMPONENTS = ("apiserver", "node", "handler", "controller")  # in start order; stopped in reverse
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+ADDRESS_FILE = "address.json"  # DATA_DIR/<component>/, written by the component (kvd.address_file)
+LISTENERS = ("handler", "controller")  # the components that write one
 
 
 class ClusterError(RuntimeError):
@@ -96,8 +100,8 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
             started.append(component)
             _save(data, started)
             line = _ready_line(component, detail)
-            if name == "handler":
-                _record_handler_address(data, line)
+            if name in LISTENERS:
+                _listening(data, component)
             print(f"{name:<10} ready  {_since(began)}  {line}", file=out, flush=True)
             if name == "apiserver":
                 _install_crds(kubeconfig)
@@ -137,22 +141,25 @@ def _command(name: str, options: Options) -> tuple[list[str], str, str]:
         return [
             "controller", "--kubeconfig", str(data / "kubeconfig"), "--namespace", KVD_NAMESPACE,
             "--launcher-dir", str(data / LAUNCHER_DIR), "--identity", f"{options.node_name}-local",
-            "--metrics-listen", "127.0.0.1:0",
+            "--metrics-listen", "127.0.0.1:0", "--address-file", str(_address_path(data, name)),
         ], "kvd controller: ready", "ready "  # fmt: skip
     return [
         "handler", "--node-name", options.node_name, "--kubeconfig", str(data / "kubeconfig"),
         "--launcher-dir", str(data / LAUNCHER_DIR), "--state-dir", str(data / "handler"),
         "--listen", "127.0.0.1:0", "--token-file", str(_handler_token(data)),
-        "--metrics-listen", "127.0.0.1:0",
+        "--metrics-listen", "127.0.0.1:0", "--address-file", str(_address_path(data, name)),
     ], "kvd handler: ready", "ready "  # fmt: skip
 
 
 def handler_address(data: Path) -> str:
-    """HOST:PORT of the local handler's HandlerService (`kvdctl console` calls it)."""
-    try:
-        return (data / "handler" / "address").read_text().strip()
-    except FileNotFoundError:
-        raise ClusterError(f"no handler address in {data}; is the local cluster up?") from None
+    """HOST:PORT of the running local handler's HandlerService (`kvdctl console` calls it)."""
+    handler = next((c for c in load(data) if c.name == "handler"), None)
+    if handler is None or not handler.alive():
+        raise ClusterError(
+            f"the local cluster in {data} is not running (no handler); "
+            f"start it with `kvd local up --data-dir {data}`"
+        )
+    return _listening(data, handler).address("handlerService", path=_address_path(data, "handler"))
 
 
 def handler_token(data: Path) -> str:
@@ -160,10 +167,24 @@ def handler_token(data: Path) -> str:
     return _handler_token(data).read_text().strip()
 
 
-def _record_handler_address(data: Path, ready: str) -> None:
-    """The port in the handler's ready line (`… (HandlerService on port N) …`), kept in a file."""
-    port = ready.split("HandlerService on port ", 1)[1].split(")", 1)[0]
-    (data / "handler" / "address").write_text(f"127.0.0.1:{int(port)}\n")
+def _address_path(data: Path, name: str) -> Path:
+    return data / name / ADDRESS_FILE
+
+
+def _listening(data: Path, component: Component) -> address_file.Listening:
+    """Where `component` listens, from the file it wrote; one left by an earlier process is
+    refused rather than believed."""
+    path = _address_path(data, component.name)
+    try:
+        found = address_file.read(path)
+    except address_file.AddressFileError as exc:
+        raise ClusterError(f"{component.name} (pid {component.pid}): {exc}") from None
+    if found.pid != component.pid:
+        raise ClusterError(
+            f"{path} was written by pid {found.pid}, not by the running {component.name} "
+            f"(pid {component.pid})"
+        )
+    return found
 
 
 def _handler_token(data: Path) -> Path:
