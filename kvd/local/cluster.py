@@ -33,11 +33,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kvd import address_file, logs
 from kvd.api import crds, kinds
 from kvd.local.node import teardown
+
+if TYPE_CHECKING:
+    from kvd.kube import client
 
 log = logs.get_logger(__name__)
 
@@ -47,6 +50,7 @@ LAUNCHER_DIR = "launchers"  # launcher pods' run dirs, <pod uid>/launcher.sock (
 COMPONENTS = ("apiserver", "node", "handler", "controller")  # in start order; stopped in reverse
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+LAST_WORDS = 300  # characters of a component's last line shown when it exits before ready
 ADDRESS_FILE = "address.json"  # DATA_DIR/<component>/, written by the component (kvd.address_file)
 LISTENERS = ("handler", "controller")  # the components that write one
 
@@ -77,6 +81,7 @@ class Options:
 def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
     """Start what is not running, in order; a component still up from an earlier `up` is kept
     (so after a crash, `up` brings back just the part that died)."""
+    require_root("it creates network namespaces, a bridge and cgroups")
     data = options.data_dir
     data.mkdir(parents=True, exist_ok=True)
     alive = {c.name: c for c in load(data) if c.alive()}
@@ -203,6 +208,10 @@ def _handler_token(data: Path) -> Path:
 
 def down(data: Path, *, components: Sequence[Component] | None = None) -> list[str]:
     """Stop every component (node first) and remove what the node ran; returns what was stopped."""
+    if components is None:
+        if not data.is_dir():  # a mistyped --data-dir must not read as "stopped nothing"
+            raise ClusterError(f"no local cluster in {data}: the directory does not exist")
+        require_root("it removes the network namespaces, bridge and cgroups the node made")
     found = list(components) if components is not None else load(data)
     stopped = []
     order = {name: i for i, name in enumerate(reversed(COMPONENTS))}
@@ -245,11 +254,23 @@ def wait(data: Path, components: Sequence[Component]) -> int:
 
 
 def load(data: Path) -> list[Component]:
+    """The components `up` recorded in `DATA_DIR/cluster.json` (none when there is no file)."""
+    path = data / STATE_FILE
     try:
-        raw = json.loads((data / STATE_FILE).read_text())
+        raw = json.loads(path.read_text())
+        return [Component(**c) for c in raw.get("components", [])]
     except FileNotFoundError:
         return []
-    return [Component(**c) for c in raw.get("components", [])]
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ClusterError(
+            f"{path} is corrupt ({exc}), so which processes the local cluster runs is unknown; "
+            f"stop those that use {data} by hand, then remove the file"
+        ) from None
+
+
+def require_root(why: str) -> None:
+    if os.geteuid() != 0:
+        raise ClusterError(f"must run as root ({why})")
 
 
 # --- internals ---------------------------------------------------------------------------------
@@ -276,12 +297,23 @@ def _start(name: str, args: list[str], data: Path, *, ready: str) -> Component:
         if any(line.startswith(ready) for line in text.splitlines()):
             return component
         if proc.poll() is not None:
-            tail = "\n".join(text.splitlines()[-15:])
-            raise ClusterError(f"{name} exited with {proc.returncode} before it was ready:\n{tail}")
+            raise ClusterError(
+                f"{name} exited with {proc.returncode} before it was ready: "
+                f"{_last_words(text, name)} (its log: {log_path})"
+            )
         if time.monotonic() > deadline:
             _stop(component)
             raise ClusterError(f"{name} not ready after {READY_TIMEOUT:.0f}s; see {log_path}")
         time.sleep(0.05)
+
+
+def _last_words(text: str, name: str) -> str:
+    """What a component that exited said last about why: the one line a kvd command prints when
+    it fails (`kvd …: …`), else its last line; at most LAST_WORDS characters."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    said = [line for line in lines if line.startswith("kvd ")] or lines or ["(nothing)"]
+    last = said[-1]
+    return last if len(last) <= LAST_WORDS else last[: LAST_WORDS - 1] + "…"
 
 
 def _ready_line(component: Component, prefix: str) -> str:
@@ -311,9 +343,22 @@ def _reap(pid: int) -> None:
 
 
 def _install_crds(kubeconfig: Path) -> None:
+    """kvd's CRDs, its namespace and its ConfigMap, through the API server just started."""
     from kvd.kube import client  # noqa: PLC0415 - the CLI's other commands need no client
 
-    raw = client.Raw(client.connect(kubeconfig))
+    try:
+        _install(client.Raw(client.connect(kubeconfig)))
+    except client.ApiError as exc:
+        answer = f"answered {exc.status} {exc.reason}" if exc.status else "could not be reached"
+        raise ClusterError(
+            f"cannot install kvd's CRDs and its {KVD_NAMESPACE} namespace: the API server "
+            f"{answer}: {exc.message}"
+        ) from None
+
+
+def _install(raw: client.Raw) -> None:
+    from kvd.kube import client  # noqa: PLC0415
+
     base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
     for kind in kinds.KINDS.values():
         body = crds.crd(kind)
