@@ -299,7 +299,7 @@ def _start(name: str, args: list[str], data: Path, *, ready: str) -> Component:
         if proc.poll() is not None:
             raise ClusterError(
                 f"{name} exited with {proc.returncode} before it was ready: "
-                f"{_last_words(text, name)} (its log: {log_path})"
+                f"{_last_words(text)} (its log: {log_path})"
             )
         if time.monotonic() > deadline:
             _stop(component)
@@ -307,7 +307,7 @@ def _start(name: str, args: list[str], data: Path, *, ready: str) -> Component:
         time.sleep(0.05)
 
 
-def _last_words(text: str, name: str) -> str:
+def _last_words(text: str) -> str:
     """What a component that exited said last about why: the one line a kvd command prints when
     it fails (`kvd …: …`), else its last line; at most LAST_WORDS characters."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
