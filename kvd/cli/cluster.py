@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from kvd.cli import program
@@ -86,11 +85,7 @@ def run_up(args: argparse.Namespace) -> int:
     options = cluster.Options(
         data_dir=data, port=args.port, node_name=args.node_name, node_args=node_args_of(args)
     )
-    try:
-        components = cluster.up(options)
-    except cluster.ClusterError as exc:
-        print(f"kvd local up: {exc}", file=sys.stderr)
-        return 1
+    components = cluster.up(options)  # a failure is one line, by program.run
     if args.detach:
         print(f"detached; stop with: kvd local down --data-dir {data}")
         return 0
@@ -121,8 +116,10 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_node(args: argparse.Namespace) -> int:
+    from kvd.local import cluster  # noqa: PLC0415
     from kvd.local.node import main  # noqa: PLC0415
 
+    cluster.require_root("it runs pods in their own namespaces, on a bridge, in cgroups")
     program.configure_logging()
     data = args.data_dir.absolute()
     if args.teardown:

@@ -44,25 +44,27 @@ def run(args: argparse.Namespace) -> int:
     # grpc, the client and the stubs only for this command
     import grpc  # noqa: PLC0415
 
-    from kvd.handler import auth  # noqa: PLC0415
+    from kvd import rpc_auth  # noqa: PLC0415
     from kvd.kube import client  # noqa: PLC0415
     from kvd.local import cluster as local  # noqa: PLC0415
     from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc  # noqa: PLC0415
 
     data: Path = args.data_dir.absolute()
     key = f"{args.namespace}/{args.name}"
+    # the cluster first: without one, that is what to say, not that a kubeconfig is missing
+    address, token = local.handler_address(data), local.handler_token(data)
     try:
-        raw = client.Raw(client.connect(data / "kubeconfig"))
-        vmi = raw.get(kinds.VMI.path(args.namespace, args.name))
-        address, token = local.handler_address(data), local.handler_token(data)
-    except (client.ApiError, local.ClusterError, OSError) as exc:
-        print(f"kvdctl console: {key}: {exc}", file=sys.stderr)
-        return 1
+        vmi = client.Raw(client.connect(data / "kubeconfig")).get(
+            kinds.VMI.path(args.namespace, args.name)
+        )
+    except client.ApiError as exc:  # e.g. `virtualmachineinstances… "x" not found`
+        raise program.CommandError(
+            f"{key}: {exc.message if exc.not_found else program.describe(exc)}"
+        ) from None
     phase = (vmi.get("status") or {}).get("phase") or "Pending"
     if phase != "Running":
-        print(f"kvdctl console: {key} is {phase}, not Running", file=sys.stderr)
-        return 1
-    channel = auth.authorized_channel(grpc.insecure_channel(address), token)
+        raise program.CommandError(f"{key} is {phase}, not Running")
+    channel = rpc_auth.authorized_channel(grpc.insecure_channel(address), token)
     stub = handler_pb2_grpc.HandlerServiceStub(channel)  # type: ignore[no-untyped-call]  # generated
     inputs: queue.Queue[bytes | None] = queue.Queue()
 
@@ -80,6 +82,13 @@ def run(args: argparse.Namespace) -> int:
             yield handler_pb2.ConsoleRequest(input=chunk)
 
     stream = stub.Console(requests())
+    try:
+        next(stream)  # `opened`, or why the handler or the launcher refused
+    except (grpc.RpcError, StopIteration) as exc:
+        inputs.put(None)
+        channel.close()
+        why = exc.details() if isinstance(exc, grpc.Call) else "the console closed at once"
+        raise program.CommandError(f"{key}: {why}") from None
     print(f"Connected to {key}; Ctrl+] disconnects.\r", file=sys.stderr, flush=True)
     ended = threading.Event()
     threading.Thread(target=_read_keys, args=(inputs, ended, stream.cancel), daemon=True).start()

@@ -32,6 +32,14 @@ def add_parser(subparsers: program.Subparsers) -> None:
         "--metrics-listen", default=None, help="serve Prometheus metrics on HOST:PORT"
     )
     parser.add_argument(
+        "--address-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="once listening, write where (JSON: pid and HOST:PORT per listener) to FILE, for "
+        "tools on this host; removed on a clean stop",
+    )
+    parser.add_argument(
         "--node-heartbeat-timeout",
         type=float,
         default=300.0,
@@ -63,5 +71,6 @@ def run(args: argparse.Namespace) -> int:
             retry_seconds=args.retry_seconds,
         ),
         metrics_listen=args.metrics_listen,
+        address_path=args.address_file.absolute() if args.address_file else None,
     )
     return program.exit_daemon(code)

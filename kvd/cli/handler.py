@@ -49,6 +49,14 @@ def add_parser(subparsers: program.Subparsers) -> None:
         help="serve Prometheus metrics on http://HOST:PORT/metrics (port 0: any free port); "
         "default: off",
     )
+    parser.add_argument(
+        "--address-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="once listening, write where (JSON: pid and HOST:PORT per listener) to FILE, for "
+        "tools on this host; removed on a clean stop",
+    )
     parser.add_argument("--heartbeat-seconds", type=float, default=60.0)
     parser.add_argument("--resync-seconds", type=float, default=30.0)
     parser.set_defaults(run=run)
@@ -71,5 +79,6 @@ def run(args: argparse.Namespace) -> int:
         listen=args.listen,
         token_file=args.token_file,
         metrics_listen=args.metrics_listen,
+        address_path=args.address_file.absolute() if args.address_file else None,
     )
     return program.exit_daemon(code)

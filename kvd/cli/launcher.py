@@ -24,7 +24,7 @@ def add_parser(subparsers: program.Subparsers) -> None:
     parser.add_argument("--run-dir", required=True, type=Path, help="socket, disks, console log")
     parser.add_argument(
         "--grace-period-seconds",
-        type=int,
+        type=_seconds,
         default=DEFAULT_GRACE_PERIOD_SECONDS,
         help="ACPI shutdown grace before the domain is killed on SIGTERM (default %(default)s)",
     )
@@ -67,8 +67,6 @@ def run(args: argparse.Namespace) -> int:
     from kvd.launcher.model import Identity  # noqa: PLC0415
 
     program.configure_logging()
-    if args.grace_period_seconds < 0:
-        raise SystemExit("kvd launcher: --grace-period-seconds must be 0 or more")
     settings = app.Settings(
         identity=Identity(namespace=args.namespace, name=args.name, uid=args.uid),
         run_dir=args.run_dir.absolute(),
@@ -80,3 +78,14 @@ def run(args: argparse.Namespace) -> int:
         pod_network=args.pod_network,
     )
     return app.run(settings)
+
+
+def _seconds(value: str) -> int:
+    """A whole number of seconds, 0 or more (argparse reports anything else as a usage error)."""
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = -1
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of seconds, 0 or more")
+    return seconds

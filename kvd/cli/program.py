@@ -1,4 +1,14 @@
-"""What `kvd` and `kvdctl` share: a parser made of subcommands, and running the chosen one."""
+"""What `kvd` and `kvdctl` share: a parser made of subcommands, and running the chosen one.
+
+Every failure of a command ends the same way, here: one line on stderr, `PROG COMMAND: what went
+wrong`, and exit status 1 (2 for usage errors, which argparse reports itself; 130 when
+interrupted). kvd's own error types carry a message written for the person at the terminal
+(`describe` lists them), and so do the environment's (a file that cannot be read, a gRPC status).
+Anything else is a bug: the line says so and where the traceback is — in the log, for a daemon
+writing one, or else by running the command again with `--debug`, which lets the exception
+through. Commands raise; they print their own failures only to add context a generic
+line cannot know.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +16,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
 from kvd import logs, settings
@@ -16,23 +26,94 @@ if TYPE_CHECKING:  # subscriptable only for the type checker
 else:
     Subparsers = argparse._SubParsersAction
 
+FAILED = 1
+INTERRUPTED = 130
+# kvd's error types whose message is the whole story, by module: a command loads its modules
+# lazily (`kvd --help` loads neither the cluster client nor grpc), and an exception can only be
+# an instance of a class whose module is loaded, so they are looked up, never imported, here.
+OWN_ERRORS = (
+    ("kvd.local.cluster", "ClusterError"),
+    ("kvd.kube.client", "ConfigError"),
+    ("kvd.rpc_auth", "TokenError"),
+    ("kvd.address_file", "AddressFileError"),
+    ("kvd.local.images", "ImageError"),
+    ("kvd.local.images", "ImageNotFound"),
+)
+
+
+class CommandError(Exception):
+    """A command cannot go on; the message says why, for the person who ran it."""
+
 
 def parser(
     prog: str, description: str, commands: Sequence[Callable[[Subparsers], None]]
 ) -> argparse.ArgumentParser:
     """A parser whose subcommands are registered by `commands` (each module's `add_parser`)."""
     top = argparse.ArgumentParser(prog=prog, description=description)
-    top.set_defaults(prog_name=prog)
+    top.set_defaults(prog_name=prog, debug=False)
     subparsers = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in commands:
         add(subparsers)
+    for each in _parsers(top):
+        # on every (sub)command, so that it works wherever it is written on the command line
+        each.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="on an unexpected error, show the traceback",
+        )
+        each.set_defaults(command_name=each.prog)  # the innermost one chosen wins
     return top
 
 
 def run(top: argparse.ArgumentParser, argv: list[str] | None) -> int:
     args = top.parse_args(argv)
-    code: int = args.run(args)
+    name: str = args.command_name
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        return fail(name, "interrupted", code=INTERRUPTED)
+    except Exception as exc:
+        message = describe(exc)
+        if message is not None:
+            return fail(name, message)
+        if args.debug:
+            raise
+        if logs.is_configured() and not sys.stderr.isatty():  # a daemon's log file
+            logs.get_logger(__name__).error("command_crashed", exc_info=True)
+            hint = "its traceback is in the log above"
+        else:
+            hint = "run it again with --debug to see the traceback"
+        return fail(name, f"unexpected error: {type(exc).__name__}: {exc} (a bug; {hint})")
     return code
+
+
+def fail(name: str, message: str, *, code: int = FAILED) -> int:
+    """Say on one line that command `name` failed, and why; returns the exit status."""
+    line = " ".join(message.split())  # one line, whatever the message holds
+    print(f"{name}: {line}", file=sys.stderr, flush=True)
+    return code
+
+
+def describe(exc: BaseException) -> str | None:
+    """The line for an error kvd expects; None for one it does not (a bug)."""
+    if isinstance(exc, CommandError) or _is_loaded(exc, OWN_ERRORS):
+        return str(exc)
+    if _is_loaded(exc, (("kvd.kube.client", "ApiError"),)):
+        status, reason = getattr(exc, "status", 0), getattr(exc, "reason", "")
+        if not status:
+            return f"cannot reach the API server: {exc}"
+        return f"the API server answered {status} {reason}: {exc}"
+    if _is_loaded(exc, (("grpc", "RpcError"),)):
+        code, details = getattr(exc, "code", None), getattr(exc, "details", None)
+        if callable(code) and callable(details):  # a grpc.Call: every RpcError a stub raises
+            return f"{getattr(code(), 'name', 'UNKNOWN')}: {details()}"
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        hint = " (are you root?)" if isinstance(exc, PermissionError) and os.geteuid() else ""
+        return f"{where}{exc.strerror or exc}{hint}"
+    return None
 
 
 def configure_logging() -> None:
@@ -49,3 +130,27 @@ def exit_daemon(code: int) -> NoReturn:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(code)
+
+
+def _is_loaded(exc: BaseException, types: Sequence[tuple[str, str]]) -> bool:
+    for module, name in types:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return True
+    return False
+
+
+def _parsers(top: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """`top` and every parser below it, each once (aliases share a parser)."""
+    seen: set[int] = set()
+    pending = [top]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        # argparse keeps its subcommands only in its (private) actions
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                pending.extend(action.choices.values())

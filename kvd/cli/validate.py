@@ -40,8 +40,7 @@ def run(args: argparse.Namespace) -> int:
             with open(args.filename, encoding="utf-8") as stream:
                 text = stream.read()
     except OSError as exc:
-        print(f"error: cannot read {args.filename}: {exc.strerror}", file=sys.stderr)
-        return 1
+        raise program.CommandError(f"cannot read {args.filename}: {exc.strerror}") from None
     return validate_text(text, source=args.filename, out=sys.stdout, err=sys.stderr)
 
 

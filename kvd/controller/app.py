@@ -120,6 +120,9 @@ class Controller:
         """Sync the caches, then campaign; returns at once (`leading` says when it leads)."""
         self.vmis.add_handler(lambda kind, obj: self.vmi.on_vmi(kind, obj, self._enqueue))
         self.pods.add_handler(lambda kind, obj: self.vmi.on_pod(kind, obj, self._enqueue))
+        # Parsed (and its problems logged) as soon as the ConfigMap changes, not only when the
+        # next pod is rendered: whoever edits it sees at once what kvd made of it.
+        self.configmaps.add_handler(self._config_changed)
         for inf in (self.vmis, self.pods, self.nodes, self.configmaps):
             inf.start()
         for inf in (self.vmis, self.pods, self.nodes, self.configmaps):
@@ -180,6 +183,9 @@ class Controller:
                 self.watchdog.check(time.time())
 
     # --- configuration ------------------------------------------------------------------------
+
+    def _config_changed(self, kind: str, obj: Json) -> None:
+        self.config()
 
     def config(self) -> clusterconfig.ClusterConfig:
         """The cluster's settings now, from the ConfigMap in the informer's cache."""

@@ -1,14 +1,19 @@
 """The cluster's kvd settings: one ConfigMap (`kvd-config` in kvd's namespace), read live.
 
 Every key is optional and falls back to its default, so a cluster without the ConfigMap works.
-A value that does not parse is reported (logged by the caller, once per change) and its default
-used instead: a typo in the ConfigMap must not stop every VMI in the cluster.
+A value that does not parse, or a key that is not a setting, is reported (logged by the caller,
+once per change) and the default used instead: a typo in the ConfigMap must not stop every VMI in
+the cluster.
 
     useEmulation: "true"                   # TCG when /dev/kvm is absent (on in the local cluster)
     memoryOverhead: "128Mi"                # added to the guest's memory in the pod's request
-    terminationGracePeriodSeconds: "30"    # for a VMI that sets none
     gracePeriodMarginSeconds: "15"         # the launcher's own shutdown, on top of the VMI's grace
     launcherImage: ""                      # kvd's image for launcher pods; "" = this installation's
+
+There is no cluster-wide grace period, as in KubeVirt: each VMI has its own
+`spec.terminationGracePeriodSeconds`, which admission defaults to KubeVirt's 30 s. An earlier
+`terminationGracePeriodSeconds` key here never took effect for that reason; a ConfigMap that
+still sets it is told so by name (`NOT_SETTINGS`).
 
 The overhead default is measured (bench/controller.py, a booted 128 MiB demo guest under TCG):
 the launcher, its libvirtd and the pod's other processes hold about 56 MiB (PSS), QEMU about
@@ -24,13 +29,24 @@ from dataclasses import dataclass
 from kvd.api.quantity import Quantity
 
 NAME = "kvd-config"
+KNOWN = (
+    "useEmulation",
+    "memoryOverhead",
+    "gracePeriodMarginSeconds",
+    "launcherImage",
+)
+# Keys people set expecting a cluster-wide effect kvd does not have: why, and where it lives.
+NOT_SETTINGS = {
+    "terminationGracePeriodSeconds": "not a kvd setting: the grace period is set per VMI in "
+    "spec.terminationGracePeriodSeconds (KubeVirt's default, 30, applies when it is unset); "
+    "remove the key",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClusterConfig:
     use_emulation: bool = True
     memory_overhead: str = "128Mi"
-    termination_grace_period_seconds: int = 30
     grace_margin_seconds: int = 15
     launcher_image: str = ""
 
@@ -40,15 +56,11 @@ def parse(data: Mapping[str, str] | None) -> tuple[ClusterConfig, list[str]]:
     data = data or {}
     problems: list[str] = []
     defaults = ClusterConfig()
-    known = {
-        "useEmulation",
-        "memoryOverhead",
-        "terminationGracePeriodSeconds",
-        "gracePeriodMarginSeconds",
-        "launcherImage",
-    }
-    for key in sorted(set(data) - known):
-        problems.append(f"{key}: unknown setting; known: {', '.join(sorted(known))}")
+    for key in sorted(set(data) - set(KNOWN)):
+        if key in NOT_SETTINGS:
+            problems.append(f"{key}: {NOT_SETTINGS[key]}")
+        else:
+            problems.append(f"{key}: unknown setting; known: {', '.join(sorted(KNOWN))}")
 
     def boolean(key: str, default: bool) -> bool:
         value = data.get(key)
@@ -79,9 +91,6 @@ def parse(data: Mapping[str, str] | None) -> tuple[ClusterConfig, list[str]]:
     config = ClusterConfig(
         use_emulation=boolean("useEmulation", defaults.use_emulation),
         memory_overhead=overhead,
-        termination_grace_period_seconds=seconds(
-            "terminationGracePeriodSeconds", defaults.termination_grace_period_seconds
-        ),
         grace_margin_seconds=seconds("gracePeriodMarginSeconds", defaults.grace_margin_seconds),
         launcher_image=data.get("launcherImage", defaults.launcher_image).strip(),
     )

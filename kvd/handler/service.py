@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -63,6 +63,31 @@ class VmiRef:
         return f"{self.namespace}/{self.name}"
 
 
+# The two contracts' console modes, one for one: two enums with the same names and numbers.
+_TO_LAUNCHER_MODE: dict[handler_pb2.ConsoleMode, launcher_pb2.ConsoleMode] = {
+    handler_pb2.CONSOLE_MODE_UNSPECIFIED: launcher_pb2.CONSOLE_MODE_UNSPECIFIED,
+    handler_pb2.CONSOLE_MODE_READ_ONLY: launcher_pb2.CONSOLE_MODE_READ_ONLY,
+    handler_pb2.CONSOLE_MODE_READ_WRITE: launcher_pb2.CONSOLE_MODE_READ_WRITE,
+}
+_FROM_LAUNCHER_MODE: dict[launcher_pb2.ConsoleMode, handler_pb2.ConsoleMode] = {
+    launcher: handler for handler, launcher in _TO_LAUNCHER_MODE.items()
+}
+
+_VmiRequest = (
+    handler_pb2.PauseVirtualMachineInstanceRequest
+    | handler_pb2.UnpauseVirtualMachineInstanceRequest
+)
+"""A unary request that names a VMI (namespace, name, uid)."""
+
+
+class _ConsoleCall(Protocol):
+    """The launcher's Console call, as the proxy uses it (a grpc stream-stream call)."""
+
+    def __iter__(self) -> Iterator[launcher_pb2.ConsoleResponse]: ...
+
+    def cancel(self) -> bool: ...
+
+
 class _Failed(Exception):
     """Ends an RPC with `code` and `message` (raised inside helpers, aborted in one place)."""
 
@@ -76,21 +101,31 @@ class HandlerServicer(handler_pb2_grpc.HandlerServiceServicer):
         self._locate = locate
         self._node_name = node_name
 
-    def GetInfo(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def GetInfo(  # noqa: N802
+        self, request: handler_pb2.GetInfoRequest, context: grpc.ServicerContext
+    ) -> handler_pb2.GetInfoResponse:
         return handler_pb2.GetInfoResponse(
             node_name=self._node_name,
             handler_version=kvd_version(),
             supported_contract_versions=CONTRACT_VERSIONS,
         )
 
-    def PauseVirtualMachineInstance(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def PauseVirtualMachineInstance(  # noqa: N802
+        self,
+        request: handler_pb2.PauseVirtualMachineInstanceRequest,
+        context: grpc.ServicerContext,
+    ) -> handler_pb2.PauseVirtualMachineInstanceResponse:
         def pause(stub: launcher_pb2_grpc.LauncherServiceStub, vmi: VmiRef, timeout: float) -> None:
             stub.PauseDomain(launcher_pb2.PauseDomainRequest(vmi_uid=vmi.uid), timeout=timeout)
 
         self._unary("pause", request, context, pause)
         return handler_pb2.PauseVirtualMachineInstanceResponse()
 
-    def UnpauseVirtualMachineInstance(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def UnpauseVirtualMachineInstance(  # noqa: N802
+        self,
+        request: handler_pb2.UnpauseVirtualMachineInstanceRequest,
+        context: grpc.ServicerContext,
+    ) -> handler_pb2.UnpauseVirtualMachineInstanceResponse:
         def unpause(
             stub: launcher_pb2_grpc.LauncherServiceStub, vmi: VmiRef, timeout: float
         ) -> None:
@@ -99,7 +134,11 @@ class HandlerServicer(handler_pb2_grpc.HandlerServiceServicer):
         self._unary("unpause", request, context, unpause)
         return handler_pb2.UnpauseVirtualMachineInstanceResponse()
 
-    def Console(self, request_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:  # noqa: N802
+    def Console(  # noqa: N802
+        self,
+        request_iterator: Iterator[handler_pb2.ConsoleRequest],
+        context: grpc.ServicerContext,
+    ) -> Iterator[handler_pb2.ConsoleResponse]:
         try:
             first = next(request_iterator, None)
         except grpc.RpcError:
@@ -115,8 +154,15 @@ class HandlerServicer(handler_pb2_grpc.HandlerServiceServicer):
             socket = self._socket(vmi)
         except _Failed as failed:
             _abort(context, failed.code, str(failed))
+        mode = _TO_LAUNCHER_MODE.get(first.open.mode)
+        if mode is None:
+            _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unknown console mode {first.open.mode}: say READ_ONLY or READ_WRITE",
+            )
         opened = launcher_pb2.ConsoleOpen(
-            mode=first.open.mode,  # the launcher's ConsoleMode numbers mirror the handler's
+            mode=mode,
             replay_bytes=first.open.replay_bytes,
             take_over=first.open.take_over,
         )
@@ -133,7 +179,9 @@ class HandlerServicer(handler_pb2_grpc.HandlerServiceServicer):
         if proxy.failure is not None and context.is_active():
             _abort(context, proxy.failure.code, str(proxy.failure))
 
-    def Vnc(self, request_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:  # noqa: N802
+    def Vnc(  # noqa: N802
+        self, request_iterator: Iterator[handler_pb2.VncRequest], context: grpc.ServicerContext
+    ) -> Iterator[handler_pb2.VncResponse]:
         # Nothing to proxy to: LauncherService.Vnc is UNIMPLEMENTED in kvd.launcher, and
         # domains get no VNC display yet.
         _abort(
@@ -147,7 +195,7 @@ class HandlerServicer(handler_pb2_grpc.HandlerServiceServicer):
     def _unary(
         self,
         name: str,
-        request: Any,
+        request: _VmiRequest,
         context: grpc.ServicerContext,
         call: Callable[[launcher_pb2_grpc.LauncherServiceStub, VmiRef, float], None],
     ) -> None:
@@ -186,19 +234,23 @@ class HandlerServicer(handler_pb2_grpc.HandlerServiceServicer):
 class _ConsoleProxy:
     """One console session: a launcher Console call fed from, and feeding, a client's stream."""
 
-    def __init__(self, vmi: VmiRef, socket: Path, opened: Any, session_log: Any) -> None:
+    def __init__(
+        self, vmi: VmiRef, socket: Path, opened: launcher_pb2.ConsoleOpen, session_log: Any
+    ) -> None:
         self._vmi = vmi
         self._log = session_log
         self._socket = socket
         self._opened = opened
-        self._inbox: queue.Queue[Any] = queue.Queue()
+        self._inbox: queue.Queue[bytes | None] = queue.Queue()
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._channel = _launcher_channel(socket)
-        self._call: Any = None
+        self._call: _ConsoleCall | None = None
         self.failure: _Failed | None = None
 
-    def run(self, client_requests: Iterator[Any]) -> Iterator[Any]:
+    def run(
+        self, client_requests: Iterator[handler_pb2.ConsoleRequest]
+    ) -> Iterator[handler_pb2.ConsoleResponse]:
         """Launcher output as handler responses; sets `failure` when the session ends badly."""
         with self._lock:
             if self._closed.is_set():
@@ -213,7 +265,10 @@ class _ConsoleProxy:
                 if response.WhichOneof("message") == "opened":
                     yield handler_pb2.ConsoleResponse(
                         opened=handler_pb2.ConsoleOpened(
-                            mode=response.opened.mode, replay_bytes=response.opened.replay_bytes
+                            mode=_FROM_LAUNCHER_MODE.get(
+                                response.opened.mode, handler_pb2.CONSOLE_MODE_UNSPECIFIED
+                            ),
+                            replay_bytes=response.opened.replay_bytes,
                         )
                     )
                 else:
@@ -235,7 +290,7 @@ class _ConsoleProxy:
             call.cancel()
         self._channel.close()
 
-    def _to_launcher(self) -> Iterator[Any]:
+    def _to_launcher(self) -> Iterator[launcher_pb2.ConsoleRequest]:
         yield launcher_pb2.ConsoleRequest(open=self._opened)
         # Polls so that gRPC's request-consuming thread never waits on a session that ended.
         while not self._closed.is_set():
@@ -247,7 +302,7 @@ class _ConsoleProxy:
                 return
             yield launcher_pb2.ConsoleRequest(input=data)
 
-    def _pump(self, client_requests: Iterator[Any]) -> None:
+    def _pump(self, client_requests: Iterator[handler_pb2.ConsoleRequest]) -> None:
         try:
             for message in client_requests:
                 if message.WhichOneof("message") == "open":

@@ -38,12 +38,23 @@ class ApiError(Exception):
         return self.status == 409
 
 
+class ConfigError(Exception):
+    """No way to reach the cluster: the kubeconfig is missing or unusable, or, without one, the
+    process does not run in a pod. The message names which."""
+
+
 def connect(kubeconfig: Path | None = None) -> client.ApiClient:
     """An API client from `kubeconfig`, or from the pod's service account when None."""
-    if kubeconfig is None:
-        config.load_incluster_config()
-        return client.ApiClient()
-    api: client.ApiClient = config.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        if kubeconfig is None:
+            config.load_incluster_config()
+            return client.ApiClient()
+        if not kubeconfig.is_file():  # the client would only say "No configuration found"
+            raise ConfigError(f"kubeconfig {kubeconfig} does not exist")
+        api: client.ApiClient = config.new_client_from_config(config_file=str(kubeconfig))
+    except config.ConfigException as exc:
+        where = f"kubeconfig {kubeconfig}" if kubeconfig else "in-cluster configuration"
+        raise ConfigError(f"{where}: {exc}") from None
     return api
 
 

@@ -13,13 +13,14 @@ import functools
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from kvd import logs
-from kvd.launcher.console import ConsoleRelay, Displaced
+from kvd.launcher.broadcast import Subscription
+from kvd.launcher.console import ConsoleRelay, Displaced, WriterLease
 from kvd.launcher.errors import Conflict, InvalidSpec, LauncherError, NotDefined, Unavailable
 from kvd.launcher.events import Dispatcher
 from kvd.launcher.model import Event, Snapshot
@@ -49,6 +50,12 @@ _CODES: dict[type[LauncherError], grpc.StatusCode] = {
     _TakenOver: grpc.StatusCode.ABORTED,
 }
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _ForVmi(Protocol):
+    """A command request: it names the VMI whose domain it is for."""
+
+    vmi_uid: str
 
 
 @contextlib.contextmanager
@@ -96,7 +103,9 @@ class LauncherServicer(launcher_pb2_grpc.LauncherServiceServicer):
         self.define_received = threading.Event()
 
     @_errors
-    def GetInfo(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def GetInfo(  # noqa: N802
+        self, request: launcher_pb2.GetInfoRequest, context: grpc.ServicerContext
+    ) -> launcher_pb2.GetInfoResponse:
         libvirt_version, qemu_version = self._manager.versions()
         identity, emulation = self._manager.identity, self._manager.emulation
         return launcher_pb2.GetInfoResponse(
@@ -113,45 +122,61 @@ class LauncherServicer(launcher_pb2_grpc.LauncherServiceServicer):
         )
 
     @_errors
-    def DefineDomain(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def DefineDomain(  # noqa: N802
+        self, request: launcher_pb2.DefineDomainRequest, context: grpc.ServicerContext
+    ) -> launcher_pb2.DefineDomainResponse:
         self.define_received.set()
         xml, snap = self._manager.define(bytes(request.vmi_json))
         self._dispatcher.refresh()
         return launcher_pb2.DefineDomainResponse(domain_xml=xml, domain=encode_domain(snap))
 
     @_errors
-    def LaunchDomain(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def LaunchDomain(  # noqa: N802
+        self, request: launcher_pb2.LaunchDomainRequest, context: grpc.ServicerContext
+    ) -> launcher_pb2.LaunchDomainResponse:
         return launcher_pb2.LaunchDomainResponse(
             domain=self._command(request, self._manager.launch)
         )
 
     @_errors
-    def ShutdownDomain(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def ShutdownDomain(  # noqa: N802
+        self, request: launcher_pb2.ShutdownDomainRequest, context: grpc.ServicerContext
+    ) -> launcher_pb2.ShutdownDomainResponse:
         snap = self._command(request, self._manager.shutdown)
         return launcher_pb2.ShutdownDomainResponse(domain=snap)
 
     @_errors
-    def KillDomain(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def KillDomain(  # noqa: N802
+        self, request: launcher_pb2.KillDomainRequest, context: grpc.ServicerContext
+    ) -> launcher_pb2.KillDomainResponse:
         return launcher_pb2.KillDomainResponse(domain=self._command(request, self._manager.kill))
 
     @_errors
-    def DeleteDomain(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def DeleteDomain(  # noqa: N802
+        self, request: launcher_pb2.DeleteDomainRequest, context: grpc.ServicerContext
+    ) -> launcher_pb2.DeleteDomainResponse:
         self._manager.check_uid(request.vmi_uid)
         self._manager.delete()
         self._dispatcher.refresh()
         return launcher_pb2.DeleteDomainResponse()
 
     @_errors
-    def PauseDomain(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def PauseDomain(  # noqa: N802
+        self, request: launcher_pb2.PauseDomainRequest, context: grpc.ServicerContext
+    ) -> launcher_pb2.PauseDomainResponse:
         return launcher_pb2.PauseDomainResponse(domain=self._command(request, self._manager.pause))
 
     @_errors
-    def UnpauseDomain(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def UnpauseDomain(  # noqa: N802
+        self, request: launcher_pb2.UnpauseDomainRequest, context: grpc.ServicerContext
+    ) -> launcher_pb2.UnpauseDomainResponse:
         snap = self._command(request, self._manager.unpause)
         return launcher_pb2.UnpauseDomainResponse(domain=snap)
 
     @_errors
-    def GetDomain(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def GetDomain(  # noqa: N802
+        self, request: launcher_pb2.GetDomainRequest, context: grpc.ServicerContext
+    ) -> launcher_pb2.GetDomainResponse:
         snap = self._manager.snapshot()
         if not snap.defined:
             raise NotDefined("no domain is defined; call DefineDomain first")
@@ -160,7 +185,9 @@ class LauncherServicer(launcher_pb2_grpc.LauncherServiceServicer):
         )
 
     @_streaming_errors
-    def WatchDomain(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:  # noqa: N802
+    def WatchDomain(  # noqa: N802
+        self, request: launcher_pb2.WatchDomainRequest, context: grpc.ServicerContext
+    ) -> Iterator[launcher_pb2.WatchDomainResponse]:
         sub = self._dispatcher.subscribe()
         context.add_callback(sub.close)
         for event in sub.items(poll=1.0, alive=context.is_active):
@@ -169,7 +196,11 @@ class LauncherServicer(launcher_pb2_grpc.LauncherServiceServicer):
             raise _TooSlow("this watcher fell too far behind; watch again")
 
     @_streaming_errors
-    def Console(self, request_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:  # noqa: N802
+    def Console(  # noqa: N802
+        self,
+        request_iterator: Iterator[launcher_pb2.ConsoleRequest],
+        context: grpc.ServicerContext,
+    ) -> Iterator[launcher_pb2.ConsoleResponse]:
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("message") != "open":
             raise InvalidSpec("the first console message must be `open`")
@@ -211,7 +242,7 @@ class LauncherServicer(launcher_pb2_grpc.LauncherServiceServicer):
         if sub.overflowed:
             raise _TooSlow("this console reader fell too far behind; open it again")
 
-    def _command(self, request: Any, operation: Callable[[], Snapshot]) -> domain_pb2.Domain:
+    def _command(self, request: _ForVmi, operation: Callable[[], Snapshot]) -> domain_pb2.Domain:
         self._manager.check_uid(request.vmi_uid)
         snap = operation()
         self._dispatcher.refresh()
@@ -219,7 +250,10 @@ class LauncherServicer(launcher_pb2_grpc.LauncherServiceServicer):
 
 
 def _pump_input(
-    requests: Iterator[Any], writer: Any, sub: Any, problem: list[LauncherError]
+    requests: Iterator[launcher_pb2.ConsoleRequest],
+    writer: WriterLease | None,
+    sub: Subscription[bytes],
+    problem: list[LauncherError],
 ) -> None:
     """Forward a writer's input to the guest; end the stream on a protocol violation."""
     try:
@@ -269,7 +303,7 @@ def encode_domain(snap: Snapshot) -> domain_pb2.Domain:
     return out
 
 
-def encode_event(event: Event) -> Any:
+def encode_event(event: Event) -> launcher_pb2.WatchDomainResponse:
     return launcher_pb2.WatchDomainResponse(
         type=event.type,
         domain=encode_domain(event.snapshot),

@@ -6,8 +6,10 @@ through it, from `kvd.api.crds` — the same source as the chart's), the local n
 (its launchers' run dirs in `DATA_DIR/launchers/`, its HandlerService on a loopback port with
 the token in `DATA_DIR/handler/token`) and the controller (its Lease and the `kvd-config`
 ConfigMap in the `kvd` namespace, which `up` creates with emulation on when absent). It prints
-one line per component and the
-`export KUBECONFIG=…` line. Without `--detach` it stays in the foreground and Ctrl-C brings
+one line per component and the `export KUBECONFIG=…` line. The handler and the controller
+listen on ports they pick; each writes where to `DATA_DIR/<name>/address.json`
+(`kvd.address_file`) before its ready line, and that file, not the line, is what `up` and
+`kvdctl` read. Without `--detach` it stays in the foreground and Ctrl-C brings
 everything down; with it, `kvd local down` does.
 
 What runs is recorded in `DATA_DIR/cluster.json` (pid and kernel start time per component, so a
@@ -31,11 +33,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kvd import logs, procfs
+from kvd import address_file, logs, procfs
 from kvd.api import crds, kinds
 from kvd.local.node import teardown
+
+if TYPE_CHECKING:
+    from kvd.kube import client
 
 log = logs.get_logger(__name__)
 
@@ -45,6 +50,9 @@ LAUNCHER_DIR = "launchers"  # launcher pods' run dirs, <pod uid>/launcher.sock (
 COMPONENTS = ("apiserver", "node", "handler", "controller")  # in start order; stopped in reverse
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+LAST_WORDS = 300  # characters of a component's last line shown when it exits before ready
+ADDRESS_FILE = "address.json"  # DATA_DIR/<component>/, written by the component (kvd.address_file)
+LISTENERS = ("handler", "controller")  # the components that write one
 
 
 class ClusterError(RuntimeError):
@@ -73,6 +81,7 @@ class Options:
 def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
     """Start what is not running, in order; a component still up from an earlier `up` is kept
     (so after a crash, `up` brings back just the part that died)."""
+    require_root("it creates network namespaces, a bridge and cgroups")
     data = options.data_dir
     data.mkdir(parents=True, exist_ok=True)
     alive = {c.name: c for c in load(data) if c.alive()}
@@ -96,8 +105,8 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
             started.append(component)
             _save(data, started)
             line = _ready_line(component, detail)
-            if name == "handler":
-                _record_handler_address(data, line)
+            if name in LISTENERS:
+                _listening(data, component)
             print(f"{name:<10} ready  {_since(began)}  {line}", file=out, flush=True)
             if name == "apiserver":
                 _install_crds(kubeconfig)
@@ -137,22 +146,25 @@ def _command(name: str, options: Options) -> tuple[list[str], str, str]:
         return [
             "controller", "--kubeconfig", str(data / "kubeconfig"), "--namespace", KVD_NAMESPACE,
             "--launcher-dir", str(data / LAUNCHER_DIR), "--identity", f"{options.node_name}-local",
-            "--metrics-listen", "127.0.0.1:0",
+            "--metrics-listen", "127.0.0.1:0", "--address-file", str(_address_path(data, name)),
         ], "kvd controller: ready", "ready "  # fmt: skip
     return [
         "handler", "--node-name", options.node_name, "--kubeconfig", str(data / "kubeconfig"),
         "--launcher-dir", str(data / LAUNCHER_DIR), "--state-dir", str(data / "handler"),
         "--listen", "127.0.0.1:0", "--token-file", str(_handler_token(data)),
-        "--metrics-listen", "127.0.0.1:0",
+        "--metrics-listen", "127.0.0.1:0", "--address-file", str(_address_path(data, name)),
     ], "kvd handler: ready", "ready "  # fmt: skip
 
 
 def handler_address(data: Path) -> str:
-    """HOST:PORT of the local handler's HandlerService (`kvdctl console` calls it)."""
-    try:
-        return (data / "handler" / "address").read_text().strip()
-    except FileNotFoundError:
-        raise ClusterError(f"no handler address in {data}; is the local cluster up?") from None
+    """HOST:PORT of the running local handler's HandlerService (`kvdctl console` calls it)."""
+    handler = next((c for c in load(data) if c.name == "handler"), None)
+    if handler is None or not handler.alive():
+        raise ClusterError(
+            f"the local cluster in {data} is not running (no handler); "
+            f"start it with `kvd local up --data-dir {data}`"
+        )
+    return _listening(data, handler).address("handlerService", path=_address_path(data, "handler"))
 
 
 def handler_token(data: Path) -> str:
@@ -160,10 +172,24 @@ def handler_token(data: Path) -> str:
     return _handler_token(data).read_text().strip()
 
 
-def _record_handler_address(data: Path, ready: str) -> None:
-    """The port in the handler's ready line (`… (HandlerService on port N) …`), kept in a file."""
-    port = ready.split("HandlerService on port ", 1)[1].split(")", 1)[0]
-    (data / "handler" / "address").write_text(f"127.0.0.1:{int(port)}\n")
+def _address_path(data: Path, name: str) -> Path:
+    return data / name / ADDRESS_FILE
+
+
+def _listening(data: Path, component: Component) -> address_file.Listening:
+    """Where `component` listens, from the file it wrote; one left by an earlier process is
+    refused rather than believed."""
+    path = _address_path(data, component.name)
+    try:
+        found = address_file.read(path)
+    except address_file.AddressFileError as exc:
+        raise ClusterError(f"{component.name} (pid {component.pid}): {exc}") from None
+    if found.pid != component.pid:
+        raise ClusterError(
+            f"{path} was written by pid {found.pid}, not by the running {component.name} "
+            f"(pid {component.pid})"
+        )
+    return found
 
 
 def _handler_token(data: Path) -> Path:
@@ -182,6 +208,10 @@ def _handler_token(data: Path) -> Path:
 
 def down(data: Path, *, components: Sequence[Component] | None = None) -> list[str]:
     """Stop every component (node first) and remove what the node ran; returns what was stopped."""
+    if components is None:
+        if not data.is_dir():  # a mistyped --data-dir must not read as "stopped nothing"
+            raise ClusterError(f"no local cluster in {data}: the directory does not exist")
+        require_root("it removes the network namespaces, bridge and cgroups the node made")
     found = list(components) if components is not None else load(data)
     stopped = []
     order = {name: i for i, name in enumerate(reversed(COMPONENTS))}
@@ -224,11 +254,23 @@ def wait(data: Path, components: Sequence[Component]) -> int:
 
 
 def load(data: Path) -> list[Component]:
+    """The components `up` recorded in `DATA_DIR/cluster.json` (none when there is no file)."""
+    path = data / STATE_FILE
     try:
-        raw = json.loads((data / STATE_FILE).read_text())
+        raw = json.loads(path.read_text())
+        return [Component(**c) for c in raw.get("components", [])]
     except FileNotFoundError:
         return []
-    return [Component(**c) for c in raw.get("components", [])]
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ClusterError(
+            f"{path} is corrupt ({exc}), so which processes the local cluster runs is unknown; "
+            f"stop those that use {data} by hand, then remove the file"
+        ) from None
+
+
+def require_root(why: str) -> None:
+    if os.geteuid() != 0:
+        raise ClusterError(f"must run as root ({why})")
 
 
 # --- internals ---------------------------------------------------------------------------------
@@ -255,12 +297,23 @@ def _start(name: str, args: list[str], data: Path, *, ready: str) -> Component:
         if any(line.startswith(ready) for line in text.splitlines()):
             return component
         if proc.poll() is not None:
-            tail = "\n".join(text.splitlines()[-15:])
-            raise ClusterError(f"{name} exited with {proc.returncode} before it was ready:\n{tail}")
+            raise ClusterError(
+                f"{name} exited with {proc.returncode} before it was ready: "
+                f"{_last_words(text)} (its log: {log_path})"
+            )
         if time.monotonic() > deadline:
             _stop(component)
             raise ClusterError(f"{name} not ready after {READY_TIMEOUT:.0f}s; see {log_path}")
         time.sleep(0.05)
+
+
+def _last_words(text: str) -> str:
+    """What a component that exited said last about why: the one line a kvd command prints when
+    it fails (`kvd …: …`), else its last line; at most LAST_WORDS characters."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    said = [line for line in lines if line.startswith("kvd ")] or lines or ["(nothing)"]
+    last = said[-1]
+    return last if len(last) <= LAST_WORDS else last[: LAST_WORDS - 1] + "…"
 
 
 def _ready_line(component: Component, prefix: str) -> str:
@@ -290,9 +343,22 @@ def _reap(pid: int) -> None:
 
 
 def _install_crds(kubeconfig: Path) -> None:
+    """kvd's CRDs, its namespace and its ConfigMap, through the API server just started."""
     from kvd.kube import client  # noqa: PLC0415 - the CLI's other commands need no client
 
-    raw = client.Raw(client.connect(kubeconfig))
+    try:
+        _install(client.Raw(client.connect(kubeconfig)))
+    except client.ApiError as exc:
+        answer = f"answered {exc.status} {exc.reason}" if exc.status else "could not be reached"
+        raise ClusterError(
+            f"cannot install kvd's CRDs and its {KVD_NAMESPACE} namespace: the API server "
+            f"{answer}: {exc.message}"
+        ) from None
+
+
+def _install(raw: client.Raw) -> None:
+    from kvd.kube import client  # noqa: PLC0415
+
     base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
     for kind in kinds.KINDS.values():
         body = crds.crd(kind)

@@ -16,14 +16,12 @@ from kvd.controller.config import ClusterConfig, parse
             {
                 "useEmulation": "False",
                 "memoryOverhead": "100Mi",
-                "terminationGracePeriodSeconds": "5",
                 "gracePeriodMarginSeconds": "0",
                 "launcherImage": " registry/kvd:1 ",
             },
             ClusterConfig(
                 use_emulation=False,
                 memory_overhead="100Mi",
-                termination_grace_period_seconds=5,
                 grace_margin_seconds=0,
                 launcher_image="registry/kvd:1",
             ),
@@ -49,17 +47,27 @@ from kvd.controller.config import ClusterConfig, parse
             id="negative-quantity",
         ),
         pytest.param(
-            {"terminationGracePeriodSeconds": "-3"},
+            {"gracePeriodMarginSeconds": "-3"},
             ClusterConfig(),
-            ['terminationGracePeriodSeconds: "-3" is not a whole number of seconds'],
+            ['gracePeriodMarginSeconds: "-3" is not a whole number of seconds'],
             id="bad-seconds",
+        ),
+        pytest.param(
+            {"terminationGracePeriodSeconds": "5", "gracePeriodMarginSeconds": "10"},
+            ClusterConfig(grace_margin_seconds=10),
+            [
+                "terminationGracePeriodSeconds: not a kvd setting: the grace period is set per "
+                "VMI in spec.terminationGracePeriodSeconds (KubeVirt's default, 30, applies when "
+                "it is unset); remove the key"
+            ],
+            id="grace-is-per-vmi",
         ),
         pytest.param(
             {"useEmulaton": "true"},
             ClusterConfig(),
             [
                 "useEmulaton: unknown setting; known: gracePeriodMarginSeconds, launcherImage, "
-                "memoryOverhead, terminationGracePeriodSeconds, useEmulation"
+                "memoryOverhead, useEmulation"
             ],
             id="typo-named",
         ),

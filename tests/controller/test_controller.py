@@ -5,6 +5,7 @@ a node, a handler and guests is in tests/e2e."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -27,10 +28,11 @@ CONFIG = "/api/v1/namespaces/kvd/configmaps"
 
 
 class Env:
-    def __init__(self, server: Server, launcher_dir: Path) -> None:
+    def __init__(self, server: Server, launcher_dir: Path, log: Path) -> None:
         self.server = server
         self.raw = client.Raw(client.connect(server.kubeconfig))
         self.launcher_dir = launcher_dir
+        self.log = log  # the controller's stderr: its JSON log
 
     def vmi(self, name: str) -> Json:
         found: Json = self.raw.get(f"{VMIS}/{name}")
@@ -48,6 +50,18 @@ class Env:
         }
         created: Json = self.raw.create(VMIS, body)
         return created
+
+    def logged(self, event: str) -> list[Json]:
+        """The controller's log entries for `event`, oldest first."""
+        entries = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("event") == event:
+                entries.append(entry)
+        return entries
 
     def pods_of(self, vmi: Json) -> list[Json]:
         uid = vmi["metadata"]["uid"]
@@ -101,12 +115,12 @@ class Env:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     base = tmp_path_factory.mktemp("controller")
     server = start_server(base / "api")
-    e = Env(server, base / "launchers")
+    e = Env(server, base / "launchers", base / "controller.log")
     for kind in kinds.KINDS.values():
         e.raw.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crds.crd(kind))
     e.raw.create("/api/v1/namespaces", {"metadata": {"name": "kvd"}})
     e.wait("CRDs served", lambda: _served(e.raw))
-    log = (base / "controller.log").open("w")
+    log = e.log.open("w")
     args = [
         KVD, "controller", "--kubeconfig", str(server.kubeconfig), "--namespace", "kvd",
         "--launcher-dir", str(e.launcher_dir), "--identity", "test",
@@ -152,21 +166,63 @@ def test_pod_follows_the_live_config(env: Env) -> None:
     assert "kubevirt.io/foregroundDeleteVirtualMachine" in vmi["metadata"]["finalizers"]
     assert [e["reason"] for e in env.events("cfg-a")] == ["SuccessfulCreate"]
 
-    env.raw.merge_patch(
-        f"{CONFIG}/kvd-config",
-        {"data": {"useEmulation": "false", "memoryOverhead": "100Mi"}},
-    ) if _exists(env.raw, f"{CONFIG}/kvd-config") else env.raw.create(
-        CONFIG,
-        {
-            "metadata": {"name": "kvd-config"},
-            "data": {"useEmulation": "false", "memoryOverhead": "100Mi"},
-        },
+    written = (
+        env.raw.merge_patch(
+            f"{CONFIG}/kvd-config",
+            {"data": {"useEmulation": "false", "memoryOverhead": "100Mi"}},
+        )
+        if _exists(env.raw, f"{CONFIG}/kvd-config")
+        else env.raw.create(
+            CONFIG,
+            {
+                "metadata": {"name": "kvd-config"},
+                "data": {"useEmulation": "false", "memoryOverhead": "100Mi"},
+            },
+        )
     )
-    time.sleep(0.5)  # the controller's ConfigMap informer
+    version = written["metadata"]["resourceVersion"]
+    env.wait(  # the controller parses the ConfigMap as its informer sees it change
+        f"the controller to load the ConfigMap at resourceVersion {version}",
+        lambda: any(e.get("resource_version") == version for e in env.logged("config_loaded")),
+    )
     second = env.the_pod(env.create_vmi("cfg-b"))["spec"]["containers"][0]
     assert "--allow-emulation" not in second["args"]
     assert second["resources"]["requests"]["memory"] == "228Mi"
     env.raw.delete(f"{CONFIG}/kvd-config")
+
+
+def test_the_pods_grace_is_the_vmis_own_and_a_configmap_grace_is_named_as_no_setting(
+    env: Env,
+) -> None:
+    """KubeVirt has no cluster-wide grace period: the VMI's (defaulted to 30) is the launcher's,
+    the pod's adds the margin, and a ConfigMap that sets one is told it is no kvd setting."""
+    env.raw.create(
+        CONFIG,
+        {
+            "metadata": {"name": "kvd-config"},
+            "data": {"terminationGracePeriodSeconds": "99", "gracePeriodMarginSeconds": "5"},
+        },
+    )
+    try:
+        # the controller parses the ConfigMap as it changes: once it has named the key, the
+        # margin of 5 is in force for the pods below
+        env.wait(
+            "the controller to name terminationGracePeriodSeconds in its log",
+            lambda: any(
+                str(e.get("problem")).startswith("terminationGracePeriodSeconds: not a kvd setting")
+                for e in env.logged("config_invalid")
+            ),
+        )
+        for name, spec, grace in (
+            ("grace-7", {"terminationGracePeriodSeconds": 7}, 7),
+            ("grace-default", {}, 30),
+        ):
+            pod = env.the_pod(env.create_vmi(name, **spec))
+            args = pod["spec"]["containers"][0]["args"]
+            assert args[args.index("--grace-period-seconds") + 1] == str(grace), name
+            assert pod["spec"]["terminationGracePeriodSeconds"] == grace + 5, name
+    finally:
+        env.raw.delete(f"{CONFIG}/kvd-config")
 
 
 def test_missing_claim_waits_with_a_condition_then_creates(env: Env) -> None:

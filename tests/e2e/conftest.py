@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kvd import address_file
 from tests.local.node.conftest import Cluster, new_cluster
 
 Json = dict[str, Any]
@@ -97,12 +97,12 @@ class E2E:
         path = self.cluster.data_dir / "logs" / f"{component}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
-    def ready_port(self, component: str, what: str) -> int:
-        """The port in the component's ready line, e.g. `(metrics on port N)`."""
-        text = (self.cluster.data_dir / "logs" / f"{component}.log").read_text(errors="replace")
-        found = re.findall(rf"\({what} on port (\d+)\)", text)
-        assert found, f"no '{what} on port' in the {component} log"
-        return int(found[-1])
+    def listening_port(self, component: str, what: str) -> int:
+        """The port of the component's `what` listener ("metrics", "handlerService"), from the
+        address file the component writes for tools."""
+        path = self.cluster.data_dir / component / "address.json"
+        address = address_file.read(path).address(what, path=path)
+        return int(address.rpartition(":")[2])
 
     @property
     def launcher_dir(self) -> Path:

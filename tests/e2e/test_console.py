@@ -92,3 +92,4 @@ def test_console_of_a_vmi_that_is_not_there_says_so(e2e: E2E) -> None:
     )
     assert done.returncode == 1
     assert "default/nothere" in done.stderr and "not found" in done.stderr
+    assert done.stderr.startswith("kvdctl console: ") and len(done.stderr.splitlines()) == 1

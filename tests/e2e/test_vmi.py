@@ -46,7 +46,7 @@ def test_demo_vmi_runs_shows_its_console_and_deletes_without_a_trace(e2e: E2E) -
     events = e2e.kubectl("get", "events", "--field-selector", "involvedObject.name=demo").stdout
     assert "SuccessfulCreate" in events and "Started" in events
 
-    metrics = _scrape(e2e.ready_port("controller", "metrics"))
+    metrics = _scrape(e2e.listening_port("controller", "metrics"))
     assert metrics['kvd_controller_vmis{phase="Running"}'] == 1
     assert metrics['kvd_controller_reconcile_duration_seconds_count{outcome="ok"}'] >= 2
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import grpc
 
-from kvd.handler import auth
+from kvd import rpc_auth
+from kvd.local import cluster as local
 from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc
 from kvd.rpc.launcher.v1 import launcher_pb2, launcher_pb2_grpc
 from tests.handler.conftest import VMIS, Env
@@ -223,10 +224,9 @@ def test_heartbeat_labels_the_node_and_sigterm_marks_it_unschedulable(env: Env) 
 def test_console_and_pause_through_the_handlers_service(env: Env) -> None:
     vmi = env.create_vmi("remote", user_data="#!/bin/sh\necho remote-marker\n")
     vmi = env.wait_vmi("remote", "Running")
-    log = env.handler.log.read_text()
-    port = int(log.rsplit("HandlerService on port ", 1)[1].split(")", 1)[0])
+    address = local.handler_address(env.cluster.data_dir)  # as kvdctl finds it
     token = (env.handler.state_dir / "token").read_text().strip()
-    channel = auth.authorized_channel(grpc.insecure_channel(f"127.0.0.1:{port}"), token)
+    channel = rpc_auth.authorized_channel(grpc.insecure_channel(address), token)
     stub = handler_pb2_grpc.HandlerServiceStub(channel)
     meta = vmi["metadata"]
     ref = {"namespace": "default", "name": "remote", "uid": meta["uid"]}

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kvd import address_file
 from kvd.api import crds, kinds
 from kvd.kube import client
 from tests.local.apiserver.conftest import KVD, Server, start_server
@@ -93,7 +94,10 @@ def test_a_scrape_counts_the_nodes_vmis_and_reconciles(server: Server, tmp_path:
     create_vmi(raw, "elsewhere", node="node-other", phase="Running")  # not this node's
     # scheduled here, but its launcher never answers: reconciled again and again (requeue)
     create_vmi(raw, "starting", phase="Scheduled", activePods={"pod-uid-1": NODE})
-    proc = handler(server, tmp_path, "--metrics-listen", "127.0.0.1:0")
+    addresses = tmp_path / "handler" / "address.json"
+    proc = handler(
+        server, tmp_path, "--metrics-listen", "127.0.0.1:0", "--address-file", str(addresses)
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
@@ -101,6 +105,10 @@ def test_a_scrape_counts_the_nodes_vmis_and_reconciles(server: Server, tmp_path:
         assert ready, f"{line!r}:\n{(tmp_path / 'handler.log').read_text()}"
         assert ready.group(1) == NODE
         port = int(ready.group(2))
+        # what tools read says the same as the line for people, from the handler itself
+        listening = address_file.read(addresses)
+        assert listening.pid == proc.pid
+        assert listening.addresses == {"metrics": f"127.0.0.1:{port}"}
 
         expected = {
             "Pending": 1,
@@ -136,6 +144,7 @@ def test_a_scrape_counts_the_nodes_vmis_and_reconciles(server: Server, tmp_path:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+    assert not addresses.exists()  # a clean stop takes it away
 
 
 def test_a_taken_metrics_port_fails_the_start(server: Server, tmp_path: Path) -> None:

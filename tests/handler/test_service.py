@@ -17,7 +17,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from kvd.handler import auth, service
+from kvd import rpc_auth
+from kvd.handler import service
 from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc
 from kvd.rpc.launcher.v1 import domain_pb2, launcher_pb2
 from kvd.version import kvd_version
@@ -38,7 +39,7 @@ class Handler:
         self.token = token
         self.launcher = launcher
         self.address = f"127.0.0.1:{running.port}"
-        self.channel = auth.authorized_channel(grpc.insecure_channel(self.address), token)
+        self.channel = rpc_auth.authorized_channel(grpc.insecure_channel(self.address), token)
         self.stub = handler_pb2_grpc.HandlerServiceStub(self.channel)
 
     def vmi(self, **changes: str) -> dict[str, str]:
@@ -156,7 +157,7 @@ def handler(launcher: Launcher, tmp_path_factory: pytest.TempPathFactory) -> Ite
             return launcher.socket
         return None
 
-    token = auth.new_token()
+    token = rpc_auth.new_token()
     running = service.serve(address="127.0.0.1:0", locate=locate, node_name=NODE, token=token)
     handler = Handler(running, token, launcher)
     try:
@@ -343,6 +344,12 @@ def test_console_must_start_with_open(handler: Handler) -> None:
     assert "first console message must be `open`" in (error.details() or "")
 
 
+def test_an_unknown_console_mode_is_refused_before_the_launcher(handler: Handler) -> None:
+    error = Console.open(handler, mode=7).wait_error()
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown console mode 7" in (error.details() or "")
+
+
 def test_vnc_is_unimplemented_and_says_why(handler: Handler) -> None:
     opened = handler_pb2.VncRequest(open=handler_pb2.VncOpen(**handler.vmi()))
     with pytest.raises(grpc.RpcError) as caught:
@@ -392,7 +399,7 @@ def test_the_token_in_call_metadata_works_without_the_interceptor(handler: Handl
     with grpc.insecure_channel(handler.address) as channel:
         stub = handler_pb2_grpc.HandlerServiceStub(channel)
         info = stub.GetInfo(
-            handler_pb2.GetInfoRequest(), metadata=auth.call_metadata(handler.token), timeout=10
+            handler_pb2.GetInfoRequest(), metadata=rpc_auth.call_metadata(handler.token), timeout=10
         )
     assert info.node_name == NODE
 
@@ -433,16 +440,3 @@ def test_serve_refuses_an_empty_token() -> None:
 def test_serve_reports_an_address_it_cannot_bind(handler: Handler) -> None:
     with pytest.raises(OSError, match="cannot listen"):
         service.serve(address=handler.address, locate=lambda *_: None, node_name=NODE, token="t")
-
-
-def test_load_token(tmp_path: Path) -> None:
-    path = tmp_path / "token"
-    with pytest.raises(auth.TokenError, match="does not exist"):
-        auth.load_token(path)
-    path.write_text(" \n")
-    with pytest.raises(auth.TokenError, match="is empty"):
-        auth.load_token(path)
-    token = auth.new_token()
-    path.write_text(f"{token}\n")
-    assert auth.load_token(path) == token
-    assert len(token) >= 32 and token != auth.new_token()

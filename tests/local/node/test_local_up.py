@@ -3,10 +3,13 @@ second `up` on the same data dir finds what the first one left."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
-from tests.local.node.conftest import KVD, new_cluster
+from kvd import address_file
+from tests.local.node.conftest import KVD, Cluster, new_cluster
 
 
 def test_up_status_down_leaves_nothing_and_up_again_finds_the_objects() -> None:
@@ -19,6 +22,7 @@ def test_up_status_down_leaves_nothing_and_up_again_finds_the_objects() -> None:
     assert lines[3].startswith("handler    ready")
     assert lines[4].startswith("controller ready") and "(leading)" in lines[4]
     assert f"export KUBECONFIG={cluster.kubeconfig}" in out
+    listeners = _listeners(cluster, lines)
     try:
         status = _kvd("local", "status", "--data-dir", str(cluster.data_dir))
         assert status.returncode == 0
@@ -55,6 +59,7 @@ def test_up_status_down_leaves_nothing_and_up_again_finds_the_objects() -> None:
         down = cluster.down()
     assert "stopped" in down.stdout
     assert cluster.leftovers() == []
+    assert [p for p in listeners if p.exists()] == []  # each component took its own away
     status = _kvd("local", "status", "--data-dir", str(cluster.data_dir))
     assert status.returncode == 3 and "not running" in status.stdout
 
@@ -82,3 +87,24 @@ def test_up_status_down_leaves_nothing_and_up_again_finds_the_objects() -> None:
 
 def _kvd(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([KVD, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def _listeners(cluster: Cluster, lines: list[str]) -> list[Path]:
+    """The handler's and the controller's address files say, for tools, what their ready lines
+    say for people, and are written by the processes `up` recorded."""
+    pids = cluster.components()
+    paths = []
+    for index, name, expected in (
+        (3, "handler", {"HandlerService": "handlerService", "metrics": "metrics"}),
+        (4, "controller", {"metrics": "metrics"}),
+    ):
+        path = cluster.data_dir / name / "address.json"
+        listening = address_file.read(path)
+        assert listening.pid == pids[name], f"{path} is not from the running {name}"
+        shown = dict(re.findall(r"\((\w+) on port (\d+)\)", lines[index]))
+        assert {expected[k]: f"127.0.0.1:{port}" for k, port in shown.items()} == dict(
+            listening.addresses
+        ), lines[index]
+        assert set(shown) == set(expected), lines[index]
+        paths.append(path)
+    return paths
