@@ -4,10 +4,10 @@ The pod's veth peer sits in a second netns playing the world outside the pod, wh
 route to the guest's network: a guest that reaches it does so through the pod's NAT. The guest
 serves HTTP on ports 80 and 8080 (busybox httpd, from its user-data). One boot forwards only
 port 80, as `ports` asks; another forwards every port, on a network of its own
-(`vmNetworkCIDR`, set by a second DefineDomain that moves the gateway). Both check that the pod keeps its eth0, the guest leases the masquerade
-address with the gateway and the pod's DNS, reaches the outside, is reached from outside on the
-pod IP and from the pod on 127.0.0.1, that GetDomain reports the pod IP, and that nothing of the
-binding outlives the launcher.
+(`vmNetworkCIDR`, set by a second DefineDomain that moves the gateway). Both check that the pod
+keeps its eth0, the guest leases the masquerade address with the gateway and the pod's DNS,
+reaches the outside, is reached from outside on the pod IP and from the pod on 127.0.0.1, that
+GetDomain reports the pod IP, and that nothing of the binding outlives the launcher.
 """
 
 from __future__ import annotations
