@@ -17,6 +17,9 @@ DEFAULT_GRACE_PERIOD_SECONDS = 30
 DEFAULT_MACHINE_TYPE = "q35"
 DEFAULT_NETWORK_NAME = "default"
 DEFAULT_INTERFACE_MODEL: Final = "virtio"
+# The guest network behind a masquerade interface when the pod network names no vmNetworkCIDR
+# (KubeVirt's api.DefaultVMCIDR): the gateway is its first address, the guest its second.
+DEFAULT_VM_NETWORK_CIDR: Final = "10.0.2.0/24"
 DEFAULT_REPLICAS = 1
 
 

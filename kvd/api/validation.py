@@ -11,10 +11,11 @@ import base64
 import binascii
 import re
 from collections.abc import Iterable, Iterator
+from ipaddress import IPv4Network, ip_network
 from typing import Final
 
+from kvd.api import defaults, unsupported
 from kvd.api import labels as labelsel
-from kvd.api import unsupported
 from kvd.api import vm as vmtypes
 from kvd.api import vmi as vmitypes
 from kvd.api.errors import FieldError, Path
@@ -29,6 +30,31 @@ _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _MEMORY_RESOURCES: Final = ("memory",)
 _KNOWN_RESOURCES: Final = ("cpu", "memory")
+# KubeVirt gives the in-pod bridge of a masquerade interface this MAC (StaticMasqueradeBridgeMAC)
+# and refuses it for the guest, which would then share it with its own gateway.
+MASQUERADE_BRIDGE_MAC: Final = "02:00:00:00:00:00"
+
+
+def vm_network(cidr: str | None) -> IPv4Network:
+    """The guest network of a masquerade interface: `vmNetworkCIDR`, else KubeVirt's default.
+
+    As KubeVirt, host bits are ignored (10.0.2.7/24 is 10.0.2.0/24) and the network must hold a
+    gateway and a guest (at least two host addresses, so /30 at most). Only IPv4: KubeVirt takes
+    IPv6 from another field (vmIPv6NetworkCIDR). ValueError says what is wrong.
+    """
+    text = defaults.DEFAULT_VM_NETWORK_CIDR if cidr is None else cidr
+    try:
+        network = ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(f'Invalid value: "{text}": not a CIDR (e.g. 10.0.2.0/24)') from None
+    if not isinstance(network, IPv4Network) or "/" not in text:
+        raise ValueError(f'Invalid value: "{text}": must be an IPv4 CIDR such as 10.0.2.0/24')
+    if network.prefixlen > 30:
+        raise ValueError(
+            f'Invalid value: "{text}": too small, the gateway and the guest need two host '
+            "addresses (a prefix of /30 at most)"
+        )
+    return network
 
 
 def vmi(obj: vmitypes.VirtualMachineInstance) -> list[FieldError]:
@@ -237,10 +263,16 @@ def _interfaces(spec: vmitypes.VirtualMachineInstanceSpec, path: Path) -> Iterat
             yield (ifaces_path[i] / "name").error(f'no network named "{iface.name}"')
         if iface.ports and iface.masquerade is None:
             yield (ifaces_path[i] / "ports").error("ports can only be forwarded with masquerade")
+        yield from _port_names(iface.ports, ifaces_path[i] / "ports")
         if iface.mac_address is not None:
             mac = iface.mac_address.lower().replace("-", ":")
             if int(mac.split(":")[0], 16) & 1:
                 yield (ifaces_path[i] / "macAddress").error("must be a unicast MAC address")
+            if iface.masquerade is not None and mac == MASQUERADE_BRIDGE_MAC:
+                yield (ifaces_path[i] / "macAddress").error(
+                    f"{MASQUERADE_BRIDGE_MAC} is reserved for the masquerade binding's in-pod "
+                    "bridge; choose another MAC"
+                )
             if mac in macs:
                 yield (ifaces_path[i] / "macAddress").error(
                     f"Duplicate value: also used by interfaces[{macs[mac]}]"
@@ -249,9 +281,26 @@ def _interfaces(spec: vmitypes.VirtualMachineInstanceSpec, path: Path) -> Iterat
     for i, net in enumerate(spec.networks):
         if net.name not in interfaces:
             yield (path / "networks")[i].error(f'no interface uses network "{net.name}"')
+        if net.pod is not None and net.pod.vm_network_cidr is not None:
+            try:
+                vm_network(net.pod.vm_network_cidr)
+            except ValueError as exc:
+                yield ((path / "networks")[i] / "pod" / "vmNetworkCIDR").error(str(exc))
     pods = [i for i, n in enumerate(spec.networks) if n.pod is not None]
     for extra in pods[1:]:
         yield ((path / "networks")[extra] / "pod").error("only one pod network is allowed")
+
+
+def _port_names(ports: Iterable[vmitypes.Port], path: Path) -> Iterator[FieldError]:
+    seen: dict[str, int] = {}
+    for i, port in enumerate(ports):
+        if port.name is None:
+            continue
+        if port.name in seen:
+            yield (path[i] / "name").error(
+                f'Duplicate value: "{port.name}" also names ports[{seen[port.name]}]'
+            )
+        seen.setdefault(port.name, i)
 
 
 def _memory(domain: vmitypes.DomainSpec, path: Path) -> Iterator[FieldError]:

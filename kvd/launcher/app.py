@@ -175,7 +175,7 @@ def _run(settings: Settings) -> int:
         dispatcher.stop()
         connection.close()
         daemon.stop()
-        network.close()  # the DHCP server; the links end with the pod's netns
+        network.close()  # the DHCP server, the NAT rules; the links end with the pod's netns
 
 
 def _wait(

@@ -242,6 +242,47 @@ INVALID = [
         id="ports-with-bridge",
     ),
     pytest.param(
+        _set("spec.domain.devices.interfaces[0].ports", [{"name": "w", "port": 80}] * 2),
+        'spec.domain.devices.interfaces[0].ports[1].name: Duplicate value: "w" also names ports[0]',
+        id="duplicate-port-name",
+    ),
+    pytest.param(
+        _set("spec.domain.devices.interfaces[0].ports", [{"port": 80, "protocol": "SCTP"}]),
+        'spec.domain.devices.interfaces[0].ports[0].protocol: Unsupported value: "SCTP"',
+        id="sctp-port",
+    ),
+    pytest.param(
+        _set("spec.domain.devices.interfaces[0].ports", [{"port": 65536}]),
+        "spec.domain.devices.interfaces[0].ports[0].port: must be less than or equal to 65535",
+        id="port-out-of-range",
+    ),
+    pytest.param(
+        _set("spec.domain.devices.interfaces[0].macAddress", "02-00-00-00-00-00"),
+        "spec.domain.devices.interfaces[0].macAddress: 02:00:00:00:00:00 is reserved for the "
+        "masquerade binding's in-pod bridge",
+        id="masquerade-bridge-mac",
+    ),
+    pytest.param(
+        _set("spec.networks[0].pod.vmNetworkCIDR", "10.0.2.0"),
+        'spec.networks[0].pod.vmNetworkCIDR: Invalid value: "10.0.2.0": must be an IPv4 CIDR',
+        id="vm-network-not-a-cidr",
+    ),
+    pytest.param(
+        _set("spec.networks[0].pod.vmNetworkCIDR", "10.0.2.0/33"),
+        'spec.networks[0].pod.vmNetworkCIDR: Invalid value: "10.0.2.0/33": not a CIDR',
+        id="vm-network-bad-prefix",
+    ),
+    pytest.param(
+        _set("spec.networks[0].pod.vmNetworkCIDR", "fd10:0:2::/120"),
+        'spec.networks[0].pod.vmNetworkCIDR: Invalid value: "fd10:0:2::/120": must be an IPv4',
+        id="vm-network-ipv6",
+    ),
+    pytest.param(
+        _set("spec.networks[0].pod.vmNetworkCIDR", "10.0.2.4/31"),
+        'spec.networks[0].pod.vmNetworkCIDR: Invalid value: "10.0.2.4/31": too small',
+        id="vm-network-too-small",
+    ),
+    pytest.param(
         _set("spec.domain.memory.guest", "2Gi"),
         "spec.domain.memory.guest: 2Gi is more than the memory limit 1Gi",
         id="guest-over-limit",

@@ -86,6 +86,12 @@ def test_a_runnable_example_runs_and_deletes(e2e: E2E, row: Row) -> None:
     # SMM included). That the demo guest then boots is test_vmi's to show.
     vmi = e2e.wait_vmi(name, "Running")
     assert vmi["spec"]["domain"]["machine"]["type"] == "q35"  # "" or unset: the default
+    # The pod network's interface shows the launcher pod's IP, with the bridge binding (the
+    # guest has it) and with masquerade (the guest is behind it), as KubeVirt shows it.
+    [pod] = e2e.pods_of(vmi)
+    spec_interfaces = [i["name"] for i in vmi["spec"]["domain"]["devices"].get("interfaces", [])]
+    shown = [(i["name"], i.get("ipAddress")) for i in vmi["status"].get("interfaces", [])]
+    assert shown == [(n, pod["status"]["podIP"]) for n in spec_interfaces]
     assert "registryDisk" not in str(vmi["spec"]) and "volumeName" not in str(vmi["spec"])
 
     e2e.kubectl("delete", "-f", str(row.path))  # waits for the controller's finalizer

@@ -2,8 +2,10 @@
 
 `PodNetns()` makes a named netns with `eth0` (the pod IP, a random 10.x.y.2/24, a default
 route via 10.x.y.1) whose veth peer stays on the host holding the gateway IP, plus a
-resolv.conf that `ip netns exec` binds over /etc/resolv.conf. `close()` removes all of it;
-deleting the netns also deletes the veth pair.
+resolv.conf that `ip netns exec` binds over /etc/resolv.conf. With `outside=True` the peer goes
+into a second netns of the test's own instead, playing the world outside the pod: nothing of
+the test is then on the host, and that world knows no route but to the pod's subnet. `close()`
+removes all of it; deleting the netns also deletes the veth pair.
 """
 
 from __future__ import annotations
@@ -51,10 +53,22 @@ def _free_subnet() -> IPv4Network:
     raise AssertionError(f"no free 10.x.y.0/24 beside the host's routes {taken}")
 
 
+def run_in(netns: str, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """`argv` in a named netns (`ip netns exec`), its output captured; never raises on exit."""
+    return subprocess.run(
+        ["ip", "netns", "exec", netns, *argv],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 class PodNetns:
-    def __init__(self) -> None:
+    def __init__(self, *, outside: bool = False) -> None:
         suffix = uuid.uuid4().hex[:8]
         self.name = f"kvd-test-{suffix}"
+        self.outside = f"kvd-test-{suffix}-out" if outside else None
         self.host_end = f"kvdt{suffix}"  # at most 15 characters
         subnet = _free_subnet()
         self.gateway = IPv4Interface(f"{subnet[1]}/{subnet.prefixlen}")
@@ -78,9 +92,17 @@ class PodNetns:
     def _make(self) -> None:
         ip("netns", "add", self.name)
         self._made = True
-        ip("link", "add", self.host_end, "type", "veth", "peer", "name", "eth0", "netns", self.name)
-        ip("addr", "add", str(self.gateway), "dev", self.host_end)
-        ip("link", "set", "dev", self.host_end, "up")
+        if self.outside is not None:
+            ip("netns", "add", self.outside)
+        # the peer is created inside its namespace (the outside's, or the host's): no moment
+        # where an interface of the test sits in the wrong one
+        where = ["netns", self.outside] if self.outside is not None else []
+        peer = ["peer", "name", "eth0", "netns", self.name]
+        ip("link", "add", self.host_end, *where, "type", "veth", *peer)
+        ip("addr", "add", str(self.gateway), "dev", self.host_end, netns=self.outside)
+        ip("link", "set", "dev", self.host_end, "up", netns=self.outside)
+        if self.outside is not None:
+            ip("link", "set", "dev", "lo", "up", netns=self.outside)
         ip("link", "set", "dev", "lo", "up", netns=self.name)
         ip("addr", "add", str(self.pod), "dev", "eth0", netns=self.name)
         ip("link", "set", "dev", "eth0", "up", netns=self.name)
@@ -102,6 +124,10 @@ class PodNetns:
     def close(self) -> None:
         if self._made:
             subprocess.run(["ip", "netns", "del", self.name], check=False, capture_output=True)
+            if self.outside is not None:
+                subprocess.run(
+                    ["ip", "netns", "del", self.outside], check=False, capture_output=True
+                )
             # the host end goes with its peer; delete it anyway should the netns delete fail
             subprocess.run(["ip", "link", "del", self.host_end], check=False, capture_output=True)
         shutil.rmtree(self.etc, ignore_errors=True)

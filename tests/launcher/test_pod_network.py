@@ -1,10 +1,10 @@
 """The guest on the pod network (bridge binding): a real launcher in a pod-like netns.
 
-One boot covers the path: masquerade is refused before anything changes, the bridge binding
-wires eth0 onto a bridge with a tap, the guest leases exactly the pod IP with gateway and DNS
-from DHCP, pings the gateway, answers the host's ping, GetDomain reports the interface with
-the pod's MAC and IP, a repeated DefineDomain is harmless, and nothing is left running after
-the launcher exits.
+One boot covers the path: the bridge binding wires eth0 onto a bridge with a tap, the guest
+leases exactly the pod IP with gateway and DNS from DHCP, pings the gateway, answers the host's
+ping, GetDomain reports the interface with the pod's MAC and IP, a repeated DefineDomain is
+harmless, asking the bridged pod for masquerade is refused, and nothing is left running after
+the launcher exits. (The masquerade binding: test_masquerade.py.)
 """
 
 from __future__ import annotations
@@ -66,14 +66,6 @@ def _host_pings(address: str, timeout: float) -> str:
 def test_bridge_binding_gives_the_guest_the_pod_ip(launcher: Launcher, podnet: PodNetns) -> None:
     pod_ip, gateway = str(podnet.pod.ip), str(podnet.gateway_ip)
 
-    # masquerade is refused, naming the binding, and the pod's eth0 is left alone
-    masquerade = launcher.manifest(interfaces=[{"name": "default", "masquerade": {}}])
-    with pytest.raises(grpc.RpcError) as refused:
-        launcher.define(masquerade)
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "masquerade" in (refused.value.details() or "")
-    assert link("eth0", netns=podnet.name)["address"] == podnet.pod_mac
-
     manifest = launcher.manifest(user_data=_user_data(gateway), interfaces=BRIDGE)
     defined = launcher.define(manifest)
     assert "<target dev='tap0' managed='no'/>" in defined.domain_xml, defined.domain_xml
@@ -89,6 +81,15 @@ def test_bridge_binding_gives_the_guest_the_pod_ip(launcher: Launcher, podnet: P
     assert eth0.get("master") == "k6t-eth0"
     assert not [a for a in eth0.get("addr_info", []) if a["family"] == "inet"]
     assert link("tap0", netns=podnet.name).get("master") == "k6t-eth0"
+
+    # the pod's IP is the guest's now: masquerade (NAT on that IP) cannot have the pod too
+    masquerade = launcher.manifest(interfaces=[{"name": "default", "masquerade": {}}])
+    with pytest.raises(grpc.RpcError) as refused:
+        launcher.define(masquerade)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "bridge binding" in (refused.value.details() or "")
+    assert link("eth0", netns=podnet.name).get("master") == "k6t-eth0"
+    assert "10.0.2.1" not in str(link("k6t-eth0", netns=podnet.name)["addr_info"])
 
     launcher.stub.LaunchDomain(launcher_pb2.LaunchDomainRequest(), timeout=RPC_TIMEOUT)
     console = Console(launcher.stub)

@@ -1,11 +1,21 @@
-"""The pod's links, read and rewired with iproute2 (`ip -json`), as KubeVirt's bridge binding.
+"""The pod's links, read and rewired with iproute2 (`ip -json`), as KubeVirt's bindings.
 
 `read_pod_link` records what the pod interface holds (IPv4 address and prefix, default
-gateway, MAC, MTU) before anything changes. `wire_bridge` then moves the pod onto a bridge:
+gateway, MAC, MTU) before anything changes. `wire_bridge` then moves the pod onto a bridge
+(the bridge binding):
 
     eth0 (IP removed, random MAC) ─┐
                                    ├─ k6t-eth0 (169.254.75.10/32, for the DHCP server)
     tap0 (QEMU's, MTU of eth0)  ───┘
+
+`wire_masquerade` leaves eth0 as it is and puts the guest on a bridge of its own, routed and
+NATed (`nat`) to eth0 (the masquerade binding):
+
+    eth0 (the pod's IP, untouched)      k6t-eth0 (the gateway, 10.0.2.1/24; MAC 02:00:00:00:00:00)
+                                           └─ tap0 (QEMU's, MTU of eth0)
+
+with IPv4 forwarding on in the pod's netns and `route_localnet` on the bridge (so that the
+pod's own traffic to 127.0.0.1, DNATed to the guest, may leave through it), as KubeVirt sets.
 
 Each step checks first and changes only what is not yet so, so wiring again — a repeated
 DefineDomain, or a restarted launcher in the same pod — changes nothing. Every `ip` call is
@@ -19,6 +29,7 @@ import secrets
 import subprocess
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
 from typing import Any
 
 from kvd.launcher.errors import Conflict, LauncherError
@@ -29,6 +40,10 @@ TAP = "tap0"
 # KubeVirt's bridge binding gives the bridge this link-local address, so the DHCP server has a
 # source address that is not the pod's (which now belongs to the guest).
 BRIDGE_ADDRESS = IPv4Interface("169.254.75.10/32")
+# KubeVirt's masquerade bridge has this fixed MAC (link.StaticMasqueradeBridgeMAC), which the API
+# refuses for the guest: a bridge otherwise takes its lowest port's, the tap's.
+MASQUERADE_BRIDGE_MAC = "02:00:00:00:00:00"
+SYSCTL = Path("/proc/sys")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +148,53 @@ def wire_bridge(pod: PodLink, *, new_mac: str) -> None:
     _run("link", "set", "dev", TAP, "master", BRIDGE)
     for name in (pod.name, TAP, BRIDGE):
         _run("link", "set", "dev", name, "up")
+
+
+def wire_masquerade(pod: PodLink, *, gateway: IPv4Interface) -> None:
+    """Put the guest's tap on a bridge holding its gateway; eth0 stays (see the module doc)."""
+    if show(pod.name) is None:
+        raise Conflict(f"the pod interface {pod.name} disappeared")
+    bridge = show(BRIDGE)
+    if bridge is None:
+        _run("link", "add", BRIDGE, "type", "bridge")
+        bridge = show(BRIDGE) or {}
+    if str(bridge.get("address", "")).lower() != MASQUERADE_BRIDGE_MAC:
+        _run("link", "set", "dev", BRIDGE, "address", MASQUERADE_BRIDGE_MAC)
+    _run("link", "set", "dev", BRIDGE, "mtu", str(pod.mtu))
+    for a in bridge.get("addr_info", []):
+        # a gateway of another vmNetworkCIDR, from an earlier DefineDomain in this pod
+        here = (a.get("local"), a.get("prefixlen"))
+        if a.get("family") == "inet" and here != (str(gateway.ip), gateway.network.prefixlen):
+            _run("addr", "del", f"{a['local']}/{a['prefixlen']}", "dev", BRIDGE)
+    if not _has_address(bridge, gateway):
+        _run("addr", "add", str(gateway), "dev", BRIDGE)
+    if show(TAP) is None:
+        _run("tuntap", "add", "dev", TAP, "mode", "tap", "user", "0", "group", "0")
+    _run("link", "set", "dev", TAP, "mtu", str(pod.mtu))
+    _run("link", "set", "dev", TAP, "master", BRIDGE)
+    for name in (TAP, BRIDGE):
+        _run("link", "set", "dev", name, "up")
+    # /proc/sys/net is the netns of the process that opens it: these are the pod's settings.
+    _write_sysctl(SYSCTL / "net/ipv4/ip_forward")
+    _write_sysctl(SYSCTL / "net/ipv4/conf" / BRIDGE / "route_localnet")
+
+
+def _write_sysctl(path: Path) -> None:
+    try:
+        if path.read_text().strip() != "1":
+            path.write_text("1\n")
+    except OSError as exc:
+        raise LauncherError(f"cannot set {path} to 1: {exc}") from exc
+
+
+def global_ipv6(name: str) -> list[str]:
+    """The pod interface's global IPv6 addresses (the masquerade binding serves IPv4 only)."""
+    link = show(name) or {}
+    return [
+        str(a["local"])
+        for a in link.get("addr_info", [])
+        if a.get("family") == "inet6" and a.get("scope") == "global"
+    ]
 
 
 def _has_address(link: dict[str, Any], address: IPv4Interface) -> bool:
