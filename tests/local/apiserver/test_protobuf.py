@@ -243,3 +243,24 @@ def test_the_python_client_reads_in_json_what_kubectl_wrote_in_protobuf(server: 
     )
     _, content_type, _ = http(server, "GET", "/api/v1/namespaces/default/secrets/s", accept=accept)
     assert content_type == "application/json; charset=utf-8"
+
+
+def test_delete_options_in_protobuf_are_read(server: Server) -> None:
+    # client-go's typed Delete sends its DeleteOptions in the client's encoding
+    server.kubectl("create", "configmap", "doomed")
+    path = "/api/v1/namespaces/default/configmaps/doomed"
+
+    def delete(**options: Any) -> tuple[int, bytes]:
+        body = envelope.encode({"apiVersion": "v1", "kind": "DeleteOptions", **options})
+        status, _, answer = http(
+            server, "DELETE", path, accept=TYPED_ACCEPT, body=body, content_type=PROTOBUF
+        )
+        return status, answer
+
+    status, answer = delete(propagationPolicy="Sideways")
+    assert status == 400
+    assert 'Unsupported value: "Sideways"' in envelope.decode(answer)["message"]
+
+    status, answer = delete(gracePeriodSeconds=0, propagationPolicy="Background")
+    assert (status, envelope.decode(answer)["metadata"]["name"]) == (200, "doomed")
+    assert server.kubectl("get", "configmap", "doomed", check=False).returncode == 1
