@@ -8,14 +8,14 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 setup:            ## system packages, .venv, test guest (fresh Debian 12)
 	scripts/setup
 
-proto:            ## regenerate kvd/rpc from proto/
+proto:            ## regenerate kvd/rpc and the apiserver's k8s messages from proto/
 	$(PY) scripts/gen-proto
 
 crds:             ## regenerate charts/kvd/crds from kvd/api
 	$(PY) -m kvd.api.crds --out charts/kvd/crds
 
 lint:             ## ruff, mypy --strict, import-linter
-	ruff check kvd tests scripts/gen-proto
+	ruff check kvd tests scripts/gen-proto scripts/vendor-k8s-protos
 	ruff format --check kvd tests
 	mypy
 	lint-imports

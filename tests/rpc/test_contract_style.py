@@ -18,6 +18,8 @@ from grpc_tools import protoc
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROTO_DIR = REPO_ROOT / "proto"
+# Kubernetes' vendored API definitions: not kvd contracts, and in Kubernetes' own style
+VENDORED = "k8s"
 
 PACKAGE = re.compile(r"kvd\.rpc\.[a-z][a-z0-9_]*\.v[1-9][0-9]*")
 PASCAL_CASE = re.compile(r"[A-Z][A-Za-z0-9]*")
@@ -33,8 +35,12 @@ LocationPath = tuple[int, ...]
 
 
 def compile_protos(proto_dir: Path, out: Path) -> list[descriptor_pb2.FileDescriptorProto]:
-    """Compile every proto under `proto_dir`, keeping comments; only its own files come back."""
-    protos = sorted(str(path) for path in proto_dir.rglob("*.proto"))
+    """Compile every kvd proto under `proto_dir`, keeping comments; only its own files come back."""
+    protos = sorted(
+        str(path)
+        for path in proto_dir.rglob("*.proto")
+        if not path.is_relative_to(proto_dir / VENDORED)
+    )
     well_known_types = Path(grpc_tools.__file__).parent / "_proto"
     exit_code = protoc.main(
         [

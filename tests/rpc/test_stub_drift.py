@@ -1,4 +1,5 @@
-"""The committed stubs in kvd/rpc/ are exactly what scripts/gen-proto makes of proto/.
+"""The committed stubs in kvd/rpc/, and Kubernetes' messages in kvd/local/apiserver/protobuf/gen/,
+are exactly what scripts/gen-proto makes of proto/.
 
 The check regenerates into a temporary directory and compares trees; the other tests here show
 that the comparison notices a changed or removed proto, so the check is not vacuous.
@@ -11,12 +12,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.drift import diff_trees
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = REPO_ROOT / "scripts" / "gen-proto"
 PROTO_DIR = REPO_ROOT / "proto"
 STUBS = Path("kvd", "rpc")
+K8S_MESSAGES = Path("kvd", "local", "apiserver", "protobuf", "gen")
 
 
 def generate(out: Path, *, proto_dir: Path = PROTO_DIR) -> None:
@@ -30,14 +34,15 @@ def generate(out: Path, *, proto_dir: Path = PROTO_DIR) -> None:
     assert result.returncode == 0, f"gen-proto failed:\n{result.stdout}{result.stderr}"
 
 
-def test_committed_stubs_match_the_protos(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tree", [STUBS, K8S_MESSAGES], ids=["kvd-rpc", "k8s-messages"])
+def test_committed_stubs_match_the_protos(tmp_path: Path, tree: Path) -> None:
     generate(tmp_path)
 
-    differences = diff_trees(tmp_path / STUBS, REPO_ROOT / STUBS)
+    differences = diff_trees(tmp_path / tree, REPO_ROOT / tree)
 
     assert not differences, (
-        "kvd/rpc/ does not match what proto/ generates; run `make proto` and commit the result.\n"
-        "Differing files (expected = freshly generated, actual = kvd/rpc/):\n  "
+        f"{tree}/ does not match what proto/ generates; run `make proto` and commit the result.\n"
+        f"Differing files (expected = freshly generated, actual = {tree}/):\n  "
         + "\n  ".join(differences)
     )
 
@@ -46,7 +51,28 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
     generate(tmp_path / "first")
     generate(tmp_path / "second")
 
-    assert diff_trees(tmp_path / "first" / STUBS, tmp_path / "second" / STUBS) == []
+    for tree in (STUBS, K8S_MESSAGES):
+        assert diff_trees(tmp_path / "first" / tree, tmp_path / "second" / tree) == []
+
+
+def test_drift_check_reports_a_changed_kubernetes_proto_and_json_fields(tmp_path: Path) -> None:
+    generate(tmp_path / "before")
+    changed_protos = tmp_path / "proto"
+    shutil.copytree(PROTO_DIR, changed_protos)
+    lease_proto = changed_protos / "k8s/k8s.io/api/coordination/v1/generated.proto"
+    original = lease_proto.read_text()
+    anchor = "message LeaseSpec {"
+    assert anchor in original, "the test's anchor vanished from coordination/v1"
+    lease_proto.write_text(original.replace(anchor, anchor + "\n  optional string probe = 99;"))
+    fields = changed_protos / "k8s/json-fields.json"
+    fields.write_text(fields.read_text().replace('"inline": [', '"inline": [\n  "probe",', 1))
+
+    generate(tmp_path / "after", proto_dir=changed_protos)
+
+    assert diff_trees(tmp_path / "after" / K8S_MESSAGES, tmp_path / "before" / K8S_MESSAGES) == [
+        "json_fields.py: contents differ",
+        "k8s/io/api/coordination/v1/generated_pb2.py: contents differ",
+    ]
 
 
 def test_drift_check_reports_a_proto_changed_without_regenerating(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""Reading a request: its body (JSON or YAML), DeleteOptions, `fieldValidation`, whether it asks
-for a Table, and list continue tokens."""
+"""Reading a request: its body (JSON, YAML, or Kubernetes' protobuf for built-in kinds),
+DeleteOptions, `fieldValidation`, whether it asks for a Table, and list continue tokens."""
 
 from __future__ import annotations
 
@@ -11,19 +11,29 @@ import yaml
 from aiohttp import web
 
 from kvd.local.apiserver import errors
-from kvd.local.apiserver.objects import FieldValidation
+from kvd.local.apiserver.objects import FieldValidation, Target
+from kvd.local.apiserver.protobuf import envelope, kinds
 
 # Encodings kube-apiserver also accepts for bodies; answered 415, as a server that lacks them
-# must (clients fall back only from CBOR; kubectl's protobuf requests then fail with the message).
-UNDECODED_TYPES = ("application/vnd.kubernetes.protobuf", "application/cbor")
+# must (clients fall back from CBOR). Protobuf is read for the built-in kinds that have a
+# message, and refused with 415 for the others (custom resources), as kube-apiserver does.
+UNDECODED_TYPES = (envelope.MEDIA_TYPE, "application/cbor")
 
 
-async def body(request: web.Request) -> Any:
+def speaks_protobuf(t: Target) -> bool:
+    """Whether the target's kind is read and written in protobuf: built-in kinds only."""
+    r = t.resource
+    return r.crd_name is None and kinds.has_protobuf(r.group, t.version, r.kind)
+
+
+async def body(request: web.Request, *, protobuf: bool = False) -> Any:
+    """The request's object; `protobuf`: whether the target accepts a protobuf body."""
     raw = await request.read()
     if not raw:
         raise errors.bad_request("the body of the request is empty")
+    if protobuf and request.content_type == envelope.MEDIA_TYPE:
+        return _protobuf(raw)
     if request.content_type in UNDECODED_TYPES:
-        # e.g. kubectl's `create configmap|secret|namespace` send protobuf, which we do not decode
         raise errors.unsupported_media_type(request.content_type)
     try:
         if request.content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
@@ -33,12 +43,23 @@ async def body(request: web.Request) -> Any:
         raise errors.bad_request(f"the body of the request could not be decoded: {exc}") from None
 
 
+def _protobuf(raw: bytes) -> dict[str, Any]:
+    try:
+        return envelope.decode(raw)
+    except envelope.EnvelopeError as exc:
+        raise errors.bad_request(f"the body of the request could not be decoded: {exc}") from None
+
+
 async def options(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     options: dict[str, Any] = {}
     if raw:
         try:
-            decoded = json.loads(raw)
+            # client-go's typed clients send DeleteOptions in protobuf
+            if request.content_type == envelope.MEDIA_TYPE:
+                decoded = _protobuf(raw)
+            else:
+                decoded = json.loads(raw)
         except ValueError as exc:
             raise errors.bad_request(f"DeleteOptions could not be decoded: {exc}") from None
         if not isinstance(decoded, dict):

@@ -27,6 +27,7 @@ from kvd.local.apiserver import (
     decoding,
     deletion,
     discovery,
+    encoding,
     errors,
     kubelet,
     selectors,
@@ -123,15 +124,15 @@ class APIServer:
         try:
             return await handler(request)
         except APIError as exc:
-            return _status_response(exc)
+            return _status_response(request, exc)
         except web.HTTPRequestEntityTooLarge:
-            return _status_response(errors.too_large(MAX_BODY))
+            return _status_response(request, errors.too_large(MAX_BODY))
         except web.HTTPException:
             raise
         except Exception as exc:
             log.exception("request_failed", method=request.method, path=request.path)
             return _status_response(
-                APIError(500, "InternalError", f"Internal error occurred: {exc}")
+                request, APIError(500, "InternalError", f"Internal error occurred: {exc}")
             )
 
     @web.middleware
@@ -229,14 +230,19 @@ class APIServer:
         method = request.method
         dry_run = q.get("dryRun") == "All"
         validation = decoding.field_validation(q.get("fieldValidation"))
+        protobuf = decoding.speaks_protobuf(t)
+        request[encoding.JSON_ONLY] = not protobuf
         if t.resource.plural in VIRTUAL:
             if method != "POST" or not collection:
                 raise errors.method_not_allowed(f"{t.resource.plural} only supports create")
             review = auth.review(
-                t.resource.plural, await decoding.body(request), self.tokens, request["user"]
+                t.resource.plural,
+                await decoding.body(request, protobuf=protobuf),
+                self.tokens,
+                request["user"],
             )
             review.update(apiVersion=t.resource.api_version(t.version), kind=t.resource.kind)
-            return _json(review, status=201)
+            return _respond(request, review, status=201)
         if collection:
             return await self._collection(request, t, validation, dry_run)
         if t.subresource in ("log", "exec", "binding", "scale"):
@@ -250,10 +256,13 @@ class APIServer:
                 return _json(
                     tables.table(t.resource, t.version, [obj], include=include, list_meta=meta)
                 )
-            return _json(obj)
+            return _respond(request, obj)
         if method == "PUT":
             result = self.objects.update(
-                t, await decoding.body(request), validation=validation, dry_run=dry_run
+                t,
+                await decoding.body(request, protobuf=protobuf),
+                validation=validation,
+                dry_run=dry_run,
             )
         elif method == "PATCH":
             content_type = request.content_type
@@ -265,13 +274,13 @@ class APIServer:
             )
         elif method == "DELETE":
             obj = self.deleter.delete(t, await decoding.options(request), dry_run=dry_run)
-            return _json(obj)
+            return _respond(request, obj)
         else:
             raise errors.method_not_allowed(
                 "the server does not allow this method on the requested resource"
             )
         self.crds.after_write(t, result.object, dry_run=dry_run)
-        return _json(result.object, warnings=result.warnings)
+        return _respond(request, result.object, warnings=result.warnings)
 
     async def _collection(
         self, request: web.Request, t: Target, validation: FieldValidation, dry_run: bool
@@ -280,16 +289,20 @@ class APIServer:
         if method == "GET":
             if request.query.get("watch") in ("1", "true", "True"):
                 return await self._watch(request, t)
-            return _json(self._list(t, request))
+            return _respond(request, self._list(t, request))
         if method == "POST":
             result = self.objects.create(
-                t, await decoding.body(request), validation=validation, dry_run=dry_run
+                t,
+                await decoding.body(request, protobuf=decoding.speaks_protobuf(t)),
+                validation=validation,
+                dry_run=dry_run,
             )
             self.crds.after_write(t, result.object, dry_run=dry_run)
-            return _json(result.object, status=201, warnings=result.warnings)
+            return _respond(request, result.object, status=201, warnings=result.warnings)
         if method == "DELETE":
-            return _json(
-                self._delete_collection(t, request, await decoding.options(request), dry_run)
+            return _respond(
+                request,
+                self._delete_collection(t, request, await decoding.options(request), dry_run),
             )
         raise errors.method_not_allowed(
             "the server does not allow this method on the requested resource"
@@ -363,12 +376,20 @@ class APIServer:
         }
 
     async def _watch(self, request: web.Request, t: Target) -> web.StreamResponse:
+        table = decoding.wants_table(request)
+        chosen = encoding.negotiate(
+            request.headers.get("Accept", ""),
+            protobuf=not table and decoding.speaks_protobuf(t),
+        )
+        if chosen is None:
+            raise encoding.not_acceptable()
         stream = WatchStream(
             self.objects,
             t,
             request.query,
             self._selected(t, request),
-            table=decoding.wants_table(request),
+            table=table,
+            protobuf=chosen == "protobuf",
         )
         return await stream.serve(request)
 
@@ -408,9 +429,14 @@ class APIServer:
         if t.subresource == "binding":
             if method != "POST":
                 raise errors.method_not_allowed("binding only supports create")
-            status = binding.bind(self.objects, t, await decoding.body(request), dry_run=dry_run)
-            return _json(status, status=201)
-        return _json(await self._scale(request, t, validation, dry_run))
+            status = binding.bind(
+                self.objects,
+                t,
+                await decoding.body(request, protobuf=decoding.speaks_protobuf(t)),
+                dry_run=dry_run,
+            )
+            return _respond(request, status, status=201)
+        return _respond(request, await self._scale(request, t, validation, dry_run))
 
     def _pod(self, t: Target) -> dict[str, Any]:
         """The pod a subresource request names (404 when there is none)."""
@@ -460,21 +486,24 @@ def _not_found() -> APIError:
     return APIError(404, "NotFound", "the server could not find the requested resource")
 
 
-def _status_response(exc: APIError) -> web.Response:
-    return web.Response(
-        status=exc.code,
-        text=json.dumps(exc.status()),
-        content_type="application/json",
-        headers={"Retry-After": str(exc.retry_after_seconds)} if exc.retry_after_seconds else None,
-    )
+def _status_response(request: web.Request, exc: APIError) -> web.Response:
+    retry = exc.retry_after_seconds
+    headers = [("Retry-After", str(retry))] if retry else None
+    return encoding.respond(request, exc.status(), status=exc.code, headers=headers, strict=False)
 
 
-def _json(body: Any, *, status: int = 200, warnings: list[str] | None = None) -> web.Response:
+def _respond(
+    request: web.Request, body: Any, *, status: int = 200, warnings: list[str] | None = None
+) -> web.Response:
+    """An object, list or Status, in JSON or protobuf as the request's Accept prefers."""
     headers = [("Warning", header) for header in warning_headers(warnings or [])]
+    return encoding.respond(request, body, status=status, headers=headers)
+
+
+def _json(body: Any) -> web.Response:
+    """Discovery documents, health answers and Tables: JSON (or text) whatever the Accept."""
     if isinstance(body, APIError):
         raise body
     if isinstance(body, str):
-        return web.Response(text=body, content_type="text/plain", status=status)
-    return web.Response(
-        text=json.dumps(body), content_type="application/json", status=status, headers=headers
-    )
+        return web.Response(text=body, content_type="text/plain")
+    return web.Response(text=json.dumps(body), content_type="application/json")

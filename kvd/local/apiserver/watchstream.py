@@ -1,11 +1,14 @@
-"""One watch response: initial events, then live ones, as a chunked stream of JSON lines.
+"""One watch response: initial events, then live ones, as a chunked stream of JSON lines, or of
+length-prefixed protobuf WatchEvent frames for a client that asked for protobuf.
 
 Selectors are applied as kube-apiserver applies them to watches: an object that starts
 matching arrives as ADDED, one that stops matching as DELETED, so a client's cache of "what
 matches" stays exact. Bookmarks (when allowed) carry the latest revision through quiet times;
 the watch-list protocol (`sendInitialEvents=true`) ends its initial events with a bookmark
 annotated `k8s.io/initial-events-end`. A revision older than the kept history ends the
-stream with an ERROR event holding a 410 Status, which clients answer with a relist.
+stream with an ERROR event holding a 410 Status, which clients answer with a relist. An object
+that cannot travel in protobuf (a value its message cannot hold) ends a protobuf stream rather
+than go missing from it: the client relists, and a list falls back to JSON.
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ from typing import Any
 
 from aiohttp import web
 
+from kvd import logs
 from kvd.local.apiserver import errors, tables
 from kvd.local.apiserver.objects import Objects, Target
+from kvd.local.apiserver.protobuf import convert, envelope
 from kvd.local.apiserver.store import Closed, Event, Gone
+
+log = logs.get_logger(__name__)
 
 BOOKMARK_SECONDS = 10.0
 _TRUE = ("1", "true", "True")
@@ -35,6 +42,7 @@ class WatchStream:
         selected: Callable[[dict[str, Any]], bool],
         *,
         table: bool,
+        protobuf: bool = False,
     ) -> None:
         self.objects, self.store, self.t = objects, objects.store, t
         self.selected = selected
@@ -46,13 +54,15 @@ class WatchStream:
         self.table = table
         self.defs, self.cells = tables.columns_for(t.resource, t.version)
         self.matched: set[tuple[str, str]] = set()
-        self.response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        self.protobuf = protobuf
+        content_type = envelope.WATCH_MEDIA_TYPE if protobuf else "application/json"
+        self.response = web.StreamResponse(headers={"Content-Type": content_type})
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
         since = self._since()
         self.response.enable_chunked_encoding()
         await self.response.prepare(request)
-        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError, _Unencodable):
             since = await self._initial(since)
             await self._live(since)
         with contextlib.suppress(ConnectionResetError):
@@ -143,7 +153,20 @@ class WatchStream:
         await self._write(kind, obj)
 
     async def _write(self, kind: str, obj: dict[str, Any]) -> None:
-        await self.response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+        if not self.protobuf:
+            await self.response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+            return
+        try:
+            frame = envelope.watch_frame(kind, obj)
+        except convert.ConversionError as exc:
+            log.warning("watch_ended_unencodable_object", kind=obj.get("kind"), error=str(exc))
+            raise _Unencodable from None
+        assert frame is not None  # the stream is protobuf only for kinds that have a message
+        await self.response.write(frame)
+
+
+class _Unencodable(Exception):
+    """An event whose object has no protobuf form: the stream ends there."""
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str]:
