@@ -28,6 +28,7 @@ from kvd.local.apiserver import (
     deletion,
     discovery,
     errors,
+    kinds,
     kubelet,
     openapi,
     selectors,
@@ -69,6 +70,7 @@ class APIServer:
             self.store,
             self.registry,
             admission=(crds.CRDValidation(), admission.KubeVirtAdmission()),
+            kinds=kinds.BuiltinKinds(openapi.load),
         )
         self.deleter = deletion.Deleter(self.objects)
         self.collector = deletion.Collector(self.deleter)

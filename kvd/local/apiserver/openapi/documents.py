@@ -36,6 +36,9 @@ _PATCH_TYPES = (
     "application/strategic-merge-patch+json",
     "application/apply-patch+yaml",
 )
+# what kube accepts for a custom resource: no strategic merge patch, which needs Go struct tags.
+# kubectl computes a strategic merge patch only for kinds whose PATCH accepts one.
+_CR_PATCH_TYPES = tuple(t for t in _PATCH_TYPES if "strategic" not in t)
 # 2.0 has no place for these; kube leaves them out of a CRD's schema there
 _NOT_IN_V2 = frozenset({"nullable", "anyOf", "oneOf", "not", "x-kubernetes-validations"})
 
@@ -76,6 +79,7 @@ def _operations(r: ResourceDef, version: str, defs: Definitions) -> dict[str, di
             "ref": ref,
             "body": body,
             "query": query,
+            "patch_types": _CR_PATCH_TYPES if r.crd_name is not None else _PATCH_TYPES,
         }
 
     paths: dict[str, dict[str, Any]] = {}
@@ -180,7 +184,7 @@ def _v3_operation(o: dict[str, Any], gvk: dict[str, str]) -> dict[str, Any]:
         "x-kubernetes-group-version-kind": gvk,
     }
     if o["body"]:
-        types = _PATCH_TYPES if o["action"] == "patch" else ("*/*",)
+        types = o["patch_types"] if o["action"] == "patch" else ("*/*",)
         schema_of = {"$ref": V3_PREFIX + "io.k8s.apimachinery.pkg.apis.meta.v1.Patch"}
         out["requestBody"] = {
             "content": {t: {"schema": schema_of if o["action"] == "patch" else ref} for t in types},
@@ -255,7 +259,7 @@ def _v2_operation(o: dict[str, Any], gvk: dict[str, str]) -> dict[str, Any]:
         for q in o["query"]
     ]
     return {
-        "consumes": list(_PATCH_TYPES) if o["action"] == "patch" else ["*/*"],
+        "consumes": list(o["patch_types"]) if o["action"] == "patch" else ["*/*"],
         "produces": ["application/json", "application/yaml"],
         "schemes": ["https"],
         "operationId": o["operationId"],
