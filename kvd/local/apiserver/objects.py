@@ -8,7 +8,10 @@ turns store errors into API errors. Deletion, finalizers and garbage collection 
 
 Policy is not decided here: the server hands `Objects` an admission chain (`AdmissionPlugin`s,
 kube-apiserver's admission plugins and webhooks), which sees every create and every update of a
-main resource before the schema does, may default or refuse it, and may warn the client.
+main resource before the schema does, may default or refuse it, and may warn the client. It
+also hands it a `KindCodec` (`kinds.BuiltinKinds`): every body is decoded by it before
+admission, as kube-apiserver's decoder reads it into the kind's Go type (unknown fields then
+refused, warned about or dropped by `fieldValidation`), and validated by it after admission.
 """
 
 from __future__ import annotations
