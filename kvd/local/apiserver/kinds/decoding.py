@@ -48,6 +48,8 @@ _SPECIAL = {
     "io.k8s.apimachinery.pkg.apis.meta.v1.Time": TIME,
     "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime": TIME,
 }
+# kinds whose valid values are exactly one Python type, taken as they are
+_SCALARS: dict[str, type] = {STRING: str, BOOL: bool}
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 _RFC3339 = re.compile(
@@ -172,15 +174,21 @@ class _Decoding:
 
     def struct(self, value: dict[str, Any], name: str, at: str, go_path: str) -> dict[str, Any]:
         s = self.compiled.struct(name)
+        fields = s.fields
         out: dict[str, Any] = {}
         for key, item in value.items():
-            sub = s.fields.get(key)
-            here = f"{at}.{key}" if at else key
+            sub = fields.get(key)
             if sub is None:
-                self.unknown.append(here)
+                self.unknown.append(f"{at}.{key}" if at else key)
                 continue
             if item is None:
                 continue  # the zero value, which an omitempty field does not write back
+            # the common case first, without building paths only errors and nesting need
+            scalar = _SCALARS.get(sub.kind)
+            if scalar is not None and type(item) is scalar:
+                out[key] = item
+                continue
+            here = f"{at}.{key}" if at else key
             go_here = f"{go_path}.{key}" if go_path else key
             out[key] = self.value(item, sub, here, (s.name, go_here))
         return out
@@ -210,13 +218,19 @@ class _Decoding:
         if kind == LIST:
             if not isinstance(value, list):
                 raise self.fail(value, node, where)
-            assert node.item is not None
-            return [self.value(v, node.item, f"{at}[{i}]", where) for i, v in enumerate(value)]
+            item = node.item
+            assert item is not None
+            if _SCALARS.get(item.kind) is str and all(type(v) is str for v in value):
+                return list(value)
+            return [self.value(v, item, f"{at}[{i}]", where) for i, v in enumerate(value)]
         if kind == MAP:
             if not isinstance(value, dict):
                 raise self.fail(value, node, where)
-            assert node.item is not None
-            return {k: self.value(v, node.item, f"{at}.{k}", where) for k, v in value.items()}
+            item = node.item
+            assert item is not None
+            if _SCALARS.get(item.kind) is str and all(type(v) is str for v in value.values()):
+                return dict(value)
+            return {k: self.value(v, item, f"{at}.{k}", where) for k, v in value.items()}
         if kind == QUANTITY:
             try:
                 quantity.parse_json(value)

@@ -8,6 +8,7 @@ kept exactly as written (kube would print it canonically, `1024Mi` as `1Gi`; kvd
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 
@@ -26,6 +27,7 @@ class QuantityError(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=4096)  # the same few quantities arrive again and again
 def parse(text: str) -> Fraction:
     """The quantity's exact value; QuantityError with apimachinery's message when it is none."""
     match = _SHAPE.fullmatch(text)
