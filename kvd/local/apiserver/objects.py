@@ -8,7 +8,10 @@ turns store errors into API errors. Deletion, finalizers and garbage collection 
 
 Policy is not decided here: the server hands `Objects` an admission chain (`AdmissionPlugin`s,
 kube-apiserver's admission plugins and webhooks), which sees every create and every update of a
-main resource before the schema does, may default or refuse it, and may warn the client.
+main resource before the schema does, may default or refuse it, and may warn the client. It
+also hands it a `KindCodec` (`kinds.BuiltinKinds`): every body is decoded by it before
+admission, as kube-apiserver's decoder reads it into the kind's Go type (unknown fields then
+refused, warned about or dropped by `fieldValidation`), and validated by it after admission.
 """
 
 from __future__ import annotations
@@ -62,6 +65,25 @@ class AdmissionPlugin(Protocol):
         ...
 
 
+class KindCodec(Protocol):
+    """How the server reads and checks the kinds it has Go types for (`kinds.BuiltinKinds`):
+    `decode` before admission, `validate` after it, as kube-apiserver's decoder and its
+    registry strategies do."""
+
+    def decode(
+        self, resource: ResourceDef, version: str, obj: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The object as decoded, and the paths of the unknown fields it dropped (an
+        `APIError` when it cannot be decoded at all)."""
+        ...
+
+    def validate(
+        self, resource: ResourceDef, obj: dict[str, Any], *, subresource: str = ""
+    ) -> list[Cause]:
+        """The causes of a 422 Invalid; empty when the object may be stored."""
+        ...
+
+
 @dataclass
 class Result:
     object: dict[str, Any]
@@ -71,11 +93,17 @@ class Result:
 
 class Objects:
     def __init__(
-        self, store: Store, registry: Registry, *, admission: Sequence[AdmissionPlugin] = ()
+        self,
+        store: Store,
+        registry: Registry,
+        *,
+        admission: Sequence[AdmissionPlugin] = (),
+        kinds: KindCodec | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.admission = tuple(admission)
+        self.kinds = kinds
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -94,7 +122,7 @@ class Objects:
     # --- create ------------------------------------------------------------------------------
 
     def create(self, t: Target, body: Any, *, validation: FieldValidation, dry_run: bool) -> Result:
-        obj = self._check_body(t, body)
+        obj, warnings = self._decode(t, self._check_body(t, body), validation)
         metadata = obj.setdefault("metadata", {})
         if not isinstance(metadata, dict):
             raise errors.bad_request("metadata must be an object")
@@ -116,9 +144,10 @@ class Objects:
         version = t.resource.version(t.version)
         if version is not None and "status" in version.subresources and t.resource.crd_name:
             obj.pop("status", None)  # a CR's status is written only through /status
-        warnings = [w for plugin in self.admission for w in plugin.on_create(t.resource, obj)]
+        warnings += [w for plugin in self.admission for w in plugin.on_create(t.resource, obj)]
         warnings += self._apply_schema(t, obj, validation)
         self._validate_meta(t, obj)
+        self._validate_kind(t, obj)
         if dry_run:
             return Result(self.present(t, obj), warnings, created=True)
         try:
@@ -201,14 +230,14 @@ class Objects:
         expected = metadata.get("resourceVersion")
         if expected not in (None, "") and str(expected) != old["metadata"]["resourceVersion"]:
             raise errors.conflict(t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE)
-        new = self._merge(t, old, obj)
+        new, warnings = self._decode(t, self._merge(t, old, obj), validation)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-        warnings: list[str] = []
         if t.subresource != "status":
             for plugin in self.admission:
                 warnings += plugin.on_update(t.resource, old, new)
         warnings += self._apply_schema(t, new, validation)
         self._validate_meta(t, new)
+        self._validate_kind(t, new)
         if dry_run:
             return Result(self.present(t, new), warnings)
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
@@ -307,6 +336,28 @@ class Objects:
                 "Forbidden",
                 f'{t.resource.plural} "{metadata.get("name")}" is forbidden: unable to create new '
                 f"content in namespace {t.namespace} because it is being terminated",
+            )
+
+    def _decode(
+        self, t: Target, obj: dict[str, Any], validation: FieldValidation
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The body as the kind's decoder reads it; unknown fields refused under Strict,
+        returned as warnings under Warn, dropped quietly under Ignore."""
+        if self.kinds is None:
+            return obj, []
+        decoded, unknown = self.kinds.decode(t.resource, t.version, obj)
+        warnings = [f'unknown field "{path}"' for path in unknown]
+        if warnings and validation == "Strict":
+            raise errors.bad_request("strict decoding error: " + ", ".join(warnings))
+        return decoded, warnings if validation == "Warn" else []
+
+    def _validate_kind(self, t: Target, obj: dict[str, Any]) -> None:
+        if self.kinds is None:
+            return
+        causes = self.kinds.validate(t.resource, obj, subresource=t.subresource)
+        if causes:
+            raise errors.invalid(
+                t.resource.group, t.resource.kind, obj["metadata"].get("name", ""), causes
             )
 
     def _validate_meta(self, t: Target, obj: dict[str, Any]) -> None:

@@ -29,7 +29,9 @@ from kvd.local.apiserver import (
     discovery,
     encoding,
     errors,
+    kinds,
     kubelet,
+    openapi,
     selectors,
     tables,
 )
@@ -69,6 +71,7 @@ class APIServer:
             self.store,
             self.registry,
             admission=(crds.CRDValidation(), admission.KubeVirtAdmission()),
+            kinds=kinds.BuiltinKinds(openapi.load),
         )
         self.deleter = deletion.Deleter(self.objects)
         self.collector = deletion.Collector(self.deleter)
@@ -78,6 +81,7 @@ class APIServer:
         self.kubelet = kubelet.Kubelet(kubelet_socket or data_dir / "node" / "kubelet.sock")
         self.log_source: LogSource = self.kubelet
         self.accounting = accounting.Accounting()
+        self.openapi = openapi.OpenAPIService(self.registry, openapi.load)
         self._tasks: list[asyncio.Task[None]] = []
         self.crds.load()
         self._ensure_namespaces()
@@ -159,6 +163,8 @@ class APIServer:
         if request.method == "GET":
             if path == "/metrics":
                 return self.accounting.response()
+            if parts[:1] == ["openapi"]:
+                return self.openapi.handle(request, parts)
             static = self._static(path, parts, request)
             if static is not None:
                 return _json(static)
@@ -183,19 +189,6 @@ class APIServer:
             return discovery.resource_list(self.registry, "", parts[1]) or _not_found()
         if len(parts) == 3 and parts[0] == "apis":
             return discovery.resource_list(self.registry, parts[1], parts[2]) or _not_found()
-        if path == "/openapi/v3":
-            return discovery.openapi_v3_root(self.registry)
-        if path.startswith("/openapi/v3/"):
-            rest = parts[2:]
-            if rest[:1] == ["api"] and len(rest) == 2:
-                return discovery.openapi_v3_document(self.registry, "", rest[1]) or _not_found()
-            if rest[:1] == ["apis"] and len(rest) == 3:
-                return (
-                    discovery.openapi_v3_document(self.registry, rest[1], rest[2]) or _not_found()
-                )
-            return _not_found()
-        if path == "/openapi/v2":
-            return _not_found()
         return None
 
     def _target(self, group: str, version: str, rest: list[str]) -> tuple[Target, bool]:
