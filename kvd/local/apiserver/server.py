@@ -89,7 +89,13 @@ class APIServer:
         for name in DEFAULT_NAMESPACES:
             if self.store.get(ns.key, "", name) is None:
                 body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-                self.objects.create(Target(ns, "v1", ""), body, validation="Strict", dry_run=False)
+                self.objects.create(
+                    Target(ns, "v1", ""),
+                    body,
+                    validation="Strict",
+                    dry_run=False,
+                    manager="kube-apiserver",
+                )
 
     def app(self) -> web.Application:
         app = web.Application(

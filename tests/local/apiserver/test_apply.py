@@ -227,3 +227,59 @@ def test_vmi_applied_server_side_is_admitted_and_defaulted(
     refused = s.kubectl("apply", "--server-side", "-f", str(manifest), check=False)
     assert refused.returncode == 1
     assert "bogusDevice" in refused.stderr
+
+
+def test_status_writes_and_applies_are_recorded_per_subresource(server: Server) -> None:
+    api = client.CoreV1Api(server.api())
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+    api.create_namespaced_pod("default", pod, field_manager="creator")
+    api.patch_namespaced_pod_status(
+        "p", "default", {"status": {"message": "hello"}}, field_manager="kubelet"
+    )
+    applied = api.patch_namespaced_pod_status(
+        "p",
+        "default",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "status": {"conditions": [{"type": "Ready", "status": "False"}]},
+        },
+        field_manager="node-agent",
+        _content_type=APPLY,
+    )
+    entries = {
+        (e.manager, e.operation, e.subresource): e.fields_v1
+        for e in applied.metadata.managed_fields
+    }
+    kubelet = entries[("kubelet", "Update", "status")]
+    assert list(kubelet) == ["f:status"] and "f:message" in kubelet["f:status"]
+    assert entries[("node-agent", "Apply", "status")] == {
+        "f:status": {
+            "f:conditions": {'k:{"type":"Ready"}': {".": {}, "f:status": {}, "f:type": {}}}
+        }
+    }
+    assert entries[("creator", "Update", None)]["f:spec"]["f:containers"]
+    # changing a field the kubelet wrote through /status conflicts, naming the subresource
+    with pytest.raises(ApiException) as conflict:
+        api.patch_namespaced_pod_status(
+            "p",
+            "default",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "p"},
+                "status": {"message": "mine"},
+            },
+            field_manager="node-agent",
+            _content_type=APPLY,
+        )
+    assert conflict.value.status == 409
+    assert (
+        'conflict with \\"kubelet\\" with subresource \\"status\\" using v1' in conflict.value.body
+    )
