@@ -127,26 +127,34 @@ class FieldManager:
         """Set `new`'s managedFields after an update from `live` (None: a create)."""
         metadata = new.setdefault("metadata", {})
         sent = metadata.pop("managedFields", None)
-        managers = self._managers_for_update(live, sent)
-        if not managers and live is not None:
-            return  # untracked (or just cleared): stays so until an apply
-        writer = Manager(manager or "unknown", "Update", self.api_version, self.subresource)
+        before = _without_managed_fields(live) if live is not None else self._zero()
         try:
-            managers = updater.update(
-                managers,
-                _without_managed_fields(live) if live is not None else self._zero(),
-                _without_managed_fields(new),
-                self.shape,
-                writer=writer,
-                api_version=self.api_version,
-                ignored=self._ignored(new),
-                strip=_STRIP,
-                now=meta.now(),
-            )
+            comparison = typed.compare(before, _without_managed_fields(new), self.shape)
         except typed.TypedError as exc:
             # kube's UpdateNoErrors: never fail a write over its bookkeeping; clear it instead
             log.warning("managed_fields_reset", kind=self.resource.kind, error=str(exc))
             return
+        kept = (live or {}).get("metadata", {}).get("managedFields")
+        if comparison.same() and (sent == kept or self.subresource) and live is not None:
+            if kept is not None:  # a write that changes nothing changes no owner either
+                metadata["managedFields"] = kept
+            return
+        managers = self._managers_for_update(live, sent)
+        if not managers and live is not None:
+            return  # untracked (or just cleared): stays so until an apply
+        writer = Manager(manager or "unknown", "Update", self.api_version, self.subresource)
+        managers = updater.update(
+            managers,
+            before,
+            new,
+            self.shape,
+            writer=writer,
+            api_version=self.api_version,
+            ignored=self._ignored(new),
+            strip=_STRIP,
+            now=meta.now,
+            comparison=comparison,
+        )
         entries = managedfields.encode(managedfields.cap(managers))
         if entries:
             metadata["managedFields"] = entries
@@ -226,7 +234,7 @@ class FieldManager:
             ignored=self._ignored(config),
             strip=_STRIP,
             force=force,
-            now=meta.now(),
+            now=meta.now,
         )
 
     def _before_first_apply(self, live: dict[str, Any]) -> Managers:
@@ -241,7 +249,7 @@ class FieldManager:
             api_version=self.api_version,
             ignored=self._ignored(live),
             strip=_STRIP,
-            now=meta.now(),
+            now=meta.now,
         )
 
     def _check_config(self, config: dict[str, Any]) -> None:

@@ -12,7 +12,10 @@ serializes without translation:
 A `Set` is a trie: `members` are the elements that are themselves in the set at this node, and
 `children` the elements with paths below them. In `FieldsV1` a member without children is
 `"f:x": {}`, and one with children carries `".": {}` among them; a child that is not a member
-has no `"."`. All operations return new sets and never change their operands.
+has no `"."`. Operations return new sets, never change their operands, and share the subtrees
+they leave alone, so a set is not changed once built (`insert` is for building one). Every
+write of an object reads and writes its managedFields, so a set read from `FieldsV1` keeps that
+document and writes it back as it was.
 """
 
 from __future__ import annotations
@@ -85,11 +88,12 @@ def _order(pe: str) -> tuple[int, str]:
 class Set:
     """A set of paths; see the module docstring."""
 
-    __slots__ = ("children", "members")
+    __slots__ = ("_source", "children", "members")
 
     def __init__(self) -> None:
         self.members: set[str] = set()
         self.children: dict[str, Set] = {}
+        self._source: dict[str, Any] | None = None  # the FieldsV1 it was read from
 
     @classmethod
     def of(cls, *paths: Path) -> Set:
@@ -102,7 +106,7 @@ class Set:
         return f"Set({sorted(self.paths())})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Set) and self.to_fields() == other.to_fields()
+        return isinstance(other, Set) and self._fields() == other._fields()
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
@@ -110,12 +114,14 @@ class Set:
         return not self.members and all(c.empty() for c in self.children.values())
 
     def insert(self, path: Path) -> None:
+        self._source = None
         node = self
         for pe in path[:-1]:
             child = node.children.get(pe)
             if child is None:
                 child = node.children[pe] = Set()
             node = child
+            node._source = None
         if path:
             node.members.add(path[-1])
 
@@ -131,28 +137,38 @@ class Set:
                 return False
         return node is not None and bool(path) and path[-1] in node.members
 
-    def copy(self) -> Set:
-        out = Set()
-        out.members = set(self.members)
-        out.children = {pe: c.copy() for pe, c in self.children.items()}
-        return out
+    def intersects(self, other: Set) -> bool:
+        """Whether the two sets have a member in common."""
+        if not self.members.isdisjoint(other.members):
+            return True
+        small, large = sorted((self.children, other.children), key=len)
+        return any((o := large.get(pe)) is not None and c.intersects(o) for pe, c in small.items())
 
     def union(self, other: Set) -> Set:
+        if other.empty():
+            return self
+        if self.empty():
+            return other
         out = Set()
         out.members = self.members | other.members
         for pe in self.children.keys() | other.children.keys():
             a, b = self.children.get(pe), other.children.get(pe)
-            out.children[pe] = a.union(b) if a is not None and b is not None else (a or b).copy()  # type: ignore[union-attr]
+            if a is not None and b is not None:
+                out.children[pe] = a.union(b)
+            else:
+                out.children[pe] = a if a is not None else b  # type: ignore[assignment]
         return out
 
     def difference(self, other: Set) -> Set:
         """Members of self not members of other, node by node (a member of `other` does not
         take the paths below it away)."""
+        if not self.intersects(other):
+            return self
         out = Set()
         out.members = self.members - other.members
         for pe, c in self.children.items():
             o = other.children.get(pe)
-            rest = c.difference(o) if o is not None else c.copy()
+            rest = c.difference(o) if o is not None else c
             if not rest.empty():
                 out.children[pe] = rest
         return out
@@ -170,13 +186,15 @@ class Set:
 
     def recursive_difference(self, other: Set) -> Set:
         """Like `difference`, but a member of `other` also takes away everything below it."""
+        if other.empty():
+            return self
         out = Set()
         out.members = self.members - other.members
         for pe, c in self.children.items():
             if pe in other.members:
                 continue
             o = other.children.get(pe)
-            rest = c.recursive_difference(o) if o is not None else c.copy()
+            rest = c.recursive_difference(o) if o is not None else c
             if not rest.empty():
                 out.children[pe] = rest
         return out
@@ -192,11 +210,14 @@ class Set:
     # --- FieldsV1 ----------------------------------------------------------------------------
 
     def to_fields(self) -> dict[str, Any]:
-        """The set as a `fieldsV1` object."""
+        """The set as a `fieldsV1` object (the one it was read from, if it was)."""
+        return self._source if self._source is not None else self._fields()
+
+    def _fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for pe in sorted(self.members | self.children.keys(), key=_order):
             c = self.children.get(pe)
-            body = c.to_fields() if c is not None else {}
+            body = c._fields() if c is not None else {}
             if pe in self.members and body:
                 body = {".": {}, **body}
             if body or pe in self.members:
@@ -206,6 +227,12 @@ class Set:
     @classmethod
     def from_fields(cls, fields: Any) -> Set:
         """Read a `fieldsV1` object; ValueError when it is not one."""
+        out = cls._read(fields)
+        out._source = fields
+        return out
+
+    @classmethod
+    def _read(cls, fields: Any) -> Set:
         if not isinstance(fields, dict):
             raise ValueError(f"expected an object, got {type(fields).__name__}")
         out = cls()
@@ -218,11 +245,23 @@ class Set:
             if not body or "." in body:
                 out.members.add(pe)
             if any(k != "." for k in body):
-                out.children[pe] = cls.from_fields(body)
+                out.children[pe] = cls._read(body)
         return out
 
 
+_CHECKED: set[str] = set()  # elements already found valid: keys repeat from write to write
+
+
 def _check_element(pe: str) -> None:
+    if pe in _CHECKED:
+        return
+    _check_new_element(pe)
+    if len(_CHECKED) > 50_000:
+        _CHECKED.clear()
+    _CHECKED.add(pe)
+
+
+def _check_new_element(pe: str) -> None:
     kind, sep, text = pe.partition(":")
     if not sep:
         raise ValueError(f"missing colon: {pe}")

@@ -17,6 +17,7 @@ on the main resource): nobody comes to own it and it never conflicts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,11 +67,16 @@ def _take(
     """Everyone but the writer loses what the write changed (a conflict unless forced) and
     what it removed."""
     changed = comparison.changed()
+    if changed.empty() and comparison.removed.empty():
+        return dict(managers)
     conflicts: list[tuple[Manager, Path]] = []
     out: Managers = {}
     for manager, owned in managers.items():
         if manager == writer:
             out[manager] = owned
+            continue
+        if not owned.fields.intersects(changed) and not owned.fields.intersects(comparison.removed):
+            out[manager] = owned  # untouched: kept as it was read
             continue
         taken = owned.fields.intersection(changed)
         if not taken.empty():
@@ -93,10 +99,13 @@ def update(
     api_version: str,
     ignored: Set,
     strip: Set,
-    now: str,
+    now: Callable[[], str],
+    comparison: typed.Comparison | None = None,
 ) -> Managers:
-    """Managers after an update from `live` to `new` (live MISSING for a create)."""
-    comparison = typed.compare(live, new, shape)
+    """Managers after an update from `live` to `new` (live MISSING for a create); `comparison`
+    when the caller compared them already."""
+    if comparison is None:
+        comparison = typed.compare(live, new, shape)
     comparison.added = comparison.added.recursive_difference(ignored)
     comparison.modified = comparison.modified.recursive_difference(ignored)
     current = comparison.changed().difference(strip)
@@ -105,7 +114,7 @@ def update(
         return out  # nothing changed: the writer's entry and its time stay as they were
     previous = out.get(writer)
     fields = current if previous is None else previous.fields.union(current)
-    out[writer] = Owned(fields, api_version, now)
+    out[writer] = Owned(fields, api_version, now())
     return out
 
 
@@ -120,7 +129,7 @@ def apply(
     ignored: Set,
     strip: Set,
     force: bool,
-    now: str,
+    now: Callable[[], str],
 ) -> tuple[Any, Managers]:
     """The merged object and the managers after applying `config` to `live` (MISSING when
     the apply creates the object). The object is `live` itself when nothing changed."""
@@ -145,5 +154,7 @@ def apply(
     if fields.empty():
         managers.pop(applier, None)
     else:
-        managers[applier] = Owned(fields, api_version, managers[applier].time if unchanged else now)
+        managers[applier] = Owned(
+            fields, api_version, managers[applier].time if unchanged else now()
+        )
     return (live if unchanged else merged), managers

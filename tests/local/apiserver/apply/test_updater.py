@@ -34,7 +34,7 @@ def apply(
         ignored=NOTHING,
         strip=NOTHING,
         force=force,
-        now="2024-01-02T00:00:00Z",
+        now=lambda: "2024-01-02T00:00:00Z",
     )
 
 
@@ -53,7 +53,7 @@ def test_update_moves_changed_fields_to_the_writer() -> None:
         api_version="v1",
         ignored=NOTHING,
         strip=NOTHING,
-        now="2024-01-02T00:00:00Z",
+        now=lambda: "2024-01-02T00:00:00Z",
     )
     assert sets(out) == {"a": [("f:data", "f:y")], "kubectl-edit": [("f:data", "f:x")]}
     assert out[EDIT].time == "2024-01-02T00:00:00Z"
@@ -71,7 +71,7 @@ def test_update_that_changes_nothing_keeps_entries_and_times() -> None:
         api_version="v1",
         ignored=NOTHING,
         strip=NOTHING,
-        now="later",
+        now=lambda: "later",
     )
     assert out[EDIT].time == "2024-01-01T00:00:00Z"
 
@@ -87,7 +87,7 @@ def test_removed_fields_leave_every_manager() -> None:
         api_version="v1",
         ignored=NOTHING,
         strip=NOTHING,
-        now="t",
+        now=lambda: "t",
     )
     assert sets(out) == {"a": [("f:data", "f:y")]}
 
@@ -149,6 +149,6 @@ def test_ignored_fields_are_neither_owned_nor_conflicting() -> None:
         ignored=Set.of(("f:status",)),
         strip=NOTHING,
         force=False,
-        now="t",
+        now=lambda: "t",
     )[1]
     assert sets(out)["b"] == [("f:data", "f:a")]
