@@ -235,6 +235,13 @@ class CRDs:
                 },
             ],
         }
+        # a condition that holds already keeps the time it began to hold, so a write that
+        # changes nothing (a second server-side apply) stays a no-op
+        before = {c.get("type"): c for c in (crd.get("status") or {}).get("conditions") or []}
+        for condition in updated["status"]["conditions"]:
+            old = before.get(condition["type"])
+            if old is not None and old.get("status") == condition["status"]:
+                condition["lastTransitionTime"] = old.get("lastTransitionTime", when)
         if updated.get("status") == crd.get("status"):
             return
         try:

@@ -283,3 +283,17 @@ def test_status_writes_and_applies_are_recorded_per_subresource(server: Server) 
     assert (
         'conflict with \\"kubelet\\" with subresource \\"status\\" using v1' in conflict.value.body
     )
+
+
+def test_crds_applied_twice_stay_as_they_are(server: Server) -> None:
+    """helm 4 applies its chart's CRDs server-side on every upgrade."""
+    s = server
+    crds = str(Path(__file__).parents[3] / "charts" / "kvd" / "crds")
+    s.kubectl("apply", "--server-side", "-f", crds)
+    s.kubectl("wait", "--for=condition=established", "--timeout=30s", "crd", "--all")
+    columns = ("get", "crd", "-o", "custom-columns=N:.metadata.name,RV:.metadata.resourceVersion")
+    before = s.kubectl(*columns).stdout
+    s.kubectl("apply", "--server-side", "-f", crds)
+    assert s.kubectl(*columns).stdout == before
+    vmis = get(s, "crd", "virtualmachineinstances.kubevirt.io")
+    assert managers(vmis)["kubectl"][0] == "Apply"
