@@ -312,7 +312,7 @@ def _last_applied(config: dict[str, Any]) -> str:
     annotations = (annotated.get("metadata") or {}).get("annotations")
     if isinstance(annotations, dict):
         annotations.pop(LAST_APPLIED, None)
-    return json.dumps(annotated, separators=(",", ":"), sort_keys=True) + "\n"
+    return fieldpath.go_json(annotated) + "\n"  # as client-go's JSON encoder writes it
 
 
 def _describe(manager: Manager) -> str:
