@@ -23,7 +23,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from kvd.local.apiserver import errors, meta, patches, schema
+import yaml
+
+from kvd.local.apiserver import apply, errors, meta, patches, schema
 from kvd.local.apiserver.errors import APIError, Cause
 from kvd.local.apiserver.registry import Registry, ResourceDef
 from kvd.local.apiserver.store import AlreadyExists, Conflict, NotFound, Store
@@ -36,6 +38,7 @@ PATCH_TYPES = (
     "application/merge-patch+json",
     "application/json-patch+json",
     "application/strategic-merge-patch+json",
+    apply.APPLY_PATCH,
 )
 
 
@@ -121,7 +124,18 @@ class Objects:
 
     # --- create ------------------------------------------------------------------------------
 
-    def create(self, t: Target, body: Any, *, validation: FieldValidation, dry_run: bool) -> Result:
+    def create(
+        self,
+        t: Target,
+        body: Any,
+        *,
+        validation: FieldValidation,
+        dry_run: bool,
+        manager: str = "",
+        applied: bool = False,
+    ) -> Result:
+        """Create from `body`; `manager` is recorded as the writer in managedFields, unless
+        `applied`: the body comes from a server-side apply that already set them."""
         obj, warnings = self._decode(t, self._check_body(t, body), validation)
         metadata = obj.setdefault("metadata", {})
         if not isinstance(metadata, dict):
@@ -146,6 +160,8 @@ class Objects:
             obj.pop("status", None)  # a CR's status is written only through /status
         warnings += [w for plugin in self.admission for w in plugin.on_create(t.resource, obj)]
         warnings += self._apply_schema(t, obj, validation)
+        if not applied:
+            apply.for_target(t.resource, t.version, t.subresource).track_update(None, obj, manager)
         self._validate_meta(t, obj)
         self._validate_kind(t, obj)
         if dry_run:
@@ -158,7 +174,15 @@ class Objects:
 
     # --- update and patch --------------------------------------------------------------------
 
-    def update(self, t: Target, body: Any, *, validation: FieldValidation, dry_run: bool) -> Result:
+    def update(
+        self,
+        t: Target,
+        body: Any,
+        *,
+        validation: FieldValidation,
+        dry_run: bool,
+        manager: str = "",
+    ) -> Result:
         obj = self._check_body(t, body)
         metadata = obj.get("metadata")
         if not isinstance(metadata, dict):
@@ -168,7 +192,7 @@ class Objects:
                 f"the name of the object ({metadata.get('name')}) does not match the name on "
                 f"the URL ({t.name})"
             )
-        return self._replace(t, obj, validation=validation, dry_run=dry_run)
+        return self._replace(t, obj, validation=validation, dry_run=dry_run, manager=manager)
 
     def patch(
         self,
@@ -178,7 +202,13 @@ class Objects:
         *,
         validation: FieldValidation,
         dry_run: bool,
+        manager: str = "",
+        force: bool = False,
     ) -> Result:
+        if content_type == apply.APPLY_PATCH:
+            return self._apply(
+                t, raw, manager=manager, force=force, validation=validation, dry_run=dry_run
+            )
         current = self.store.get(t.resource.key, t.namespace, t.name)
         if current is None:
             raise errors.not_found(t.resource.group, t.resource.plural, t.name)
@@ -212,7 +242,45 @@ class Objects:
         patched_meta = patched.setdefault("metadata", {})
         if isinstance(document, dict) and "resourceVersion" not in (document.get("metadata") or {}):
             patched_meta["resourceVersion"] = current["metadata"]["resourceVersion"]
-        return self._replace(t, patched, validation=validation, dry_run=dry_run, current=current)
+        return self._replace(
+            t, patched, validation=validation, dry_run=dry_run, current=current, manager=manager
+        )
+
+    def _apply(
+        self,
+        t: Target,
+        raw: bytes,
+        *,
+        manager: str,
+        force: bool,
+        validation: FieldValidation,
+        dry_run: bool,
+    ) -> Result:
+        """Server-side apply: merge the configuration into the object, or create it."""
+        try:
+            config = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise errors.bad_request(f"error decoding YAML: {exc}") from None
+        if not isinstance(config, dict):
+            raise errors.bad_request("error decoding YAML: the apply patch must be an object")
+        metadata = config.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        if name not in (None, "", t.name):
+            raise errors.bad_request(
+                f"the name of the object ({name}) does not match the name on the URL ({t.name})"
+            )
+        fields = apply.for_target(t.resource, t.version, t.subresource)
+        current = self.store.get(t.resource.key, t.namespace, t.name)
+        if current is None:
+            if t.subresource:
+                raise errors.not_found(t.resource.group, t.resource.plural, t.name)
+            merged = fields.apply(None, config, manager, force=force)
+            merged.setdefault("metadata", {})["name"] = t.name
+            return self.create(t, merged, validation=validation, dry_run=dry_run, applied=True)
+        merged = fields.apply(current, config, manager, force=force)
+        return self._replace(
+            t, merged, validation=validation, dry_run=dry_run, current=current, applied=True
+        )
 
     def _replace(
         self,
@@ -222,6 +290,8 @@ class Objects:
         validation: FieldValidation,
         dry_run: bool,
         current: dict[str, Any] | None = None,
+        manager: str = "",
+        applied: bool = False,
     ) -> Result:
         old = current or self.store.get(t.resource.key, t.namespace, t.name)
         if old is None:
@@ -230,12 +300,19 @@ class Objects:
         expected = metadata.get("resourceVersion")
         if expected not in (None, "") and str(expected) != old["metadata"]["resourceVersion"]:
             raise errors.conflict(t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE)
+        managed = metadata.get("managedFields")
         new, warnings = self._decode(t, self._merge(t, old, obj), validation)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if applied and t.subresource == "status":  # _merge took the status, and the managers
+            new["metadata"].pop("managedFields", None)
+            if managed is not None:
+                new["metadata"]["managedFields"] = managed
         if t.subresource != "status":
             for plugin in self.admission:
                 warnings += plugin.on_update(t.resource, old, new)
         warnings += self._apply_schema(t, new, validation)
+        if not applied:
+            apply.for_target(t.resource, t.version, t.subresource).track_update(old, new, manager)
         self._validate_meta(t, new)
         self._validate_kind(t, new)
         if dry_run:
@@ -362,6 +439,7 @@ class Objects:
 
     def _validate_meta(self, t: Target, obj: dict[str, Any]) -> None:
         causes = meta.map_causes(obj["metadata"])
+        causes += apply.validation_causes(obj["metadata"].get("managedFields"))
         if causes:
             raise errors.invalid(
                 t.resource.group, t.resource.kind, obj["metadata"].get("name", ""), causes
