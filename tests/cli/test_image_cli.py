@@ -58,7 +58,7 @@ def test_import_list_rm(store: str, guest_dir: Path) -> None:
     disk = guest_dir / "kvd-demo.qcow2"
     imported = kvd("image", "--store", store, "import", "kvd-demo", str(disk))
     assert imported.returncode == 0, imported.stderr
-    assert imported.stdout == "imported kvd-demo:latest (disk, qcow2, 10.2MiB)\n"
+    assert imported.stdout == "imported kvd-demo:latest (disk, qcow2, 15.2MiB)\n"
     again = kvd("image", "--store", store, "import", "docker.io/library/kvd-demo", str(disk))
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith("kvd-demo:latest: unchanged (identical to the image imported ")
@@ -83,7 +83,7 @@ def test_import_list_rm(store: str, guest_dir: Path) -> None:
     assert rows[0] == ["REFERENCE", "KIND", "FORMAT", "SIZE", "IMPORTED"]
     assert [r[:4] for r in rows[1:]] == [
         ["kvd-demo-kernel:v1", "kernel", "-", rows[1][3]],
-        ["kvd-demo:latest", "disk", "qcow2", "10.2MiB"],
+        ["kvd-demo:latest", "disk", "qcow2", "15.2MiB"],
     ]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r[4]) for r in rows[1:])
 
