@@ -5,7 +5,8 @@ container disk images are imported into a private image store as the demo guest,
 boot image as the demo guest's kernel and initrd at the paths the example names), and is
 deleted without a trace, one at a time. An EFI example's domain must have the OVMF build its
 spec asks for (Secure Boot: the secure loader and SMM), and where the demo guest boots with
-the example's own settings, its console must show which firmware started it. The
+the example's own settings, its console must show which firmware started it (and the kernel
+boot example, pointed at a kernel its image lacks, must say so on the VMI). The
 VirtualMachines and replica sets marked **validates** are applied to check the API server
 accepts them (kvd has no VM or VMIRS controller yet) and deleted.
 """
@@ -22,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kvd.api import deprecations, kinds
 from kvd.api import vmi as vmitypes
@@ -197,3 +199,36 @@ def test_an_accepted_vm_or_replica_set_is_stored(e2e: E2E, row: Row) -> None:
         assert stored
     e2e.kubectl("delete", "-f", str(row.path))
     assert e2e.kubectl("get", "vmis,pods", "-o", "name").stdout.strip() == ""
+
+
+def test_a_kernel_the_image_lacks_is_a_condition_naming_the_field(e2e: E2E) -> None:
+    """vmi-kernel-boot.yaml with a kernelPath its image does not have: the launcher refuses
+    the domain, the VMI says why, and deleting it leaves nothing behind."""
+    [row] = [r for r in RUNS if r.file == "kubevirt-examples/vmi-kernel-boot.yaml"]
+    (document,) = row.documents()
+    document["metadata"]["name"] = "no-kernel"
+    container = document["spec"]["domain"]["firmware"]["kernelBoot"]["container"]
+    container["kernelPath"] = "/boot/vmlinuz-nothere"
+    e2e.apply(yaml.safe_dump(document))
+    wanted = (
+        "spec.domain.firmware.kernelBoot.container.kernelPath: /boot/vmlinuz-nothere is not in "
+        f'image "{container["image"]}"'
+    )
+
+    def synchronized() -> Json | None:
+        conditions = ((e2e.vmi("no-kernel") or {}).get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Synchronized"), None)
+
+    wait_until(lambda: synchronized() is not None, timeout=120, what="a Synchronized condition")
+    condition = synchronized()
+    assert condition is not None
+    assert (condition["status"], condition["reason"]) == ("False", "SyncFailed")
+    assert wanted in condition["message"]
+    vmi = e2e.vmi("no-kernel")
+    assert vmi is not None and vmi["status"]["phase"] != "Running"
+    events = e2e.kubectl("get", "events", "--field-selector", "involvedObject.name=no-kernel")
+    assert "/boot/vmlinuz-nothere is not in" in events.stdout
+
+    e2e.kubectl("delete", "vmi", "no-kernel")
+    assert e2e.vmi("no-kernel") is None
+    wait_until(lambda: e2e.pods_of(vmi) == [], timeout=30, what="the launcher pod gone")
