@@ -1,6 +1,6 @@
 """The launcher's headline figures against bare QEMU; prints numbers, asserts nothing.
 
-    .venv/bin/python bench/launcher.py [--runs 3]
+    .venv/bin/python bench/launcher.py [--runs 3] [--firmware bios|efi|secureboot]
 
 Per run, a fresh `kvd launcher` in a fresh sandbox (as a new pod), driven over gRPC as the
 handler drives it, with the kvd-demo containerDisk and a cloud-init disk:
@@ -15,6 +15,9 @@ handler drives it, with the kvd-demo containerDisk and a cloud-init disk:
 and, in the same run, a bare `qemu-system-x86_64 -accel tcg` of the same image and devices,
 from spawn to the same marker on its serial port. Goals (issue 3): launcher + libvirtd ≤ 60 MiB
 RSS; start → running ≤ 1.5 s; marker within 1.2x of bare QEMU.
+
+`--firmware efi|secureboot` boots both through OVMF (the launcher's builds, from QEMU's
+firmware descriptors; Secure Boot with SMM), with 512 MiB since the guest needs 384 MiB there.
 """
 
 from __future__ import annotations
@@ -27,15 +30,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the harness lives with the tests
 
+from kvd.launcher import ovmf  # noqa: E402
 from kvd.rpc.launcher.v1 import launcher_pb2  # noqa: E402
 from tests.launcher.harness import RPC_TIMEOUT, Console, Launcher  # noqa: E402
 
 MARKER = "KVD-GUEST-BOOTED"
 GUEST = REPO / "build" / "guest"
+FIRMWARE: dict[str, tuple[dict[str, Any] | None, int]] = {  # spec.domain.firmware, MiB
+    "bios": (None, 128),
+    "efi": ({"bootloader": {"efi": {"secureBoot": False}}}, 512),
+    "secureboot": ({"bootloader": {"efi": {"secureBoot": True}}}, 512),
+}
 
 
 def memory_kb(pid: int) -> tuple[int, int]:
@@ -48,13 +58,18 @@ def memory_kb(pid: int) -> tuple[int, int]:
     return field(status, "VmRSS"), field(rollup, "Pss")
 
 
-def launcher_run(work: Path) -> dict[str, float]:
+def launcher_run(work: Path, firmware: str) -> dict[str, float]:
     launcher = Launcher(work, GUEST, name="bench")
+    spec, memory = FIRMWARE[firmware]
     try:
         t0 = time.monotonic()
         launcher.start()
         answering = time.monotonic() - t0
-        launcher.define(launcher.manifest(user_data="#!/bin/sh\necho bench\n"))
+        launcher.define(
+            launcher.manifest(
+                user_data="#!/bin/sh\necho bench\n", memory=f"{memory}Mi", firmware=spec
+            )
+        )
         launch_sent = time.monotonic()
         launcher.stub.LaunchDomain(launcher_pb2.LaunchDomainRequest(), timeout=RPC_TIMEOUT)
         running = time.monotonic() - t0
@@ -88,7 +103,25 @@ def launcher_run(work: Path) -> dict[str, float]:
         launcher.close()
 
 
-def bare_qemu_run(work: Path) -> float:
+def _bare_firmware(work: Path, firmware: str) -> list[str]:
+    if firmware == "bios":
+        return []
+    builds = ovmf.discover()
+    build = builds.efi_secure if firmware == "secureboot" else builds.efi
+    if build is None:
+        raise RuntimeError(f"no OVMF build for {firmware}")
+    store = work / "vars.fd"
+    store.write_bytes(build.vars_template.read_bytes())
+    args = [
+        "-drive", f"if=pflash,format=raw,readonly=on,file={build.code}",
+        "-drive", f"if=pflash,format=raw,file={store}",
+    ]  # fmt: skip
+    if firmware == "secureboot":
+        args += ["-machine", "smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"]
+    return args
+
+
+def bare_qemu_run(work: Path, firmware: str) -> float:
     overlay = work / "overlay.qcow2"
     subprocess.run(
         [
@@ -118,7 +151,8 @@ def bare_qemu_run(work: Path) -> float:
             "-cpu",
             "max",
             "-m",
-            "128",
+            str(FIRMWARE[firmware][1]),
+            *_bare_firmware(work, firmware),
             "-nodefaults",
             "-display",
             "none",
@@ -145,14 +179,15 @@ def bare_qemu_run(work: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--firmware", choices=sorted(FIRMWARE), default="bios")
     args = parser.parse_args()
     results: list[dict[str, float]] = []
     bare: list[float] = []
     for i in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="kvd-bench-") as tmp:
-            results.append(launcher_run(Path(tmp) / "launcher"))
+            results.append(launcher_run(Path(tmp) / "launcher", args.firmware))
         with tempfile.TemporaryDirectory(prefix="kvd-bench-") as tmp:
-            bare.append(bare_qemu_run(Path(tmp)))
+            bare.append(bare_qemu_run(Path(tmp), args.firmware))
         print(
             f"run {i + 1}: "
             + ", ".join(f"{k}={v:.3f}" for k, v in results[-1].items())
@@ -160,7 +195,7 @@ def main() -> None:
         )
     med = {k: statistics.median(r[k] for r in results) for k in results[0]}
     bare_med = statistics.median(bare)
-    print(f"\nmedian of {args.runs} runs")
+    print(f"\nmedian of {args.runs} runs, firmware {args.firmware}")
     print(f"  launcher start -> libvirtd ready      {med['libvirtd_ready_s']:.3f} s")
     print(f"  launcher start -> socket answers      {med['answering_s']:.3f} s")
     print(f"  launcher start -> domain running      {med['running_s']:.3f} s   (goal <= 1.5 s)")

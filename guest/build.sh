@@ -4,12 +4,19 @@
 #   guest/build.sh [OUTDIR]        OUTDIR defaults to build/guest in the repo
 #
 # Writes OUTDIR/vmlinuz, initrd.img, kvd-demo.qcow2 and kernel-release.
-# Needs: apt (to fetch linux-image-*-amd64), busybox-static, cpio, gzip,
-# dosfstools, mtools, syslinux, syslinux-common, qemu-utils. Run as root on
-# Debian 12 (as another user it works too, without /dev/console in the initrd).
-# Re-running is a no-op while the guest/ sources, the kernel package and the
-# busybox/syslinux packages are unchanged (OUTDIR/.stamp); the kernel and its
-# resolved modules are cached in OUTDIR/.cache, so a changed /init takes 1-2 s.
+# Needs: apt (to fetch linux-image-*-amd64, shim-signed and
+# grub-efi-amd64-signed, which are unpacked here, never installed),
+# busybox-static, cpio, gzip, dosfstools, mtools, syslinux, syslinux-common,
+# qemu-utils. Run as root on Debian 12 (as another user it works too, without
+# /dev/console in the initrd). Re-running is a no-op while the guest/ sources,
+# the downloaded packages and the busybox/syslinux packages are unchanged
+# (OUTDIR/.stamp); the kernel and its resolved modules, and the EFI loaders,
+# are cached in OUTDIR/.cache, so a changed /init takes 1-2 s.
+#
+# The disk boots three ways: SeaBIOS runs syslinux (the FAT boot sector); UEFI
+# runs /EFI/BOOT/BOOTX64.EFI, Debian's shim signed by Microsoft's UEFI CA,
+# which loads GRUB signed by Debian, which loads the kernel signed by Debian.
+# So OVMF with Microsoft's keys enrolled boots it under Secure Boot too.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,19 +42,34 @@ resolve_kernel() {
     apt-cache show --no-all-versions linux-image-amd64 2>/dev/null |
         sed -n 's/^Depends: .*\(linux-image-[0-9][^ ,]*-amd64\) (= \([^)]*\)).*/\1 \2/p' | head -n1
 }
+# The signed EFI loaders: the candidate version of each package.
+EFI_PACKAGES=(shim-signed grub-efi-amd64-signed)
+resolve_efi() {
+    local p v
+    for p in "${EFI_PACKAGES[@]}"; do
+        v=$(apt-cache show --no-all-versions "$p" 2>/dev/null | sed -n 's/^Version: //p' | head -n1)
+        [ -n "$v" ] || return 1
+        echo "$p=$v"
+    done
+}
 kernel=$(resolve_kernel || true)
-if [ -z "$kernel" ]; then
-    say "apt-cache does not know linux-image-amd64; running apt-get update"
+efi=$(resolve_efi || true)
+if [ -z "$kernel" ] || [ -z "$efi" ]; then
+    say "apt-cache does not know linux-image-amd64 or ${EFI_PACKAGES[*]}; running apt-get update"
     apt-get update -qq
     kernel=$(resolve_kernel || true)
+    efi=$(resolve_efi || true)
 fi
 [ -n "$kernel" ] || die "cannot resolve the linux-image-amd64 dependency with apt-cache"
+[ -n "$efi" ] || die "apt-cache does not know ${EFI_PACKAGES[*]} (Debian main)"
 read -r kpkg kver <<<"$kernel"
+mapfile -t efipkgs <<<"$efi"
 
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo unknown; }
 stamp=$(
     {
         echo "kernel $kpkg $kver"
+        echo "efi ${efipkgs[*]}"
         echo "busybox $(pkgver busybox-static) syslinux $(pkgver syslinux) $(pkgver syslinux-common)"
         echo "cmdline $SYSLINUX_CMDLINE"
         find "$here" -type f ! -name '*.md' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum |
@@ -151,6 +173,26 @@ if [ ! -f "$kstage/kernel-release" ]; then
 fi
 krel=$(cat "$kstage/kernel-release")
 
+# The EFI stage: shim and GRUB, both signed, from their packages (unpacked, not
+# installed: the host's boot loader is none of our business).
+estage=$cache/efi-$(echo "${efipkgs[*]}" | sha256sum | cut -c1-16)
+if [ ! -f "$estage/grubx64.efi" ]; then
+    say "downloading ${efipkgs[*]}"
+    mkdir -p "$tmp/efidl"
+    if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then chown _apt "$tmp/efidl"; fi
+    (cd "$tmp/efidl" && apt-get download -q=2 "${efipkgs[@]}")
+    for deb in "$tmp"/efidl/*.deb; do dpkg-deb -x "$deb" "$tmp/efipkg"; done
+    es=$tmp/estage
+    mkdir -p "$es"
+    cp "$tmp/efipkg/usr/lib/shim/shimx64.efi.signed" "$es/BOOTX64.EFI" ||
+        die "no shimx64.efi.signed in shim-signed"
+    cp "$tmp/efipkg/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed" "$es/grubx64.efi" ||
+        die "no grubx64.efi.signed in grub-efi-amd64-signed"
+    rm -rf "$tmp/efidl" "$tmp/efipkg" "$cache"/efi-*
+    mkdir -p "$cache"
+    mv "$es" "$estage"
+fi
+
 say "building initramfs"
 root=$tmp/initramfs
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,run,tmp,mnt,root,etc}
@@ -183,12 +225,26 @@ LABEL kvd
   INITRD /initrd.img
   APPEND $SYSLINUX_CMDLINE
 EOF
+# UEFI: shim (BOOTX64.EFI, the removable-media path OVMF boots) loads
+# grubx64.efi from its own directory, and Debian's signed GRUB reads grub.cfg
+# from there too ($cmdpath). Without fbx64.efi beside it, shim goes straight to
+# GRUB instead of trying to create boot entries.
+cat >"$tmp/grub.cfg" <<EOF
+# kvd-demo: boot straight into the kernel, no menu.
+set timeout=0
+linux /vmlinuz $SYSLINUX_CMDLINE
+initrd /initrd.img
+boot
+EOF
 # FAT image sized to the payload plus 1-2 MiB for syslinux and the FAT itself.
 payload=$(($(stat -c %s "$tmp/vmlinuz") + $(stat -c %s "$tmp/initrd.img")))
+payload=$((payload + $(stat -c %s "$estage/BOOTX64.EFI") + $(stat -c %s "$estage/grubx64.efi")))
 size_kib=$(((payload / 1048576 + 2) * 1024))
 mkfs.vfat -C -n KVDDEMO -i 6b766430 "$tmp/disk.img" "$size_kib" >/dev/null
 syslinux --install "$tmp/disk.img"
 mcopy -i "$tmp/disk.img" "$tmp/syslinux.cfg" "$tmp/vmlinuz" "$tmp/initrd.img" ::/
+mmd -i "$tmp/disk.img" ::/EFI ::/EFI/BOOT
+mcopy -i "$tmp/disk.img" "$estage/BOOTX64.EFI" "$estage/grubx64.efi" "$tmp/grub.cfg" ::/EFI/BOOT/
 qemu-img convert -f raw -O qcow2 "$tmp/disk.img" "$tmp/kvd-demo.qcow2"
 
 for f in "${outputs[@]}"; do mv -f "$tmp/$f" "$out/$f"; done

@@ -1,7 +1,8 @@
 """`kvd image …`: the local image store, which the local node reads instead of pulling.
 
   kvd image import NAME FILE                         a qcow2 or raw disk (containerDisk)
-  kvd image import NAME --kernel K [--initrd I]      a kernel-boot image (kernelBoot.container)
+  kvd image import NAME --kernel K [--initrd I]      a kernel-boot image (kernelBoot.container):
+        [--kernel-path P] [--initrd-path P]          at /boot/vmlinuz, /boot/initrd.img, or P
   kvd image list                                     REFERENCE KIND FORMAT SIZE IMPORTED
   kvd image rm NAME...
 
@@ -48,6 +49,18 @@ def add_parser(subparsers: program.Subparsers) -> None:
     imp.add_argument("file", metavar="FILE", type=Path, nargs="?", help="qcow2 or raw disk")
     imp.add_argument("--kernel", type=Path, help="kernel (vmlinuz): a kernel-boot image")
     imp.add_argument("--initrd", type=Path, help="initrd to go with --kernel")
+    imp.add_argument(
+        "--kernel-path",
+        metavar="PATH",
+        help="where the kernel is in the image, as kernelBoot.container.kernelPath names it "
+        "(default /boot/vmlinuz)",
+    )
+    imp.add_argument(
+        "--initrd-path",
+        metavar="PATH",
+        help="where the initrd is in the image, as kernelBoot.container.initrdPath names it "
+        "(default /boot/initrd.img)",
+    )
     _store_option(imp)
     imp.set_defaults(run=run_import, parser=imp)
 
@@ -78,11 +91,20 @@ def run_import(args: argparse.Namespace) -> int:
         args.parser.error("give either FILE (a disk) or --kernel (a kernel-boot image)")
     if args.initrd is not None and args.kernel is None:
         args.parser.error("--initrd goes with --kernel")
+    if args.kernel_path is not None and args.kernel is None:
+        args.parser.error("--kernel-path goes with --kernel")
+    if args.initrd_path is not None and args.initrd is None:
+        args.parser.error("--initrd-path goes with --initrd")
+    paths = {
+        key: value
+        for key, value in (("kernel_path", args.kernel_path), ("initrd_path", args.initrd_path))
+        if value is not None
+    }
 
     def action(store: ImageStore) -> None:
         before = store.get(args.name)
         if args.kernel is not None:
-            image = store.import_kernel(args.name, kernel=args.kernel, initrd=args.initrd)
+            image = store.import_kernel(args.name, kernel=args.kernel, initrd=args.initrd, **paths)
         else:
             image = store.import_disk(args.name, args.file)
         shown = images.familiar(image.reference)

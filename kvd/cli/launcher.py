@@ -53,6 +53,13 @@ def add_parser(subparsers: program.Subparsers) -> None:
         help="where the pod mounts PVCs, one entry per claim",
     )
     parser.add_argument(
+        "--kernel-boot-dir",
+        type=Path,
+        default=Path("/var/run/kvd/kernel-boot"),
+        help="where the pod mounts the kernelBoot container's image (its kernelPath and "
+        "initrdPath are paths under it)",
+    )
+    parser.add_argument(
         "--define-timeout-seconds",
         type=float,
         default=300.0,
@@ -72,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir=args.run_dir.absolute(),
         container_disk_dir=args.container_disk_dir.absolute(),
         pvc_dir=args.pvc_dir.absolute(),
+        kernel_boot_dir=args.kernel_boot_dir.absolute(),
         grace_period_seconds=args.grace_period_seconds,
         allow_emulation=args.allow_emulation,
         define_timeout_seconds=args.define_timeout_seconds,

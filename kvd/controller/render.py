@@ -13,6 +13,11 @@ handler and the local node expect to find.
 - Each containerDisk is an `image` volume (Kubernetes' OCI volume source; on the local node, the
   local image store) mounted read-only at `<container disk dir>/<volume>` from its `disk/`
   directory (or the directory of the VMI's `path`); each PVC at `<pvc dir>/<claim>`.
+- A kernelBoot container's image is an `image` volume too, mounted read-only at the kernel boot
+  dir, where the launcher finds `kernelPath` and `initrdPath` (and says which one the image
+  lacks). An init container run from that image to copy them out would need programs in it,
+  and kernel-boot images often hold nothing but the kernel and initrd; the image volume needs
+  none, and is what containerDisks use already.
 - `guest-console-log` follows the launcher's console log, so `kubectl logs <pod>
   -c guest-console-log` prints the guest's serial output, as in KubeVirt.
 """
@@ -33,6 +38,7 @@ Json = dict[str, Any]
 LAUNCHER_ROOT = "/var/run/kvd/launchers"
 CONTAINER_DISK_DIR = "/var/run/kvd/container-disks"
 PVC_DIR = "/var/run/kvd/pvcs"
+KERNEL_BOOT_DIR = "/var/run/kvd/kernel-boot"
 
 
 class RenderError(ValueError):
@@ -66,7 +72,8 @@ def launcher_pod(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
     args = [
         "--namespace", meta.namespace, "--name", meta.name, "--uid", meta.uid,
         "--run-dir", f"{LAUNCHER_ROOT}/$(POD_UID)", "--grace-period-seconds", str(grace),
-        "--container-disk-dir", CONTAINER_DISK_DIR, "--pvc-dir", PVC_DIR, "--pod-network",
+        "--container-disk-dir", CONTAINER_DISK_DIR, "--pvc-dir", PVC_DIR,
+        "--kernel-boot-dir", KERNEL_BOOT_DIR, "--pod-network",
     ]  # fmt: skip
     if config.allow_emulation:
         args.append("--allow-emulation")
@@ -168,6 +175,16 @@ def _volumes(vmi: VirtualMachineInstance, config: RenderConfig) -> tuple[list[Js
                 f"spec.volumes[{volume.name}].dataVolume: CDI DataVolumes are not supported; "
                 "use a persistentVolumeClaim"
             )
+    firmware = vmi.spec.domain.firmware
+    kernel_boot = firmware.kernel_boot if firmware else None
+    if kernel_boot is not None and kernel_boot.container is not None:
+        container = kernel_boot.container
+        source: Json = {"reference": container.image}
+        if container.image_pull_policy:
+            source["pullPolicy"] = container.image_pull_policy
+        # Not "vol-…": every VMI volume's pod volume is, so no VMI volume name can clash.
+        volumes.append({"name": "kernel-boot", "image": source})
+        mounts.append({"name": "kernel-boot", "mountPath": KERNEL_BOOT_DIR, "readOnly": True})
     return volumes, mounts
 
 

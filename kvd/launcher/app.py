@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 
 from kvd import logs
-from kvd.launcher import emulation, orphans, storage
+from kvd.launcher import emulation, orphans, ovmf, storage
 from kvd.launcher.console import ConsoleRelay
 from kvd.launcher.errors import LauncherError
 from kvd.launcher.events import Dispatcher
@@ -60,6 +60,7 @@ class Settings:
     run_dir: Path
     container_disk_dir: Path
     pvc_dir: Path
+    kernel_boot_dir: Path
     grace_period_seconds: int
     allow_emulation: bool
     define_timeout_seconds: float = 300.0
@@ -116,6 +117,7 @@ def _run(settings: Settings) -> int:
         run_dir=settings.run_dir,
         container_disk_dir=settings.container_disk_dir,
         pvc_dir=settings.pvc_dir,
+        kernel_boot_dir=settings.kernel_boot_dir,
     )
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     # A socket left by a killed launcher would be visible without answering.
@@ -123,6 +125,7 @@ def _run(settings: Settings) -> int:
     daemon = Libvirtd(run_dir=paths.run_dir)
     if orphans.reap(paths.run_dir, libvirtd_pid_file=daemon.pid_file):
         storage.cleanup(paths.run_dir)  # its disks belonged to the dead launcher's run
+        ovmf.cleanup(paths.run_dir)  # and so did its NVRAM
     kvm = emulation.check_kvm()
     log.info("kvm_checked", usable=kvm.usable, reason=kvm.reason)
     emulated = Emulation(
@@ -148,6 +151,7 @@ def _run(settings: Settings) -> int:
         paths=paths,
         emulation=emulated,
         network=network,
+        firmware=ovmf.discover(),
         on_started=console.attach,
     )
     dispatcher = Dispatcher(notices, manager.snapshot, listeners=(lifecycle.on_event,))

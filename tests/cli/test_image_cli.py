@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kvd.local.images import ImageNotFound, ImageStore
+from kvd.local.images import ImageNotFound, ImageStore, StoredImage
 
 KVD = shutil.which("kvd", path=str(Path(sys.executable).parent)) or "kvd"
 
@@ -58,7 +58,7 @@ def test_import_list_rm(store: str, guest_dir: Path) -> None:
     disk = guest_dir / "kvd-demo.qcow2"
     imported = kvd("image", "--store", store, "import", "kvd-demo", str(disk))
     assert imported.returncode == 0, imported.stderr
-    assert imported.stdout == "imported kvd-demo:latest (disk, qcow2, 10.2MiB)\n"
+    assert imported.stdout == "imported kvd-demo:latest (disk, qcow2, 15.2MiB)\n"
     again = kvd("image", "--store", store, "import", "docker.io/library/kvd-demo", str(disk))
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith("kvd-demo:latest: unchanged (identical to the image imported ")
@@ -83,7 +83,7 @@ def test_import_list_rm(store: str, guest_dir: Path) -> None:
     assert rows[0] == ["REFERENCE", "KIND", "FORMAT", "SIZE", "IMPORTED"]
     assert [r[:4] for r in rows[1:]] == [
         ["kvd-demo-kernel:v1", "kernel", "-", rows[1][3]],
-        ["kvd-demo:latest", "disk", "qcow2", "10.2MiB"],
+        ["kvd-demo:latest", "disk", "qcow2", "15.2MiB"],
     ]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r[4]) for r in rows[1:])
 
@@ -93,6 +93,21 @@ def test_import_list_rm(store: str, guest_dir: Path) -> None:
         "REFERENCE",
         "kvd-demo-kernel:v1",
     ]
+
+
+def test_a_kernel_image_holds_its_files_where_the_vmi_looks(store: str, guest_dir: Path) -> None:
+    """KubeVirt's vmi-kernel-boot.yaml names /boot/vmlinuz-virt and /boot/initramfs-virt."""
+    imported = kvd(
+        "image", "--store", store, "import", "alpine-kernel",
+        "--kernel", str(guest_dir / "vmlinuz"), "--kernel-path", "/boot/vmlinuz-virt",
+        "--initrd", str(guest_dir / "initrd.img"), "--initrd-path", "/boot/initramfs-virt",
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    image = ImageStore(Path(store)).resolve("alpine-kernel")
+    assert isinstance(image, StoredImage)
+    assert image.kernel == image.root / "boot" / "vmlinuz-virt"
+    assert image.initrd == image.root / "boot" / "initramfs-virt"
+    assert sorted(os.listdir(image.root / "boot")) == ["initramfs-virt", "vmlinuz-virt"]
 
 
 def test_store_from_environment(tmp_path: Path, qcow2: Path) -> None:
@@ -136,12 +151,42 @@ def _text_file(tmp_path: Path) -> Path:
         pytest.param(
             ["rm", "nope"], 'image "nope" is not in the local image store', id="rm-unknown"
         ),
+        pytest.param(
+            ["import", "k", "--kernel", "{kernel}", "--kernel-path", "/boot/../etc/vmlinuz"],
+            "kernel path '/boot/../etc/vmlinuz': give an absolute path of plain names",
+            id="kernel-path-dotdot",
+        ),
+        pytest.param(
+            ["import", "k", "--kernel", "{kernel}", "--kernel-path", "boot/vmlinuz"],
+            "kernel path 'boot/vmlinuz': give an absolute path",
+            id="kernel-path-relative",
+        ),
+        pytest.param(
+            [
+                "import",
+                "k",
+                "--kernel",
+                "{kernel}",
+                "--initrd",
+                "{initrd}",
+                "--initrd-path",
+                "/boot/vmlinuz",
+            ],
+            "the kernel and the initrd cannot both be at /boot/vmlinuz",
+            id="same-path",
+        ),
     ],
 )
 def test_errors_are_one_line_and_exit_1(
-    store: str, tmp_path: Path, qcow2: Path, args: list[str], message: str
+    store: str, tmp_path: Path, qcow2: Path, *, guest_dir: Path, args: list[str], message: str
 ) -> None:
-    values = {"tmp": str(tmp_path), "text": str(_text_file(tmp_path)), "qcow2": str(qcow2)}
+    values = {
+        "tmp": str(tmp_path),
+        "text": str(_text_file(tmp_path)),
+        "qcow2": str(qcow2),
+        "kernel": str(guest_dir / "vmlinuz"),
+        "initrd": str(guest_dir / "initrd.img"),
+    }
     result = kvd("image", "--store", store, *(a.format(**values) for a in args))
     assert_fails(result, message)
     assert result.stdout == ""
@@ -163,6 +208,14 @@ def test_unwritable_store(qcow2: Path) -> None:
         pytest.param(["import", "x", "f", "--kernel", "k"], "give either FILE", id="both"),
         pytest.param(
             ["import", "x", "f", "--initrd", "i"], "--initrd goes with --kernel", id="initrd"
+        ),
+        pytest.param(
+            ["import", "x", "f", "--kernel-path", "/k"], "--kernel-path goes with --kernel", id="kp"
+        ),
+        pytest.param(
+            ["import", "x", "--kernel", "k", "--initrd-path", "/i"],
+            "--initrd-path goes with --initrd",
+            id="ip",
         ),
         pytest.param(["rm"], "the following arguments are required: NAME", id="rm-nothing"),
     ],

@@ -133,6 +133,61 @@ def test_volumes(volume: dict[str, Any], pod_volume: dict[str, Any], mount: dict
     assert compute(pod)["volumeMounts"][1:] == [mount]
 
 
+KERNEL_MOUNT = {"name": "kernel-boot", "mountPath": "/var/run/kvd/kernel-boot", "readOnly": True}
+
+
+@pytest.mark.parametrize(
+    ("container", "pod_volume"),
+    [
+        pytest.param(
+            {
+                "image": "registry:5000/kubevirt/alpine-ext-kernel-boot-demo:devel",
+                "kernelPath": "/boot/vmlinuz-virt",
+                "initrdPath": "/boot/initramfs-virt",
+            },
+            {
+                "name": "kernel-boot",
+                "image": {"reference": "registry:5000/kubevirt/alpine-ext-kernel-boot-demo:devel"},
+            },
+            id="kernel-and-initrd",
+        ),
+        pytest.param(
+            {"image": "kvd-demo-kernel", "kernelPath": "/boot/vmlinuz", "imagePullPolicy": "Never"},
+            {
+                "name": "kernel-boot",
+                "image": {"reference": "kvd-demo-kernel", "pullPolicy": "Never"},
+            },
+            id="pull-policy",
+        ),
+    ],
+)
+def test_the_kernel_boot_image_is_mounted_where_the_launcher_looks(
+    container: dict[str, Any], pod_volume: dict[str, Any]
+) -> None:
+    """No volume of its own: the kernel boots from the image (an image volume, like a
+    containerDisk), which the launcher reads at --kernel-boot-dir."""
+    kernel_boot = {"kernelArgs": "console=ttyS0", "container": container}
+    domain = {"devices": {}, "resources": {"requests": {"memory": "1Gi"}}}
+    pod = render.launcher_pod(
+        vmi(domain={**domain, "firmware": {"kernelBoot": kernel_boot}}, volumes=[]), CONFIG
+    )
+    assert pod["spec"]["volumes"][1:] == [pod_volume]
+    assert compute(pod)["volumeMounts"][1:] == [KERNEL_MOUNT]
+    args = compute(pod)["args"]
+    assert args[args.index("--kernel-boot-dir") + 1] == KERNEL_MOUNT["mountPath"]
+    # with a containerDisk too, each keeps its own volume
+    both = render.launcher_pod(
+        vmi(domain={**domain, "firmware": {"kernelBoot": kernel_boot}}), CONFIG
+    )
+    assert [v["name"] for v in both["spec"]["volumes"]] == ["launchers", "vol-root", "kernel-boot"]
+
+
+def test_without_kernel_boot_there_is_no_kernel_boot_volume() -> None:
+    pod = render.launcher_pod(vmi(), CONFIG)
+    assert "kernel-boot" not in [v["name"] for v in pod["spec"]["volumes"]]
+    assert KERNEL_MOUNT not in compute(pod)["volumeMounts"]
+
+
 def test_cluster_settings_and_scheduling_constraints_carry_over() -> None:
     config = render.RenderConfig(launcher_host_dir="/l", allow_emulation=False)
     pod = render.launcher_pod(

@@ -34,14 +34,14 @@ class Qemu:
     the console output so far, or at once if QEMU dies.
     """
 
-    def __init__(self, workdir: Path, args: list[str]) -> None:
+    def __init__(self, workdir: Path, args: list[str], *, memory_mib: int = 256) -> None:
         self.console_path = workdir / "console.log"
         self.stderr_path = workdir / "qemu.stderr"
         # unix socket paths are limited to 108 bytes; tmp_path can be long.
         self._sockdir = tempfile.mkdtemp(prefix="kvd-qmp-")
         self.qmp_path = Path(self._sockdir) / "qmp.sock"
         self.argv = [
-            QEMU, "-accel", "tcg", "-machine", "q35", "-m", "256", "-smp", "1",
+            QEMU, "-accel", "tcg", "-machine", "q35", "-m", str(memory_mib), "-smp", "1",
             "-nodefaults", "-no-user-config", "-display", "none",
             "-chardev", f"file,id=console,path={self.console_path}",
             "-serial", "chardev:console",
@@ -176,13 +176,14 @@ MakeSeed = Callable[..., Path]  # cidata_iso(user_data, meta_data=...) -> ISO pa
 
 @pytest.fixture
 def qemu(tmp_path: Path) -> Iterator[StartQemu]:
-    """Factory: ``qemu(*extra_args)`` starts a guest; all are killed at teardown."""
+    """Factory: ``qemu(*extra_args, memory_mib=256)`` starts a guest; all are killed at
+    teardown."""
     started: list[Qemu] = []
 
-    def start(*args: str | os.PathLike[str]) -> Qemu:
+    def start(*args: str | os.PathLike[str], memory_mib: int = 256) -> Qemu:
         workdir = tmp_path / f"vm{len(started)}"
         workdir.mkdir()
-        vm = Qemu(workdir, [os.fspath(a) for a in args])
+        vm = Qemu(workdir, [os.fspath(a) for a in args], memory_mib=memory_mib)
         started.append(vm)
         return vm
 

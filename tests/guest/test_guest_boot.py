@@ -6,11 +6,14 @@ KVD-READY on TCG); deadlines are generous for slow CI machines.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from kvd.launcher import ovmf
 
 if TYPE_CHECKING:
     from .conftest import MakeSeed, Qemu, StartQemu
@@ -18,6 +21,9 @@ if TYPE_CHECKING:
 BOOT = 90.0  # seconds from QEMU start to a marker, generous for loaded CI
 STEP = 30.0  # seconds for a later step once the guest is up
 MIB64 = 64 * 1024 * 1024
+# GRUB runs out of memory loading the kernel below ~384 MiB, and the kernel's EFI stub faults
+# at 128 MiB (guest/README.md): give UEFI boots room.
+UEFI_MEMORY_MIB = 512
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -57,6 +63,7 @@ def test_disk_image_boots_runs_userdata_and_powers_off_on_acpi(
     )  # fmt: skip
 
     vm.wait_for(r"^KVD-GUEST-BOOTED \S+", BOOT)
+    vm.wait_for(r"^KVD-FIRMWARE bios\r?$", BOOT)  # SeaBIOS, syslinux
     vm.wait_for(r"^hello-from-userdata\r?$", BOOT)
     vm.wait_for(r"^KVD-USERDATA-EXIT 0\r?$", BOOT)
     vm.wait_for(r"^KVD-READY\r?$", BOOT)
@@ -88,6 +95,7 @@ def test_kernel_boot_gets_dhcp_and_ignores_acpi_from_cmdline(
 
     m = vm.wait_for(r"^KVD-GUEST-BOOTED (\S+)\r?$", BOOT)
     assert m[1] == (guest_dir / "kernel-release").read_text().strip()
+    vm.wait_for(r"^KVD-FIRMWARE bios\r?$", BOOT)  # QEMU loads the kernel; SeaBIOS starts it
     vm.wait_for(r"^KVD-NET eth0 10\.0\.2\.15/24\r?$", BOOT)
     vm.wait_for(r"^KVD-READY\r?$", BOOT)
     report(vm, "KVD-GUEST-BOOTED", "KVD-NET", "KVD-READY")
@@ -122,3 +130,46 @@ def test_userdata_on_virtio_disk_can_make_the_guest_ignore_acpi(
     assert vm.wait_exit(3) is None, "the guest powered off despite /run/kvd-ignore-acpi" + (
         vm.diagnostics()
     )
+
+
+@pytest.mark.parametrize(
+    ("secure", "firmware"),
+    [
+        pytest.param(False, "uefi", id="uefi"),
+        # Microsoft's keys enrolled: only shim (signed by Microsoft's UEFI CA) may run, and
+        # it runs only the Debian-signed GRUB, which runs only the Debian-signed kernel.
+        pytest.param(True, "uefi-secureboot", id="secure-boot"),
+    ],
+)
+def test_disk_image_boots_under_uefi(
+    guest_dir: Path, qemu: StartQemu, tmp_path: Path, secure: bool, firmware: str
+) -> None:
+    """The same disk boots under OVMF, the builds the launcher uses (from QEMU's firmware
+    descriptors), through shim and GRUB on its EFI system partition."""
+    found = ovmf.discover()
+    build = found.efi_secure if secure else found.efi
+    assert build is not None, "no OVMF build: scripts/setup installs Debian's ovmf"
+    nvram = tmp_path / "vars.fd"
+    shutil.copyfile(build.vars_template, nvram)
+    root = tmp_path / "root.qcow2"
+    base = guest_dir / "kvd-demo.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, root],
+                   check=True)  # fmt: skip
+    secure_args = (
+        ["-machine", "smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"]
+        if secure
+        else []
+    )
+    vm = qemu(
+        *secure_args,
+        "-drive", f"if=pflash,format=raw,readonly=on,file={build.code}",
+        "-drive", f"if=pflash,format=raw,file={nvram}",
+        "-drive", f"file={root},if=none,id=root,format=qcow2",
+        "-device", "virtio-blk-pci,drive=root,bootindex=0",
+        memory_mib=UEFI_MEMORY_MIB,
+    )  # fmt: skip
+
+    vm.wait_for(r"^KVD-GUEST-BOOTED \S+", BOOT)
+    vm.wait_for(rf"^KVD-FIRMWARE {firmware}\r?$", BOOT)
+    vm.wait_for(r"^KVD-READY\r?$", BOOT)
+    report(vm, "KVD-GUEST-BOOTED", "KVD-READY")

@@ -37,12 +37,17 @@ def vmi_manifest(
     user_data: str | None = None,
     empty_disk: str | None = None,
     interfaces: list[dict[str, Any]] | None = None,
+    memory: str = "128Mi",
+    firmware: dict[str, Any] | None = None,
+    container_disk: bool = True,
 ) -> dict[str, Any]:
-    """A VMI with the kvd-demo disk; no NIC unless `interfaces` (on the pod network) are given."""
-    disks: list[dict[str, Any]] = [{"name": "containerdisk", "disk": {"bus": "virtio"}}]
-    volumes: list[dict[str, Any]] = [
-        {"name": "containerdisk", "containerDisk": {"image": "kvd-demo"}}
-    ]
+    """A VMI with the kvd-demo disk (unless not `container_disk`); no NIC unless `interfaces`
+    (on the pod network) are given; `firmware` is spec.domain.firmware."""
+    disks: list[dict[str, Any]] = []
+    volumes: list[dict[str, Any]] = []
+    if container_disk:
+        disks.append({"name": "containerdisk", "disk": {"bus": "virtio"}})
+        volumes.append({"name": "containerdisk", "containerDisk": {"image": "kvd-demo"}})
     if user_data is not None:
         disks.append({"name": "cloudinitdisk", "disk": {"bus": "virtio"}})
         volumes.append({"name": "cloudinitdisk", "cloudInitNoCloud": {"userData": user_data}})
@@ -55,7 +60,8 @@ def vmi_manifest(
         "metadata": {"namespace": namespace, "name": name, "uid": uid},
         "spec": {
             "domain": {
-                "resources": {"requests": {"memory": "128Mi"}},
+                "resources": {"requests": {"memory": memory}},
+                **({"firmware": firmware} if firmware is not None else {}),
                 "devices": {
                     "disks": disks,
                     "interfaces": interfaces or [],
@@ -142,6 +148,7 @@ class Launcher:
         allow_emulation: bool = True,
         define_timeout: float = 120.0,
         netns: str | None = None,
+        sandbox_spec: sandbox.SandboxSpec | None = None,
     ) -> None:
         self.namespace, self.name, self.uid = namespace, name, uid or str(uuid.uuid4())
         self.base = base
@@ -152,6 +159,9 @@ class Launcher:
         if not base_image.exists():
             shutil.copyfile(guest_dir / "kvd-demo.qcow2", base_image)
         self.base_image = base_image
+        # where a pod would mount a kernelBoot image; absent unless a test puts files there
+        self.kernel_boot_dir = base / "kernel-boot"
+        self.sandbox_spec = sandbox_spec or sandbox.SandboxSpec()
         self.log_path = base / "launcher.log"
         self.args = [
             KVD,
@@ -170,6 +180,8 @@ class Launcher:
             str(self.disk_dir),
             "--pvc-dir",
             str(base / "pvcs"),
+            "--kernel-boot-dir",
+            str(self.kernel_boot_dir),
             "--define-timeout-seconds",
             str(define_timeout),
         ] + (["--allow-emulation"] if allow_emulation else [])
@@ -187,11 +199,11 @@ class Launcher:
     def start(self, timeout: float = 60.0) -> Launcher:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
         if self.netns is None:
-            self.proc = sandbox.popen(self.args, sandbox.SandboxSpec(), stdout=log, stderr=log)
+            self.proc = sandbox.popen(self.args, self.sandbox_spec, stdout=log, stderr=log)
         else:
             # `ip netns exec` also binds /etc/netns/<netns>/resolv.conf, as a pod's resolv.conf
             argv = ["ip", "netns", "exec", self.netns]
-            argv += sandbox.command(self.args, sandbox.SandboxSpec())
+            argv += sandbox.command(self.args, self.sandbox_spec)
             self.proc = subprocess.Popen(argv, stdout=log, stderr=log)
         log.close()
         self.namespace_id = sandbox.wait_for_namespace(self.proc)

@@ -36,13 +36,24 @@ class KernelBootFiles:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Firmware:
-    """OVMF files for EFI guests; None where OVMF is not installed."""
+class OvmfBuild:
+    """One OVMF build: its code (read-only flash) and the template of its variable store.
 
-    efi_code: Path | None = None
-    efi_vars_template: Path | None = None
-    efi_secure_code: Path | None = None
-    efi_vars: Path | None = None  # this VMI's writable NVRAM copy
+    The two go together: a variable store is laid out for the code that made it, and Secure
+    Boot's store carries the enrolled keys.
+    """
+
+    code: Path
+    vars_template: Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Firmware:
+    """OVMF for EFI guests; a build is None where this launcher has none."""
+
+    efi: OvmfBuild | None = None  # UEFI without Secure Boot
+    efi_secure: OvmfBuild | None = None  # Secure Boot: SMM, Microsoft's keys enrolled
+    efi_vars: Path | None = None  # this VMI's writable NVRAM, a copy of the build's template
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,9 +1,12 @@
 """`<os>`: machine type, firmware (SeaBIOS or OVMF), direct kernel boot, SMBIOS source.
 
 BIOS is the default and needs nothing: libvirt's absence of a `<loader>` means SeaBIOS. EFI
-needs OVMF files, which the launcher finds and passes in the context; where it found none,
-conversion fails with a message saying so instead of producing a domain that cannot start.
-Secure Boot needs the SMM-enabled OVMF build and the q35 machine (libvirt refuses it on pc).
+needs an OVMF build (code + variable store template), which the launcher finds and passes in
+the context with the VMI's own copy of the store; where it found none, conversion fails with a
+message saying so instead of producing a domain that cannot start. Secure Boot takes its own
+build, as KubeVirt does: the SMM-enabled code with Microsoft's keys enrolled in the store (the
+keys are what makes the firmware refuse unsigned loaders), on the q35 machine (libvirt refuses
+it on pc).
 
 SeaBIOS output on the serial port needs that port: libvirt refuses `useserial` without one.
 
@@ -60,11 +63,10 @@ def os_element(spec: VirtualMachineInstanceSpec, ctx: ConverterContext) -> ET.El
 
 
 def _efi(spec: VirtualMachineInstanceSpec, ctx: ConverterContext) -> list[ET.Element]:
-    files = ctx.firmware
     secure = secure_boot(spec)
-    code = files.efi_secure_code if secure else files.efi_code
-    if code is None:
-        flavour = "Secure Boot OVMF (efi_secure_code)" if secure else "OVMF (efi_code)"
+    build = ctx.firmware.efi_secure if secure else ctx.firmware.efi
+    if build is None:
+        flavour = "OVMF with Secure Boot (SMM, Microsoft's keys enrolled)" if secure else "OVMF"
         raise ConversionError(
             f"{_EFI_FIELD}{'.secureBoot' if secure else ''}: EFI boot needs {flavour}, "
             "but none is installed for this launcher; install OVMF or boot with BIOS"
@@ -74,19 +76,13 @@ def _efi(spec: VirtualMachineInstanceSpec, ctx: ConverterContext) -> list[ET.Ele
             f"{_EFI_FIELD}.secureBoot needs the q35 machine type (SMM), "
             f"not {machine.machine_type(spec)!r}"
         )
-    if files.efi_vars is None and files.efi_vars_template is None:
-        raise ConversionError(
-            f"{_EFI_FIELD}: EFI boot needs an OVMF variable store, but this launcher has "
-            "neither a VMI copy (efi_vars) nor a template (efi_vars_template)"
-        )
     loader = ET.Element("loader", readonly="yes", secure="yes" if secure else "no", type="pflash")
-    loader.text = str(code)
-    nvram = ET.Element("nvram")
-    if files.efi_vars_template is not None:
-        # libvirt copies the template into place when the VMI's store does not exist yet.
-        nvram.set("template", str(files.efi_vars_template))
-    if files.efi_vars is not None:
-        nvram.text = str(files.efi_vars)
+    loader.text = str(build.code)
+    # libvirt copies the template into place when the VMI's store does not exist (yet), so
+    # the template also says where a reset store comes from.
+    nvram = ET.Element("nvram", template=str(build.vars_template))
+    if ctx.firmware.efi_vars is not None:
+        nvram.text = str(ctx.firmware.efi_vars)
     return [loader, nvram]
 
 

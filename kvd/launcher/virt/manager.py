@@ -25,8 +25,13 @@ from kvd.api import kinds
 from kvd.api import vmi as vmitypes
 from kvd.api.defaults import DEFAULT_GRACE_PERIOD_SECONDS
 from kvd.api.errors import ValidationError
-from kvd.launcher import converter, orphans, states, storage
-from kvd.launcher.converter.context import ConverterContext, InterfaceTarget
+from kvd.launcher import converter, kernel_boot, orphans, ovmf, states, storage
+from kvd.launcher.converter.context import (
+    ConverterContext,
+    Firmware,
+    InterfaceTarget,
+    KernelBootFiles,
+)
 from kvd.launcher.errors import Conflict, InvalidSpec, LauncherError, NotDefined, Unavailable
 from kvd.launcher.model import Identity, Snapshot, absent
 from kvd.launcher.network import PodNetwork
@@ -60,6 +65,7 @@ class Paths:
     run_dir: Path
     container_disk_dir: Path
     pvc_dir: Path
+    kernel_boot_dir: Path  # where the pod mounts the kernelBoot container's image
 
     @property
     def console_socket(self) -> Path:
@@ -93,10 +99,12 @@ class DomainManager:
         paths: Paths,
         emulation: Emulation,
         network: PodNetwork,
+        firmware: Firmware,
         on_started: Callable[[], None] = lambda: None,
     ) -> None:
         self._connection = connection
         self._network = network
+        self._firmware = firmware  # the OVMF builds found at start; no VMI's NVRAM
         self.identity = identity
         self.paths = paths
         self.emulation = emulation
@@ -149,7 +157,11 @@ class DomainManager:
             if existing is not None:
                 self._check_owner(existing)
             fresh = not self.paths.converted_xml.exists() and existing is None
-            # Before storage: a spec the network refuses costs no disk work.
+            # Before storage: a spec the pod's files or the network refuse costs no disk work.
+            try:
+                kernel = kernel_boot.files(vmi.spec, kernel_boot_dir=self.paths.kernel_boot_dir)
+            except kernel_boot.KernelBootError as exc:
+                raise Conflict(str(exc)) from exc
             interfaces = self._network.prepare(vmi)
             try:
                 disks = storage.prepare(
@@ -158,13 +170,18 @@ class DomainManager:
                     container_disk_dir=self.paths.container_disk_dir,
                     pvc_dir=self.paths.pvc_dir,
                 )
-                xml = converter.convert(vmi, self._context(vmi, disks, interfaces))
+                firmware = ovmf.prepare(vmi.spec, self._firmware, run_dir=self.paths.run_dir)
+                context = self._context(vmi, disks, interfaces, kernel=kernel, firmware=firmware)
+                xml = converter.convert(vmi, context)
             except storage.StorageError as exc:
                 self._undo(fresh)
                 raise Conflict(str(exc)) from exc
             except storage.TemporaryStorageError as exc:
                 self._undo(fresh)
                 raise Unavailable(str(exc)) from exc
+            except OSError as exc:  # the NVRAM copy: the node's disk, not the spec
+                self._undo(fresh)
+                raise Unavailable(f"cannot create the VMI's EFI variable store: {exc}") from exc
             except converter.ConversionError as exc:
                 self._undo(fresh)
                 raise InvalidSpec(str(exc)) from exc
@@ -239,6 +256,7 @@ class DomainManager:
                 _call(dom.undefineFlags, libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
                 log.info("domain_undefined", domain=self.name)
             storage.cleanup(self.paths.run_dir)
+            ovmf.cleanup(self.paths.run_dir)  # libvirt removed the NVRAM it knew of, not others
             self._network.release()
             self.paths.converted_xml.unlink(missing_ok=True)
 
@@ -300,6 +318,9 @@ class DomainManager:
         vmi: vmitypes.VirtualMachineInstance,
         disks: dict[str, Any],
         interfaces: dict[str, InterfaceTarget],
+        *,
+        kernel: KernelBootFiles | None,
+        firmware: Firmware,
     ) -> ConverterContext:
         grace = vmi.spec.termination_grace_period_seconds
         return ConverterContext(
@@ -310,12 +331,15 @@ class DomainManager:
             vmi_uid=self.identity.uid,
             grace_period_seconds=DEFAULT_GRACE_PERIOD_SECONDS if grace is None else grace,
             interfaces=interfaces,
+            kernel_boot=kernel,
+            firmware=firmware,
         )
 
     def _undo(self, fresh: bool) -> None:
         """A failed first define leaves no file behind; a failed redefine keeps the old one."""
         if fresh:
             storage.cleanup(self.paths.run_dir)
+            ovmf.cleanup(self.paths.run_dir)
 
     def _check_owner(self, dom: Any) -> None:
         meta = describe.metadata(dom)

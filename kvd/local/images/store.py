@@ -5,7 +5,8 @@ Layout under the root (default /var/lib/kvd/images, or KVD_IMAGE_STORE):
     <name>                 symlink → .versions/<name>.<id>: the image as readers see it
     .versions/<name>.<id>/ manifest.json (reference, kind, format, digests, …) and rootfs/, the
                            image's filesystem: rootfs/disk/<file> (KubeVirt's containerDisk
-                           convention) or rootfs/boot/vmlinuz [+ rootfs/boot/initrd.img]
+                           convention) or rootfs/boot/vmlinuz [+ rootfs/boot/initrd.img], or
+                           the kernel and initrd at the paths the import named
     .staging/<id>/         imports in progress, and old versions on their way out
     .lock, .swap.lock      flock files (below)
 
@@ -96,11 +97,13 @@ class StoredImage:
 
     @property
     def kernel(self) -> Path | None:
-        return self.root / KERNEL if self.kind == "kernel" else None
+        """The kernel of a kernel-boot image: its first file."""
+        return self.root / self.files[0] if self.kind == "kernel" else None
 
     @property
     def initrd(self) -> Path | None:
-        return self.root / INITRD if INITRD in self.files else None
+        """The initrd of a kernel-boot image, its second file, if it has one."""
+        return self.root / self.files[1] if self.kind == "kernel" and len(self.files) > 1 else None
 
 
 class ImageStore:
@@ -120,17 +123,32 @@ class ImageStore:
                 parsed, staged, kind="disk", fmt=fmt, digests={f"{DISK_DIR}/{name}": digest}
             )
 
-    def import_kernel(self, ref: str, *, kernel: Path, initrd: Path | None) -> StoredImage:
-        """Import a kernel-boot image: boot/vmlinuz and optionally boot/initrd.img."""
+    def import_kernel(
+        self,
+        ref: str,
+        *,
+        kernel: Path,
+        initrd: Path | None,
+        kernel_path: str = f"/{KERNEL}",
+        initrd_path: str = f"/{INITRD}",
+    ) -> StoredImage:
+        """Import a kernel-boot image: the kernel at `kernel_path` and optionally the initrd at
+        `initrd_path`, the paths a VMI's kernelBoot.container names (absolute, in the image)."""
         parsed = self._importable(ref)
+        inside = [_image_path(kernel_path, what="kernel path")]
+        if initrd is not None:
+            inside.append(_image_path(initrd_path, what="initrd path"))
+            if inside[0] == inside[1]:
+                raise ImageError(f"the kernel and the initrd cannot both be at {kernel_path}")
         with self._staging() as staged:
             rootfs = staged / ROOTFS
-            _make_dirs((rootfs / KERNEL).parent)
-            digests = {KERNEL: files.copy(kernel, rootfs / KERNEL)}
-            files.check_kernel(rootfs / KERNEL, source=kernel)
+            _make_dirs((rootfs / inside[0]).parent)
+            digests = {inside[0]: files.copy(kernel, rootfs / inside[0])}
+            files.check_kernel(rootfs / inside[0], source=kernel)
             if initrd is not None:
-                digests[INITRD] = files.copy(initrd, rootfs / INITRD)
-                files.check_initrd(rootfs / INITRD, source=initrd)
+                _make_dirs((rootfs / inside[1]).parent)
+                digests[inside[1]] = files.copy(initrd, rootfs / inside[1])
+                files.check_initrd(rootfs / inside[1], source=initrd)
             return self._publish(parsed, staged, kind="kernel", fmt=None, digests=digests)
 
     def get(self, ref: str) -> StoredImage | None:
@@ -311,6 +329,17 @@ class ImageStore:
             yield
         finally:
             os.close(fd)
+
+
+def _image_path(path: str, *, what: str) -> str:
+    """An absolute path in an image, as kvd stores it: relative to the image's root."""
+    parts = path.split("/")
+    if not path.startswith("/") or not all(_SAFE_FILE.fullmatch(p) for p in parts[1:]):
+        raise ImageError(
+            f"{what} {path!r}: give an absolute path of plain names (letters, digits, "
+            "'._+-'; no '.', '..' or empty parts), e.g. /boot/vmlinuz"
+        )
+    return "/".join(parts[1:])
 
 
 def _name(parsed: reference.Reference) -> str:

@@ -16,13 +16,19 @@ from kvd.launcher.converter.context import (
     Firmware,
     InterfaceTarget,
     KernelBootFiles,
+    OvmfBuild,
 )
 from tests.launcher.converter.conftest import ROOTDISK, RUN, context, manifest
 
 OVMF = Firmware(
-    efi_code=Path("/usr/share/OVMF/OVMF_CODE_4M.fd"),
-    efi_secure_code=Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"),
-    efi_vars_template=Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd"),
+    efi=OvmfBuild(
+        code=Path("/usr/share/OVMF/OVMF_CODE_4M.fd"),
+        vars_template=Path("/usr/share/OVMF/OVMF_VARS_4M.fd"),
+    ),
+    efi_secure=OvmfBuild(
+        code=Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"),
+        vars_template=Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd"),
+    ),
     efi_vars=RUN / "efivars.fd",
 )
 POD_TAP = {"default": InterfaceTarget(tap="tap0", mac="52:54:00:6b:76:64")}

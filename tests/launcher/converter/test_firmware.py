@@ -9,15 +9,20 @@ from typing import Any
 import pytest
 
 from kvd.launcher.converter import firmware, smbios
-from kvd.launcher.converter.context import Firmware, KernelBootFiles
+from kvd.launcher.converter.context import Firmware, KernelBootFiles, OvmfBuild
 from kvd.launcher.converter.errors import ContextError, ConversionError
 from tests.launcher.converter.conftest import UID, assert_xml, context, spec
 
+PLAIN = OvmfBuild(
+    code=Path("/usr/share/OVMF/OVMF_CODE_4M.fd"),
+    vars_template=Path("/usr/share/OVMF/OVMF_VARS_4M.fd"),
+)
+SECURE = OvmfBuild(
+    code=Path("/usr/share/OVMF/OVMF_CODE_4M.ms.fd"),
+    vars_template=Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd"),
+)
 OVMF = Firmware(
-    efi_code=Path("/usr/share/OVMF/OVMF_CODE_4M.fd"),
-    efi_secure_code=Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"),
-    efi_vars_template=Path("/usr/share/OVMF/OVMF_VARS_4M.fd"),
-    efi_vars=Path("/var/run/kvd/pods/0b2c6f4e/efivars.fd"),
+    efi=PLAIN, efi_secure=SECURE, efi_vars=Path("/var/run/kvd/pods/0b2c6f4e/efivars.fd")
 )
 KERNEL = KernelBootFiles(
     kernel=Path("/var/run/kvd/pods/0b2c6f4e/boot/vmlinuz"),
@@ -69,19 +74,15 @@ SMBIOS = '<smbios mode="sysinfo"/>'
             {"firmware": OVMF},
             f"<os>{TYPE_Q35}"
             '<loader readonly="yes" secure="yes" type="pflash">'
-            "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd</loader>"
-            '<nvram template="/usr/share/OVMF/OVMF_VARS_4M.fd">'
+            "/usr/share/OVMF/OVMF_CODE_4M.ms.fd</loader>"
+            '<nvram template="/usr/share/OVMF/OVMF_VARS_4M.ms.fd">'
             "/var/run/kvd/pods/0b2c6f4e/efivars.fd</nvram>"
             f"{SMBIOS}</os>",
             id="efi-secure-boot",
         ),
         pytest.param(
             {"firmware": {"bootloader": {"efi": {}}}},
-            {
-                "firmware": Firmware(
-                    efi_code=OVMF.efi_code, efi_vars_template=OVMF.efi_vars_template
-                )
-            },
+            {"firmware": Firmware(efi=PLAIN)},
             f"<os>{TYPE_Q35}"
             '<loader readonly="yes" secure="no" type="pflash">/usr/share/OVMF/OVMF_CODE_4M.fd'
             '</loader><nvram template="/usr/share/OVMF/OVMF_VARS_4M.fd"/>'
@@ -117,14 +118,16 @@ def test_os(domain: dict[str, Any], ctx: dict[str, Any], expected: str) -> None:
             {"firmware": {"bootloader": {"efi": {}}}},
             {},
             ConversionError,
-            r"bootloader\.efi: EFI boot needs OVMF \(efi_code\), but none is installed",
+            r"bootloader\.efi: EFI boot needs OVMF, but none is installed for this launcher; "
+            "install OVMF or boot with BIOS",
             id="efi-without-ovmf",
         ),
         pytest.param(
             {"firmware": {"bootloader": {"efi": {"secureBoot": True}}}},
-            {"firmware": Firmware(efi_code=OVMF.efi_code, efi_vars=OVMF.efi_vars)},
+            {"firmware": Firmware(efi=PLAIN, efi_vars=OVMF.efi_vars)},
             ConversionError,
-            r"efi\.secureBoot: EFI boot needs Secure Boot OVMF \(efi_secure_code\)",
+            r"efi\.secureBoot: EFI boot needs OVMF with Secure Boot \(SMM, Microsoft's keys "
+            r"enrolled\), but none is installed",
             id="secure-boot-without-secure-ovmf",
         ),
         pytest.param(
@@ -133,13 +136,6 @@ def test_os(domain: dict[str, Any], ctx: dict[str, Any], expected: str) -> None:
             ConversionError,
             r"secureBoot needs the q35 machine type \(SMM\), not 'pc'",
             id="secure-boot-on-pc",
-        ),
-        pytest.param(
-            {"firmware": {"bootloader": {"efi": {}}}},
-            {"firmware": Firmware(efi_code=OVMF.efi_code)},
-            ConversionError,
-            r"needs an OVMF variable store",
-            id="efi-without-variable-store",
         ),
         pytest.param(
             {"firmware": {"kernelBoot": {"container": {"image": "k", "initrdPath": "/initrd"}}}},
