@@ -22,8 +22,9 @@ from kvd.api import deprecations, kinds
 from kvd.api import vmi as vmitypes
 from tests.api import compatibility
 from tests.api.compatibility import Row
-from tests.e2e.conftest import E2E, wait_until
+from tests.e2e.conftest import E2E
 from tests.local.node.conftest import KVD, new_cluster
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -90,10 +91,10 @@ def test_a_runnable_example_runs_and_deletes(e2e: E2E, row: Row) -> None:
 
     e2e.kubectl("delete", "-f", str(row.path))  # waits for the controller's finalizer
     assert e2e.vmi(name) is None
-    wait_until(
+    wait_for(
+        f"{name}'s launcher pod gone",
         lambda: e2e.kubectl("get", "pods", "-o", "name").stdout.strip() == "",
         timeout=30,
-        what=f"{name}'s launcher pod gone",
     )
 
 
