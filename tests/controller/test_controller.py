@@ -23,6 +23,8 @@ from tests.local.apiserver.conftest import KVD, Server, start_server
 from tests.support import metrics
 from tests.support.waiting import wait_for
 
+pytestmark = pytest.mark.integration  # starts a kvd local apiserver and kvd controller processes
+
 Json = dict[str, Any]
 VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
 PODS = "/api/v1/namespaces/default/pods"

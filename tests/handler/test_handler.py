@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import pytest
 
 from kvd import rpc_auth
 from kvd.local import cluster as local
@@ -21,6 +22,8 @@ from tests.launcher.harness import Console
 from tests.support import metrics
 from tests.support.console import GrpcConsole
 from tests.support.waiting import holds_for, wait_for
+
+pytestmark = pytest.mark.integration  # starts a local cluster (kvd local up) and real guests
 
 MARKER = "KVD-READY"
 WORKQUEUE_DEPTH = ("kvd_handler_workqueue_depth", ())

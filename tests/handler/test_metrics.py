@@ -21,7 +21,8 @@ from tests.local.apiserver.conftest import KVD, Server, start_server
 from tests.support import metrics
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.timeout(120)
+# Starts a kvd local apiserver and kvd handler processes.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 NODE = "node-m"
 VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
 READY = re.compile(r"^kvd handler: ready (\S+) \(metrics on port (\d+)\)$")

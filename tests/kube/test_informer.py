@@ -20,6 +20,8 @@ from kvd.kube import client, informer
 from tests.local.apiserver.conftest import Server, start_server
 from tests.support.waiting import holds_for, wait_for
 
+pytestmark = pytest.mark.integration  # starts kvd local apiserver processes
+
 VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
 
 

@@ -28,6 +28,8 @@ from tests.local.apiserver.conftest import Server, start_server
 from tests.support import metrics
 from tests.support.waiting import holds_for, wait_for
 
+pytestmark = pytest.mark.integration  # starts a kvd local apiserver and candidate processes
+
 LEASE, RENEW, RETRY = 3.0, 2.0, 0.5
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/{}/leases"
 MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")

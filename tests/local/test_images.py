@@ -254,6 +254,7 @@ def test_reimport_replaces_atomically_or_keeps_identical(store: ImageStore, tmp_
     assert leftovers(store) == []
 
 
+@pytest.mark.integration  # races a second process importing over and over
 def test_readers_racing_reimports_see_whole_images(store: ImageStore, tmp_path: Path) -> None:
     sources = [random_raw(tmp_path / f"{n}.img", size=4 << 20, seed=n) for n in (1, 2)]
     wanted = {sha256(s) for s in sources}
@@ -306,6 +307,7 @@ def test_concurrent_imports_of_different_images(store: ImageStore, tmp_path: Pat
     assert leftovers(store) == []
 
 
+@pytest.mark.integration  # an importing process, killed
 def test_a_killed_import_is_swept_by_the_next(store: ImageStore, qcow2: Path) -> None:
     # The import dies (SIGKILL) after copying, before publishing: its staging stays behind.
     killed = subprocess.run(

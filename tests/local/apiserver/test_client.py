@@ -18,7 +18,8 @@ from kubernetes.client.rest import ApiException
 from tests.local.apiserver.conftest import CRDS, Server, start_server
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.timeout(120)
+# Starts a kvd local apiserver process per test.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 def _cm(name: str, **data: str) -> client.V1ConfigMap:

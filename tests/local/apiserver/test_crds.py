@@ -20,7 +20,8 @@ from kvd.local.apiserver.store import ResourceKey, Store
 from tests.local.apiserver.conftest import Server, start_server
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.timeout(120)
+# Starts kvd local apiserver processes.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 GROUP, PLURAL = "example.com", "gadgets"
 NAME = f"{PLURAL}.{GROUP}"

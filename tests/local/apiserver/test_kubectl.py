@@ -14,7 +14,8 @@ from kubernetes import client
 from tests.local.apiserver.conftest import KUBECTL, Server
 from tests.support.console import Transcript
 
-pytestmark = pytest.mark.timeout(180)
+# Starts a kvd local apiserver process per test.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 MANIFESTS = Path(__file__).parents[2] / "api" / "manifests"
 
 

@@ -31,9 +31,10 @@ from tests.local.node.process_pods import ProcessPods, command_running, leftover
 from tests.support.console import Transcript, pty_output
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="needs root (network and mount namespaces)"
-)
+pytestmark = [
+    pytest.mark.integration,  # starts a kvd local apiserver and a node API with pod processes
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network and mount namespaces)"),
+]
 
 POD_IP = "10.244.9.7"
 

@@ -24,6 +24,7 @@ from tests.local.node.test_network import free_cidr, links, netns_list, unique_b
 from tests.support.waiting import wait_for
 
 pytestmark = [
+    pytest.mark.integration,  # starts real containers: process trees in their own namespaces
     pytest.mark.timeout(60),
     pytest.mark.skipif(os.geteuid() != 0, reason="containers need root"),
 ]

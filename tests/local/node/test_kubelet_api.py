@@ -18,9 +18,10 @@ from kvd.local.node import kubelet_api
 from tests.local.node.process_pods import ProcessPods, command_running, leftovers
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="needs root (network and mount namespaces)"
-)
+pytestmark = [
+    pytest.mark.integration,  # starts the node API's server and pod processes in namespaces
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network and mount namespaces)"),
+]
 
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 

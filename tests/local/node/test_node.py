@@ -8,8 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.local.node.conftest import Cluster, kill
 from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration  # starts a local cluster (kvd local up)
 
 Json = dict[str, Any]
 
