@@ -94,7 +94,9 @@ class Transcript:
         )
 
     def wait_ended(self, timeout: float = ENDED) -> None:
+        """Wait until the stream is over and its reader thread is gone."""
         assert self.ended.wait(timeout), f"{self.what} still open after {timeout}s"
+        self._reader.join(timeout)  # moments: only the end of `_read` is left to run
 
     def arrived_at(self, index: int) -> float:
         """When (time.monotonic()) the character at `index` of the text was read."""
