@@ -13,25 +13,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kvd import metrics
 from kvd.kube.workqueue import WorkQueue
+from tests.support.clock import FakeClock
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(start=100.0)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def daemon(clock: Clock) -> metrics.DaemonMetrics:
+def daemon(clock: FakeClock) -> metrics.DaemonMetrics:
     return metrics.DaemonMetrics("handler", clock=clock)
 
 
@@ -101,7 +94,7 @@ def test_no_vmis_still_exports_every_phase_as_zero(
 
 
 def test_reconcile_durations_by_outcome(
-    daemon: metrics.DaemonMetrics, running: metrics.RunningMetrics, clock: Clock
+    daemon: metrics.DaemonMetrics, running: metrics.RunningMetrics, clock: FakeClock
 ) -> None:
     before = scrape(running.port)
     for outcome in metrics.OUTCOMES:  # present, at 0, before the first reconcile
@@ -109,12 +102,12 @@ def test_reconcile_durations_by_outcome(
 
     daemon.observe_reconcile(0.003, outcome="ok")
     with daemon.time_reconcile():
-        clock.now += 0.5
+        clock.advance(0.5)
     with daemon.time_reconcile() as timing:
-        clock.now += 2.0
+        clock.advance(2.0)
         timing.requeue = True
     with pytest.raises(RuntimeError, match="conflict"), daemon.time_reconcile():
-        clock.now += 7.0
+        clock.advance(7.0)
         raise RuntimeError("conflict")
 
     samples = scrape(running.port)

@@ -11,6 +11,7 @@ import pytest
 from kvd import sandbox
 
 pytestmark = [
+    pytest.mark.integration,  # runs programs in sandboxes: process trees in mount namespaces
     pytest.mark.timeout(60),
     pytest.mark.skipif(os.geteuid() != 0, reason="a sandbox needs root"),
 ]

@@ -8,13 +8,13 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 import kvd.cli
 from tests.local.node.conftest import KVD, Cluster, new_cluster
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -111,10 +111,14 @@ def test_the_example_is_the_manifest_kvd_demo_applies() -> None:
 
 
 def _wait_phase(cluster: Cluster, name: str, phase: str, *, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    while last != phase:
-        assert time.monotonic() < deadline, f"vmi {name} is {last!r}, not {phase}, after {timeout}s"
-        time.sleep(0.2)
+    def current() -> str:
         done = cluster.kubectl("get", "vmi", name, "-o", "jsonpath={.status.phase}", check=False)
-        last = done.stdout.strip()
+        return done.stdout.strip()
+
+    wait_for(
+        f"vmi {name} to be {phase}",
+        lambda: current() == phase,
+        timeout=timeout,
+        interval=0.2,
+        diagnose=lambda: f"vmi {name} is {current()!r}",
+    )

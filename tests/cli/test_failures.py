@@ -15,6 +15,8 @@ from kvd.kube import client
 from tests.local.apiserver.conftest import start_server
 from tests.local.node.conftest import KVD, Cluster, new_cluster
 
+pytestmark = pytest.mark.integration  # runs the installed kvd and kvdctl programs
+
 KVDCTL = str(Path(KVD).parent / "kvdctl")
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -103,7 +105,6 @@ def _up(cluster: Cluster, port: int) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.mark.integration
 def test_local_up_on_a_port_in_use_names_the_port_and_leaves_nothing() -> None:
     cluster = new_cluster()
     try:
@@ -123,7 +124,6 @@ def test_local_up_on_a_port_in_use_names_the_port_and_leaves_nothing() -> None:
         shutil.rmtree(cluster.data_dir, ignore_errors=True)
 
 
-@pytest.mark.integration
 def test_local_up_says_why_the_api_server_refused_kvds_namespace() -> None:
     """A `kvd` namespace left Terminating (a finalizer no one removes) refuses the ConfigMap `up`
     creates in it: the API's own answer, on one line, and the API server is stopped again."""

@@ -14,6 +14,8 @@ import pytest
 
 from kvd.local.images import ImageNotFound, ImageStore, StoredImage
 
+pytestmark = pytest.mark.integration  # runs the installed kvd and kvdctl programs
+
 KVD = shutil.which("kvd", path=str(Path(sys.executable).parent)) or "kvd"
 
 

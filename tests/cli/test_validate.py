@@ -12,6 +12,8 @@ import yaml
 
 from tests.api.conftest import MANIFESTS
 
+pytestmark = pytest.mark.integration  # runs the installed kvd and kvdctl programs
+
 KVD = shutil.which("kvd", path=str(Path(sys.executable).parent)) or "kvd"
 
 

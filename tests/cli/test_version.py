@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # runs the installed kvd and kvdctl programs
+
 BIN = Path(sys.executable).parent
 
 

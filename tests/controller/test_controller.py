@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,10 @@ import pytest
 from kvd.api import crds, kinds
 from kvd.kube import client
 from tests.local.apiserver.conftest import KVD, Server, start_server
+from tests.support import metrics
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration  # starts a kvd local apiserver and kvd controller processes
 
 Json = dict[str, Any]
 VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
@@ -33,6 +37,12 @@ class Env:
         self.raw = client.Raw(client.connect(server.kubeconfig))
         self.launcher_dir = launcher_dir
         self.log = log  # the controller's stderr: its JSON log
+        self.metrics_port = 0  # the controller's metrics listener, once it runs
+
+    def cached_phases(self) -> dict[str, float]:
+        """How many VMIs the controller's informer cache holds in each phase (its metrics)."""
+        samples = metrics.scrape(self.metrics_port)
+        return metrics.by_label(samples, "kvd_controller_vmis", "phase")
 
     def vmi(self, name: str) -> Json:
         found: Json = self.raw.get(f"{VMIS}/{name}")
@@ -70,17 +80,8 @@ class Env:
         ]
         return items
 
-    def wait(self, what: str, check: Callable[[], Any], *, timeout: float = 20) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = check()
-            if result:
-                return result
-            assert time.monotonic() < deadline, f"not {what} in {timeout}s"
-            time.sleep(0.05)
-
     def the_pod(self, vmi: Json) -> Json:
-        pods = self.wait("one launcher pod", lambda: self.pods_of(vmi))
+        pods = wait_for("one launcher pod", lambda: self.pods_of(vmi))
         assert len(pods) == 1, pods
         return pods[0]
 
@@ -119,12 +120,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     for kind in kinds.KINDS.values():
         e.raw.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crds.crd(kind))
     e.raw.create("/api/v1/namespaces", {"metadata": {"name": "kvd"}})
-    e.wait("CRDs served", lambda: _served(e.raw))
+    wait_for("CRDs served", lambda: _served(e.raw))
     log = e.log.open("w")
     args = [
         KVD, "controller", "--kubeconfig", str(server.kubeconfig), "--namespace", "kvd",
         "--launcher-dir", str(e.launcher_dir), "--identity", "test",
-        "--node-heartbeat-timeout", "3",
+        "--node-heartbeat-timeout", "3", "--metrics-listen", "127.0.0.1:0",
     ]  # fmt: skip
     proc = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
@@ -132,9 +133,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert line == "kvd controller: ready test (leading)\n", (
-            base / "controller.log"
-        ).read_text()
+        ready = re.fullmatch(
+            r"kvd controller: ready test \(leading\) \(metrics on port (\d+)\)\n", line
+        )
+        assert ready, f"{line!r}:\n{(base / 'controller.log').read_text()}"
+        e.metrics_port = int(ready.group(1))
         yield e
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -161,7 +164,7 @@ def test_pod_follows_the_live_config(env: Env) -> None:
     assert "--allow-emulation" in compute["args"]
     assert compute["resources"]["requests"]["memory"] == "256Mi"  # 128Mi + 128Mi
     assert pod["spec"]["volumes"][0]["hostPath"]["path"] == str(env.launcher_dir)
-    vmi = env.wait("Scheduling", lambda: _phase(env.vmi("cfg-a")) == "Scheduling")
+    vmi = wait_for("Scheduling", lambda: _phase(env.vmi("cfg-a")) == "Scheduling")
     vmi = env.vmi("cfg-a")
     assert "kubevirt.io/foregroundDeleteVirtualMachine" in vmi["metadata"]["finalizers"]
     assert [e["reason"] for e in env.events("cfg-a")] == ["SuccessfulCreate"]
@@ -181,7 +184,7 @@ def test_pod_follows_the_live_config(env: Env) -> None:
         )
     )
     version = written["metadata"]["resourceVersion"]
-    env.wait(  # the controller parses the ConfigMap as its informer sees it change
+    wait_for(  # the controller parses the ConfigMap as its informer sees it change
         f"the controller to load the ConfigMap at resourceVersion {version}",
         lambda: any(e.get("resource_version") == version for e in env.logged("config_loaded")),
     )
@@ -206,7 +209,7 @@ def test_the_pods_grace_is_the_vmis_own_and_a_configmap_grace_is_named_as_no_set
     try:
         # the controller parses the ConfigMap as it changes: once it has named the key, the
         # margin of 5 is in force for the pods below
-        env.wait(
+        wait_for(
             "the controller to name terminationGracePeriodSeconds in its log",
             lambda: any(
                 str(e.get("problem")).startswith("terminationGracePeriodSeconds: not a kvd setting")
@@ -230,7 +233,7 @@ def test_missing_claim_waits_with_a_condition_then_creates(env: Env) -> None:
         "claim",
         volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "later"}}],
     )
-    env.wait("Synchronized=False", lambda: env.condition("claim", "Synchronized"))
+    wait_for("Synchronized=False", lambda: env.condition("claim", "Synchronized"))
     synchronized = env.condition("claim", "Synchronized") or {}
     assert synchronized["reason"] == "FailedPvcNotFound"
     assert "default/later" in synchronized["message"]
@@ -252,7 +255,7 @@ def test_missing_claim_waits_with_a_condition_then_creates(env: Env) -> None:
         "name": "vol-data",
         "persistentVolumeClaim": {"claimName": "later", "readOnly": False},
     } in pod["spec"]["volumes"]
-    env.wait("Scheduling", lambda: _phase(env.vmi("claim")) == "Scheduling")
+    wait_for("Scheduling", lambda: _phase(env.vmi("claim")) == "Scheduling")
     assert env.condition("claim", "Synchronized") is None
 
 
@@ -270,7 +273,7 @@ def test_pod_trouble_is_carried_over_and_running_schedules(env: Env) -> None:
             ],
         },
     )  # fmt: skip
-    env.wait("PodScheduled=False", lambda: env.condition("sched", "PodScheduled"))
+    wait_for("PodScheduled=False", lambda: env.condition("sched", "PodScheduled"))
     assert (env.condition("sched", "PodScheduled") or {})["message"] == unschedulable
     env.pod_status(
         pod,
@@ -281,7 +284,7 @@ def test_pod_trouble_is_carried_over_and_running_schedules(env: Env) -> None:
         },
         node="n1",
     )
-    env.wait("Scheduled", lambda: _phase(env.vmi("sched")) == "Scheduled")
+    wait_for("Scheduled", lambda: _phase(env.vmi("sched")) == "Scheduled")
     vmi = env.vmi("sched")
     assert vmi["status"]["nodeName"] == "n1"
     assert vmi["status"]["activePods"] == {pod["metadata"]["uid"]: "n1"}
@@ -302,7 +305,7 @@ def test_pod_failing_before_scheduled_fails_the_vmi_with_its_reason(env: Env) ->
         },
         node="n1",
     )
-    env.wait("Failed", lambda: _phase(env.vmi("oom")) == "Failed")
+    wait_for("Failed", lambda: _phase(env.vmi("oom")) == "Failed")
     assert env.vmi("oom")["status"]["reason"] == "OOMKilled"
     assert "OOMKilled" in [e["reason"] for e in env.events("oom")]
     assert len(env.pods_of(vmi)) == 1  # kept, for its logs, until the VMI is deleted
@@ -311,9 +314,9 @@ def test_pod_failing_before_scheduled_fails_the_vmi_with_its_reason(env: Env) ->
 def test_delete_removes_pods_then_the_finalizer(env: Env) -> None:
     vmi = env.create_vmi("gone")
     env.the_pod(vmi)
-    env.wait("finalizer", lambda: env.vmi("gone")["metadata"].get("finalizers"))
+    wait_for("finalizer", lambda: env.vmi("gone")["metadata"].get("finalizers"))
     env.raw.delete(f"{VMIS}/gone")
-    env.wait("VMI gone", lambda: not _exists(env.raw, f"{VMIS}/gone"))
+    wait_for("VMI gone", lambda: not _exists(env.raw, f"{VMIS}/gone"))
     assert env.pods_of(vmi) == []
     assert "SuccessfulDelete" in [e["reason"] for e in env.events("gone")]
 
@@ -339,12 +342,19 @@ def test_watchdog_fails_vmis_without_pods_on_a_silent_node(env: Env) -> None:
         pod = env.the_pod(vmi)
         env.pod_status(pod, {"phase": "Running"}, node=node)
         name = vmi["metadata"]["name"]
-        env.wait("Scheduled", lambda n=name: _phase(env.vmi(n)) == "Scheduled")
+        wait_for("Scheduled", lambda n=name: _phase(env.vmi(n)) == "Scheduled")
         env.raw.merge_patch(f"{VMIS}/{name}", {"status": {"phase": "Running"}})  # the handler's
-    time.sleep(0.5)  # in life the handler's Running is long known when a launcher is lost
+    # In life the handler's Running is long known when a launcher is lost: the controller's
+    # cache holds every Running VMI before the pod fails (else it judges a Scheduled one).
+    running = sum(_phase(v) == "Running" for v in env.raw.get(VMIS)["items"])
+    wait_for(
+        f"the controller's cache to hold the {running} Running VMIs",
+        lambda: env.cached_phases().get("Running") == running,
+        diagnose=env.cached_phases,
+    )
     env.pod_status(env.pods_of(orphan)[0], {"phase": "Failed"})  # launcher lost, node silent
 
-    env.wait("orphan Failed", lambda: _phase(env.vmi("orphan")) == "Failed", timeout=30)
+    wait_for("orphan Failed", lambda: _phase(env.vmi("orphan")) == "Failed", timeout=30)
     assert env.vmi("orphan")["status"]["reason"] == "NodeUnresponsive"
     assert "NodeUnresponsive" in [e["reason"] for e in env.events("orphan")]
     node = env.raw.get("/api/v1/nodes/silent")

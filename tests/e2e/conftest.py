@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import yaml
 
 from kvd import address_file
 from tests.local.node.conftest import Cluster, new_cluster
+from tests.support.waiting import wait_for
 
 Json = dict[str, Any]
 
@@ -75,17 +75,21 @@ class E2E:
         return found
 
     def wait_vmi(self, name: str, phase: str, *, timeout: float = 120) -> Json:
-        deadline = time.monotonic() + timeout
-        last: Json | None = None
-        while time.monotonic() < deadline:
-            last = self.vmi(name)
-            if ((last or {}).get("status") or {}).get("phase") == phase:
-                return last or {}
-            time.sleep(0.2)
-        raise AssertionError(
-            f"VMI {name} not {phase} in {timeout}s: {(last or {}).get('status')}\n"
-            f"controller log:\n{self.log_tail('controller')}"
+        def in_phase() -> Json | None:
+            vmi = self.vmi(name) or {}
+            return vmi if (vmi.get("status") or {}).get("phase") == phase else None
+
+        found: Json = wait_for(
+            f"VMI {name} to be {phase}",
+            in_phase,
+            timeout=timeout,
+            interval=0.2,
+            diagnose=lambda: (
+                f"VMI {name} status: {(self.vmi(name) or {}).get('status')}\n"
+                f"controller log:\n{self.log_tail('controller')}"
+            ),
         )
+        return found
 
     def pods_of(self, vmi: Json) -> list[Json]:
         uid = vmi["metadata"]["uid"]
@@ -107,13 +111,6 @@ class E2E:
     @property
     def launcher_dir(self) -> Path:
         return self.cluster.data_dir / "launchers"
-
-
-def wait_until(check: Any, *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"not {what} within {timeout}s"
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

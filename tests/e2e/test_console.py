@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import E2E, vmi_manifest
 from tests.local.node.conftest import KVD
+from tests.support.console import Transcript, pty_output
 
 pytestmark = pytest.mark.integration
 
@@ -28,18 +27,10 @@ class Terminal:
             [KVDCTL, "console", *args], stdin=slave, stdout=slave, stderr=slave, close_fds=True
         )
         os.close(slave)
-        self.seen = b""
+        self.screen = Transcript(pty_output(self.master), what="the terminal")
 
-    def expect(self, text: bytes, *, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.seen:
-            assert time.monotonic() < deadline, f"no {text!r} in {self.seen[-500:]!r}"
-            ready, _, _ = select.select([self.master], [], [], 0.2)
-            if ready:
-                try:
-                    self.seen += os.read(self.master, 4096)
-                except OSError:  # the other side closed
-                    assert text in self.seen, f"no {text!r} in {self.seen[-500:]!r}"
+    def expect(self, text: str, *, timeout: float = 60) -> None:
+        self.screen.wait_for(text, timeout=timeout)
 
     def send(self, data: bytes) -> None:
         os.write(self.master, data)
@@ -48,6 +39,7 @@ class Terminal:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=10)
+        self.screen.wait_ended()  # the reader is done with the descriptor before it is closed
         os.close(self.master)
 
 
@@ -57,24 +49,24 @@ def test_console_is_the_guests_shell_and_ctrl_bracket_leaves_it_running(e2e: E2E
     data = str(e2e.cluster.data_dir)
     terminal = Terminal("term", "--data-dir", data)
     try:
-        terminal.expect(b"Connected to default/term")
-        terminal.expect(b"KVD-READY", timeout=90)  # replayed or live: the guest has booted
+        terminal.expect("Connected to default/term")
+        terminal.expect("KVD-READY", timeout=90)  # replayed or live: the guest has booted
         terminal.send(b"\r")
-        terminal.expect(b"kvd-demo:/#")
+        terminal.expect("kvd-demo:/#")
         terminal.send(b"echo $((6*7))-from-the-guest\r")
-        terminal.expect(b"42-from-the-guest")
+        terminal.expect("42-from-the-guest")
         terminal.send(b"\x1d")  # Ctrl+]
         assert terminal.proc.wait(timeout=10) == 0
-        terminal.expect(b"Disconnected.")
+        terminal.expect("Disconnected.")
     finally:
         terminal.close()
     assert (e2e.vmi("term") or {})["status"]["phase"] == "Running"
 
     again = Terminal("term", "--data-dir", data)  # the console can be opened again
     try:
-        again.expect(b"Connected to default/term")
+        again.expect("Connected to default/term")
         again.send(b"\r")
-        again.expect(b"kvd-demo:/#")
+        again.expect("kvd-demo:/#")
         again.send(b"\x1d")
         assert again.proc.wait(timeout=10) == 0
     finally:

@@ -15,8 +15,9 @@ import pytest
 from kvd.api import kinds
 from kvd.api.vmi import VirtualMachineInstance
 from kvd.controller import render
-from tests.e2e.conftest import E2E, vmi_manifest, wait_until
+from tests.e2e.conftest import E2E, vmi_manifest
 from tests.local.node.conftest import KVD, kill, processes_mentioning
+from tests.support.waiting import holds_for, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +34,17 @@ def holder(e2e: E2E) -> str:
 
 
 def stays_one_pod(e2e: E2E, name: str, *, seconds: float = 3.0) -> None:
+    """The VMI keeps exactly one launcher pod. A controller that made a second one would do so
+    as it reconciles the VMI, which every change to it or its pods triggers within moments;
+    `seconds` covers that and the periodic requeue of a VMI whose expectations are unmet."""
     vmi = e2e.vmi(name) or {}
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert len(e2e.pods_of(vmi)) == 1, json.dumps([p["metadata"] for p in e2e.pods_of(vmi)])
-        time.sleep(0.3)
+    holds_for(
+        f"{name} has one launcher pod",
+        lambda: len(e2e.pods_of(vmi)) == 1,
+        seconds,
+        interval=0.3,
+        diagnose=lambda: json.dumps([p["metadata"] for p in e2e.pods_of(vmi)]),
+    )
 
 
 def test_controller_killed_after_creating_the_pod_still_makes_one(e2e: E2E) -> None:
@@ -57,11 +64,13 @@ def test_controller_killed_after_creating_the_pod_still_makes_one(e2e: E2E) -> N
 
 def test_controller_killed_as_its_pod_appears_still_makes_one(e2e: E2E) -> None:
     e2e.cluster.raw.create(VMIS, _manifest("racing"))
-    deadline = time.monotonic() + 30
-    while not e2e.cluster.raw.get(
-        "/api/v1/namespaces/default/pods", {"labelSelector": "kubevirt.io=virt-launcher"}
-    )["items"]:
-        assert time.monotonic() < deadline, "no launcher pod"
+    wait_for(  # no pause between looks: the kill must come as the pod appears
+        "a launcher pod",
+        lambda: e2e.cluster.raw.get(
+            "/api/v1/namespaces/default/pods", {"labelSelector": "kubevirt.io=virt-launcher"}
+        )["items"],
+        interval=0,
+    )
     kill(controller_pid(e2e))
     e2e.cluster.up()
     e2e.wait_vmi("racing", "Running")
@@ -84,7 +93,7 @@ def test_delete_with_the_handler_down_still_ends_everything(e2e: E2E) -> None:
     assert "no handler ended it" in events.stdout
     e2e.cluster.up()  # the handler again
     record = e2e.cluster.data_dir / "handler" / "vmis" / f"{vmi['metadata']['uid']}.json"
-    wait_until(lambda: not record.exists(), timeout=30, what="the handler's record forgotten")
+    wait_for("the handler's record forgotten", lambda: not record.exists(), timeout=30)
     assert not (e2e.launcher_dir / pod["metadata"]["uid"]).exists()
 
 
@@ -126,10 +135,12 @@ def test_only_the_leader_acts_and_the_standby_takes_over(
 
     kill(controller_pid(e2e))
     killed = time.monotonic()
-    deadline = killed + 60
-    while holder(e2e) != "standby":
-        assert time.monotonic() < deadline, "the standby did not take the lease"
-        time.sleep(0.2)
+    wait_for(
+        "the standby to take the lease",
+        lambda: holder(e2e) == "standby",
+        timeout=60,
+        interval=0.2,
+    )
     took = time.monotonic() - killed
     print(f"standby leads {took:.1f}s after the leader's kill -9")  # lease: 15 s
     assert standby.poll() is None

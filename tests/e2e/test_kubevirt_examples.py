@@ -29,8 +29,9 @@ from kvd.api import deprecations, kinds
 from kvd.api import vmi as vmitypes
 from tests.api import compatibility
 from tests.api.compatibility import Row
-from tests.e2e.conftest import E2E, Json, wait_until
+from tests.e2e.conftest import E2E, Json
 from tests.local.node.conftest import KVD, new_cluster
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -141,10 +142,10 @@ def test_a_runnable_example_runs_and_deletes(e2e: E2E, row: Row) -> None:
 
     e2e.kubectl("delete", "-f", str(row.path))  # waits for the controller's finalizer
     assert e2e.vmi(name) is None
-    wait_until(
+    wait_for(
+        f"{name}'s launcher pod gone",
         lambda: e2e.kubectl("get", "pods", "-o", "name").stdout.strip() == "",
         timeout=30,
-        what=f"{name}'s launcher pod gone",
     )
 
 
@@ -158,10 +159,12 @@ def _wait_console(e2e: E2E, pod: Json, pattern: str) -> None:
         seen = e2e.kubectl("logs", name, "-c", "guest-console-log", check=False).stdout
         return re.search(pattern, seen, re.MULTILINE) is not None
 
-    try:
-        wait_until(shown, timeout=BOOT, what=f"{pattern!r} on the console")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; the console so far:\n{seen[-3000:]}") from None
+    wait_for(
+        f"{pattern!r} on the console",
+        shown,
+        timeout=BOOT,
+        diagnose=lambda: f"the console so far:\n{seen[-3000:]}",
+    )
 
 
 def _check_firmware(e2e: E2E, vmi: Json, pod: Json) -> None:
@@ -225,7 +228,7 @@ def test_a_kernel_the_image_lacks_is_a_condition_naming_the_field(e2e: E2E) -> N
         conditions = ((e2e.vmi("no-kernel") or {}).get("status") or {}).get("conditions") or []
         return next((c for c in conditions if c["type"] == "Synchronized"), None)
 
-    wait_until(lambda: synchronized() is not None, timeout=120, what="a Synchronized condition")
+    wait_for("a Synchronized condition", lambda: synchronized() is not None, timeout=120)
     condition = synchronized()
     assert condition is not None
     assert (condition["status"], condition["reason"]) == ("False", "SyncFailed")
@@ -237,4 +240,4 @@ def test_a_kernel_the_image_lacks_is_a_condition_naming_the_field(e2e: E2E) -> N
 
     e2e.kubectl("delete", "vmi", "no-kernel")
     assert e2e.vmi("no-kernel") is None
-    wait_until(lambda: e2e.pods_of(vmi) == [], timeout=30, what="the launcher pod gone")
+    wait_for("the launcher pod gone", lambda: e2e.pods_of(vmi) == [], timeout=30)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import secrets
-import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import E2E, vmi_manifest, wait_until
+from tests.e2e.conftest import E2E, Json, vmi_manifest
 from tests.local.node.conftest import processes_mentioning
+from tests.support import metrics
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -25,10 +25,10 @@ def test_demo_vmi_runs_shows_its_console_and_deletes_without_a_trace(e2e: E2E) -
     assert table[0].split() == ["NAME", "AGE", "PHASE", "IP", "NODENAME", "READY"]
     name, _age, phase, shown_ip, node, _ready = table[1].split()
     assert (name, phase, shown_ip, node) == ("demo", "Running", ip, e2e.cluster.node_name)
-    wait_until(
+    wait_for(
+        "READY True",
         lambda: e2e.kubectl("get", "vmi", "demo").stdout.split()[-1] == "True",
         timeout=30,
-        what="READY True",
     )
 
     [pod] = e2e.pods_of(vmi)
@@ -36,19 +36,20 @@ def test_demo_vmi_runs_shows_its_console_and_deletes_without_a_trace(e2e: E2E) -
     assert status["activePods"] == {pod_uid: e2e.cluster.node_name}
     assert vmi["metadata"]["labels"]["kubevirt.io/nodeName"] == e2e.cluster.node_name
     assert "kubevirt.io/foregroundDeleteVirtualMachine" in vmi["metadata"]["finalizers"]
-    wait_until(
+    wait_for(
+        f"{marker} in the guest console log",
         lambda: (
             marker in e2e.kubectl("logs", pod_name, "-c", "guest-console-log", check=False).stdout
         ),
         timeout=90,
-        what=f"{marker} in the guest console log",
     )
     events = e2e.kubectl("get", "events", "--field-selector", "involvedObject.name=demo").stdout
     assert "SuccessfulCreate" in events and "Started" in events
 
-    metrics = _scrape(e2e.listening_port("controller", "metrics"))
-    assert metrics['kvd_controller_vmis{phase="Running"}'] == 1
-    assert metrics['kvd_controller_reconcile_duration_seconds_count{outcome="ok"}'] >= 2
+    samples = metrics.scrape(e2e.listening_port("controller", "metrics"))
+    assert metrics.by_label(samples, "kvd_controller_vmis", "phase")["Running"] == 1
+    reconciles = "kvd_controller_reconcile_duration_seconds_count"
+    assert metrics.by_label(samples, reconciles, "outcome")["ok"] >= 2
 
     run_dir = e2e.launcher_dir / pod_uid
     assert (run_dir / "launcher.sock").exists()
@@ -57,12 +58,12 @@ def test_demo_vmi_runs_shows_its_console_and_deletes_without_a_trace(e2e: E2E) -
     e2e.kubectl("delete", "vmi", "demo")  # waits for the finalizer: the controller's
     assert e2e.vmi("demo") is None
     assert e2e.kubectl("get", "pods", "-o", "name").stdout.strip() == ""
-    wait_until(
+    wait_for(
+        "launcher, libvirtd and QEMU gone",
         lambda: not processes_mentioning(pod_uid, "guest=default_demo"),
         timeout=10,
-        what="launcher, libvirtd and QEMU gone",
     )
-    wait_until(lambda: not run_dir.exists(), timeout=10, what=f"{run_dir} removed")
+    wait_for(f"{run_dir} removed", lambda: not run_dir.exists(), timeout=10)
     assert not (e2e.cluster.data_dir / "node" / "pods" / pod_uid).exists()
 
 
@@ -78,7 +79,8 @@ def test_v1alpha3_and_a_volume_without_a_disk(e2e: E2E) -> None:
     disks = [d["name"] for d in vmi["spec"]["domain"]["devices"]["disks"]]
     assert disks == ["containerdisk", "cloudinitdisk"]
     [pod] = e2e.pods_of(vmi)
-    wait_until(
+    wait_for(
+        f"{marker} in the guest console log",
         lambda: (
             marker
             in e2e.kubectl(
@@ -86,7 +88,6 @@ def test_v1alpha3_and_a_volume_without_a_disk(e2e: E2E) -> None:
             ).stdout
         ),
         timeout=90,
-        what=f"{marker} in the guest console log",
     )
     e2e.kubectl("delete", "-f", "-", stdin=manifest)
     assert e2e.vmi("alpha") is None
@@ -95,35 +96,24 @@ def test_v1alpha3_and_a_volume_without_a_disk(e2e: E2E) -> None:
 
 def test_missing_image_is_a_condition_naming_it_and_delete_works(e2e: E2E) -> None:
     e2e.apply(vmi_manifest("noimage", marker="x", image="registry.example/nothere:1.0"))
-    deadline_vmi = None
-    for _ in range(300):
-        deadline_vmi = e2e.vmi("noimage") or {}
-        conditions = (deadline_vmi.get("status") or {}).get("conditions") or []
-        synchronized = [c for c in conditions if c["type"] == "Synchronized"]
-        if synchronized:
-            break
+
+    def synchronized() -> tuple[Json, list[Json]] | None:
         e2e.kubectl("get", "vmi", "noimage")  # a poll that also exercises the printer
-    else:
-        raise AssertionError(f"no Synchronized condition: {deadline_vmi}")
-    [condition] = synchronized
+        vmi = e2e.vmi("noimage") or {}
+        conditions = (vmi.get("status") or {}).get("conditions") or []
+        found = [c for c in conditions if c["type"] == "Synchronized"]
+        return (vmi, found) if found else None
+
+    vmi, [condition] = wait_for(
+        "a Synchronized condition", synchronized, timeout=60, diagnose=lambda: e2e.vmi("noimage")
+    )
     assert condition["status"] == "False"
     assert condition["reason"] == "ErrImagePull"
     assert "registry.example/nothere:1.0" in condition["message"]
-    assert deadline_vmi["status"]["phase"] == "Scheduling"
+    assert vmi["status"]["phase"] == "Scheduling"
     events = e2e.kubectl("get", "events", "--field-selector", "involvedObject.name=noimage")
     assert "ErrImagePull" in events.stdout
 
     e2e.kubectl("delete", "vmi", "noimage")
     assert e2e.vmi("noimage") is None
-    assert e2e.pods_of(deadline_vmi) == []
-
-
-def _scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    values = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return values
+    assert e2e.pods_of(vmi) == []

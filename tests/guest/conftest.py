@@ -23,6 +23,8 @@ import pycdlib
 import pytest
 
 from tests.conftest import QEMU
+from tests.support.console import Transcript, tail
+from tests.support.waiting import wait_for
 
 POLL = 0.05  # seconds between looks at the console or the process
 
@@ -30,8 +32,8 @@ POLL = 0.05  # seconds between looks at the console or the process
 class Qemu:
     """One QEMU process: serial console appended to a file, QMP on a unix socket.
 
-    The console is read incrementally; every wait has a deadline and fails with
-    the console output so far, or at once if QEMU dies.
+    The console file is followed as it grows (tests.support.console); every wait has a
+    deadline and fails with the console output so far, or at once if QEMU dies.
     """
 
     def __init__(self, workdir: Path, args: list[str], *, memory_mib: int = 256) -> None:
@@ -48,9 +50,6 @@ class Qemu:
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             *args,
         ]  # fmt: skip
-        self._offset = 0
-        self._text = ""
-        self._arrivals: list[tuple[int, float]] = []  # (end of text, when read)
         self._qmp: Any = None
         self._sock: socket.socket | None = None
         self.started = time.monotonic()
@@ -58,21 +57,16 @@ class Qemu:
             self.proc = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err
             )
+        self.serial = Transcript(
+            tail(self.console_path, running=lambda: self.proc.poll() is None, interval=POLL),
+            what="the guest's serial console",
+            diagnose=self._qemu,
+        )
 
     # -- console --------------------------------------------------------------
     def console(self) -> str:
-        """All console output so far (read incrementally from the chardev file)."""
-        try:
-            with self.console_path.open("rb") as f:
-                f.seek(self._offset)
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        if data:
-            self._offset += len(data)
-            self._text += data.decode("utf-8", "replace")
-            self._arrivals.append((len(self._text), time.monotonic()))
-        return self._text
+        """All console output so far."""
+        return self.serial.text
 
     def seen_at(self, pattern: str, timeout: float) -> float:
         """Seconds after QEMU started at which `pattern` first reached the console.
@@ -80,36 +74,25 @@ class Qemu:
         Waits for it like wait_for; the resolution is the polling interval.
         """
         start = self.wait_for(pattern, timeout).start()
-        return next(t for end, t in self._arrivals if end > start) - self.started
+        return self.serial.arrived_at(start) - self.started
+
+    def _qemu(self) -> str:
+        err = self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+        code = self.proc.poll()
+        state = "running" if code is None else f"exited {code}"
+        return f"--- qemu ({state}): {' '.join(self.argv)}\n--- qemu stderr:\n{err}"
 
     def diagnostics(self) -> str:
-        err = self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
         return (
-            f"\n--- qemu: {' '.join(self.argv)}\n--- qemu stderr:\n{err}"
+            f"\n{self._qemu()}"
             f"--- console ({time.monotonic() - self.started:.1f} s after start):\n"
             f"{self.console()}\n--- end of console"
         )
 
     def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        """Wait until the regex `pattern` (multi-line mode) matches the console."""
-        rx = re.compile(pattern, re.MULTILINE)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.console())
-            if m:
-                return m
-            if self.proc.poll() is not None:
-                pytest.fail(
-                    f"QEMU exited ({self.proc.returncode}) before the console showed "
-                    f"{pattern!r}{self.diagnostics()}",
-                    pytrace=False,
-                )
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"no {pattern!r} on the console within {timeout} s{self.diagnostics()}",
-                    pytrace=False,
-                )
-            time.sleep(POLL)
+        """Wait until the regex `pattern` (multi-line mode) matches the console; fails at
+        once if QEMU ends first."""
+        return self.serial.wait_match(pattern, timeout=timeout)
 
     # -- process --------------------------------------------------------------
     def wait_exit(self, timeout: float) -> int | None:
@@ -132,20 +115,24 @@ class Qemu:
     def qmp(self, command: str, timeout: float = 10.0, **arguments: Any) -> Any:
         """Run a QMP command and return its "return" value (events are skipped)."""
         if self._qmp is None:
-            deadline = time.monotonic() + timeout
-            while True:
+
+            def connected() -> socket.socket | None:
+                assert self.proc.poll() is None, f"QEMU exited before QMP{self.diagnostics()}"
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 try:
                     sock.connect(str(self.qmp_path))
-                    break
                 except OSError:
                     sock.close()
-                    if self.proc.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(
-                            f"cannot connect to QMP at {self.qmp_path}{self.diagnostics()}",
-                            pytrace=False,
-                        )
-                    time.sleep(POLL)
+                    return None
+                return sock
+
+            sock = wait_for(
+                f"QMP at {self.qmp_path}",
+                connected,
+                timeout=timeout,
+                interval=POLL,
+                diagnose=self.diagnostics,
+            )
             sock.settimeout(timeout)
             self._sock = sock
             self._qmp = sock.makefile("rwb")

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kvd import address_file
 from tests.launcher.harness import vmi_manifest
 from tests.local.node.conftest import Cluster, kill, new_cluster
+from tests.support.waiting import wait_for
 
 Json = dict[str, Any]
 VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
@@ -42,6 +43,12 @@ class HandlerProcess:
     @property
     def pid(self) -> int:
         return self.cluster.components()["handler"]
+
+    def metrics_port(self) -> int:
+        """The port of its metrics listener, from the address file it writes for tools."""
+        path = self.cluster.data_dir / "handler" / "address.json"
+        address = address_file.read(path).address("metrics", path=path)
+        return int(address.rpartition(":")[2])
 
     def tail(self) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
@@ -79,11 +86,15 @@ class Env:
         if not acpi:
             manifest["spec"]["domain"]["features"] = {"acpi": {"enabled": False}}
         self.cluster.raw.create(VMIS, manifest)
-        deadline = time.monotonic() + 120
-        while not ((vmi := self.vmi(name) or {}).get("status") or {}).get("activePods"):
-            assert time.monotonic() < deadline, f"VMI {name} not scheduled: {vmi.get('status')}"
-            time.sleep(0.1)
-        return vmi
+
+        def scheduled() -> Json | None:
+            vmi = self.vmi(name) or {}
+            return vmi if (vmi.get("status") or {}).get("activePods") else None
+
+        found: Json = wait_for(
+            f"VMI {name} to be scheduled", scheduled, timeout=120, diagnose=self.status(name)
+        )
+        return found
 
     def vmi(self, name: str) -> Json | None:
         from kvd.kube import client  # noqa: PLC0415
@@ -96,51 +107,61 @@ class Env:
             raise
         return found
 
-    def wait_vmi(self, name: str, phase: str, *, timeout: float = 120) -> Json:
-        deadline = time.monotonic() + timeout
-        last: Json | None = None
-        while time.monotonic() < deadline:
-            last = self.vmi(name)
-            if last is not None and (last.get("status") or {}).get("phase") == phase:
-                return last
-            time.sleep(0.2)
-        raise AssertionError(
-            f"VMI {name} not {phase} in {timeout}s: {(last or {}).get('status')}\n"
+    def status(self, name: str) -> Callable[[], str]:
+        """What a failed wait on VMI `name` shows: its status and the handler's last words."""
+        return lambda: (
+            f"VMI {name} status: {((self.vmi(name) or {}).get('status'))}\n"
             f"handler log:\n{self.handler.tail()}"
         )
+
+    def wait_vmi(self, name: str, phase: str, *, timeout: float = 120) -> Json:
+        def in_phase() -> Json | None:
+            vmi = self.vmi(name) or {}
+            return vmi if (vmi.get("status") or {}).get("phase") == phase else None
+
+        found: Json = wait_for(
+            f"VMI {name} to be {phase}",
+            in_phase,
+            timeout=timeout,
+            interval=0.2,
+            diagnose=self.status(name),
+        )
+        return found
 
     def wait_vmi_condition(
         self, name: str, kind: str, status: str, *, timeout: float = 120
     ) -> Json:
-        deadline = time.monotonic() + timeout
-        last: Json | None = None
-        while time.monotonic() < deadline:
-            last = self.vmi(name)
-            conditions = ((last or {}).get("status") or {}).get("conditions") or []
-            if any(c["type"] == kind and c["status"] == status for c in conditions):
-                return last or {}
-            time.sleep(0.2)
-        raise AssertionError(
-            f"VMI {name}: condition {kind} not {status} in {timeout}s: "
-            f"{(last or {}).get('status')}\nhandler log:\n{self.handler.tail()}"
+        def with_condition() -> Json | None:
+            vmi = self.vmi(name) or {}
+            conditions = (vmi.get("status") or {}).get("conditions") or []
+            found = any(c["type"] == kind and c["status"] == status for c in conditions)
+            return vmi if found else None
+
+        found: Json = wait_for(
+            f"VMI {name} to have condition {kind}={status}",
+            with_condition,
+            timeout=timeout,
+            interval=0.2,
+            diagnose=self.status(name),
         )
+        return found
 
     def wait_vmi_gone(self, name: str, *, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while self.vmi(name) is not None:
-            assert time.monotonic() < deadline, f"VMI {name} still there after {timeout}s"
-            time.sleep(0.2)
+        wait_for(
+            f"VMI {name} to be gone", lambda: self.vmi(name) is None, timeout=timeout, interval=0.2
+        )
 
     def wait_launcher_gone(self, vmi: Json, *, timeout: float = 60) -> None:
         """The launcher exited and the handler removed its run dir and its record of the VMI."""
         run_dir = self.handler.launcher_dir / self.launcher_pod_of(vmi)
         record = self.handler.state_dir / "vmis" / f"{vmi['metadata']['uid']}.json"
-        deadline = time.monotonic() + timeout
-        while run_dir.exists() or record.exists():
-            assert time.monotonic() < deadline, (
-                f"{run_dir} or {record} still there after {timeout}s:\n{self.handler.tail()}"
-            )
-            time.sleep(0.2)
+        wait_for(
+            f"{run_dir} and {record} to be removed",
+            lambda: not run_dir.exists() and not record.exists(),
+            timeout=timeout,
+            interval=0.2,
+            diagnose=lambda: f"handler log:\n{self.handler.tail()}",
+        )
 
     def launcher_pod_name(self, vmi: Json) -> str:
         uid = self.launcher_pod_of(vmi)

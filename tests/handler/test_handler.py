@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import pytest
 
 from kvd import rpc_auth
 from kvd.local import cluster as local
@@ -18,8 +19,14 @@ from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc
 from kvd.rpc.launcher.v1 import launcher_pb2, launcher_pb2_grpc
 from tests.handler.conftest import VMIS, Env
 from tests.launcher.harness import Console
+from tests.support import metrics
+from tests.support.console import GrpcConsole
+from tests.support.waiting import holds_for, wait_for
+
+pytestmark = pytest.mark.integration  # starts a local cluster (kvd local up) and real guests
 
 MARKER = "KVD-READY"
+WORKQUEUE_DEPTH = ("kvd_handler_workqueue_depth", ())
 
 
 def launcher(env: Env, vmi: dict) -> launcher_pb2_grpc.LauncherServiceStub:  # type: ignore[type-arg]
@@ -80,13 +87,15 @@ def test_vmi_reaches_running_with_the_launchers_interfaces_and_console(env: Env)
     subprocess.run(["busybox", "ping", "-c", "1", "-W", "5", interface["ipAddress"]], check=True)
     c.cancel()
     # the guest's serial output, as `kubectl logs <launcher pod> -c guest-console-log`
-    deadline = time.monotonic() + 30
     pod_name = env.launcher_pod_name(vmi)
-    while "first-marker" not in (
-        logs := env.cluster.kubectl("logs", pod_name, "-c", "guest-console-log").stdout
-    ):
-        assert time.monotonic() < deadline, logs
-        time.sleep(0.2)
+    wait_for(
+        "the marker in the guest-console-log container's log",
+        lambda: (
+            "first-marker"
+            in env.cluster.kubectl("logs", pod_name, "-c", "guest-console-log").stdout
+        ),
+        interval=0.2,
+    )
     events = env.cluster.kubectl(
         "get", "events", "--field-selector", "involvedObject.name=first", "-o",
         "jsonpath={.items[*].reason}",
@@ -184,6 +193,9 @@ def test_handler_killed_under_three_running_vmis_picks_them_up_again(env: Env) -
     env.handler.kill()
     env.cluster.raw.delete(f"{VMIS}/gone-c")  # while nobody drives it
     env.handler.restart()
+    # what the restarted handler queues before its workers start: every VMI of its node (all
+    # of this module's), and every VMI it has a record of (gone-c too, if its object is gone)
+    queued = {v["metadata"]["name"] for v in env.cluster.raw.get(VMIS)["items"]} | {"gone-c"}
 
     env.wait_launcher_gone(vmis["gone-c"], timeout=90)
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids["gone-c"])
@@ -193,9 +205,28 @@ def test_handler_killed_under_three_running_vmis_picks_them_up_again(env: Env) -
         assert vmi["status"]["phase"] == "Running"
         phases = [t["phase"] for t in vmi["status"]["phaseTransitionTimestamps"]]
         assert phases == ["Scheduling", "Scheduled", "Running"]  # Running once: no relaunch
-    # the restarted handler found nothing to change on them, so it wrote nothing
-    time.sleep(2)
-    for name in ("keep-a", "keep-b"):
+    # The restarted handler found nothing to change on them, so it wrote nothing. Its records
+    # put keep-a and keep-b in its queue before its workers start, and the queue hands keys out
+    # in order: once it has finished as many reconciles as it queued keys at start, and none
+    # wait, it has taken theirs (with two workers, one may still be under way).
+    port = env.handler.metrics_port()
+
+    def reconciled() -> bool:
+        samples = metrics.scrape(port)
+        done = metrics.by_label(samples, "kvd_handler_reconcile_duration_seconds_count", "outcome")
+        return sum(done.values()) >= len(queued) and samples[WORKQUEUE_DEPTH] == 0
+
+    wait_for(f"the restarted handler to reconcile {sorted(queued)}", reconciled)
+    # A reconcile of a running VMI takes milliseconds (GetInfo and GetDomain on a unix socket),
+    # and the reconciles the launchers' watches trigger as the handler follows them again come
+    # within moments: a write by any of them lands well within 2 s.
+    kept = ("keep-a", "keep-b")
+    holds_for(
+        "keep-a and keep-b keep their resourceVersions",
+        lambda: all((env.vmi(n) or {})["metadata"]["resourceVersion"] == versions[n] for n in kept),
+        2.0,
+    )
+    for name in kept:
         vmi = env.vmi(name) or {}
         assert vmi["metadata"]["resourceVersion"] == versions[name], vmi["status"]
         assert condition(vmi, "Ready")["status"] == "True"
@@ -207,15 +238,17 @@ def test_heartbeat_labels_the_node_and_sigterm_marks_it_unschedulable(env: Env) 
     assert node["metadata"]["labels"]["kubevirt.io/schedulable"] == "true"
     assert node["metadata"]["annotations"]["kubevirt.io/heartbeat"].endswith("Z")
     os.kill(env.handler.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while (
-        env.cluster.raw.get(f"/api/v1/nodes/{env.cluster.node_name}")["metadata"]["labels"][
-            "kubevirt.io/schedulable"
-        ]
-        != "false"
-    ):
-        assert time.monotonic() < deadline, env.handler.tail()
-        time.sleep(0.2)
+
+    def schedulable() -> str:
+        node = env.cluster.raw.get(f"/api/v1/nodes/{env.cluster.node_name}")
+        return str(node["metadata"]["labels"]["kubevirt.io/schedulable"])
+
+    wait_for(
+        "the node to be labelled unschedulable",
+        lambda: schedulable() == "false",
+        interval=0.2,
+        diagnose=env.handler.tail,
+    )
     env.handler.restart()
     node = env.cluster.raw.get(f"/api/v1/nodes/{env.cluster.node_name}")
     assert node["metadata"]["labels"]["kubevirt.io/schedulable"] == "true"
@@ -235,14 +268,9 @@ def test_console_and_pause_through_the_handlers_service(env: Env) -> None:
             **ref, mode=handler_pb2.CONSOLE_MODE_READ_ONLY, replay_bytes=1 << 20
         )
     )
-    stream = stub.Console(iter([opened]), timeout=120)
-    seen = b""
-    for message in stream:
-        seen += message.output
-        if b"remote-marker" in seen:
-            break
-    stream.cancel()
-    assert b"remote-marker" in seen
+    remote = GrpcConsole(stub.Console, opened, what="the handler's console")
+    remote.wait_for("remote-marker")
+    remote.cancel()
 
     stub.PauseVirtualMachineInstance(
         handler_pb2.PauseVirtualMachineInstanceRequest(**ref), timeout=30

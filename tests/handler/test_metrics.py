@@ -8,21 +8,21 @@ import re
 import signal
 import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from kvd import address_file
 from kvd.api import crds, kinds
 from kvd.kube import client
 from tests.local.apiserver.conftest import KVD, Server, start_server
+from tests.support import metrics
+from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.timeout(120)
+# Starts a kvd local apiserver and kvd handler processes.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 NODE = "node-m"
 VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
 READY = re.compile(r"^kvd handler: ready (\S+) \(metrics on port (\d+)\)$")
@@ -38,14 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         crds.crd(kinds.KINDS["VirtualMachineInstance"]),
     )
     raw.create("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}})
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            raw.get(VMIS)
-            break
-        except client.ApiError:
-            assert time.monotonic() < deadline, "the VMI CRD was not served within 10s"
-            time.sleep(0.05)
+    wait_for("the VMI CRD to be served", lambda: raw.get(VMIS), ignoring=(client.ApiError,))
     try:
         yield s
     finally:
@@ -73,16 +66,6 @@ def handler(server: Server, tmp: Path, *args: str) -> subprocess.Popen[str]:
     ]  # fmt: skip
     with open(tmp / "handler.log", "a") as log:
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        body = response.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(body)
-        for s in family.samples
-    }
 
 
 def test_a_scrape_counts_the_nodes_vmis_and_reconciles(server: Server, tmp_path: Path) -> None:
@@ -119,26 +102,23 @@ def test_a_scrape_counts_the_nodes_vmis_and_reconciles(server: Server, tmp_path:
             "Failed": 1,
             "Unknown": 0,
         }
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            samples = scrape(port)
-            vmis = {
-                dict(labels)["phase"]: v
-                for (name, labels), v in samples.items()
-                if name == "kvd_handler_vmis"
-            }
-            count = {
-                dict(labels)["outcome"]: v
-                for (name, labels), v in samples.items()
-                if name == "kvd_handler_reconcile_duration_seconds_count"
-            }
-            if vmis == expected and count["ok"] >= 4 and count["requeue"] >= 1:
-                break
-            assert time.monotonic() < deadline, (
-                f"awaited the node's 5 VMIs by phase and 4 ok and 1 requeue reconciles; "
-                f"have {vmis}, {count}"
+
+        def counted() -> tuple[metrics.Samples, dict[str, float]] | None:
+            samples = metrics.scrape(port)
+            vmis = metrics.by_label(samples, "kvd_handler_vmis", "phase")
+            count = metrics.by_label(
+                samples, "kvd_handler_reconcile_duration_seconds_count", "outcome"
             )
-            time.sleep(0.1)
+            done = vmis == expected and count["ok"] >= 4 and count["requeue"] >= 1
+            return (samples, count) if done else None
+
+        samples, count = wait_for(
+            "the node's 5 VMIs by phase, and 4 ok and 1 requeue reconciles",
+            counted,
+            timeout=TIMEOUT,
+            interval=0.1,
+            diagnose=lambda: metrics.scrape(port),
+        )
         assert count["error"] == 0
         assert ("kvd_handler_workqueue_depth", ()) in samples
     finally:

@@ -4,11 +4,9 @@ leaves the domain running and unpaused as it found it."""
 
 from __future__ import annotations
 
-import queue
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,9 @@ from kvd.handler import service
 from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc
 from kvd.rpc.launcher.v1 import domain_pb2, launcher_pb2
 from kvd.version import kvd_version
-from tests.launcher.harness import BOOT, RPC_TIMEOUT, Launcher
+from tests.launcher.harness import RPC_TIMEOUT, Launcher
+from tests.support import waiting
+from tests.support.console import GrpcConsole
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 MARKER = f"kvd-handler-marker-{uuid.uuid4().hex[:8]}"
@@ -54,82 +54,21 @@ class Handler:
         return int(response.domain.state)
 
 
-class Console:
-    """A HandlerService Console stream followed in the background, keeping what it received."""
-
-    def __init__(
-        self,
-        stub: handler_pb2_grpc.HandlerServiceStub,
-        first: handler_pb2.ConsoleRequest,
-        *,
-        metadata: list[tuple[str, str]] | None = None,
-    ) -> None:
-        self.text = ""
-        self.opened: handler_pb2.ConsoleOpened | None = None
-        self.ended = threading.Event()
-        self.error: grpc.RpcError | None = None
-        self._input: queue.Queue[handler_pb2.ConsoleRequest | None] = queue.Queue()
-        self._input.put(first)
-        self._call = stub.Console(iter(self._input.get, None), metadata=metadata)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    @classmethod
-    def open(
-        cls,
-        handler: Handler,
-        *,
-        mode: int = RO,
-        replay: int = 1 << 20,
-        take_over: bool = False,
-        **vmi: str,
-    ) -> Console:
-        opened = handler_pb2.ConsoleOpen(
-            mode=mode, replay_bytes=replay, take_over=take_over, **handler.vmi(**vmi)
-        )
-        return cls(handler.stub, handler_pb2.ConsoleRequest(open=opened))
-
-    def send(self, data: bytes) -> None:
-        self._input.put(handler_pb2.ConsoleRequest(input=data))
-
-    def _read(self) -> None:
-        try:
-            for message in self._call:
-                if message.WhichOneof("message") == "opened":
-                    self.opened = message.opened
-                else:
-                    self.text += message.output.decode(errors="replace")
-        except grpc.RpcError as exc:
-            self.error = exc
-        finally:
-            self.ended.set()
-            self._input.put(None)
-
-    def wait_for(self, marker: str, timeout: float = BOOT) -> None:
-        deadline = time.monotonic() + timeout
-        while marker not in self.text:
-            if self.ended.is_set() or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"console never showed {marker!r} (ended={self.ended.is_set()}, "
-                    f"error={self.error}); console so far:\n{self.text[-3000:]}"
-                )
-            time.sleep(0.05)
-
-    def wait_opened(self, timeout: float = TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while self.opened is None:
-            assert not self.ended.is_set(), f"console ended before `opened`: {self.error}"
-            assert time.monotonic() < deadline, f"console not opened after {timeout}s"
-            time.sleep(0.02)
-
-    def wait_error(self, timeout: float = TIMEOUT) -> grpc.RpcError:
-        assert self.ended.wait(timeout), f"console stream still open after {timeout}s"
-        assert self.error is not None, f"console ended without an error:\n{self.text[-1000:]}"
-        return self.error
-
-    def cancel(self) -> None:
-        self._input.put(None)
-        self._call.cancel()
-        assert self.ended.wait(TIMEOUT), "cancelled console stream did not end"
+def open_console(
+    handler: Handler,
+    *,
+    mode: int = RO,
+    replay: int = 1 << 20,
+    take_over: bool = False,
+    **vmi: str,
+) -> GrpcConsole:
+    """A HandlerService Console stream of the launcher's VMI (or of the VMI `vmi` names)."""
+    opened = handler_pb2.ConsoleOpen(
+        mode=mode, replay_bytes=replay, take_over=take_over, **handler.vmi(**vmi)
+    )
+    return GrpcConsole(
+        handler.stub.Console, handler_pb2.ConsoleRequest(open=opened), what="handler console"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +109,7 @@ def handler(launcher: Launcher, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture(scope="module")
 def booted(handler: Handler) -> Handler:
     """The handler once the guest has finished booting (its shell reads the console)."""
-    console = Console.open(handler)
+    console = open_console(handler)
     try:
         console.wait_for("KVD-READY")
     finally:
@@ -186,8 +125,8 @@ def test_get_info_names_the_node_version_and_contract(handler: Handler) -> None:
 
 
 def test_console_shows_the_guest_and_carries_input(booted: Handler) -> None:
-    reader = Console.open(booted)
-    writer = Console.open(booted, mode=RW, replay=0, take_over=True)
+    reader = open_console(booted)
+    writer = open_console(booted, mode=RW, replay=0, take_over=True)
     try:
         reader.wait_for(MARKER)  # printed by the user-data script, replayed from the log
         assert reader.opened is not None and reader.opened.mode == RO
@@ -204,15 +143,15 @@ def test_console_shows_the_guest_and_carries_input(booted: Handler) -> None:
 
 
 def test_launcher_console_codes_pass_through(booted: Handler) -> None:
-    writer = Console.open(booted, mode=RW, replay=0, take_over=True)
+    writer = open_console(booted, mode=RW, replay=0, take_over=True)
     try:
         writer.send(b"echo first-$((1 + 1))\n")
         writer.wait_for("first-2", timeout=60)
-        second = Console.open(booted, mode=RW, replay=0)
+        second = open_console(booted, mode=RW, replay=0)
         error = second.wait_error()
         assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "another client is writing" in (error.details() or "")
-        taker = Console.open(booted, mode=RW, replay=0, take_over=True)
+        taker = open_console(booted, mode=RW, replay=0, take_over=True)
         try:
             taker.send(b"echo taken-$((40 + 2))\n")
             taker.wait_for("taken-42", timeout=60)
@@ -221,7 +160,7 @@ def test_launcher_console_codes_pass_through(booted: Handler) -> None:
             assert "took over" in (error.details() or "")
         finally:
             taker.cancel()
-        unspecified = Console.open(booted, mode=handler_pb2.CONSOLE_MODE_UNSPECIFIED)
+        unspecified = open_console(booted, mode=handler_pb2.CONSOLE_MODE_UNSPECIFIED)
         assert unspecified.wait_error().code() == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         writer.cancel()
@@ -232,19 +171,18 @@ def _thread_names() -> list[str]:
 
 
 def _wait_for_threads(count: int, before: list[str]) -> None:
-    deadline = time.monotonic() + 10
-    while threading.active_count() > count:
-        assert time.monotonic() < deadline, (
-            f"threads linger: {threading.active_count()} > {count}; "
-            f"before {before}, now {_thread_names()}"
-        )
-        time.sleep(0.05)
+    waiting.wait_for(
+        f"at most {count} threads",
+        lambda: threading.active_count() <= count,
+        timeout=10,
+        diagnose=lambda: f"threads linger: before {before}, now {_thread_names()}",
+    )
 
 
 def test_cancelled_and_ended_consoles_leave_no_threads(booted: Handler) -> None:
     # The server's worker pool keeps the threads it grew for the most concurrent calls so
     # far: four sessions at once first, more than this test ever has open at once.
-    warm_up = [Console.open(booted, replay=0) for _ in range(4)]
+    warm_up = [open_console(booted, replay=0) for _ in range(4)]
     for console in warm_up:
         console.wait_opened()
     for console in warm_up:
@@ -255,23 +193,23 @@ def test_cancelled_and_ended_consoles_leave_no_threads(booted: Handler) -> None:
     _wait_for_threads(baseline, before)
 
     for _ in range(3):
-        console = Console.open(booted, mode=RW, replay=4096, take_over=True)
+        console = open_console(booted, mode=RW, replay=4096, take_over=True)
         console.wait_for("KVD", timeout=30)  # the replayed log: the proxy is fully set up
         console.cancel()
         _wait_for_threads(baseline, before)
 
     # a session the launcher ends (displaced writer) and one the handler refuses
-    writer = Console.open(booted, mode=RW, replay=0, take_over=True)
+    writer = open_console(booted, mode=RW, replay=0, take_over=True)
     writer.wait_opened()
-    taker = Console.open(booted, mode=RW, replay=0, take_over=True)
+    taker = open_console(booted, mode=RW, replay=0, take_over=True)
     assert writer.wait_error().code() == grpc.StatusCode.ABORTED
     taker.cancel()
-    bad = Console(booted.stub, handler_pb2.ConsoleRequest(input=b"no open"))
+    bad = GrpcConsole(booted.stub.Console, handler_pb2.ConsoleRequest(input=b"no open"))
     assert bad.wait_error().code() == grpc.StatusCode.INVALID_ARGUMENT
     _wait_for_threads(baseline, before)
 
     # the launcher still serves consoles after all that
-    after = Console.open(booted, replay=4096)
+    after = open_console(booted, replay=4096)
     try:
         after.wait_for("KVD", timeout=30)
     finally:
@@ -293,7 +231,7 @@ def test_pause_and_unpause_round_trip(booted: Handler) -> None:
     booted.stub.UnpauseVirtualMachineInstance(unpause, timeout=TIMEOUT)  # idempotent
     assert booted.domain_state() == domain_pb2.DOMAIN_STATE_RUNNING
     # and the guest runs again: its shell answers
-    writer = Console.open(booted, mode=RW, replay=0, take_over=True)
+    writer = open_console(booted, mode=RW, replay=0, take_over=True)
     try:
         writer.send(b"echo resumed-$((3 * 3))\n")
         writer.wait_for("resumed-9", timeout=60)
@@ -333,19 +271,20 @@ def test_vmis_not_served_here_are_refused(
             call()
         assert caught.value.code() == code
         assert message in (caught.value.details() or "")
-    error = Console.open(handler, **vmi).wait_error()
+    error = open_console(handler, **vmi).wait_error()
     assert error.code() == code
     assert message in (error.details() or "")
 
 
 def test_console_must_start_with_open(handler: Handler) -> None:
-    error = Console(handler.stub, handler_pb2.ConsoleRequest(input=b"hello")).wait_error()
+    first = handler_pb2.ConsoleRequest(input=b"hello")
+    error = GrpcConsole(handler.stub.Console, first).wait_error()
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "first console message must be `open`" in (error.details() or "")
 
 
 def test_an_unknown_console_mode_is_refused_before_the_launcher(handler: Handler) -> None:
-    error = Console.open(handler, mode=7).wait_error()
+    error = open_console(handler, mode=7).wait_error()
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "unknown console mode 7" in (error.details() or "")
 
@@ -387,7 +326,8 @@ def test_calls_without_the_token_are_unauthenticated(
             assert message in (caught.value.details() or "")
             assert booted.token not in (caught.value.details() or "")
         opened = handler_pb2.ConsoleOpen(mode=RO, **booted.vmi())
-        console = Console(stub, handler_pb2.ConsoleRequest(open=opened), metadata=metadata)
+        first = handler_pb2.ConsoleRequest(open=opened)
+        console = GrpcConsole(stub.Console, first, metadata=metadata)
         error = console.wait_error()
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED
         assert message in (error.details() or "")

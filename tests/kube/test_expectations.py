@@ -8,30 +8,23 @@ from collections.abc import Callable
 import pytest
 
 from kvd.kube.expectations import TTL, Expectations
+from tests.support.clock import FakeClock
 
 KEY = "default/vm1"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-Step = Callable[[Expectations, Clock], None]
+Step = Callable[[Expectations, FakeClock], None]
 
 
 def advance(seconds: float) -> Step:
-    def step(_: Expectations, clock: Clock) -> None:
-        clock.now += seconds
+    def step(_: Expectations, clock: FakeClock) -> None:
+        clock.advance(seconds)
 
     return step
 
 
 def call(method: str, *args: int, **kwargs: int) -> Step:
-    def step(e: Expectations, _: Clock) -> None:
+    def step(e: Expectations, _: FakeClock) -> None:
         getattr(e, method)(KEY, *args, **kwargs)
 
     return step
@@ -124,7 +117,7 @@ def call(method: str, *args: int, **kwargs: int) -> Step:
     ],
 )
 def test_expectations(steps: list[Step], satisfied: bool, pending: tuple[int, int] | None) -> None:
-    clock = Clock()
+    clock = FakeClock()
     e = Expectations(clock=clock)
     for step in steps:
         step(e, clock)
@@ -144,10 +137,10 @@ def test_keys_are_independent_and_delete_forgets() -> None:
 
 
 def test_ttl_is_configurable() -> None:
-    clock = Clock()
+    clock = FakeClock()
     e = Expectations(ttl=10, clock=clock)
     e.expect_creations(KEY, 1)
-    clock.now += 11
+    clock.advance(11)
     assert e.satisfied(KEY)
 
 

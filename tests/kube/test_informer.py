@@ -3,6 +3,7 @@ SharedInformer, and the case where SharedInformer alone falls short (custom reso
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -12,11 +13,14 @@ from typing import Any
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes.informer import SharedInformer
+from kubernetes.informer import ERROR, SharedInformer
 
 from kvd.api import crds, kinds
 from kvd.kube import client, informer
 from tests.local.apiserver.conftest import Server, start_server
+from tests.support.waiting import holds_for, wait_for
+
+pytestmark = pytest.mark.integration  # starts kvd local apiserver processes
 
 VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
 
@@ -27,14 +31,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     raw = client.Raw(client.connect(s.kubeconfig))
     kind = kinds.KINDS["VirtualMachineInstance"]
     raw.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crds.crd(kind))
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            raw.get(VMIS)
-            break
-        except client.ApiError:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    wait_for(
+        "the VMI CRD to be served", lambda: raw.get(VMIS), timeout=10, ignoring=(client.ApiError,)
+    )
     try:
         yield s
     finally:
@@ -68,11 +67,13 @@ def test_shared_informer_alone_never_lists_a_custom_resource(server: Server) -> 
 
     counting.__doc__ = list_vmis(api).func.__doc__
     upstream = SharedInformer(counting)
+    failures: list[Exception] = []
+    upstream.add_event_handler(ERROR, failures.append)
     upstream.start()
     try:
-        time.sleep(1.5)
+        wait_for("SharedInformer's initial list to fail", lambda: failures)
         assert upstream.cache.list() == []
-        assert calls and not any(calls)  # listed (and failed) again and again, never watched
+        assert calls and not any(calls)  # listed (and failed; retried in 5 s), never watched
     finally:
         upstream.stop()
         raw.delete(f"{VMIS}/upstream")
@@ -102,10 +103,7 @@ def test_informer_lists_watches_and_filters_custom_resources(server: Server) -> 
         raw.create(VMIS, vmi("after", {"kubevirt.io/nodeName": "n1"}))
         raw.merge_patch(f"{VMIS}/after", {"status": {"phase": "Scheduled"}})
         raw.delete(f"{VMIS}/before")
-        deadline = time.monotonic() + 10
-        while ("DELETED", "before") not in seen:
-            assert time.monotonic() < deadline, seen
-            time.sleep(0.05)
+        wait_for("the deletion of `before`", lambda: ("DELETED", "before") in seen, timeout=10)
         assert ("ADDED", "after") in seen and ("MODIFIED", "after") in seen
         assert all(name != "elsewhere" for _, name in seen)
         after = inf.get("default/after")
@@ -119,15 +117,19 @@ def test_informer_lists_watches_and_filters_custom_resources(server: Server) -> 
             raw.delete(f"{VMIS}/{name}")
 
 
-def _watch_attempts_after_the_server_dies(tmp_path: Path, *, wrapped: bool) -> list[float]:
-    """Sync against a live server, stop it, then count list/watch calls for 3 s."""
+@contextlib.contextmanager
+def _attempts_after_the_server_dies(tmp_path: Path, *, wrapped: bool) -> Iterator[list[float]]:
+    """Sync against a live server, stop it; yields the times of list/watch calls from then on."""
     s = start_server(tmp_path / ("wrapped" if wrapped else "upstream"))
     api = client.connect(s.kubeconfig)
     core = client.core_v1(api)
     calls: list[float] = []
+    watching = threading.Event()
 
     def listing(*args: Any, **kwargs: Any) -> Any:
         calls.append(time.monotonic())
+        if kwargs.get("watch"):
+            watching.set()
         return core.list_namespace(*args, **kwargs)
 
     listing.__doc__ = core.list_namespace.__doc__
@@ -140,22 +142,26 @@ def _watch_attempts_after_the_server_dies(tmp_path: Path, *, wrapped: bool) -> l
         upstream = SharedInformer(listing)
         upstream.start()
         stop = upstream.stop
-        time.sleep(1)
+        wait_for("SharedInformer to list and watch", watching.is_set, timeout=10)
     try:
         s.stop()
         calls.clear()
-        time.sleep(3)
-        return list(calls)
+        yield calls
     finally:
         stop()
 
 
 def test_watch_failures_back_off_instead_of_spinning(tmp_path: Path) -> None:
-    upstream = _watch_attempts_after_the_server_dies(tmp_path, wrapped=False)
-    ours = _watch_attempts_after_the_server_dies(tmp_path, wrapped=True)
-    assert len(upstream) > 50, len(upstream)  # SharedInformer alone re-watches at once
-    assert 2 <= len(ours) <= 12, ours
-    gaps = [b - a for a, b in itertools.pairwise(ours)]
+    with _attempts_after_the_server_dies(tmp_path, wrapped=False) as upstream:
+        # SharedInformer alone re-watches at once: more than 50 attempts within 3 s
+        wait_for("SharedInformer alone to try 50 times", lambda: len(upstream) > 50, timeout=3)
+    with _attempts_after_the_server_dies(tmp_path, wrapped=True) as ours:
+        # 3 s is well past the backoff's growth to its cap (0.2 + 0.4 + 0.8 s): an informer
+        # that spun, or did not back off, would have made more than 12 attempts by then
+        holds_for("at most 12 attempts", lambda: len(ours) <= 12, 3.0, diagnose=lambda: ours)
+        attempts = list(ours)
+    assert 2 <= len(attempts) <= 12, attempts
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert max(gaps) >= 0.6  # grown to the cap
 
 
@@ -177,10 +183,12 @@ def test_an_object_the_client_models_refuse_does_not_stop_the_watch(server: Serv
             {"status": {"containerStatuses": [{"name": "c", "state": {"running": {}}}]}},
         )
         raw.create(pods, {**pod, "metadata": {"name": "next"}})
-        deadline = time.monotonic() + 10
-        while inf.get("default/next") is None:
-            assert time.monotonic() < deadline, [o["metadata"]["name"] for o in inf.items()]
-            time.sleep(0.05)
+        wait_for(
+            "the pod after the odd one",
+            lambda: inf.get("default/next"),
+            timeout=10,
+            diagnose=lambda: [o["metadata"]["name"] for o in inf.items()],
+        )
         odd = inf.get("default/odd") or {}
         assert odd["status"]["containerStatuses"] == [{"name": "c", "state": {"running": {}}}]
     finally:

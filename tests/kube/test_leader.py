@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,10 @@ from kubernetes import client as k8s
 
 from kvd.kube import client, leader
 from tests.local.apiserver.conftest import Server, start_server
+from tests.support import metrics
+from tests.support.waiting import holds_for, wait_for
+
+pytestmark = pytest.mark.integration  # starts a kvd local apiserver and candidate processes
 
 LEASE, RENEW, RETRY = 3.0, 2.0, 0.5
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/{}/leases"
@@ -35,6 +39,7 @@ CANDIDATE = """
 import sys, threading
 from pathlib import Path
 from kvd.kube import client, leader
+
 kubeconfig, namespace, name, identity = sys.argv[1:]
 leader.LeaderElector(
     client.connect(Path(kubeconfig)), namespace=namespace, name=name, identity=identity,
@@ -179,37 +184,19 @@ def proxy(server: Server, tmp_path: Path) -> Iterator[Proxy]:
     p.close()
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.05)
-
-
-def holds_for(condition: Callable[[], object], what: str, seconds: float) -> None:
-    """Assert `condition` stays true for `seconds` (an invariant, sampled)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert condition(), what
-        time.sleep(0.05)
-
-
 def test_a_candidate_leads_and_the_lease_names_it(server: Server, candidates: Candidates) -> None:
     """Also: upstream's LeaseLock would talk through the default ApiClient, which points nowhere
     here, and would reject the sub-second retry period and crash on the float lease duration."""
     a = candidates("a")
     assert a.elector.wait_leading(20), "the only candidate never led"
     assert a.elector.is_leader
-    wait_for(lambda: a.started == 1, "on_started")
+    wait_for("on_started", lambda: a.started == 1)
     out = server.kubectl("get", "lease", "-n", "default", candidates.lease_name, "-o", "yaml")
     spec = yaml.safe_load(out.stdout)["spec"]
     assert spec["holderIdentity"] == "a"
     assert spec["leaseDurationSeconds"] == 3  # an integer, as the Lease field is
     assert MICRO_TIME.match(spec["acquireTime"]) and MICRO_TIME.match(spec["renewTime"]), spec
-    wait_for(
-        lambda: candidates.spec()["renewTime"] != spec["renewTime"],
-        "the leader to renew",
-    )
+    wait_for("the leader to renew", lambda: candidates.spec()["renewTime"] != spec["renewTime"])
     renewed = candidates.spec()
     assert renewed["acquireTime"] == spec["acquireTime"] and renewed["holderIdentity"] == "a"
     assert a.started == 1 and a.stopped == 0
@@ -217,20 +204,20 @@ def test_a_candidate_leads_and_the_lease_names_it(server: Server, candidates: Ca
 
 def test_of_two_candidates_one_leads_until_it_stops(server: Server, candidates: Candidates) -> None:
     pair = [candidates("a"), candidates("b")]
-    wait_for(lambda: any(c.elector.is_leader for c in pair), "a leader")
+    wait_for("a leader", lambda: any(c.elector.is_leader for c in pair))
     first, second = pair if pair[0].elector.is_leader else pair[::-1]
     holds_for(
+        "the first leader leads alone",
         lambda: first.elector.is_leader and not second.elector.is_leader,
-        "the leader changed, or both led",
-        2 * LEASE,
+        2 * LEASE,  # a follower that ignored a renewing leader would take over after one LEASE
     )
     assert candidates.spec()["holderIdentity"] == first.identity
     assert second.started == 0
 
     first.elector.stop()  # stops renewing, as if hung; the Lease is not released
-    wait_for(lambda: first.stopped == 1, "on_stopped of the stopped leader")
+    wait_for("on_stopped of the stopped leader", lambda: first.stopped == 1)
     assert not first.elector.is_leader
-    wait_for(lambda: second.started == 1, "the other candidate to take over", LEASE + 20)
+    wait_for("the other candidate to take over", lambda: second.started == 1, timeout=LEASE + 20)
     assert second.elector.is_leader and candidates.spec()["holderIdentity"] == second.identity
     assert (first.started, first.stopped, second.started, second.stopped) == (1, 1, 1, 0)
 
@@ -251,9 +238,13 @@ def test_the_survivor_takes_over_from_a_killed_leader(
                 assert exc.not_found
                 return False
 
-        wait_for(doomed_holds, "the candidate in a subprocess to lead", timeout=30)
+        wait_for("the candidate in a subprocess to lead", doomed_holds, timeout=30)
         survivor = candidates("survivor")
-        holds_for(lambda: not survivor.elector.is_leader, "led while the lease was held", LEASE)
+        holds_for(
+            "the survivor does not lead while the lease is held",
+            lambda: not survivor.elector.is_leader,
+            LEASE,  # the lease's own duration: a candidate ignoring it would have taken it
+        )
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
         killed = time.monotonic()
@@ -283,13 +274,13 @@ def test_a_leader_whose_lease_is_taken_stops_for_good(
         except client.ApiError as exc:
             assert exc.conflict, exc
 
-    wait_for(lambda: a.stopped == 1, "on_stopped after the lease was taken", timeout=RENEW + 20)
+    wait_for("on_stopped after the lease was taken", lambda: a.stopped == 1, timeout=RENEW + 20)
     assert not a.elector.is_leader
     # The usurper never renews, yet the old leader does not campaign again.
     holds_for(
+        "the usurper keeps the lease and the stopped leader does not lead",
         lambda: raw.get(path)["spec"]["holderIdentity"] == "usurper" and not a.elector.is_leader,
-        "the stopped leader took the lease back",
-        LEASE + 2,
+        LEASE + 2,  # past the lease's expiry, when a campaigning candidate would take it
     )
     assert (a.started, a.stopped) == (1, 1)
 
@@ -300,13 +291,29 @@ def test_a_missing_namespace_is_retried_until_created(
     captured: structlog.testing.LogCapture,
 ) -> None:
     namespace = "kvd-leader-later"
+
+    def refused() -> float:
+        """Lease creations the server has refused with 404 (only a missing namespace does)."""
+        samples = metrics.parse(server.kubectl("get", "--raw", "/metrics").stdout)
+        key = (("code", "404"), ("group", "coordination.k8s.io"), ("resource", "leases"))
+        return sum(
+            v
+            for (name, labels), v in samples.items()
+            if name == "apiserver_request_total"
+            and set(key) <= set(labels)
+            and dict(labels)["verb"] == "create"
+        )
+
+    before = refused()
     a = candidates("a", namespace=namespace)
 
     def warnings() -> list[dict[str, Any]]:
         return [e for e in captured.entries if e["event"] == "lease_namespace_missing"]
 
-    wait_for(warnings, "a warning about the missing namespace")
-    time.sleep(4 * RETRY)  # let it retry a few times: still one warning, no crash
+    wait_for("a warning about the missing namespace", warnings)
+    # it goes on trying (the server refuses each attempt): still one warning, no crash
+    wait_for("four refused attempts", lambda: refused() - before >= 4, interval=RETRY / 2)
+    assert len(warnings()) == 1
     assert not a.elector.is_leader
     client.Raw(client.connect(server.kubeconfig)).create(
         "/api/v1/namespaces", {"metadata": {"name": namespace}}
@@ -324,7 +331,7 @@ def test_a_leader_cut_off_from_the_server_stops(
     a = candidates("a", api=client.connect(proxy.kubeconfig))
     assert a.elector.wait_leading(20)
     proxy.close()
-    wait_for(lambda: a.stopped == 1, "on_stopped after renewals failed", timeout=RENEW + 20)
+    wait_for("on_stopped after renewals failed", lambda: a.stopped == 1, timeout=RENEW + 20)
     assert not a.elector.is_leader
     assert [e["event"] for e in captured.entries if e["log_level"] == "warning"] == [
         "lease_unreachable",
@@ -346,14 +353,14 @@ def test_a_leader_whose_server_stops_answering_steps_down_before_the_takeover(
     a = candidates("a", api=k8s.ApiClient(configuration), lease=4)
     assert a.elector.wait_leading(20)
     b = candidates("b", lease=4)
-    holds_for(lambda: not b.elector.is_leader, "b led while a renewed", 1)
+    holds_for("b does not lead while a renews", lambda: not b.elector.is_leader, 1)
     proxy.freeze()
-    wait_for(lambda: b.started == 1, "b to take over", timeout=4 + 20)
+    wait_for("b to take over", lambda: b.started == 1, timeout=4 + 20)
     assert a.stopped == 1 and not a.elector.is_leader, "a still leads: two leaders at once"
     assert a.stopped_at[0] < b.started_at[0], "two leaders at once"
     wait_for(
-        lambda: any(e["event"] == "lease_unreachable" for e in captured.entries),
         "the unanswered request to time out",
+        lambda: any(e["event"] == "lease_unreachable" for e in captured.entries),
     )
 
 

@@ -5,14 +5,7 @@ from __future__ import annotations
 import threading
 
 from kvd.kube.workqueue import WorkQueue
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 def test_a_key_added_twice_is_processed_once() -> None:
@@ -34,11 +27,11 @@ def test_a_key_added_while_processing_comes_back_after_done_not_before() -> None
 
 
 def test_add_after_waits_for_its_time() -> None:
-    clock = Clock()
+    clock = FakeClock()
     q: WorkQueue[str] = WorkQueue(clock=clock)
     q.add_after("a", 5)
     assert q.get(timeout=0) is None
-    clock.now += 5
+    clock.advance(5)
     assert q.get(timeout=0) == "a"
 
 

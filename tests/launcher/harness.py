@@ -8,12 +8,9 @@ mount it. `Launcher.close()` ends everything the sandbox started, even after a f
 from __future__ import annotations
 
 import json
-import queue
 import shutil
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,10 +20,11 @@ import grpc
 
 from kvd import sandbox
 from kvd.rpc.launcher.v1 import domain_pb2, launcher_pb2, launcher_pb2_grpc
+from tests.support import console, waiting
 
 KVD = str(Path(sys.executable).parent / "kvd")
 RPC_TIMEOUT = 60.0
-BOOT = 120.0  # seconds to a console marker under TCG, generous for a loaded CI machine
+BOOT = console.BOOT  # seconds to a console marker under TCG
 
 
 def vmi_manifest(
@@ -77,8 +75,8 @@ def vmi_manifest(
     }
 
 
-class Console:
-    """A Console stream followed in the background, keeping everything it received."""
+class Console(console.GrpcConsole):
+    """The launcher's Console stream, followed in the background (tests.support.console)."""
 
     def __init__(
         self,
@@ -88,51 +86,10 @@ class Console:
         replay: int = 1 << 20,
         take_over: bool = False,
     ) -> None:
-        self.text = ""
-        self.ended = threading.Event()
-        self.error: grpc.RpcError | None = None
-        self._input: queue.Queue[bytes | None] = queue.Queue()
         opened = launcher_pb2.ConsoleOpen(mode=mode, replay_bytes=replay, take_over=take_over)
-        self._call = stub.Console(self._requests(launcher_pb2.ConsoleRequest(open=opened)))
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _requests(
-        self, first: launcher_pb2.ConsoleRequest
-    ) -> Iterator[launcher_pb2.ConsoleRequest]:
-        yield first
-        while (data := self._input.get()) is not None:
-            yield launcher_pb2.ConsoleRequest(input=data)
-
-    def send(self, data: bytes) -> None:
-        self._input.put(data)
-
-    def _read(self) -> None:
-        try:
-            for message in self._call:
-                if message.WhichOneof("message") == "output":
-                    self.text += message.output.decode(errors="replace")
-        except grpc.RpcError as exc:
-            self.error = exc
-        finally:
-            self.ended.set()
-            self._input.put(None)
-
-    def wait_ended(self, timeout: float) -> None:
-        assert self.ended.wait(timeout), f"console stream still open after {timeout}s"
-
-    def wait_for(self, marker: str, timeout: float = BOOT) -> None:
-        deadline = time.monotonic() + timeout
-        while marker not in self.text:
-            if self.ended.is_set() or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"console never showed {marker!r} (ended={self.ended.is_set()}, "
-                    f"error={self.error}); console so far:\n{self.text[-3000:]}"
-                )
-            time.sleep(0.05)
-
-    def cancel(self) -> None:
-        self._input.put(None)
-        self._call.cancel()
+        super().__init__(
+            stub.Console, launcher_pb2.ConsoleRequest(open=opened), what="launcher console"
+        )
 
 
 class Launcher:
@@ -207,18 +164,19 @@ class Launcher:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=log)
         log.close()
         self.namespace_id = sandbox.wait_for_namespace(self.proc)
-        deadline = time.monotonic() + timeout
-        while not self._answers():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"launcher exited {self.proc.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"launcher socket not answering after {timeout}s:\n{self.log()}"
-                )
-            time.sleep(0.02)
+        waiting.wait_for(
+            "the launcher's socket to answer GetInfo",
+            self._answers,
+            timeout=timeout,
+            interval=0.02,
+            diagnose=self.log,
+        )
         return self
 
     def _answers(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"launcher exited {self.proc.returncode}:\n{self.log()}")
         if not self.socket.exists():
             return False
         try:

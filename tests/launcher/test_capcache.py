@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from kvd.launcher.capcache import CapabilityCache
+from tests.support.waiting import wait_for
 
 
 def cache(tmp_path: Path, name: str, *, store: Path | None = None) -> CapabilityCache:
@@ -148,12 +148,12 @@ def test_a_seed_for_another_qemu_is_not_used(
 
 def wait_for_ctime_to_move(path: Path, before: int, change: Callable[[Path], object]) -> None:
     """Apply `change`; ctimes have the kernel's tick granularity, so repeat until it shows."""
-    deadline = time.monotonic() + 5
-    change(path)
-    while path.stat().st_ctime_ns == before:
-        assert time.monotonic() < deadline, "the ctime never moved"
-        time.sleep(0.005)
+
+    def moved() -> bool:
         change(path)
+        return path.stat().st_ctime_ns != before
+
+    wait_for(f"the ctime of {path} to move", moved, timeout=5, interval=0.005)
 
 
 def test_an_entry_whose_record_disagrees_is_not_used(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ import pytest
 from kvd.rpc.launcher.v1 import domain_pb2 as pb
 from kvd.rpc.launcher.v1 import launcher_pb2
 from tests.launcher.harness import RPC_TIMEOUT, Console, Launcher, wait_for_event
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 USER_DATA = "#!/bin/sh\necho hello-from-userdata\n"
@@ -230,19 +231,19 @@ def test_killed_libvirtd_is_restarted_and_the_guest_keeps_running(launchers) -> 
     qemu = _qemu_pid(launcher)
     libvirtd = _pid_of(launcher, b"libvirtd")
     os.kill(libvirtd, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            got = launcher.stub.GetDomain(launcher_pb2.GetDomainRequest(), timeout=5)
-            if (
-                got.domain.state == pb.DOMAIN_STATE_RUNNING
-                and _pid_of(launcher, b"libvirtd") != libvirtd
-            ):
-                break
-        except grpc.RpcError:
-            pass
-        assert time.monotonic() < deadline, f"libvirtd did not come back:\n{launcher.log()}"
-        time.sleep(0.2)
+
+    def back() -> bool:
+        got = launcher.stub.GetDomain(launcher_pb2.GetDomainRequest(), timeout=5)
+        running = got.domain.state == pb.DOMAIN_STATE_RUNNING
+        return running and _pid_of(launcher, b"libvirtd") != libvirtd
+
+    wait_for(
+        "a new libvirtd and the domain running",
+        back,
+        interval=0.2,
+        ignoring=(grpc.RpcError,),
+        diagnose=launcher.log,
+    )
     assert _qemu_pid(launcher) == qemu
     console.wait_for("KVD-READY")  # the guest kept booting through the restart
 
@@ -301,10 +302,7 @@ def test_killed_launcher_leaves_a_qemu_the_next_launcher_cleans_up(launchers) ->
     assert _alive(qemu), "QEMU is expected to outlive a kill -9 of its launcher"
 
     again = launchers("orphan", uid=launcher.uid).start()  # same run dir, same VMI
-    deadline = time.monotonic() + 30
-    while _alive(qemu):
-        assert time.monotonic() < deadline, f"orphaned QEMU {qemu} still runs:\n{again.log()}"
-        time.sleep(0.1)
+    wait_for(f"the orphaned QEMU {qemu} to be ended", lambda: not _alive(qemu), diagnose=again.log)
     assert "orphaned_qemu_found" in again.log()
     with pytest.raises(grpc.RpcError) as caught:
         again.stub.GetDomain(launcher_pb2.GetDomainRequest(), timeout=RPC_TIMEOUT)

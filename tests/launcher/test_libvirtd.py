@@ -12,19 +12,18 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import libvirt
 import pytest
 
 from kvd import sandbox
 from kvd.launcher.virt.libvirtd import Libvirtd, LibvirtdError
+from tests.support.waiting import wait_for
 
 DRIVER = Path(__file__).with_name("libvirtd_driver.py")
-T = TypeVar("T")
 
 pytestmark = [
     pytest.mark.integration,
@@ -34,17 +33,6 @@ pytestmark = [
         shutil.which("libvirtd", path="/usr/sbin:/usr/bin") is None, reason="no libvirtd"
     ),
 ]
-
-
-def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 class Launcher:

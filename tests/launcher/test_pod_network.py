@@ -10,7 +10,6 @@ the launcher exits. (The masquerade binding: test_masquerade.py.)
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 from kvd.rpc.launcher.v1 import launcher_pb2
 from tests.launcher.harness import RPC_TIMEOUT, Console, Launcher
 from tests.launcher.podnet import NAMESERVER, SEARCH, PodNetns, ip, link
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 BRIDGE = [{"name": "default", "bridge": {}}]
@@ -49,18 +49,21 @@ def _user_data(gateway: str) -> str:
     )
 
 
-def _host_pings(address: str, timeout: float) -> str:
+def _host_pings(address: str, timeout: float) -> None:
     """Ping from the host's netns until it answers; the last output on failure."""
-    deadline = time.monotonic() + timeout
-    while True:
+    last: list[str] = []
+
+    def answers() -> bool:
         done = subprocess.run(
             ["busybox", "ping", "-c", "1", "-W", "1", address],
             check=False,
             capture_output=True,
             text=True,
         )
-        if done.returncode == 0 or time.monotonic() > deadline:
-            return "" if done.returncode == 0 else done.stdout + done.stderr
+        last[:] = [done.stdout + done.stderr]
+        return done.returncode == 0
+
+    wait_for(f"{address} to answer a ping", answers, timeout=timeout, diagnose=lambda: last)
 
 
 def test_bridge_binding_gives_the_guest_the_pod_ip(launcher: Launcher, podnet: PodNetns) -> None:
@@ -99,7 +102,7 @@ def test_bridge_binding_gives_the_guest_the_pod_ip(launcher: Launcher, podnet: P
     console.wait_for(f"RESOLV nameserver {NAMESERVER}")
     console.wait_for(f"RESOLV search {SEARCH[0]}")
     console.wait_for("KVD-READY")
-    assert (failure := _host_pings(pod_ip, timeout=20)) == "", failure
+    _host_pings(pod_ip, timeout=20)
 
     domain = launcher.stub.GetDomain(launcher_pb2.GetDomainRequest(), timeout=RPC_TIMEOUT).domain
     (interface,) = domain.interfaces

@@ -26,6 +26,7 @@ from kvd.local.images import (
 from kvd.local.images.table import HostImage, KvdImage
 from kvd.version import KVD_IMAGE, kvd_image
 from tests.conftest import QEMU, REPO
+from tests.support.console import Transcript, tail
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
@@ -253,6 +254,7 @@ def test_reimport_replaces_atomically_or_keeps_identical(store: ImageStore, tmp_
     assert leftovers(store) == []
 
 
+@pytest.mark.integration  # races a second process importing over and over
 def test_readers_racing_reimports_see_whole_images(store: ImageStore, tmp_path: Path) -> None:
     sources = [random_raw(tmp_path / f"{n}.img", size=4 << 20, seed=n) for n in (1, 2)]
     wanted = {sha256(s) for s in sources}
@@ -305,6 +307,7 @@ def test_concurrent_imports_of_different_images(store: ImageStore, tmp_path: Pat
     assert leftovers(store) == []
 
 
+@pytest.mark.integration  # an importing process, killed
 def test_a_killed_import_is_swept_by_the_next(store: ImageStore, qcow2: Path) -> None:
     # The import dies (SIGKILL) after copying, before publishing: its staging stays behind.
     killed = subprocess.run(
@@ -457,13 +460,20 @@ def test_an_imported_disk_boots(store: ImageStore, guest_dir: Path, tmp_path: Pa
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+    def stderr() -> str:
+        if qemu.poll() is None or qemu.stderr is None:
+            return "(QEMU runs)"
+        return f"QEMU exited {qemu.returncode}: {qemu.stderr.read().decode(errors='replace')}"
+
     try:
-        deadline = time.monotonic() + 90
-        while "KVD-READY" not in (text := console.read_text(errors="replace")):
-            assert qemu.poll() is None, f"QEMU exited: {qemu.stderr.read() if qemu.stderr else ''}"
-            assert time.monotonic() < deadline, f"no KVD-READY within 90 s; console:\n{text}"
-            time.sleep(0.1)
-        assert "KVD-GUEST-BOOTED" in text
+        serial = Transcript(
+            tail(console, running=lambda: qemu.poll() is None),
+            what="the guest's serial console",
+            diagnose=stderr,
+        )
+        serial.wait_for("KVD-READY", timeout=90)
+        assert "KVD-GUEST-BOOTED" in serial.text
     finally:
         qemu.kill()
         qemu.wait(timeout=30)

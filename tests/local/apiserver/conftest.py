@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.local import kubectl
+from tests.support.console import Transcript
 
 BIN = Path(sys.executable).parent
 KVD = str(BIN / "kvd")
@@ -73,19 +73,12 @@ def start_server(data_dir: Path, *extra: str) -> Server:
     )
     out.close()
     assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    url = kubeconfig = None
-    while kubeconfig is None:
-        line = proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"apiserver exited {proc.wait()}:\n{log.read_text()}")
-        if m := re.search(r"serving (https://\S+)", line):
-            url = m.group(1)
-        if m := re.search(r"kubeconfig: (\S+)", line):
-            kubeconfig = Path(m.group(1))
-        assert time.monotonic() < deadline, "apiserver did not start"
-    assert url is not None
-    return Server(data_dir, proc, url, kubeconfig, log)
+    # read to its end (and so never blocking the server on a full pipe), on a thread
+    said = Transcript(proc.stdout, what="the apiserver's stdout", diagnose=log.read_text)
+    kubeconfig = said.wait_match(r"kubeconfig: (\S+)", timeout=30)
+    url = re.search(r"serving (https://\S+)", said.text)
+    assert url is not None, said.text
+    return Server(data_dir, proc, url.group(1), Path(kubeconfig.group(1)), log)
 
 
 @pytest.fixture

@@ -61,6 +61,7 @@ def test_classify(method: str, path: str, query: dict[str, str], expected: Reque
     assert classify(method, path, query) == expected
 
 
+@pytest.mark.integration  # a kvd local apiserver process
 def test_kubectl_reads_the_counts_of_its_own_writes(server: Server) -> None:
     server.kubectl("create", "namespace", "counted", "--dry-run=client", "-o", "yaml")
     manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v}\n"
@@ -81,6 +82,7 @@ def test_kubectl_reads_the_counts_of_its_own_writes(server: Server) -> None:
     assert counts[("get", "configmaps", "404")] >= 1
 
 
+@pytest.mark.integration  # a kvd local apiserver process
 def test_metrics_need_a_token(server: Server) -> None:
     import ssl  # noqa: PLC0415
     import urllib.error  # noqa: PLC0415

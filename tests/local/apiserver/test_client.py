@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import ssl
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,8 +16,10 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from tests.local.apiserver.conftest import CRDS, Server, start_server
+from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.timeout(120)
+# Starts a kvd local apiserver process per test.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 def _cm(name: str, **data: str) -> client.V1ConfigMap:
@@ -129,13 +130,16 @@ def test_deleting_an_owner_collects_its_dependents(server: Server) -> None:
         core.create_namespaced_config_map("default", dep)
     core.create_namespaced_config_map("default", _cm("unrelated"))
     core.delete_namespaced_config_map("owner", "default")
-    deadline = time.monotonic() + 10
-    while True:
-        names = {c.metadata.name for c in core.list_namespaced_config_map("default").items}
-        if names == {"unrelated"}:
-            break
-        assert time.monotonic() < deadline, f"dependents not collected: {names}"
-        time.sleep(0.1)
+
+    def names() -> set[str]:
+        return {c.metadata.name for c in core.list_namespaced_config_map("default").items}
+
+    wait_for(
+        "the dependents to be collected",
+        lambda: names() == {"unrelated"},
+        timeout=10,
+        diagnose=names,
+    )
 
 
 def test_label_and_field_selectors(server: Server) -> None:
@@ -463,13 +467,6 @@ def test_any_crd_gets_schema_defaulting_pruning_and_validation(server: Server) -
     assert (status, answer["reason"]) == (415, "UnsupportedMediaType")
 
 
-def _wait_until(check: Any, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def test_propagation_policies_and_deletecollection(server: Server) -> None:
     core = client.CoreV1Api(server.api())
 
@@ -488,13 +485,13 @@ def test_propagation_policies_and_deletecollection(server: Server) -> None:
 
     family("orphaner")
     core.delete_namespaced_config_map("orphaner", "default", propagation_policy="Orphan")
-    _wait_until(lambda: "orphaner" not in names(), "the orphaning owner to go")
+    wait_for("the orphaning owner to go", lambda: "orphaner" not in names(), timeout=10)
     orphan = core.read_namespaced_config_map("orphaner-dep", "default")
     assert not orphan.metadata.owner_references
 
     family("fore")
     core.delete_namespaced_config_map("fore", "default", propagation_policy="Foreground")
-    _wait_until(lambda: not {"fore", "fore-dep"} & names(), "foreground deletion")
+    wait_for("foreground deletion", lambda: not {"fore", "fore-dep"} & names(), timeout=10)
 
     for i in range(3):
         cm = _cm(f"batch{i}")

@@ -9,8 +9,6 @@ restart of the server, which keeps everything in SQLite.
 from __future__ import annotations
 
 import copy
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +18,10 @@ from kubernetes.client.rest import ApiException
 
 from kvd.local.apiserver.store import ResourceKey, Store
 from tests.local.apiserver.conftest import Server, start_server
+from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.timeout(120)
+# Starts kvd local apiserver processes.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 GROUP, PLURAL = "example.com", "gadgets"
 NAME = f"{PLURAL}.{GROUP}"
@@ -64,13 +64,6 @@ def _gadgets(server: Server) -> list[str] | None:
             return None
         raise
     return [item["metadata"]["name"] for item in listed["items"]]
-
-
-def _wait_until(what: str, check: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.05)
 
 
 def _crd_exists(server: Server) -> bool:
@@ -128,7 +121,9 @@ def test_a_deleted_crd_is_torn_down_for_good(tmp_path: Path, finalizer: bool) ->
             assert held.metadata.deletion_timestamp is not None
             assert _gadgets(server) == ["g1"], "served until its finalizers are gone"
             ext.patch_custom_resource_definition(NAME, {"metadata": {"finalizers": None}})
-        _wait_until("the resource is no longer served", lambda: _gadgets(server) is None)
+        wait_for(
+            "the resource to be no longer served", lambda: _gadgets(server) is None, timeout=15
+        )
         _assert_not_served(server)
     finally:
         server.stop()
@@ -167,7 +162,7 @@ def test_a_crd_made_again_at_once_does_not_inherit_old_objects(server: Server) -
             return exc.status == 404
         return False
 
-    _wait_until("the later CRD is torn down", others_gone)
+    wait_for("the later CRD to be torn down", others_gone, timeout=15)
     assert _gadgets(server) == ["g2"]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,10 @@ import yaml
 from kubernetes import client
 
 from tests.local.apiserver.conftest import KUBECTL, Server
+from tests.support.console import Transcript
 
-pytestmark = pytest.mark.timeout(180)
+# Starts a kvd local apiserver process per test.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 MANIFESTS = Path(__file__).parents[2] / "api" / "manifests"
 
 
@@ -59,8 +60,12 @@ def test_apply_get_describe_patch_wait_delete(with_crds: Server, tmp_path: Path)
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert watcher.stdout is not None
+    events = Transcript(watcher.stdout, what="kubectl get -w")
     try:
-        time.sleep(1.0)  # let the watch start; the change below must arrive through it
+        # kubectl prints what it listed first, then watches from that list's resourceVersion:
+        # once the ADDED line is out, a change made now must arrive through the watch
+        events.wait_match(r"^ADDED ", timeout=20)
         out = s.kubectl(
             "patch",
             "vmi",
@@ -78,12 +83,7 @@ def test_apply_get_describe_patch_wait_delete(with_crds: Server, tmp_path: Path)
             ),
         ).stdout
         assert "patched" in out
-        deadline = time.monotonic() + 20
-        lines: list[str] = []
-        assert watcher.stdout is not None
-        while not any("MODIFIED Running" in line for line in lines):
-            assert time.monotonic() < deadline, f"watch never showed the change: {lines}"
-            lines.append(watcher.stdout.readline().strip())
+        events.wait_match(r"^MODIFIED Running$", timeout=20)
     finally:
         watcher.kill()
         watcher.wait()

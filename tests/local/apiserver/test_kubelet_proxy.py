@@ -11,11 +11,9 @@ import fcntl
 import json
 import os
 import pty
-import select
 import struct
 import subprocess
 import termios
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +27,14 @@ from kubernetes.stream import stream
 
 from kvd.local.node import kubelet_api
 from tests.local.apiserver.conftest import KUBECTL, Server, start_server
-from tests.local.node.process_pods import ProcessPods, command_running, leftovers, wait_for
+from tests.local.node.process_pods import ProcessPods, command_running, leftovers
+from tests.support.console import Transcript, pty_output
+from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="needs root (network and mount namespaces)"
-)
+pytestmark = [
+    pytest.mark.integration,  # starts a kvd local apiserver and a node API with pod processes
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network and mount namespaces)"),
+]
 
 POD_IP = "10.244.9.7"
 
@@ -229,11 +230,15 @@ def test_kubectl_exec_ends_the_command_when_kubectl_goes(running: Cluster) -> No
         assert proc.stdout is not None
         assert proc.stdout.readline() == "started\n"
         # "started" comes from the shell just before it execs sleep: wait for the exec
-        wait_for(lambda: command_running("sleep", seconds), "the command to run")
+        wait_for("the command to run", lambda: command_running("sleep", seconds), timeout=15)
     finally:
         proc.kill()
         proc.wait()
-    wait_for(lambda: not command_running("sleep", seconds), "the command to end with kubectl")
+    wait_for(
+        "the command to end with kubectl",
+        lambda: not command_running("sleep", seconds),
+        timeout=15,
+    )
 
 
 def test_kubectl_exec_refusals(running: Cluster) -> None:
@@ -257,26 +262,16 @@ def test_kubectl_exec_with_a_terminal(running: Cluster) -> None:
         argv, stdin=slave, stdout=slave, stderr=slave, env=running.env(), start_new_session=True
     )
     os.close(slave)
-    output = b""
-    deadline = time.monotonic() + 30
+    terminal = Transcript(pty_output(master), what="kubectl's terminal")
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
-            if not ready:
-                break
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: kubectl exited and the pty is closed
-                break
-            if not chunk:
-                break
-            output += chunk
-        assert proc.wait(timeout=10) == 6, output
+        terminal.wait_ended(30)  # kubectl exited and the pty is closed
+        assert proc.wait(timeout=10) == 6, terminal.text
     finally:
         proc.kill()
         proc.wait()
+        terminal.wait_ended()
         os.close(master)
-    lines = output.decode().replace("\r", "").splitlines()
+    lines = terminal.text.replace("\r", "").splitlines()
     assert any(line.startswith("/dev/pts/") for line in lines), lines
     assert "33 111" in lines, "kubectl's terminal size reaches the command's pty"
 

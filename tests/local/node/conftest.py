@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 
 from kvd.kube import client
 from tests.local import kubectl
+from tests.support.waiting import wait_for
 
 BIN = Path(sys.executable).parent
 KVD = str(BIN / "kvd")
@@ -100,15 +100,19 @@ class Cluster:
         self, name: str, check: Callable[[Json], bool], *, timeout: float = 60, what: str = ""
     ) -> Json:
         """Poll until `check(pod)` holds; fails with the pod's last status otherwise."""
-        deadline = time.monotonic() + timeout
-        last: Json | None = None
-        while time.monotonic() < deadline:
-            last = self.pod(name)
-            if last is not None and check(last):
-                return last
-            time.sleep(0.1)
-        status = json.dumps((last or {}).get("status"), indent=1)
-        raise AssertionError(f"pod {name}: not {what or 'as expected'} in {timeout}s:\n{status}")
+
+        def matching() -> Json | None:
+            pod = self.pod(name)
+            return pod if pod is not None and check(pod) else None
+
+        found: Json = wait_for(
+            f"pod {name} to be {what or 'as expected'}",
+            matching,
+            timeout=timeout,
+            interval=0.1,
+            diagnose=lambda: json.dumps((self.pod(name) or {}).get("status"), indent=1),
+        )
+        return found
 
     def wait_phase(self, name: str, phase: str, *, timeout: float = 60) -> Json:
         return self.wait_pod(
@@ -116,10 +120,7 @@ class Cluster:
         )
 
     def wait_gone(self, name: str, *, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while self.pod(name) is not None:
-            assert time.monotonic() < deadline, f"pod {name} still exists after {timeout}s"
-            time.sleep(0.1)
+        wait_for(f"pod {name} to be gone", lambda: self.pod(name) is None, timeout=timeout)
 
     def netns(self, pod: Json) -> str:
         return f"{self.bridge}_{pod['metadata']['uid']}"
@@ -185,13 +186,19 @@ def cluster() -> Iterator[Cluster]:
 
 
 def kill(pid: int) -> None:
+    """SIGKILL `pid` and wait until it is dead (reaped, or a zombie its parent will reap)."""
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
-    for _ in range(100):
-        if not Path(f"/proc/{pid}").exists():
-            return
+
+    def dead() -> bool:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.05)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True
+        return stat.rpartition(") ")[2].startswith("Z")
+
+    wait_for(f"process {pid} to die of SIGKILL", dead, timeout=10)

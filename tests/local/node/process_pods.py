@@ -14,12 +14,11 @@ import os
 import secrets
 import shutil
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kvd.local.node.kubelet_api import ContainerLog, ContainerUnavailable
+from tests.support.waiting import wait_for
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 UNSHARE = ("unshare", "--mount", "--propagation", "private")
@@ -88,7 +87,7 @@ class ProcessPods:
         attempt = Attempt(proc, log)
         attempts.append(attempt)
         if ready is not None:
-            wait_for(lambda: ready in log.read_text(), f"{container} to log {ready!r}")
+            wait_for(f"{container} to log {ready!r}", lambda: ready in log.read_text(), timeout=15)
         return attempt
 
     def close(self) -> None:
@@ -133,15 +132,6 @@ class ProcessPods:
                 f'container "{container}" in pod "{pod}" is waiting to start: ContainerCreating'
             )
         return attempts
-
-
-def wait_for(condition: Callable[[], bool], what: str, *, timeout: float = 15) -> None:
-    """Poll `condition()` until true; fail naming what was awaited."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def command_running(*argv: str) -> bool:

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,8 +21,10 @@ from kvd import sandbox
 from kvd.local.node import containers, network, proc
 from kvd.local.node.proc import ProcessId
 from tests.local.node.test_network import free_cidr, links, netns_list, unique_bridge
+from tests.support.waiting import wait_for
 
 pytestmark = [
+    pytest.mark.integration,  # starts real containers: process trees in their own namespaces
     pytest.mark.timeout(60),
     pytest.mark.skipif(os.geteuid() != 0, reason="containers need root"),
 ]
@@ -32,14 +33,6 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 REPO = Path(__file__).resolve().parents[3]
 
 Pod = tuple[str, network.PodNetwork]
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
 
 
 def sh(script: str, **kwargs: object) -> containers.ContainerSpec:
@@ -52,7 +45,7 @@ def finished(rt: containers.Containers, uid: str, name: str = "c") -> containers
         s = rt.status(uid, name)
         return s is not None and not s.running
 
-    wait_until(done, f"container {name} of {uid} to finish")
+    wait_for(f"container {name} of {uid} to finish", done, timeout=10, interval=0.01)
     status = rt.status(uid, name)
     assert status is not None
     return status
@@ -212,7 +205,7 @@ def test_two_pods_never_see_each_others_libvirt_files(
     for me, p in pods.items():
         start(rt, p, sh(script, env={"PATH": PATH, "ME": me}, mounts=(sync,)))
     # Both files exist at once before either lists its directory.
-    wait_until(lambda: (tmp_path / "p").exists() and (tmp_path / "q").exists(), "both writes")
+    wait_for("both writes", lambda: (tmp_path / "p").exists() and (tmp_path / "q").exists())
     (tmp_path / "go").write_text("")
     for me, p in pods.items():
         assert finished(rt, p[0]).exit_code == 0
@@ -230,7 +223,7 @@ def test_the_container_is_in_the_pods_network_and_can_be_entered(
     start(rt, p, sh("ip -o addr show dev eth0; ls /sys/class/net; echo end; exec sleep 300"))
     pid = rt.main_pid(uid, "c")
     assert pid is not None
-    wait_until(lambda: rt.log_path(uid, "c", 0).read_text().endswith("end\n"), "its output")
+    wait_for("its output", lambda: rt.log_path(uid, "c", 0).read_text().endswith("end\n"))
     log = rt.log_path(uid, "c", 0).read_text()
     assert f"inet {pn.ip}/{pn.prefix}" in log
     assert log.split()[-3:] == ["eth0", "lo", "end"]  # a sysfs of the pod's netns, not the host's
@@ -253,7 +246,7 @@ def test_sigterm_reaches_the_program(
         "trap 'echo term > /vol/marker; exit 0' TERM; echo > /vol/up; while :; do sleep 0.02; done"
     )
     start(rt, p, sh(script, mounts=(containers.Mount(path=Path("/vol"), source=tmp_path),)))
-    wait_until((tmp_path / "up").exists, "the trap to be set")
+    wait_for("the trap to be set", (tmp_path / "up").exists, interval=0.01)
     if via == "terminate":
         rt.terminate(p[0], "c")
     else:
@@ -275,7 +268,7 @@ def test_kill_gets_a_grandchild_that_left_the_session(
     script = "setsid sh -c 'echo $$ > /vol/gc; exec sleep 300' & exec sleep 300"
     try:
         start(rt, p, sh(script, mounts=(containers.Mount(path=Path("/vol"), source=tmp_path),)))
-        wait_until(lambda: (tmp_path / "gc").exists() and (tmp_path / "gc").read_text() != "", "gc")
+        wait_for("gc", lambda: (tmp_path / "gc").exists() and (tmp_path / "gc").read_text() != "")
         grandchild = ProcessId.of(int((tmp_path / "gc").read_text()))
         assert grandchild is not None and grandchild.alive()
         assert os.getsid(grandchild.pid) != os.getsid(rt.main_pid(p[0], "c") or 0)
@@ -365,7 +358,7 @@ def test_remove_leaves_no_process_cgroup_mount_or_file(
     script = "setsid sh -c 'echo $$ > /vol/gc; exec sleep 300' & exec sleep 300"
     start(rt, p, sh(script, mounts=(containers.Mount(path=Path("/vol"), source=tmp_path),)))
     start(rt, p, sh("exit 0", name="done"))
-    wait_until(lambda: (tmp_path / "gc").exists() and (tmp_path / "gc").read_text() != "", "gc")
+    wait_for("gc", lambda: (tmp_path / "gc").exists() and (tmp_path / "gc").read_text() != "")
     main = rt.main_pid(p[0], "c")
     assert main is not None
     namespace = sandbox.mount_namespace(main)
@@ -404,7 +397,11 @@ def test_reap_leaves_no_zombie_shim(rt: containers.Containers, pod: Callable[[],
     finished(rt, p[0])
     record = json.loads((rt.log_path(p[0], "c", 0).parent / "record.json").read_text())
     shim = record["shim"][0]
-    wait_until(lambda: Path(f"/proc/{shim}/stat").read_text().split(") ")[1][0] == "Z", "exit")
+    wait_for(
+        "the shim to exit",
+        lambda: Path(f"/proc/{shim}/stat").read_text().split(") ")[1][0] == "Z",
+        interval=0.01,
+    )
     rt.reap()
     assert not Path(f"/proc/{shim}").exists()
 

@@ -15,11 +15,13 @@ import aiohttp
 import pytest
 
 from kvd.local.node import kubelet_api
-from tests.local.node.process_pods import ProcessPods, command_running, leftovers, wait_for
+from tests.local.node.process_pods import ProcessPods, command_running, leftovers
+from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="needs root (network and mount namespaces)"
-)
+pytestmark = [
+    pytest.mark.integration,  # starts the node API's server and pod processes in namespaces
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network and mount namespaces)"),
+]
 
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 
@@ -289,7 +291,7 @@ def test_exec_is_killed_when_the_client_goes_away(running: Node) -> None:
         # closed here, with the command still running
 
     asyncio.run(asyncio.wait_for(go(), timeout=20))
-    wait_for(lambda: not alive(), "the exec'd sleep to be killed after the client left")
+    wait_for("the exec'd sleep to be killed after the client left", lambda: not alive(), timeout=15)
 
 
 def test_exec_leaves_no_background_child(running: Node) -> None:
@@ -297,7 +299,11 @@ def test_exec_leaves_no_background_child(running: Node) -> None:
     script = f"sleep {seconds} & echo spawned"  # the child keeps stdout open
     result = run_exec(running.socket, "web", "compute", "sh", "-c", script)
     assert (result.out(), result.exit_code) == ("spawned\n", 0)
-    wait_for(lambda: not command_running("sleep", seconds), "the background sleep to be killed")
+    wait_for(
+        "the background sleep to be killed",
+        lambda: not command_running("sleep", seconds),
+        timeout=15,
+    )
 
 
 def test_exec_refusals(running: Node) -> None:

@@ -22,6 +22,8 @@ from kvd.rpc.launcher.v1 import launcher_pb2, launcher_pb2_grpc
 from tests.launcher.harness import Console, vmi_manifest
 from tests.local.node.conftest import Cluster
 
+pytestmark = pytest.mark.integration  # starts a local cluster and a real guest
+
 RUN_ROOT = render.LAUNCHER_ROOT
 
 

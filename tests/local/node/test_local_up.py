@@ -8,8 +8,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from kvd import address_file
 from tests.local.node.conftest import KVD, Cluster, new_cluster
+
+pytestmark = pytest.mark.integration  # starts kvd local up
 
 
 def test_up_status_down_leaves_nothing_and_up_again_finds_the_objects() -> None:

@@ -24,6 +24,8 @@ pytestmark = [
     pytest.mark.timeout(60),
     pytest.mark.skipif(os.geteuid() != 0, reason="pod networking needs root"),
 ]
+# The tests that make real bridges, veths and network namespaces on the host, and run
+# processes in them, are marked integration; the ones of configuration and resolv.conf are not.
 
 
 def unique_bridge() -> str:
@@ -87,6 +89,7 @@ def net(config: network.NetworkConfig, tmp_path: Path) -> Iterator[network.Netwo
         assert config.bridge not in links()
 
 
+@pytest.mark.integration
 def test_two_pods_get_distinct_ips_and_reach_each_other_and_the_host(net: network.Network) -> None:
     a, b = net.attach(str(uuid.uuid4())), net.attach(str(uuid.uuid4()))
     assert a.ip != b.ip
@@ -106,6 +109,7 @@ def test_two_pods_get_distinct_ips_and_reach_each_other_and_the_host(net: networ
     assert f"via {a.gateway} dev eth0" in route
 
 
+@pytest.mark.integration
 def test_attach_is_idempotent_and_survives_a_new_network_object(
     net: network.Network, config: network.NetworkConfig, tmp_path: Path
 ) -> None:
@@ -120,6 +124,7 @@ def test_attach_is_idempotent_and_survives_a_new_network_object(
     assert ping(first.ip).returncode == 0
 
 
+@pytest.mark.integration
 def test_detach_and_remove_bridge_leave_nothing(net: network.Network, tmp_path: Path) -> None:
     pods = [net.attach(str(uuid.uuid4())) for _ in range(2)]
     assert net.attached() == sorted(p.uid for p in pods)
@@ -135,6 +140,7 @@ def test_detach_and_remove_bridge_leave_nothing(net: network.Network, tmp_path: 
     assert net.config.bridge not in links()
 
 
+@pytest.mark.integration
 def test_leftovers_of_a_crash_are_listed_and_cleaned(net: network.Network) -> None:
     # A netns the node made before dying, with no allocation recorded: attached() still finds it.
     uid = str(uuid.uuid4())
@@ -146,12 +152,14 @@ def test_leftovers_of_a_crash_are_listed_and_cleaned(net: network.Network) -> No
     assert net.attached() == []
 
 
+@pytest.mark.integration
 def test_a_released_ip_is_not_handed_out_again_at_once(net: network.Network) -> None:
     first = net.attach(str(uuid.uuid4()))
     net.detach(first.uid)
     assert net.attach(str(uuid.uuid4())).ip != first.ip
 
 
+@pytest.mark.integration
 def test_concurrent_attaches_from_two_objects_never_share_an_ip(
     config: network.NetworkConfig, tmp_path: Path
 ) -> None:
@@ -217,6 +225,7 @@ def test_bad_config_is_refused(kwargs: dict[str, object], message: str) -> None:
         network.NetworkConfig(**kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.integration
 def test_a_bridge_name_taken_by_another_kind_of_link_is_refused(tmp_path: Path) -> None:
     name = unique_bridge()
     peer = unique_bridge()
@@ -229,6 +238,7 @@ def test_a_bridge_name_taken_by_another_kind_of_link_is_refused(tmp_path: Path) 
         subprocess.run(["ip", "link", "del", name], check=True)
 
 
+@pytest.mark.integration
 def test_a_failing_ip_command_is_named_with_its_stderr(net: network.Network) -> None:
     net.ensure_bridge()
     with pytest.raises(network.NetworkError) as info:

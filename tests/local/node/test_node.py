@@ -8,7 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.local.node.conftest import Cluster, kill
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration  # starts a local cluster (kvd local up)
 
 Json = dict[str, Any]
 
@@ -259,17 +264,22 @@ def test_memory_limit_is_enforced(cluster: Cluster) -> None:
 
 
 def test_readiness_probe_gates_ready(cluster: Cluster) -> None:
+    # the probe leaves a line in /tmp/probes each time it runs, so the test sees it has failed
+    probe = ["sh", "-c", "echo probed >> /tmp/probes; cat /tmp/ready"]
     cluster.create_pod(
         shell_pod(
             "probed",
             "sleep 1000",
-            container={
-                "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1}
-            },
+            container={"readinessProbe": {"exec": {"command": probe}, "periodSeconds": 1}},
         )
     )
     pod = cluster.wait_pod("probed", lambda p: "running" in state_of(p), what="running")
-    time.sleep(1.5)
+
+    def probes() -> int:
+        done = cluster.kubectl("exec", "probed", "--", "cat", "/tmp/probes", check=False)
+        return done.stdout.count("probed")
+
+    wait_for("the readiness probe to have failed twice", lambda: probes() >= 2, interval=0.2)
     pod = cluster.pod("probed") or {}
     assert condition(pod, "Ready")["status"] == "False"
     assert condition(pod, "ContainersReady")["reason"] == "ContainersNotReady"
