@@ -2,8 +2,10 @@
 
 One asyncio event loop serves everything (aiohttp). Store calls are short synchronous SQLite
 operations made on the loop thread, so requests are naturally serialised and a watch never
-misses a write made between its list and its start. `APIServer.app()` builds the aiohttp
-application; `serve()` runs it on loopback (see `kvd local apiserver`).
+misses a write made between its list and its start. What could hold the loop long is kept off
+it: a body is parsed within bounds, and in a worker thread when it is large (`documents`).
+`APIServer.app()` builds the aiohttp application; `serve()` runs it on loopback (see `kvd local
+apiserver`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from kvd.local.apiserver import (
     decoding,
     deletion,
     discovery,
+    documents,
     encoding,
     errors,
     kubelet,
@@ -41,7 +44,10 @@ from kvd.local.apiserver.watchstream import WatchStream
 
 log = logs.get_logger(__name__)
 
-MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit for a request body
+MAX_BODY = documents.MAX_BYTES  # kube-apiserver's limit for a request body
+# Static paths kube-apiserver answers whatever the method: health checks (its healthz mux) and
+# the group lists (the aggregator's handlers). The others are go-restful routes: 405.
+ANY_METHOD_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/apis"})
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -113,6 +119,7 @@ class APIServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.kubelet.close()
+        decoding.PARSER.close()
         self.store.close()
 
     # --- middleware --------------------------------------------------------------------------
@@ -126,7 +133,7 @@ class APIServer:
         except APIError as exc:
             return _status_response(request, exc)
         except web.HTTPRequestEntityTooLarge:
-            return _status_response(request, errors.too_large(MAX_BODY))
+            return _status_response(request, errors.too_large(f"limit is {MAX_BODY}"))
         except web.HTTPException:
             raise
         except Exception as exc:
@@ -156,12 +163,18 @@ class APIServer:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         parts = [p for p in path.split("/") if p]
-        if request.method == "GET":
-            if path == "/metrics":
-                return self.accounting.response()
-            static = self._static(path, parts, request)
-            if static is not None:
-                return _json(static)
+        if request.method == "GET" and path == "/metrics":
+            return self.accounting.response()
+        static = self._static(path, parts, request)
+        if static is not None:
+            if isinstance(static, APIError):
+                raise static
+            any_method = path in ANY_METHOD_PATHS or (len(parts) == 2 and parts[0] == "apis")
+            if request.method != "GET" and not any_method:
+                raise errors.method_not_allowed(
+                    "the server does not allow this method on the requested resource"
+                )
+            return _json(static)
         if len(parts) >= 2 and parts[0] == "api":
             return await self._resource(request, "", parts[1], parts[2:])
         if len(parts) >= 3 and parts[0] == "apis":
@@ -226,12 +239,12 @@ class APIServer:
         self, request: web.Request, group: str, version: str, rest: list[str]
     ) -> web.StreamResponse:
         t, collection = self._target(group, version, rest)
-        q = request.query
         method = request.method
-        dry_run = q.get("dryRun") == "All"
-        validation = decoding.field_validation(q.get("fieldValidation"))
         protobuf = decoding.speaks_protobuf(t)
         request[encoding.JSON_ONLY] = not protobuf
+        delete_options = await decoding.options(request) if method == "DELETE" else {}
+        written = decoding.write_options(request, body_dry_run=delete_options.get("dryRun"))
+        dry_run, validation = written.dry_run, written.validation
         if t.resource.plural in VIRTUAL:
             if method != "POST" or not collection:
                 raise errors.method_not_allowed(f"{t.resource.plural} only supports create")
@@ -244,7 +257,7 @@ class APIServer:
             review.update(apiVersion=t.resource.api_version(t.version), kind=t.resource.kind)
             return _respond(request, review, status=201)
         if collection:
-            return await self._collection(request, t, validation, dry_run)
+            return await self._collection(request, t, validation, dry_run, delete_options)
         if t.subresource in ("log", "exec", "binding", "scale"):
             return await self._subresource(request, t, validation, dry_run)
         if method == "GET":
@@ -267,13 +280,13 @@ class APIServer:
         elif method == "PATCH":
             content_type = request.content_type
             if content_type not in PATCH_TYPES:
-                raise errors.unsupported_media_type(content_type)
-            raw = await request.read()
+                raise errors.unsupported_media_type(content_type, _patch_types(t))
+            raw = await decoding.patch(request, content_type)
             result = self.objects.patch(
                 t, raw, content_type, validation=validation, dry_run=dry_run
             )
         elif method == "DELETE":
-            obj = self.deleter.delete(t, await decoding.options(request), dry_run=dry_run)
+            obj = self.deleter.delete(t, delete_options, dry_run=dry_run)
             return _respond(request, obj)
         else:
             raise errors.method_not_allowed(
@@ -283,7 +296,12 @@ class APIServer:
         return _respond(request, result.object, warnings=result.warnings)
 
     async def _collection(
-        self, request: web.Request, t: Target, validation: FieldValidation, dry_run: bool
+        self,
+        request: web.Request,
+        t: Target,
+        validation: FieldValidation,
+        dry_run: bool,
+        delete_options: dict[str, Any],
     ) -> web.StreamResponse:
         method = request.method
         if method == "GET":
@@ -302,7 +320,7 @@ class APIServer:
         if method == "DELETE":
             return _respond(
                 request,
-                self._delete_collection(t, request, await decoding.options(request), dry_run),
+                self._delete_collection(t, request, delete_options, dry_run),
             )
         raise errors.method_not_allowed(
             "the server does not allow this method on the requested resource"
@@ -354,7 +372,7 @@ class APIServer:
             revision = start[0]
             items = [o for o in items if decoding.sort_key(o) > start[1]]
         list_meta: dict[str, Any] = {"resourceVersion": str(revision)}
-        limit = int(q.get("limit") or 0)
+        limit = decoding.integer(q, "limit") if q.get("limit") else 0
         if limit > 0 and len(items) > limit:
             rest = len(items) - limit
             items = items[:limit]
@@ -449,6 +467,8 @@ class APIServer:
     async def _scale(
         self, request: web.Request, t: Target, validation: FieldValidation, dry_run: bool
     ) -> dict[str, Any]:
+        if request.method in ("PUT", "PATCH"):
+            await decoding.patch(request, request.content_type)  # bounds, before crds reads it
         return await crds.scale(
             self.objects, t, request.method, request, validation=validation, dry_run=dry_run
         )
@@ -480,6 +500,13 @@ def warning_headers(warnings: list[str]) -> list[str]:
         escaped = text.replace("\\", "\\\\").replace('"', '\\"')
         headers.append(f'299 - "{escaped}"')
     return headers
+
+
+def _patch_types(t: Target) -> tuple[str, ...]:
+    """The patch media types the target reads, as kube-apiserver lists them in a 415."""
+    if t.resource.crd_name is not None:
+        return tuple(p for p in PATCH_TYPES if "strategic" not in p)
+    return tuple(PATCH_TYPES)
 
 
 def _not_found() -> APIError:
