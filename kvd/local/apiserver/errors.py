@@ -162,3 +162,13 @@ def too_many_requests() -> APIError:
         "Too many requests, please try again later.",
         retry_after_seconds=1,
     )
+
+
+def internal_error(audit_id: str) -> APIError:
+    """A 500 that says no more than that: what went wrong is in the server's log, under the
+    request's id (the `Audit-Id` response header)."""
+    return APIError(
+        500,
+        "InternalError",
+        f"Internal error occurred: the server failed to handle the request (request id {audit_id})",
+    )

@@ -6,13 +6,20 @@ misses a write made between its list and its start. What could hold the loop lon
 it: a body is parsed within bounds, and in a worker thread when it is large (`documents`).
 `APIServer.app()` builds the aiohttp application; `serve()` runs it on loopback (see `kvd local
 apiserver`).
+
+Every request gets an id, answered in the `Audit-Id` header as kube-apiserver does (a client's own
+well-formed `Audit-ID` is kept). A failure the server did not foresee is answered with a short
+500 naming that id, and logged once under it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
+import traceback
 import unicodedata
+import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +52,8 @@ from kvd.local.apiserver.watchstream import WatchStream
 log = logs.get_logger(__name__)
 
 MAX_BODY = documents.MAX_BYTES  # kube-apiserver's limit for a request body
+AUDIT_ID = web.RequestKey("kvd.audit_id", str)
+_AUDIT_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,254}[A-Za-z0-9])?")
 # Static paths kube-apiserver answers whatever the method: health checks (its healthz mux) and
 # the group lists (the aggregator's handlers). The others are go-restful routes: 405.
 ANY_METHOD_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/apis"})
@@ -99,6 +108,7 @@ class APIServer:
     def app(self) -> web.Application:
         app = web.Application(
             middlewares=[
+                _audit_id_middleware,
                 self.accounting.middleware,
                 self._errors_middleware,
                 self._auth_middleware,
@@ -106,6 +116,7 @@ class APIServer:
             client_max_size=MAX_BODY,
         )
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.on_response_prepare.append(_send_audit_id)
         app.on_startup.append(self._start_background)
         app.on_cleanup.append(self._stop_background)
         return app
@@ -137,10 +148,9 @@ class APIServer:
         except web.HTTPException:
             raise
         except Exception as exc:
-            log.exception("request_failed", method=request.method, path=request.path)
-            return _status_response(
-                request, APIError(500, "InternalError", f"Internal error occurred: {exc}")
-            )
+            audit_id = request.get(AUDIT_ID, "")
+            _log_failure(request, audit_id, exc)
+            return _status_response(request, errors.internal_error(audit_id))
 
     @web.middleware
     async def _auth_middleware(
@@ -500,6 +510,45 @@ def warning_headers(warnings: list[str]) -> list[str]:
         escaped = text.replace("\\", "\\\\").replace('"', '\\"')
         headers.append(f'299 - "{escaped}"')
     return headers
+
+
+@web.middleware
+async def _audit_id_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    given = request.headers.get("Audit-ID", "")
+    request[AUDIT_ID] = given if _AUDIT_ID.fullmatch(given) else str(uuid.uuid4())
+    return await handler(request)
+
+
+async def _send_audit_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response carries its request's id, errors and streams included."""
+    if "Audit-Id" not in response.headers:
+        response.headers["Audit-Id"] = request.get(AUDIT_ID) or str(uuid.uuid4())
+
+
+def _log_failure(request: web.Request, audit_id: str, exc: Exception) -> None:
+    """One line for an unforeseen failure (the traceback, clipped, only at debug level)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+    log.error(
+        "request_failed",
+        audit_id=audit_id,
+        method=request.method,
+        path=request.path,
+        error_type=type(exc).__name__,
+        error=_clip(str(exc), 500),
+        where=where,
+    )
+    log.debug(
+        "request_failed_traceback",
+        audit_id=audit_id,
+        traceback=_clip("".join(traceback.format_exception(exc, limit=-12)), 8000),
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _patch_types(t: Target) -> tuple[str, ...]:
