@@ -219,9 +219,33 @@ BUILTINS: tuple[ResourceDef, ...] = (
         namespaced=False,
         verbs=CREATE_ONLY,
     ),
+    _builtin(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+        namespaced=False,
+        verbs=CREATE_ONLY,
+    ),
+    _builtin(
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        namespaced=False,
+        verbs=CREATE_ONLY,
+    ),
 )
 # Reviews are answered, never stored.
-VIRTUAL = frozenset({"tokenreviews", "subjectaccessreviews", "selfsubjectaccessreviews"})
+VIRTUAL = frozenset(
+    {
+        "tokenreviews",
+        "subjectaccessreviews",
+        "selfsubjectaccessreviews",
+        "selfsubjectrulesreviews",
+        "selfsubjectreviews",
+    }
+)
 
 
 def from_crd(crd: dict[str, Any]) -> ResourceDef:

@@ -40,6 +40,7 @@ from kvd.local.apiserver import (
     encoding,
     errors,
     kubelet,
+    policy,
     selectors,
     tables,
 )
@@ -89,6 +90,7 @@ class APIServer:
         self.collector = deletion.Collector(self.deleter)
         self.crds = crds.CRDs(self.objects)
         self.tokens = auth.Tokens(data_dir)
+        self.authorizer = policy.Authorizer()
         # the local node serves logs and exec there (`kvd local apiserver --kubelet-socket`)
         self.kubelet = kubelet.Kubelet(kubelet_socket or data_dir / "node" / "kubelet.sock")
         self.log_source: LogSource = self.kubelet
@@ -161,10 +163,9 @@ class APIServer:
         user = self.tokens.authenticate(request.headers.get("Authorization"))
         if user is None:
             raise errors.unauthorized()
-        if not auth.allowed(user):
-            raise APIError(
-                403, "Forbidden", f'User "{user.name}" cannot {request.method} {request.path}'
-            )
+        asked = policy.attributes(request.method, request.path, request.query)
+        if not self.authorizer.allows(user, asked):
+            raise policy.forbidden(user, asked)
         request["user"] = user
         return await handler(request)
 
@@ -258,11 +259,12 @@ class APIServer:
         if t.resource.plural in VIRTUAL:
             if method != "POST" or not collection:
                 raise errors.method_not_allowed(f"{t.resource.plural} only supports create")
-            review = auth.review(
+            review = policy.review(
                 t.resource.plural,
                 await decoding.body(request, protobuf=protobuf),
                 self.tokens,
                 request["user"],
+                self.authorizer,
             )
             review.update(apiVersion=t.resource.api_version(t.version), kind=t.resource.kind)
             return _respond(request, review, status=201)
