@@ -85,7 +85,8 @@ def load_json(raw: bytes) -> Any:
         raise TooDeep() from None
     except ValueError as exc:  # UnicodeDecodeError is one
         raise Malformed(str(exc)) from None
-    measure(document)
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:  # else it cannot nest that deep
+        measure(document)  # JSON has no aliases: its depth is all there is to check
     return document
 
 

@@ -13,6 +13,7 @@ added to these.
 from __future__ import annotations
 
 import datetime
+import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -120,11 +121,16 @@ class BootstrapPolicy:
 
     def rules_for(self, user: User, namespace: str) -> Rules:
         del namespace  # cluster-wide bindings only
-        rules = Rules()
-        for group, granted in self.BINDINGS:
-            if group in user.groups:
-                rules += granted
-        return rules
+        return _bootstrap_rules(user.groups)
+
+
+@functools.cache
+def _bootstrap_rules(groups: tuple[str, ...]) -> Rules:
+    rules = Rules()
+    for group, granted in BootstrapPolicy.BINDINGS:
+        if group in groups:
+            rules += granted
+    return rules
 
 
 class Authorizer:
