@@ -163,9 +163,10 @@ class APIServer:
         user = self.tokens.authenticate(request.headers.get("Authorization"))
         if user is None:
             raise errors.unauthorized()
-        asked = policy.attributes(request.method, request.path, request.query)
-        if not self.authorizer.allows(user, asked):
-            raise policy.forbidden(user, asked)
+        if not self.authorizer.privileged(user):
+            asked = policy.attributes(request.method, request.path, request.query)
+            if not self.authorizer.allows(user, asked):
+                raise policy.forbidden(user, asked)
         request["user"] = user
         return await handler(request)
 
