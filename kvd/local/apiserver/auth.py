@@ -1,9 +1,9 @@
 """Bearer-token authentication for the local API server, and the kubeconfig that carries it.
 
 On first start a random token is generated and stored with mode 0600 in the data directory;
-its user is `kvd-admin` in group `system:masters`, which the local server authorizes for
-everything (it has no RBAC). A kubeconfig pointing at the server with that token is written
-next to it. Like kube-apiserver's default `system:public-info-viewer` role, `/version` and
+its user is `kvd-admin` in group `system:masters`, which `policy` authorizes for everything
+(the local server has no RBAC yet). A kubeconfig pointing at the server with that token is
+written next to it. Like kube-apiserver's default `system:public-info-viewer` role, `/version` and
 the health endpoints answer without a token; everything else is 401 without a valid one.
 """
 
@@ -15,11 +15,8 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
-
-from kvd.local.apiserver import errors
 
 ANONYMOUS_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
 ADMIN = "kvd-admin"
@@ -75,36 +72,3 @@ def write_kubeconfig(
         yaml.safe_dump(config, f, sort_keys=False)
     tmp.replace(path)
     return path
-
-
-def allowed(user: User) -> bool:
-    """The local server has no RBAC: its own admin may do anything, nobody else anything."""
-    return MASTERS in user.groups
-
-
-def review(plural: str, body: Any, tokens: Tokens, requester: User) -> dict[str, Any]:
-    """Answer a TokenReview, SubjectAccessReview or SelfSubjectAccessReview (never stored)."""
-    if not isinstance(body, dict):
-        raise errors.bad_request("the body of the request must be an object")
-    spec = body.get("spec") or {}
-    out = dict(body)
-    if plural == "tokenreviews":
-        user = tokens.review(str(spec.get("token", "")))
-        out["status"] = (
-            {
-                "authenticated": True,
-                "user": {"username": user.name, "uid": user.uid, "groups": list(user.groups)},
-            }
-            if user
-            else {"authenticated": False, "error": "invalid bearer token"}
-        )
-    elif plural == "subjectaccessreviews":
-        who = User(str(spec.get("user", "")), tuple(spec.get("groups") or ()))
-        ok = allowed(who) or who.name == ADMIN
-        out["status"] = {
-            "allowed": ok,
-            "reason": "kvd-admin may do anything" if ok else "no RBAC rule allows it",
-        }
-    else:
-        out["status"] = {"allowed": allowed(requester)}
-    return out

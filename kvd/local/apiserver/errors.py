@@ -8,8 +8,16 @@ NotFound), and `kubernetes` raises `ApiException` with `status` = the code.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+# The patch types kube-apiserver reads for a built-in kind without server-side apply, in its order.
+DEFAULT_PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+)
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,7 @@ def conflict(group: str, plural: str, name: str, why: str) -> APIError:
 
 
 def invalid(group: str, kind: str, name: str, causes: list[Cause]) -> APIError:
-    what = "; ".join(f"{c.field}: {c.message}" if c.field else c.message for c in causes)
+    what = ", ".join(f"{c.field}: {c.message}" if c.field else c.message for c in causes)
     label = f"{kind}.{group}" if group else kind
     return APIError(
         422,
@@ -130,18 +138,37 @@ def unauthorized() -> APIError:
     return APIError(401, "Unauthorized", "Unauthorized")
 
 
-def unsupported_media_type(content_type: str) -> APIError:
+def unsupported_media_type(
+    content_type: str, accepted: Iterable[str] = DEFAULT_PATCH_TYPES
+) -> APIError:
+    """415 for a body in `content_type`, listing what the target reads as kube-apiserver does
+    (its message does not repeat the type it refused)."""
     return APIError(
         415,
         "UnsupportedMediaType",
         "the body of the request was in an unknown format - accepted media types include: "
-        "application/json, application/yaml, application/merge-patch+json, "
-        "application/json-patch+json, application/strategic-merge-patch+json "
-        f'(got "{content_type}")',
+        + ", ".join(accepted),
     )
 
 
-def too_large(limit: int) -> APIError:
+def too_large(detail: str) -> APIError:
+    return APIError(413, "RequestEntityTooLarge", f"Request entity too large: {detail}")
+
+
+def too_many_requests() -> APIError:
     return APIError(
-        413, "RequestEntityTooLarge", f"the request is too large: limit is {limit} bytes"
+        429,
+        "TooManyRequests",
+        "Too many requests, please try again later.",
+        retry_after_seconds=1,
+    )
+
+
+def internal_error(audit_id: str) -> APIError:
+    """A 500 that says no more than that: what went wrong is in the server's log, under the
+    request's id (the `Audit-Id` response header)."""
+    return APIError(
+        500,
+        "InternalError",
+        f"Internal error occurred: the server failed to handle the request (request id {audit_id})",
     )

@@ -23,9 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import yaml
-
-from kvd.local.apiserver import apply, errors, meta, patches, schema
+from kvd.local.apiserver import apply, documents, errors, meta, patches, schema
 from kvd.local.apiserver.errors import APIError, Cause
 from kvd.local.apiserver.registry import Registry, ResourceDef
 from kvd.local.apiserver.store import AlreadyExists, Conflict, NotFound, Store
@@ -258,8 +256,10 @@ class Objects:
     ) -> Result:
         """Server-side apply: merge the configuration into the object, or create it."""
         try:
-            config = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
+            # read as kube's YAML library reads it (timestamps stay strings), within the bounds
+            # decoding.patch has already checked this body against
+            config = documents.load_yaml(raw)
+        except documents.DocumentError as exc:
             raise errors.bad_request(f"error decoding YAML: {exc}") from None
         if not isinstance(config, dict):
             raise errors.bad_request("error decoding YAML: the apply patch must be an object")

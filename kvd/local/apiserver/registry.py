@@ -219,9 +219,109 @@ BUILTINS: tuple[ResourceDef, ...] = (
         namespaced=False,
         verbs=CREATE_ONLY,
     ),
+    _builtin(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+        namespaced=False,
+        verbs=CREATE_ONLY,
+    ),
+    _builtin(
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        namespaced=False,
+        verbs=CREATE_ONLY,
+    ),
+    # Stored, with nothing acting on them yet: `kubectl apply --prune` without an allowlist maps
+    # every kind of its default list before it prunes anything, so each must be served. Services
+    # (and what fills Endpoints) and the apps/batch controllers come with their own issues.
+    _builtin("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
+    _builtin(
+        "",
+        "v1",
+        "services",
+        "Service",
+        short_names=("svc",),
+        subresources=("status",),
+        categories=("all",),
+    ),
+    _builtin(
+        "",
+        "v1",
+        "replicationcontrollers",
+        "ReplicationController",
+        short_names=("rc",),
+        subresources=("status",),
+        categories=("all",),
+    ),
+    _builtin(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        short_names=("deploy",),
+        subresources=("status",),
+        categories=("all",),
+    ),
+    _builtin(
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        short_names=("rs",),
+        subresources=("status",),
+        categories=("all",),
+    ),
+    _builtin(
+        "apps",
+        "v1",
+        "daemonsets",
+        "DaemonSet",
+        short_names=("ds",),
+        subresources=("status",),
+        categories=("all",),
+    ),
+    _builtin(
+        "apps",
+        "v1",
+        "statefulsets",
+        "StatefulSet",
+        short_names=("sts",),
+        subresources=("status",),
+        categories=("all",),
+    ),
+    _builtin("batch", "v1", "jobs", "Job", subresources=("status",), categories=("all",)),
+    _builtin(
+        "batch",
+        "v1",
+        "cronjobs",
+        "CronJob",
+        short_names=("cj",),
+        subresources=("status",),
+        categories=("all",),
+    ),
+    _builtin(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "Ingress",
+        short_names=("ing",),
+        subresources=("status",),
+    ),
 )
 # Reviews are answered, never stored.
-VIRTUAL = frozenset({"tokenreviews", "subjectaccessreviews", "selfsubjectaccessreviews"})
+VIRTUAL = frozenset(
+    {
+        "tokenreviews",
+        "subjectaccessreviews",
+        "selfsubjectaccessreviews",
+        "selfsubjectrulesreviews",
+        "selfsubjectreviews",
+    }
+)
 
 
 def from_crd(crd: dict[str, Any]) -> ResourceDef:

@@ -2,15 +2,24 @@
 
 One asyncio event loop serves everything (aiohttp). Store calls are short synchronous SQLite
 operations made on the loop thread, so requests are naturally serialised and a watch never
-misses a write made between its list and its start. `APIServer.app()` builds the aiohttp
-application; `serve()` runs it on loopback (see `kvd local apiserver`).
+misses a write made between its list and its start. What could hold the loop long is kept off
+it: a body is parsed within bounds, and in a worker thread when it is large (`documents`).
+`APIServer.app()` builds the aiohttp application; `serve()` runs it on loopback (see `kvd local
+apiserver`).
+
+Every request gets an id, answered in the `Audit-Id` header as kube-apiserver does (a client's own
+well-formed `Audit-ID` is kept). A failure the server did not foresee is answered with a short
+500 naming that id, and logged once under it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
+import traceback
 import unicodedata
+import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,11 +37,13 @@ from kvd.local.apiserver import (
     decoding,
     deletion,
     discovery,
+    documents,
     encoding,
     errors,
     kinds,
     kubelet,
     openapi,
+    policy,
     selectors,
     tables,
 )
@@ -44,7 +55,12 @@ from kvd.local.apiserver.watchstream import WatchStream
 
 log = logs.get_logger(__name__)
 
-MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit for a request body
+MAX_BODY = documents.MAX_BYTES  # kube-apiserver's limit for a request body
+AUDIT_ID = web.RequestKey("kvd.audit_id", str)
+_AUDIT_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,254}[A-Za-z0-9])?")
+# Static paths kube-apiserver answers whatever the method: health checks (its healthz mux) and
+# the group lists (the aggregator's handlers). The others are go-restful routes: 405.
+ANY_METHOD_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/apis"})
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -78,6 +94,7 @@ class APIServer:
         self.collector = deletion.Collector(self.deleter)
         self.crds = crds.CRDs(self.objects)
         self.tokens = auth.Tokens(data_dir)
+        self.authorizer = policy.Authorizer()
         # the local node serves logs and exec there (`kvd local apiserver --kubelet-socket`)
         self.kubelet = kubelet.Kubelet(kubelet_socket or data_dir / "node" / "kubelet.sock")
         self.log_source: LogSource = self.kubelet
@@ -104,6 +121,7 @@ class APIServer:
     def app(self) -> web.Application:
         app = web.Application(
             middlewares=[
+                _audit_id_middleware,
                 self.accounting.middleware,
                 self._errors_middleware,
                 self._auth_middleware,
@@ -111,6 +129,7 @@ class APIServer:
             client_max_size=MAX_BODY,
         )
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.on_response_prepare.append(_send_audit_id)
         app.on_startup.append(self._start_background)
         app.on_cleanup.append(self._stop_background)
         return app
@@ -124,6 +143,7 @@ class APIServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.kubelet.close()
+        decoding.PARSER.close()
         self.store.close()
 
     # --- middleware --------------------------------------------------------------------------
@@ -137,14 +157,13 @@ class APIServer:
         except APIError as exc:
             return _status_response(request, exc)
         except web.HTTPRequestEntityTooLarge:
-            return _status_response(request, errors.too_large(MAX_BODY))
+            return _status_response(request, errors.too_large(f"limit is {MAX_BODY}"))
         except web.HTTPException:
             raise
         except Exception as exc:
-            log.exception("request_failed", method=request.method, path=request.path)
-            return _status_response(
-                request, APIError(500, "InternalError", f"Internal error occurred: {exc}")
-            )
+            audit_id = request.get(AUDIT_ID, "")
+            _log_failure(request, audit_id, exc)
+            return _status_response(request, errors.internal_error(audit_id))
 
     @web.middleware
     async def _auth_middleware(
@@ -155,10 +174,10 @@ class APIServer:
         user = self.tokens.authenticate(request.headers.get("Authorization"))
         if user is None:
             raise errors.unauthorized()
-        if not auth.allowed(user):
-            raise APIError(
-                403, "Forbidden", f'User "{user.name}" cannot {request.method} {request.path}'
-            )
+        if not self.authorizer.privileged(user):
+            asked = policy.attributes(request.method, request.path, request.query)
+            if not self.authorizer.allows(user, asked):
+                raise policy.forbidden(user, asked)
         request["user"] = user
         return await handler(request)
 
@@ -167,14 +186,24 @@ class APIServer:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         parts = [p for p in path.split("/") if p]
-        if request.method == "GET":
-            if path == "/metrics":
-                return self.accounting.response()
-            if parts[:1] == ["openapi"]:
-                return self.openapi.handle(request, parts)
-            static = self._static(path, parts, request)
-            if static is not None:
-                return _json(static)
+        if request.method == "GET" and path == "/metrics":
+            return self.accounting.response()
+        if parts[:1] == ["openapi"]:
+            if request.method != "GET":
+                raise errors.method_not_allowed(
+                    "the server does not allow this method on the requested resource"
+                )
+            return self.openapi.handle(request, parts)
+        static = self._static(path, parts, request)
+        if static is not None:
+            if isinstance(static, APIError):
+                raise static
+            any_method = path in ANY_METHOD_PATHS or (len(parts) == 2 and parts[0] == "apis")
+            if request.method != "GET" and not any_method:
+                raise errors.method_not_allowed(
+                    "the server does not allow this method on the requested resource"
+                )
+            return _json(static)
         if len(parts) >= 2 and parts[0] == "api":
             return await self._resource(request, "", parts[1], parts[2:])
         if len(parts) >= 3 and parts[0] == "apis":
@@ -226,25 +255,26 @@ class APIServer:
         self, request: web.Request, group: str, version: str, rest: list[str]
     ) -> web.StreamResponse:
         t, collection = self._target(group, version, rest)
-        q = request.query
         method = request.method
-        dry_run = q.get("dryRun") == "All"
-        validation = decoding.field_validation(q.get("fieldValidation"))
         protobuf = decoding.speaks_protobuf(t)
         request[encoding.JSON_ONLY] = not protobuf
+        delete_options = await decoding.options(request) if method == "DELETE" else {}
+        written = decoding.write_options(request, body_dry_run=delete_options.get("dryRun"))
+        dry_run, validation = written.dry_run, written.validation
         if t.resource.plural in VIRTUAL:
             if method != "POST" or not collection:
                 raise errors.method_not_allowed(f"{t.resource.plural} only supports create")
-            review = auth.review(
+            review = policy.review(
                 t.resource.plural,
                 await decoding.body(request, protobuf=protobuf),
                 self.tokens,
                 request["user"],
+                self.authorizer,
             )
             review.update(apiVersion=t.resource.api_version(t.version), kind=t.resource.kind)
             return _respond(request, review, status=201)
         if collection:
-            return await self._collection(request, t, validation, dry_run)
+            return await self._collection(request, t, validation, dry_run, delete_options)
         if t.subresource in ("log", "exec", "binding", "scale"):
             return await self._subresource(request, t, validation, dry_run)
         if method == "GET":
@@ -268,9 +298,9 @@ class APIServer:
         elif method == "PATCH":
             content_type = request.content_type
             if content_type not in PATCH_TYPES:
-                raise errors.unsupported_media_type(content_type)
+                raise errors.unsupported_media_type(content_type, _patch_types(t))
             force = _patch_options(request, content_type)
-            raw = await request.read()
+            raw = await decoding.patch(request, content_type)
             result = self.objects.patch(
                 t,
                 raw,
@@ -281,7 +311,7 @@ class APIServer:
                 force=force,
             )
         elif method == "DELETE":
-            obj = self.deleter.delete(t, await decoding.options(request), dry_run=dry_run)
+            obj = self.deleter.delete(t, delete_options, dry_run=dry_run)
             return _respond(request, obj)
         else:
             raise errors.method_not_allowed(
@@ -292,7 +322,12 @@ class APIServer:
         return _respond(request, result.object, status=status, warnings=result.warnings)
 
     async def _collection(
-        self, request: web.Request, t: Target, validation: FieldValidation, dry_run: bool
+        self,
+        request: web.Request,
+        t: Target,
+        validation: FieldValidation,
+        dry_run: bool,
+        delete_options: dict[str, Any],
     ) -> web.StreamResponse:
         method = request.method
         if method == "GET":
@@ -312,7 +347,7 @@ class APIServer:
         if method == "DELETE":
             return _respond(
                 request,
-                self._delete_collection(t, request, await decoding.options(request), dry_run),
+                self._delete_collection(t, request, delete_options, dry_run),
             )
         raise errors.method_not_allowed(
             "the server does not allow this method on the requested resource"
@@ -364,7 +399,7 @@ class APIServer:
             revision = start[0]
             items = [o for o in items if decoding.sort_key(o) > start[1]]
         list_meta: dict[str, Any] = {"resourceVersion": str(revision)}
-        limit = int(q.get("limit") or 0)
+        limit = decoding.integer(q, "limit") if q.get("limit") else 0
         if limit > 0 and len(items) > limit:
             rest = len(items) - limit
             items = items[:limit]
@@ -459,6 +494,8 @@ class APIServer:
     async def _scale(
         self, request: web.Request, t: Target, validation: FieldValidation, dry_run: bool
     ) -> dict[str, Any]:
+        if request.method in ("PUT", "PATCH"):
+            await decoding.patch(request, request.content_type)  # bounds, before crds reads it
         return await crds.scale(
             self.objects, t, request.method, request, validation=validation, dry_run=dry_run
         )
@@ -516,6 +553,52 @@ def _patch_options(request: web.Request, content_type: str) -> bool:
     if force not in ("true", "false", "1", "0", "True", "False"):
         raise errors.bad_request(f'force: invalid value "{force}": must be true or false')
     return force in ("true", "1", "True")
+
+
+@web.middleware
+async def _audit_id_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    given = request.headers.get("Audit-ID", "")
+    request[AUDIT_ID] = given if _AUDIT_ID.fullmatch(given) else str(uuid.uuid4())
+    return await handler(request)
+
+
+async def _send_audit_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response carries its request's id, errors and streams included."""
+    if "Audit-Id" not in response.headers:
+        response.headers["Audit-Id"] = request.get(AUDIT_ID) or str(uuid.uuid4())
+
+
+def _log_failure(request: web.Request, audit_id: str, exc: Exception) -> None:
+    """One line for an unforeseen failure (the traceback, clipped, only at debug level)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+    log.error(
+        "request_failed",
+        audit_id=audit_id,
+        method=request.method,
+        path=request.path,
+        error_type=type(exc).__name__,
+        error=_clip(str(exc), 500),
+        where=where,
+    )
+    log.debug(
+        "request_failed_traceback",
+        audit_id=audit_id,
+        traceback=_clip("".join(traceback.format_exception(exc, limit=-12)), 8000),
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def _patch_types(t: Target) -> tuple[str, ...]:
+    """The patch media types the target reads, as kube-apiserver lists them in a 415."""
+    if t.resource.crd_name is not None:
+        return tuple(p for p in PATCH_TYPES if "strategic" not in p)
+    return tuple(PATCH_TYPES)
 
 
 def _not_found() -> APIError:

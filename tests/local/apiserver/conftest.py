@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -62,14 +63,22 @@ class Server:
                 self.proc.wait()
 
 
-def start_server(data_dir: Path, *extra: str) -> Server:
+def start_server(data_dir: Path, *extra: str, memory_limit: int | None = None) -> Server:
+    """`memory_limit`: bytes of address space the server may map (a test that sends hostile
+    bodies caps it, so a regression fails with MemoryError instead of exhausting the machine)."""
     log = data_dir.parent / f"{data_dir.name}.log"
     out = open(log, "a")  # noqa: SIM115 - handed to the child
+
+    def cap() -> None:
+        if memory_limit is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
     proc = subprocess.Popen(
         [KVD, "local", "apiserver", "--data-dir", str(data_dir), "--port", "0", *extra],
         stdout=subprocess.PIPE,
         stderr=out,
         text=True,
+        preexec_fn=cap,  # noqa: PLW1509 - setrlimit only, no locks taken
     )
     out.close()
     assert proc.stdout is not None
