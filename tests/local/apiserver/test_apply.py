@@ -13,7 +13,7 @@ from kubernetes.client.rest import ApiException
 
 from tests.local.apiserver.conftest import Server
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]  # each starts an API server
 MANIFESTS = Path(__file__).parents[2] / "api" / "manifests"
 APPLY = "application/apply-patch+yaml"
 

@@ -15,7 +15,7 @@ from kvd.local.apiserver.auth import User
 from tests.local.apiserver import rawhttp
 from tests.local.apiserver.conftest import Server
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]  # each starts an API server
 
 ADMIN_GROUPS = ["system:masters", "system:authenticated"]
 

@@ -20,7 +20,7 @@ from kubernetes import client
 from tests.local.apiserver import rawhttp
 from tests.local.apiserver.conftest import CRDS, Server, start_server
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]  # each starts an API server
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 PODS = "/api/v1/namespaces/default/pods"
 BAD_POD = {

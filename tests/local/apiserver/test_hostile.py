@@ -25,7 +25,7 @@ from kvd.local.apiserver.server import APIServer
 from tests.local.apiserver import rawhttp
 from tests.local.apiserver.conftest import Server, start_server
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]  # each starts an API server
 
 MEMORY_CAP = 512 * 1024 * 1024  # idle, the server maps about 160 MB
 PROBE_DEADLINE = 10.0  # seconds a readiness probe may take during the storm

@@ -11,7 +11,7 @@ import pytest
 from tests.local.apiserver import rawhttp
 from tests.local.apiserver.conftest import Server
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]  # each starts an API server
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 

@@ -18,7 +18,7 @@ import yaml
 from tests.local.apiserver import rawhttp
 from tests.local.apiserver.conftest import Server
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]  # each starts an API server
 V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 
 

@@ -19,7 +19,7 @@ from kubernetes import client
 from kvd.local.apiserver.protobuf import envelope
 from tests.local.apiserver.conftest import KUBECTL, Server
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]  # each starts an API server
 PROTOBUF = envelope.MEDIA_TYPE
 # what client-go's typed clients send
 TYPED_ACCEPT = f"{PROTOBUF},application/json"

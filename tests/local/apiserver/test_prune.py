@@ -8,7 +8,7 @@ import yaml
 
 from tests.local.apiserver.conftest import Server
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]  # each starts an API server
 
 # kubectl 1.37's default prune allowlist (staging/src/k8s.io/kubectl/pkg/cmd/apply/prune.go)
 DEFAULT_ALLOWLIST = [
