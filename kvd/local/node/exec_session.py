@@ -48,6 +48,10 @@ PROTOCOLS = (V5, V4)
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 CHUNK = 32 * 1024
 DRAIN_SECONDS = 1.0
+# With a tty, kubectl sends the terminal's size as its first message; the command starts once it
+# has come (or after this long), so that what it reads at once (`stty size`, a full-screen
+# program's first frame) is the real size and not the pty's 0x0. Docker and podman had that race.
+INITIAL_SIZE_SECONDS = 1.0
 STDIN_BUFFER = 1024 * 1024  # bytes of stdin kept for a command that is not reading it yet
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SPDY_MESSAGE = (
@@ -137,6 +141,8 @@ class _Session:
         self._send_lock = asyncio.Lock()
         self._stdin: asyncio.StreamWriter | None = None
         self._pty: int | None = None
+        self._initial_size: bytes | None = None  # the client's first resize, before the command
+        self._early: list[Any] = []  # what the client sent while that was awaited
         self._transports: list[asyncio.BaseTransport] = []  # ours, all closed at the end
 
     async def send(self, channel: int, data: bytes) -> None:
@@ -152,6 +158,8 @@ class _Session:
             await self.send(STDOUT if self.options.tty else STDERR, found.message.encode() + b"\n")
             return _exit_status(self.options.command, found.code)
         argv = [*_nsenter(pid), "--", found, *self.options.command[1:]]
+        if self.options.tty and not await self._await_initial_size():
+            return None
         log.info("exec_started", container=name, command=list(self.options.command))
         proc, outputs = await self._spawn(argv, env)
         receiver = asyncio.create_task(self._receive())
@@ -193,6 +201,8 @@ class _Session:
             if self.options.tty:
                 self._pty, slave = pty.openpty()
                 theirs.append(slave)
+                if self._initial_size is not None:
+                    _resize(self._pty, self._initial_size)
                 stdin = stdout = stderr = slave
                 # setsid --ctty: a session whose controlling terminal is the pty, so ^C and
                 # SIGWINCH reach the command as in a terminal
@@ -241,7 +251,7 @@ class _Session:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=CHUNK)
         transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0)
+            lambda: _OutputProtocol(reader), os.fdopen(fd, "rb", 0)
         )
         self._transports.append(transport)
         return reader
@@ -256,29 +266,47 @@ class _Session:
 
     async def _pump(self, reader: asyncio.StreamReader, channel: int) -> None:
         while True:
-            try:
-                chunk = await reader.read(CHUNK)
-            except OSError as exc:  # a pty's master reads EIO once the last slave fd closes
-                if exc.errno != errno.EIO:
-                    raise
-                return
+            chunk = await reader.read(CHUNK)
             if not chunk:
                 return
             await self.send(channel, chunk)
 
+    async def _await_initial_size(self) -> bool:
+        """Until the client's first resize, keeping what else it sends for the command; False
+        when the client went away meanwhile."""
+        deadline = asyncio.get_running_loop().time() + INITIAL_SIZE_SECONDS
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            try:
+                msg = await self.ws.receive(timeout=left)
+            except TimeoutError:
+                break
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                return False
+            if msg.type == WSMsgType.BINARY and msg.data[:1] == bytes((RESIZE,)):
+                self._initial_size = msg.data[1:]
+                return True
+            self._early.append(msg)
+        log.info("exec_no_initial_size", seconds=INITIAL_SIZE_SECONDS)
+        return True
+
     async def _receive(self) -> None:
         """Client to command, until the client closes the WebSocket."""
+        for msg in self._early:
+            await self._handle(msg)
+        self._early = []
         async for msg in self.ws:
-            if msg.type != WSMsgType.BINARY or not msg.data:
-                continue
+            await self._handle(msg)
+            if self._client_gone():
+                return
+
+    async def _handle(self, msg: Any) -> None:
+        if msg.type == WSMsgType.BINARY and msg.data:
             channel, payload = msg.data[0], msg.data[1:]
             if channel == STDIN and self._stdin is not None:
                 try:
                     await self._write_stdin(self._stdin, payload)
                 except ConnectionError:  # the command closed its stdin or exited
                     self._stdin = None
-                if self._client_gone():
-                    return
             elif channel == RESIZE and self._pty is not None:
                 _resize(self._pty, payload)
             elif channel == CLOSE and self.v5 and payload[:1] == bytes((STDIN,)):
@@ -302,6 +330,18 @@ class _Session:
         if self._stdin is not None:
             self._stdin.close()
             self._stdin = None
+
+
+class _OutputProtocol(asyncio.StreamReaderProtocol):
+    """A command's output as a stream that ends at EOF. A pty's master reads EIO once the last
+    slave descriptor closes: that is its EOF. Passed on as an error, it would also throw away
+    what the reader still buffers (a StreamReader raises its exception before its data), and
+    the whole output of a command that exits at once, such as `tty; exit 6`, could be lost."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if isinstance(exc, OSError) and exc.errno == errno.EIO:
+            exc = None
+        super().connection_lost(exc)
 
 
 @dataclass(frozen=True)

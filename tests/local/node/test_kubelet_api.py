@@ -268,6 +268,25 @@ def test_exec_with_a_tty_and_resize(running: Node) -> None:
     assert result.exit_code == 2
 
 
+def test_exec_with_a_tty_starts_at_the_clients_size(running: Node) -> None:
+    """kubectl sends the terminal's size just after it connects; a command that reads its size
+    at once sees that size, not the pty's 0x0, and input sent before the size is kept."""
+    frames = (b"\x00early\n", b'\x04{"Width":111,"Height":33}')
+    script = "stty size; read x; echo got-$x"
+    result = run_exec(
+        running.socket, "web", "compute", "sh", "-c", script, tty=True, stdin=True, send=frames
+    )
+    lines = result.out().replace("\r", "").splitlines()
+    assert "33 111" in lines and "got-early" in lines, lines
+
+
+def test_exec_with_a_tty_and_no_size_still_runs(running: Node) -> None:
+    """A client that never sends a size (the official python client) is not kept waiting."""
+    result = run_exec(running.socket, "web", "compute", "sh", "-c", "stty size", tty=True)
+    assert result.out().replace("\r", "").splitlines() == ["0 0"]
+    assert result.exit_code == 0
+
+
 def test_exec_is_killed_when_the_client_goes_away(running: Node) -> None:
     seconds = f"{900 + os.getpid() % 97}.{os.getpid()}"  # a unique command line to look for
 
@@ -287,7 +306,8 @@ def test_exec_is_killed_when_the_client_goes_away(running: Node) -> None:
         ):
             msg = await ws.receive()
             assert msg.data == b"\x01started\n"
-            assert alive()
+            # the shell prints before it execs sleep: wait (off the loop) until sleep runs
+            await asyncio.to_thread(wait_for, "the exec'd sleep to run", alive, timeout=15)
         # closed here, with the command still running
 
     asyncio.run(asyncio.wait_for(go(), timeout=20))
