@@ -414,6 +414,54 @@ def test_a_restart_keeps_objects_revision_and_history(path: Path) -> None:
         store.close()
 
 
+def test_events_carry_the_state_before_them_across_a_restart(path: Path) -> None:
+    store = Store(path)
+    try:
+        store.create(PODS, "default", "a", obj("a", image="1"))
+        store.update(PODS, "default", "a", obj("a", image="2"), expected=None)
+        store.delete(PODS, "default", "a")
+        for reopened in (False, True):
+            if reopened:
+                store.close()
+                store = Store(path)
+            added, modified, deleted = run(take(store.watch(PODS, None, 0), 3))
+            assert added.previous is None
+            assert modified.previous is not None and modified.previous["spec"] == {"image": "1"}
+            assert rv(modified.previous) == 1
+            # a delete's previous state is its final one, at the deletion's revision
+            assert deleted.previous == deleted.object and rv(deleted.object) == 3
+    finally:
+        store.close()
+
+
+def test_a_database_from_before_previous_states_replays_only_what_it_can(path: Path) -> None:
+    store = Store(path, history=3)
+    store.create(PODS, "default", "a", obj("a", image="1"))  # 1, trimmed from the window
+    store.create(PODS, "default", "b", obj("b", image="1"))  # 2
+    store.update(PODS, "default", "a", obj("a", image="2"), expected=None)  # 3: before lost
+    store.update(PODS, "default", "b", obj("b", image="2"), expected=None)  # 4: before is 2
+    store.update(PODS, "default", "b", obj("b", image="3"), expected=None)  # 5
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:  # as an older kvd wrote it
+        db.execute("ALTER TABLE events DROP COLUMN prev")
+        db.commit()
+
+    store = Store(path, history=4)
+    try:
+        # revision 3 cannot be replayed (a's state before it is gone): a watch starts after it
+        assert store.oldest == 4
+        with pytest.raises(Gone):
+            store.watch(PODS, None, 2)
+        four, five = run(take(store.watch(PODS, None, 3), 2))
+        assert four.previous is not None and four.previous["spec"] == {"image": "1"}
+        assert five.previous is not None and five.previous["spec"] == {"image": "2"}
+        store.update(PODS, "default", "a", obj("a", image="3"), expected=None)
+        (six,) = run(take(store.watch(PODS, None, 5), 1))
+        assert six.previous is not None and six.previous["spec"] == {"image": "2"}
+    finally:
+        store.close()
+
+
 def test_a_restart_after_deleting_everything_does_not_reuse_revisions(path: Path) -> None:
     store = Store(path)
     store.create(PODS, "default", "a", obj("a"))
