@@ -30,6 +30,7 @@ from kvd.local.apiserver import (
     encoding,
     errors,
     kubelet,
+    pods,
     selectors,
     tables,
 )
@@ -64,11 +65,12 @@ class APIServer:
         self.data_dir = data_dir
         self.store = Store(data_dir / "state.db", history=history)
         self.registry = Registry()
-        # The admission chain, in kube-apiserver's order: built-in validation, then webhooks.
+        # The admission chain, in kube-apiserver's order: built-in defaults and create
+        # strategies, built-in validation, then webhooks.
         self.objects = Objects(
             self.store,
             self.registry,
-            admission=(crds.CRDValidation(), admission.KubeVirtAdmission()),
+            admission=(pods.PodDefaults(), crds.CRDValidation(), admission.KubeVirtAdmission()),
         )
         self.deleter = deletion.Deleter(self.objects)
         self.collector = deletion.Collector(self.deleter)
