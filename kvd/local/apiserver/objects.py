@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from kvd.local.apiserver import errors, meta, patches, schema
+from kvd.local.apiserver import errors, meta, namespaces, patches, schema
 from kvd.local.apiserver.errors import APIError, Cause
 from kvd.local.apiserver.registry import Registry, ResourceDef
 from kvd.local.apiserver.store import AlreadyExists, Conflict, NotFound, Store
@@ -211,7 +211,7 @@ class Objects:
         self._validate_meta(t, new)
         if dry_run:
             return Result(self.present(t, new), warnings)
-        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+        if new["metadata"].get("deletionTimestamp") and _unheld(t, new):
             # the last finalizer is gone: the deletion that waited for it happens now
             return Result(self.present(t, self.remove(t, old)), warnings)
         with _store_errors(t):
@@ -239,6 +239,8 @@ class Objects:
             else:
                 obj.pop("status", None)
         obj["metadata"] = self._carry_metadata(old["metadata"], obj["metadata"])
+        if namespaces.is_namespaces(t.resource):
+            namespaces.prepare_update(t.subresource, old, obj)
         if _spec_changed(old, obj):
             obj["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         return obj
@@ -302,11 +304,23 @@ class Objects:
         if ns is None:
             raise errors.not_found("", "namespaces", t.namespace)
         if ns["metadata"].get("deletionTimestamp"):
+            r, name = t.resource, str(metadata.get("name") or "")
+            resource = f"{r.plural}.{r.group}" if r.group else r.plural
             raise APIError(
                 403,
                 "Forbidden",
-                f'{t.resource.plural} "{metadata.get("name")}" is forbidden: unable to create new '
-                f"content in namespace {t.namespace} because it is being terminated",
+                f'{resource} "{name}" is forbidden: unable to create new content in namespace '
+                f"{t.namespace} because it is being terminated",
+                name=name,
+                group=r.group,
+                kind=r.plural,
+                causes=[
+                    Cause(
+                        "NamespaceTerminating",
+                        f"namespace {t.namespace} is being terminated",
+                        "metadata.namespace",
+                    )
+                ],
             )
 
     def _validate_meta(self, t: Target, obj: dict[str, Any]) -> None:
@@ -350,6 +364,13 @@ def _store_errors(t: Target) -> Iterator[None]:
         ) from None
     except NotFound:
         raise errors.not_found(t.resource.group, t.resource.plural, t.name) from None
+
+
+def _unheld(t: Target, obj: dict[str, Any]) -> bool:
+    """No finalizer holds the object any more (a namespace also has the spec's)."""
+    if namespaces.is_namespaces(t.resource):
+        return namespaces.removable(obj)
+    return not obj["metadata"].get("finalizers")
 
 
 def _rv(obj: dict[str, Any]) -> int:

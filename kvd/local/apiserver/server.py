@@ -30,6 +30,8 @@ from kvd.local.apiserver import (
     encoding,
     errors,
     kubelet,
+    namespace_controller,
+    namespaces,
     pods,
     selectors,
     tables,
@@ -70,10 +72,16 @@ class APIServer:
         self.objects = Objects(
             self.store,
             self.registry,
-            admission=(pods.PodDefaults(), crds.CRDValidation(), admission.KubeVirtAdmission()),
+            admission=(
+                pods.PodDefaults(),
+                namespaces.NamespaceStrategy(),
+                crds.CRDValidation(),
+                admission.KubeVirtAdmission(),
+            ),
         )
         self.deleter = deletion.Deleter(self.objects)
         self.collector = deletion.Collector(self.deleter)
+        self.namespace_controller = namespace_controller.NamespaceController(self.deleter)
         self.crds = crds.CRDs(self.objects)
         self.tokens = auth.Tokens(data_dir)
         # the local node serves logs and exec there (`kvd local apiserver --kubelet-socket`)
@@ -107,7 +115,11 @@ class APIServer:
         return app
 
     async def _start_background(self, _app: web.Application) -> None:
-        for name, run in (("garbage_collector", self.collector.run), ("crds", self.crds.run)):
+        for name, run in (
+            ("garbage_collector", self.collector.run),
+            ("namespace_controller", self.namespace_controller.run),
+            ("crds", self.crds.run),
+        ):
             self._tasks.append(asyncio.create_task(_keep_running(name, run)))
 
     async def _stop_background(self, _app: web.Application) -> None:

@@ -170,7 +170,8 @@ _BUILTIN: dict[tuple[str, str], Builtin] = {
     ("", "namespaces"): (
         [_col("Status"), _col("Age")],
         lambda o: [
-            "Terminating" if o["metadata"].get("deletionTimestamp") else "Active",
+            (o.get("status") or {}).get("phase")
+            or ("Terminating" if o["metadata"].get("deletionTimestamp") else "Active"),
             age(o["metadata"].get("creationTimestamp")),
         ],
     ),
