@@ -220,7 +220,7 @@ class Collector:
         """Every stored object with its resource: the collector's scans are this simple on
         purpose, since a local cluster holds thousands of objects, not millions."""
         for r in self.registry.all():
-            if r.plural in VIRTUAL:
+            if r.plural in VIRTUAL or r.is_view:
                 continue
             items, _ = self.store.list(r.key, None)
             for item in items:
@@ -363,7 +363,7 @@ class Collector:
 
     def _empty_namespace(self, namespace: str) -> None:
         for r in self.registry.all():
-            if not r.namespaced:
+            if not r.namespaced or r.is_view:
                 continue
             items, _ = self.store.list(r.key, namespace)
             for item in items:

@@ -145,12 +145,11 @@ class NamespaceController:
 
     def _namespaced(self) -> list[ResourceDef]:
         """Every namespaced resource once: the views of another's objects are left out."""
-        seen, out = set(), []
-        for r in self.registry.all():
-            if r.namespaced and r.plural not in VIRTUAL and r.key not in seen:
-                seen.add(r.key)
-                out.append(r)
-        return out
+        return [
+            r
+            for r in self.registry.all()
+            if r.namespaced and r.plural not in VIRTUAL and not r.is_view
+        ]
 
     def _write(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Store the namespace's new state, or remove it when being deleted and unheld."""

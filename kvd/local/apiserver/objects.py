@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from kvd.local.apiserver import errors, meta, namespaces, patches, schema
+from kvd.local.apiserver import errors, meta, namespaces, patches, schema, views
 from kvd.local.apiserver.errors import APIError, Cause
 from kvd.local.apiserver.registry import Registry, ResourceDef
 from kvd.local.apiserver.store import AlreadyExists, Conflict, NotFound, Store
@@ -86,7 +86,9 @@ class Objects:
         return self.present(t, obj)
 
     def present(self, t: Target, obj: dict[str, Any]) -> dict[str, Any]:
-        """The stored object as the requested version (all versions share one schema here)."""
+        """The stored object as the requested version (all versions share one schema here)
+        of the requested API (another shape for a view: `views`)."""
+        obj = views.to_view(t.resource, obj)
         obj["apiVersion"] = t.resource.api_version(t.version)
         obj["kind"] = t.resource.kind
         return obj
@@ -119,6 +121,7 @@ class Objects:
         warnings = [w for plugin in self.admission for w in plugin.on_create(t.resource, obj)]
         warnings += self._apply_schema(t, obj, validation)
         self._validate_meta(t, obj)
+        obj = views.to_storage(t.resource, obj)
         if dry_run:
             return Result(self.present(t, obj), warnings, created=True)
         try:
@@ -150,7 +153,7 @@ class Objects:
         validation: FieldValidation,
         dry_run: bool,
     ) -> Result:
-        current = self.store.get(t.resource.key, t.namespace, t.name)
+        current = self._stored(t)
         if current is None:
             raise errors.not_found(t.resource.group, t.resource.plural, t.name)
         try:
@@ -194,7 +197,7 @@ class Objects:
         dry_run: bool,
         current: dict[str, Any] | None = None,
     ) -> Result:
-        old = current or self.store.get(t.resource.key, t.namespace, t.name)
+        old = current or self._stored(t)
         if old is None:
             raise errors.not_found(t.resource.group, t.resource.plural, t.name)
         metadata = obj.setdefault("metadata", {})
@@ -209,6 +212,7 @@ class Objects:
                 warnings += plugin.on_update(t.resource, old, new)
         warnings += self._apply_schema(t, new, validation)
         self._validate_meta(t, new)
+        new = views.to_storage(t.resource, new)
         if dry_run:
             return Result(self.present(t, new), warnings)
         if new["metadata"].get("deletionTimestamp") and _unheld(t, new):
@@ -217,6 +221,11 @@ class Objects:
         with _store_errors(t):
             stored = self.store.update(t.resource.key, t.namespace, t.name, new, expected=_rv(old))
         return Result(self.present(t, stored), warnings)
+
+    def _stored(self, t: Target) -> dict[str, Any] | None:
+        """The stored object in the shape of the requested API, for a change made through it."""
+        obj = self.store.get(t.resource.key, t.namespace, t.name)
+        return None if obj is None else views.to_view(t.resource, obj)
 
     def remove(self, t: Target, current: dict[str, Any]) -> dict[str, Any]:
         """Remove the object for good, if it is still the version the caller looked at."""

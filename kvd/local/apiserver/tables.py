@@ -189,6 +189,21 @@ _BUILTIN: dict[tuple[str, str], Builtin] = {
             o.get("message", ""),
         ],
     ),
+    ("events.k8s.io", "events"): (  # the same columns, from events.k8s.io's field names
+        [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")],
+        lambda o: [
+            age(
+                o.get("deprecatedLastTimestamp")
+                or (o.get("series") or {}).get("lastObservedTime")
+                or o.get("eventTime")
+                or o["metadata"].get("creationTimestamp")
+            ),
+            o.get("type", ""),
+            o.get("reason", ""),
+            _involved({"involvedObject": o.get("regarding")}),
+            o.get("note", ""),
+        ],
+    ),
     ("apiextensions.k8s.io", "customresourcedefinitions"): (
         [_col("Created At", "date")],
         lambda o: [o["metadata"].get("creationTimestamp", "")],
