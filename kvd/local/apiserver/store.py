@@ -10,7 +10,12 @@ Design, for a single asyncio thread that must never block long:
 - SQLite in WAL mode with `synchronous=NORMAL`: a commit is an append to the WAL, no fsync (a
   crash of the process loses nothing, a power cut may lose the last commits but never corrupts).
   Two tables, written in one transaction per write: `objects` (the current state) and `events`
-  (the last `history` writes, each with the object's state before it, trimmed in batches).
+  (the last `history` writes and a margin of a tenth more, trimmed in batches).
+- Each event knows the object's state before it (`Event.prev`, which selectors need). In
+  memory that is a reference to bytes the store held anyway. On disk an update writes it only
+  when the object's previous write is older than the margin: otherwise that write's own row is
+  still in the table, and reopening reads it back from there. So the common update (of an
+  object written shortly before: statuses, leases) costs no extra bytes.
 - Checkpoints (copying the WAL back, with fsyncs of several ms) run in a thread with its own
   connection, so writes that pause now and then, as an API server's do, never wait for the disk.
   Only writes that never pause make the event loop finish a checkpoint itself, once per 8 MiB of
@@ -148,6 +153,7 @@ class Store:
         if history < 1:
             raise ValueError("history must keep at least one event (it carries the revision)")
         self._size = history
+        self._margin = max(1, history // 10)
         self._closed = False
         self._keys: dict[ResourceKey, ResourceKey] = {}
         self._objects: dict[ResourceKey, dict[str, dict[str, _Entry]]] = {}
@@ -200,14 +206,15 @@ class Store:
         rows = db.execute(
             "SELECT revision, type, grp, resource, namespace, name, data, prev FROM events "
             "WHERE revision > ? ORDER BY revision",
-            (revision - self._size,),
+            (revision - self._size - self._margin,),
         ).fetchall()
         return _History(self._size, revision=revision, events=self._previous_states(rows))
 
     def _previous_states(self, rows: list[tuple[Any, ...]]) -> list[Event]:
-        """The loaded events, in order, with each MODIFIED one's previous state shared with the
-        event before it where the bytes are the same (as they were in memory before the
-        restart), or taken from it where the row has none (a database from before `prev`)."""
+        """The loaded events, in order, with each MODIFIED one's previous state taken from the
+        object's event before it where the row has none (it was near enough), and shared with
+        it where the bytes are the same (as they were in memory before the restart). The
+        History keeps only the window; the margin's rows were read for their states."""
         last: dict[tuple[ResourceKey, str, str], bytes] = {}
         events = []
         for rev, type_, grp, resource, namespace, name, data, kept in rows:
@@ -287,7 +294,8 @@ class Store:
             return _parse(old)
         revision = self._history.revision + 1
         raw = _encode(obj, revision)
-        self._write(Event("MODIFIED", revision, key, namespace, name, raw, old))
+        far = revision - current >= self._margin  # its previous write may leave the table
+        self._write(Event("MODIFIED", revision, key, namespace, name, raw, old), keep_prev=far)
         self._objects[key][namespace][name] = (revision, raw)
         return _parse(raw)
 
@@ -346,8 +354,9 @@ class Store:
             )
         return entry
 
-    def _write(self, event: Event) -> None:
-        """Commit the object change and its event in one transaction, then publish the event."""
+    def _write(self, event: Event, *, keep_prev: bool = False) -> None:
+        """Commit the object change and its event in one transaction, then publish the event;
+        the previous state goes into the row only if `keep_prev`."""
         key, revision, raw = event.key, event.revision, event.raw
         where = (key.group, key.resource, event.namespace, event.name)
         change: str
@@ -363,9 +372,10 @@ class Store:
             db.execute("BEGIN")
             try:
                 db.execute(change, params)
-                db.execute(_INSERT_EVENT, (revision, event.type, *where, raw, event.prev))
+                prev = event.prev if keep_prev else None
+                db.execute(_INSERT_EVENT, (revision, event.type, *where, raw, prev))
                 if revision % _TRIM_EVERY == 0:
-                    db.execute(_TRIM_EVENTS, (revision - self._size,))
+                    db.execute(_TRIM_EVENTS, (revision - self._size - self._margin,))
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:  # a failed COMMIT may have ended it already
