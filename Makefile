@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup proto crds lint test unit demo
+.PHONY: setup proto crds openapi lint test unit demo
 
 setup:            ## system packages, .venv, test guest (fresh Debian 12)
 	scripts/setup
@@ -14,8 +14,11 @@ proto:            ## regenerate kvd/rpc and the apiserver's k8s messages from pr
 crds:             ## regenerate charts/kvd/crds from kvd/api
 	$(PY) -m kvd.api.crds --out charts/kvd/crds
 
+openapi:          ## regenerate the API server's Kubernetes definitions (kubernetes-validate)
+	$(PY) scripts/gen-openapi
+
 lint:             ## ruff, mypy --strict, import-linter
-	ruff check kvd tests scripts/gen-proto scripts/vendor-k8s-protos
+	ruff check kvd tests scripts/gen-proto scripts/vendor-k8s-protos scripts/gen-openapi
 	ruff format --check kvd tests
 	mypy
 	lint-imports

@@ -1,4 +1,5 @@
-"""The embedded API server over real HTTPS: creates/s, get latency, watch fan-out; asserts nothing.
+"""The embedded API server over real HTTPS: creates/s, patches/s, get latency, watch fan-out, and
+the server's CPU time per write (steadier than rates on a shared machine); asserts nothing.
 
     .venv/bin/python bench/apiserver.py [--objects 1000] [--watchers 10]
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import os
 import re
 import ssl
 import statistics
@@ -51,6 +53,12 @@ def start(data: Path) -> tuple[subprocess.Popen[str], str, str, ssl.SSLContext]:
     return proc, cluster["server"], config["users"][0]["user"]["token"], context
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cm(name: str) -> dict[str, object]:
     return {
         "apiVersion": "v1",
@@ -60,7 +68,9 @@ def cm(name: str) -> dict[str, object]:
     }
 
 
-async def run(url: str, token: str, context: ssl.SSLContext, objects: int, watchers: int) -> None:
+async def run(
+    url: str, token: str, context: ssl.SSLContext, objects: int, watchers: int, *, pid: int
+) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     base = f"{url}/api/v1/namespaces/default/configmaps"
     conn = aiohttp.TCPConnector(ssl=context, limit=watchers + 16)
@@ -84,6 +94,7 @@ async def run(url: str, token: str, context: ssl.SSLContext, objects: int, watch
         tasks = [asyncio.create_task(watch(i)) for i in range(watchers)]
         await asyncio.sleep(0.5)  # watches established
         t0 = time.monotonic()
+        cpu0 = cpu_seconds(pid)
         sem = asyncio.Semaphore(16)
 
         async def create(n: int) -> None:
@@ -92,10 +103,21 @@ async def run(url: str, token: str, context: ssl.SSLContext, objects: int, watch
 
         await asyncio.gather(*(create(n) for n in range(objects)))
         created = time.monotonic() - t0
+        create_cpu = cpu_seconds(pid) - cpu0
         await asyncio.wait_for(asyncio.gather(*(d.wait() for d in done)), 120)
         fanout = max(finished_at) - t0
         for t in tasks:
             t.cancel()
+
+        async def patch(n: int) -> None:
+            body = {"data": {"k": f"{n}" * 8}, "metadata": {"labels": {"patched": "yes"}}}
+            headers = {"Content-Type": "application/merge-patch+json"}
+            async with sem, http.patch(f"{base}/bench-{n:05d}", json=body, headers=headers) as r:
+                assert r.status == 200, await r.text()
+
+        t1, cpu1 = time.monotonic(), cpu_seconds(pid)
+        await asyncio.gather(*(patch(n) for n in range(objects)))
+        patched, patch_cpu = time.monotonic() - t1, cpu_seconds(pid) - cpu1
         latencies = []
         for n in range(min(objects, 1000)):
             s = time.monotonic()
@@ -103,7 +125,14 @@ async def run(url: str, token: str, context: ssl.SSLContext, objects: int, watch
                 await r.read()
             latencies.append((time.monotonic() - s) * 1000)
         latencies.sort()
-        print(f"creates: {objects} in {created:.2f} s = {objects / created:.0f}/s (16 in flight)")
+        print(
+            f"creates: {objects} in {created:.2f} s = {objects / created:.0f}/s (16 in flight), "
+            f"server CPU {create_cpu / objects * 1000:.2f} ms per create"
+        )
+        print(
+            f"merge patches: {objects} in {patched:.2f} s = {objects / patched:.0f}/s, "
+            f"server CPU {patch_cpu / objects * 1000:.2f} ms per patch"
+        )
         print(
             f"get latency: p50 {statistics.median(latencies):.2f} ms, "
             f"p99 {latencies[int(len(latencies) * 0.99) - 1]:.2f} ms"
@@ -122,7 +151,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kvd-bench-") as tmp:
         proc, url, token, context = start(Path(tmp) / "data")
         try:
-            asyncio.run(run(url, token, context, args.objects, args.watchers))
+            asyncio.run(run(url, token, context, args.objects, args.watchers, pid=proc.pid))
         finally:
             proc.terminate()
             proc.wait()

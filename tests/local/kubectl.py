@@ -17,10 +17,11 @@ def run(
     stdin: str | None = None,
     check: bool = True,
     timeout: float = 60,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """kubectl with `KUBECONFIG` set and a private HOME (its discovery cache); failures raise
     AssertionError with kubectl's output unless `check` is false."""
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home)}
+    env = {**os.environ, **(env or {}), "KUBECONFIG": str(kubeconfig), "HOME": str(home)}
     done = subprocess.run(
         [KUBECTL, *args],
         input=stdin,

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from kvd import logs
-from kvd.local.apiserver import errors, meta, patches, schema
+from kvd.local.apiserver import apply, errors, meta, patches, schema
 from kvd.local.apiserver.errors import Cause
 from kvd.local.apiserver.objects import FieldValidation, Objects, Target
 from kvd.local.apiserver.registry import ResourceDef, from_crd
@@ -235,6 +235,13 @@ class CRDs:
                 },
             ],
         }
+        # a condition that holds already keeps the time it began to hold, so a write that
+        # changes nothing (a second server-side apply) stays a no-op
+        before = {c.get("type"): c for c in (crd.get("status") or {}).get("conditions") or []}
+        for condition in updated["status"]["conditions"]:
+            old = before.get(condition["type"])
+            if old is not None and old.get("status") == condition["status"]:
+                condition["lastTransitionTime"] = old.get("lastTransitionTime", when)
         if updated.get("status") == crd.get("status"):
             return
         try:
@@ -311,7 +318,14 @@ async def scale(
                 ],
             )
         _path_set(obj, paths["specReplicasPath"], replicas)
-        obj = objects.update(main, obj, validation=validation, dry_run=dry_run).object
+        # recorded in managedFields as a write of the scale subresource, as kube does
+        scale_target = Target(t.resource, t.version, t.namespace, t.name, "scale")
+        manager = apply.manager_name(
+            request.query.get("fieldManager"), request.headers.get("User-Agent")
+        )
+        obj = objects.update(
+            scale_target, obj, validation=validation, dry_run=dry_run, manager=manager
+        ).object
     return _scale_of(obj, paths)
 
 

@@ -1,19 +1,15 @@
-"""Discovery and OpenAPI: how kubectl and client-go learn what the server serves.
+"""Discovery: how kubectl and client-go learn what the server serves.
 
 kubectl resolves `vmi`, `po`, `no` through `/api`, `/apis` and the per-group-version resource
-lists (verbs, short names, categories, namespaced). Before it sends an object with
-`--validate=strict` (its default) it looks in `/openapi/v3` for the resource's PATCH operation
-and its `fieldValidation` query parameter; finding it, kubectl leaves validation to the server
-(which honours `fieldValidation=Strict`) instead of needing full client-side schemas.
+lists (verbs, short names, categories, namespaced). The OpenAPI documents it reads next (for
+`explain`, client-side apply, and to learn that the server validates fields) are `openapi`'s.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
-from kvd.local.apiserver import schema
 from kvd.local.apiserver.registry import Registry, ResourceDef
 from kvd.version import kvd_version
 
@@ -133,97 +129,3 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
         "groupVersion": f"{group}/{version}" if group else version,
         "resources": [e for r in resources for e in _resource_entries(r, version)],
     }
-
-
-# --- OpenAPI v3 ------------------------------------------------------------------------------
-
-_QUERY = [
-    {"name": n, "in": "query", "schema": {"type": "string"}, "uniqueItems": True}
-    for n in ("dryRun", "fieldManager", "fieldValidation", "pretty")
-]
-
-
-def _paths(r: ResourceDef, version: str) -> dict[str, Any]:
-    prefix = f"/apis/{r.group}/{version}" if r.group else f"/api/{version}"
-    scope = f"{prefix}/namespaces/{{namespace}}" if r.namespaced else prefix
-    gvk = {"group": r.group, "version": version, "kind": r.kind}
-    ref = {"$ref": f"#/components/schemas/{_schema_name(r, version)}"}
-    body = {"content": {"application/json": {"schema": ref}}}
-    ok = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
-
-    def op(action: str) -> dict[str, Any]:
-        return {
-            "operationId": f"{action}{r.kind}",
-            "parameters": list(_QUERY),
-            "responses": ok,
-            "x-kubernetes-action": action,
-            "x-kubernetes-group-version-kind": gvk,
-        }
-
-    item = {
-        "get": op("get"),
-        "put": {**op("put"), "requestBody": body},
-        "patch": {
-            **op("patch"),
-            "requestBody": {
-                "content": {
-                    t: {"schema": {"type": "object"}}
-                    for t in (
-                        "application/json-patch+json",
-                        "application/merge-patch+json",
-                        "application/strategic-merge-patch+json",
-                        "application/apply-patch+yaml",
-                    )
-                }
-            },
-        },
-        "delete": op("delete"),
-    }
-    collection = {"get": op("list"), "post": {**op("post"), "requestBody": body}}
-    return {f"{scope}/{r.plural}": collection, f"{scope}/{r.plural}/{{name}}": item}
-
-
-def _schema_name(r: ResourceDef, version: str) -> str:
-    group = ".".join(reversed(r.group.split("."))) if r.group else "io.k8s.api.core"
-    return f"{group}.{version}.{r.kind}"
-
-
-def openapi_v3_document(registry: Registry, group: str, version: str) -> dict[str, Any] | None:
-    resources = registry.in_group_version(group, version)
-    if not resources:
-        return None
-    paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {}
-    for r in resources:
-        paths.update(_paths(r, version))
-        v = r.version(version)
-        body = (
-            schema.openapi_v3(v.schema)
-            if v is not None and v.schema
-            else {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-        )
-        schemas[_schema_name(r, version)] = {
-            **body,
-            "x-kubernetes-group-version-kind": [
-                {"group": r.group, "version": version, "kind": r.kind}
-            ],
-        }
-    return {
-        "openapi": "3.0.0",
-        "info": {"title": "kvd local API server", "version": "v1.37.0-kvd"},
-        "paths": paths,
-        "components": {"schemas": schemas},
-    }
-
-
-def openapi_v3_root(registry: Registry) -> dict[str, Any]:
-    paths = {}
-    for group, versions in registry.group_versions().items():
-        for v in versions:
-            key = f"apis/{group}/{v}" if group else f"api/{v}"
-            doc = openapi_v3_document(registry, group, v)
-            digest = (
-                hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32].upper()
-            )
-            paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
-    return {"paths": paths}

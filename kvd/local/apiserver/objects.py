@@ -8,7 +8,10 @@ turns store errors into API errors. Deletion, finalizers and garbage collection 
 
 Policy is not decided here: the server hands `Objects` an admission chain (`AdmissionPlugin`s,
 kube-apiserver's admission plugins and webhooks), which sees every create and every update of a
-main resource before the schema does, may default or refuse it, and may warn the client.
+main resource before the schema does, may default or refuse it, and may warn the client. It
+also hands it a `KindCodec` (`kinds.BuiltinKinds`): every body is decoded by it before
+admission, as kube-apiserver's decoder reads it into the kind's Go type (unknown fields then
+refused, warned about or dropped by `fieldValidation`), and validated by it after admission.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from kvd.local.apiserver import errors, meta, namespaces, patches, schema, views
+import yaml
+
+from kvd.local.apiserver import apply, errors, meta, namespaces, patches, schema, views
 from kvd.local.apiserver.errors import APIError, Cause
 from kvd.local.apiserver.registry import Registry, ResourceDef
 from kvd.local.apiserver.store import AlreadyExists, Conflict, NotFound, Store
@@ -33,6 +38,7 @@ PATCH_TYPES = (
     "application/merge-patch+json",
     "application/json-patch+json",
     "application/strategic-merge-patch+json",
+    apply.APPLY_PATCH,
 )
 
 
@@ -62,6 +68,25 @@ class AdmissionPlugin(Protocol):
         ...
 
 
+class KindCodec(Protocol):
+    """How the server reads and checks the kinds it has Go types for (`kinds.BuiltinKinds`):
+    `decode` before admission, `validate` after it, as kube-apiserver's decoder and its
+    registry strategies do."""
+
+    def decode(
+        self, resource: ResourceDef, version: str, obj: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The object as decoded, and the paths of the unknown fields it dropped (an
+        `APIError` when it cannot be decoded at all)."""
+        ...
+
+    def validate(
+        self, resource: ResourceDef, obj: dict[str, Any], *, subresource: str = ""
+    ) -> list[Cause]:
+        """The causes of a 422 Invalid; empty when the object may be stored."""
+        ...
+
+
 @dataclass
 class Result:
     object: dict[str, Any]
@@ -71,11 +96,17 @@ class Result:
 
 class Objects:
     def __init__(
-        self, store: Store, registry: Registry, *, admission: Sequence[AdmissionPlugin] = ()
+        self,
+        store: Store,
+        registry: Registry,
+        *,
+        admission: Sequence[AdmissionPlugin] = (),
+        kinds: KindCodec | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.admission = tuple(admission)
+        self.kinds = kinds
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -95,8 +126,19 @@ class Objects:
 
     # --- create ------------------------------------------------------------------------------
 
-    def create(self, t: Target, body: Any, *, validation: FieldValidation, dry_run: bool) -> Result:
-        obj = self._check_body(t, body)
+    def create(
+        self,
+        t: Target,
+        body: Any,
+        *,
+        validation: FieldValidation,
+        dry_run: bool,
+        manager: str = "",
+        applied: bool = False,
+    ) -> Result:
+        """Create from `body`; `manager` is recorded as the writer in managedFields, unless
+        `applied`: the body comes from a server-side apply that already set them."""
+        obj, warnings = self._decode(t, self._check_body(t, body), validation)
         metadata = obj.setdefault("metadata", {})
         if not isinstance(metadata, dict):
             raise errors.bad_request("metadata must be an object")
@@ -118,9 +160,12 @@ class Objects:
         version = t.resource.version(t.version)
         if version is not None and "status" in version.subresources and t.resource.crd_name:
             obj.pop("status", None)  # a CR's status is written only through /status
-        warnings = [w for plugin in self.admission for w in plugin.on_create(t.resource, obj)]
+        warnings += [w for plugin in self.admission for w in plugin.on_create(t.resource, obj)]
         warnings += self._apply_schema(t, obj, validation)
+        if not applied:
+            apply.for_target(t.resource, t.version, t.subresource).track_update(None, obj, manager)
         self._validate_meta(t, obj)
+        self._validate_kind(t, obj)
         obj = views.to_storage(t.resource, obj)
         if dry_run:
             return Result(self.present(t, obj), warnings, created=True)
@@ -132,7 +177,15 @@ class Objects:
 
     # --- update and patch --------------------------------------------------------------------
 
-    def update(self, t: Target, body: Any, *, validation: FieldValidation, dry_run: bool) -> Result:
+    def update(
+        self,
+        t: Target,
+        body: Any,
+        *,
+        validation: FieldValidation,
+        dry_run: bool,
+        manager: str = "",
+    ) -> Result:
         obj = self._check_body(t, body)
         metadata = obj.get("metadata")
         if not isinstance(metadata, dict):
@@ -142,7 +195,7 @@ class Objects:
                 f"the name of the object ({metadata.get('name')}) does not match the name on "
                 f"the URL ({t.name})"
             )
-        return self._replace(t, obj, validation=validation, dry_run=dry_run)
+        return self._replace(t, obj, validation=validation, dry_run=dry_run, manager=manager)
 
     def patch(
         self,
@@ -152,7 +205,13 @@ class Objects:
         *,
         validation: FieldValidation,
         dry_run: bool,
+        manager: str = "",
+        force: bool = False,
     ) -> Result:
+        if content_type == apply.APPLY_PATCH:
+            return self._apply(
+                t, raw, manager=manager, force=force, validation=validation, dry_run=dry_run
+            )
         current = self._stored(t)
         if current is None:
             raise errors.not_found(t.resource.group, t.resource.plural, t.name)
@@ -186,7 +245,45 @@ class Objects:
         patched_meta = patched.setdefault("metadata", {})
         if isinstance(document, dict) and "resourceVersion" not in (document.get("metadata") or {}):
             patched_meta["resourceVersion"] = current["metadata"]["resourceVersion"]
-        return self._replace(t, patched, validation=validation, dry_run=dry_run, current=current)
+        return self._replace(
+            t, patched, validation=validation, dry_run=dry_run, current=current, manager=manager
+        )
+
+    def _apply(
+        self,
+        t: Target,
+        raw: bytes,
+        *,
+        manager: str,
+        force: bool,
+        validation: FieldValidation,
+        dry_run: bool,
+    ) -> Result:
+        """Server-side apply: merge the configuration into the object, or create it."""
+        try:
+            config = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise errors.bad_request(f"error decoding YAML: {exc}") from None
+        if not isinstance(config, dict):
+            raise errors.bad_request("error decoding YAML: the apply patch must be an object")
+        metadata = config.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        if name not in (None, "", t.name):
+            raise errors.bad_request(
+                f"the name of the object ({name}) does not match the name on the URL ({t.name})"
+            )
+        fields = apply.for_target(t.resource, t.version, t.subresource)
+        current = self._stored(t)
+        if current is None:
+            if t.subresource:
+                raise errors.not_found(t.resource.group, t.resource.plural, t.name)
+            merged = fields.apply(None, config, manager, force=force)
+            merged.setdefault("metadata", {})["name"] = t.name
+            return self.create(t, merged, validation=validation, dry_run=dry_run, applied=True)
+        merged = fields.apply(current, config, manager, force=force)
+        return self._replace(
+            t, merged, validation=validation, dry_run=dry_run, current=current, applied=True
+        )
 
     def _replace(
         self,
@@ -196,6 +293,8 @@ class Objects:
         validation: FieldValidation,
         dry_run: bool,
         current: dict[str, Any] | None = None,
+        manager: str = "",
+        applied: bool = False,
     ) -> Result:
         old = current or self._stored(t)
         if old is None:
@@ -204,14 +303,21 @@ class Objects:
         expected = metadata.get("resourceVersion")
         if expected not in (None, "") and str(expected) != old["metadata"]["resourceVersion"]:
             raise errors.conflict(t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE)
-        new = self._merge(t, old, obj)
+        managed = metadata.get("managedFields")
+        new, warnings = self._decode(t, self._merge(t, old, obj), validation)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-        warnings: list[str] = []
+        if applied and t.subresource == "status":  # _merge took the status, and the managers
+            new["metadata"].pop("managedFields", None)
+            if managed is not None:
+                new["metadata"]["managedFields"] = managed
         if t.subresource != "status":
             for plugin in self.admission:
                 warnings += plugin.on_update(t.resource, old, new)
         warnings += self._apply_schema(t, new, validation)
+        if not applied:
+            apply.for_target(t.resource, t.version, t.subresource).track_update(old, new, manager)
         self._validate_meta(t, new)
+        self._validate_kind(t, new)
         new = views.to_storage(t.resource, new)
         if dry_run:
             return Result(self.present(t, new), warnings)
@@ -332,8 +438,31 @@ class Objects:
                 ],
             )
 
+    def _decode(
+        self, t: Target, obj: dict[str, Any], validation: FieldValidation
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The body as the kind's decoder reads it; unknown fields refused under Strict,
+        returned as warnings under Warn, dropped quietly under Ignore."""
+        if self.kinds is None:
+            return obj, []
+        decoded, unknown = self.kinds.decode(t.resource, t.version, obj)
+        warnings = [f'unknown field "{path}"' for path in unknown]
+        if warnings and validation == "Strict":
+            raise errors.bad_request("strict decoding error: " + ", ".join(warnings))
+        return decoded, warnings if validation == "Warn" else []
+
+    def _validate_kind(self, t: Target, obj: dict[str, Any]) -> None:
+        if self.kinds is None:
+            return
+        causes = self.kinds.validate(t.resource, obj, subresource=t.subresource)
+        if causes:
+            raise errors.invalid(
+                t.resource.group, t.resource.kind, obj["metadata"].get("name", ""), causes
+            )
+
     def _validate_meta(self, t: Target, obj: dict[str, Any]) -> None:
         causes = meta.map_causes(obj["metadata"])
+        causes += apply.validation_causes(obj["metadata"].get("managedFields"))
         if causes:
             raise errors.invalid(
                 t.resource.group, t.resource.kind, obj["metadata"].get("name", ""), causes

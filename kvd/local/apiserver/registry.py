@@ -318,14 +318,23 @@ class Registry:
         self._lock = threading.Lock()
         self._builtins = {(r.group, r.plural): r for r in builtins}
         self._crds: dict[tuple[str, str], ResourceDef] = {}
+        self._revision = 0
+
+    @property
+    def revision(self) -> int:
+        """Moves whenever what is served changes (OpenAPI documents are cached until it does)."""
+        with self._lock:
+            return self._revision
 
     def add_crd(self, resource: ResourceDef) -> None:
         with self._lock:
             self._crds[(resource.group, resource.plural)] = resource
+            self._revision += 1
 
     def remove_crd(self, group: str, plural: str) -> None:
         with self._lock:
-            self._crds.pop((group, plural), None)
+            if self._crds.pop((group, plural), None) is not None:
+                self._revision += 1
 
     def get(self, group: str, plural: str) -> ResourceDef | None:
         with self._lock:

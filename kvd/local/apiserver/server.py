@@ -21,6 +21,7 @@ from kvd import logs
 from kvd.local.apiserver import (
     accounting,
     admission,
+    apply,
     auth,
     binding,
     crds,
@@ -29,9 +30,11 @@ from kvd.local.apiserver import (
     discovery,
     encoding,
     errors,
+    kinds,
     kubelet,
     namespace_controller,
     namespaces,
+    openapi,
     pods,
     selectors,
     tables,
@@ -78,6 +81,7 @@ class APIServer:
                 crds.CRDValidation(),
                 admission.KubeVirtAdmission(),
             ),
+            kinds=kinds.BuiltinKinds(openapi.load),
         )
         self.deleter = deletion.Deleter(self.objects)
         self.collector = deletion.Collector(self.deleter)
@@ -88,6 +92,7 @@ class APIServer:
         self.kubelet = kubelet.Kubelet(kubelet_socket or data_dir / "node" / "kubelet.sock")
         self.log_source: LogSource = self.kubelet
         self.accounting = accounting.Accounting()
+        self.openapi = openapi.OpenAPIService(self.registry, openapi.load)
         self._tasks: list[asyncio.Task[None]] = []
         self.crds.load()
         self._ensure_namespaces()
@@ -98,7 +103,13 @@ class APIServer:
         for name in DEFAULT_NAMESPACES:
             if self.store.get(ns.key, "", name) is None:
                 body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-                self.objects.create(Target(ns, "v1", ""), body, validation="Strict", dry_run=False)
+                self.objects.create(
+                    Target(ns, "v1", ""),
+                    body,
+                    validation="Strict",
+                    dry_run=False,
+                    manager="kube-apiserver",
+                )
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -173,6 +184,8 @@ class APIServer:
         if request.method == "GET":
             if path == "/metrics":
                 return self.accounting.response()
+            if parts[:1] == ["openapi"]:
+                return self.openapi.handle(request, parts)
             static = self._static(path, parts, request)
             if static is not None:
                 return _json(static)
@@ -197,19 +210,6 @@ class APIServer:
             return discovery.resource_list(self.registry, "", parts[1]) or _not_found()
         if len(parts) == 3 and parts[0] == "apis":
             return discovery.resource_list(self.registry, parts[1], parts[2]) or _not_found()
-        if path == "/openapi/v3":
-            return discovery.openapi_v3_root(self.registry)
-        if path.startswith("/openapi/v3/"):
-            rest = parts[2:]
-            if rest[:1] == ["api"] and len(rest) == 2:
-                return discovery.openapi_v3_document(self.registry, "", rest[1]) or _not_found()
-            if rest[:1] == ["apis"] and len(rest) == 3:
-                return (
-                    discovery.openapi_v3_document(self.registry, rest[1], rest[2]) or _not_found()
-                )
-            return _not_found()
-        if path == "/openapi/v2":
-            return _not_found()
         return None
 
     def _target(self, group: str, version: str, rest: list[str]) -> tuple[Target, bool]:
@@ -277,14 +277,22 @@ class APIServer:
                 await decoding.body(request, protobuf=protobuf),
                 validation=validation,
                 dry_run=dry_run,
+                manager=_manager(request, "UpdateOptions"),
             )
         elif method == "PATCH":
             content_type = request.content_type
             if content_type not in PATCH_TYPES:
                 raise errors.unsupported_media_type(content_type)
+            force = _patch_options(request, content_type)
             raw = await request.read()
             result = self.objects.patch(
-                t, raw, content_type, validation=validation, dry_run=dry_run
+                t,
+                raw,
+                content_type,
+                validation=validation,
+                dry_run=dry_run,
+                manager=_manager(request, "PatchOptions"),
+                force=force,
             )
         elif method == "DELETE":
             obj = self.deleter.delete(t, await decoding.options(request), dry_run=dry_run)
@@ -294,7 +302,8 @@ class APIServer:
                 "the server does not allow this method on the requested resource"
             )
         self.crds.after_write(t, result.object, dry_run=dry_run)
-        return _respond(request, result.object, warnings=result.warnings)
+        status = 201 if result.created else 200  # an apply that created the object
+        return _respond(request, result.object, status=status, warnings=result.warnings)
 
     async def _collection(
         self, request: web.Request, t: Target, validation: FieldValidation, dry_run: bool
@@ -310,6 +319,7 @@ class APIServer:
                 await decoding.body(request, protobuf=decoding.speaks_protobuf(t)),
                 validation=validation,
                 dry_run=dry_run,
+                manager=_manager(request, "CreateOptions"),
             )
             self.crds.after_write(t, result.object, dry_run=dry_run)
             return _respond(request, result.object, status=201, warnings=result.warnings)
@@ -494,6 +504,32 @@ def warning_headers(warnings: list[str]) -> list[str]:
         escaped = text.replace("\\", "\\\\").replace('"', '\\"')
         headers.append(f'299 - "{escaped}"')
     return headers
+
+
+def _manager(request: web.Request, options_kind: str) -> str:
+    """Who a write is recorded as in managedFields (422 for a `fieldManager` kube refuses)."""
+    field_manager = request.query.get("fieldManager")
+    apply.check_field_manager(field_manager, options_kind)
+    return apply.manager_name(field_manager, request.headers.get("User-Agent"))
+
+
+def _patch_options(request: web.Request, content_type: str) -> bool:
+    """`force`, checked as kube's ValidatePatchOptions does: apply only, and apply needs a
+    `fieldManager`."""
+    q = request.query
+    causes = []
+    if content_type == apply.APPLY_PATCH and not q.get("fieldManager"):
+        message = "Required value: is required for apply patch"
+        causes.append(errors.Cause("FieldValueRequired", message, "fieldManager"))
+    elif content_type != apply.APPLY_PATCH and "force" in q:
+        message = "Forbidden: may not be specified for non-apply patch"
+        causes.append(errors.Cause("FieldValueForbidden", message, "force"))
+    if causes:
+        raise errors.invalid("meta.k8s.io", "PatchOptions", "", causes)
+    force = q.get("force", "false")
+    if force not in ("true", "false", "1", "0", "True", "False"):
+        raise errors.bad_request(f'force: invalid value "{force}": must be true or false')
+    return force in ("true", "1", "True")
 
 
 def _not_found() -> APIError:

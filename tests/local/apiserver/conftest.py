@@ -35,10 +35,21 @@ class Server:
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
     def kubectl(
-        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
+        self,
+        *args: str,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: float = 60,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return kubectl.run(
-            self.kubeconfig, self.data_dir, *args, stdin=stdin, check=check, timeout=timeout
+            self.kubeconfig,
+            self.data_dir,
+            *args,
+            stdin=stdin,
+            check=check,
+            timeout=timeout,
+            env=env,
         )
 
     def stop(self) -> None:

@@ -24,6 +24,7 @@ from kvd.local.apiserver.patches.jsonpatch import (
 from kvd.local.apiserver.patches.merge import merge_patch
 from kvd.local.apiserver.patches.strategic import (
     UnsupportedPatchTypeError,
+    merge_keys,
     strategic_merge_patch,
     supports_strategic_merge,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "UnsupportedPatchTypeError",
     "json_equal",
     "json_patch",
+    "merge_keys",
     "merge_patch",
     "strategic_merge_patch",
     "supports_strategic_merge",

@@ -127,6 +127,15 @@ def supports_strategic_merge(kind: str, *, group: str | None = None) -> bool:
     return entry is not None and (group is None or group in entry[0])
 
 
+def merge_keys(kind: str, *, group: str | None = None) -> dict[tuple[str, ...], str | None]:
+    """The lists of a built-in ``kind`` that merge rather than replace: path (field names, list
+    items transparent) -> merge key, None for a set of primitives. Empty for kinds without
+    patch metadata. Server-side apply starts from the same knowledge (``apply.shapes``)."""
+    if not supports_strategic_merge(kind, group=group):
+        return {}
+    return {path: rule.merge_key for path, rule in {**_METADATA, **_KINDS[kind][1]}.items()}
+
+
 # --- strategic merge patch: the merge ----------------------------------------------------------
 
 _DIRECTIVE: Final = "$patch"
