@@ -110,17 +110,16 @@ class WatchStream:
         not written yet, as kube's cacher waits for its cache, then give up with its 504."""
         if since <= self.store.revision:
             return
-        waiter = self.store.watch(None, None, self.store.revision)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + FRESHNESS_SECONDS
-        try:
-            while self.store.revision < since and (left := deadline - loop.time()) > 0:
-                with contextlib.suppress(Gone):
-                    await waiter.next(timeout=left)
-        except Closed:
-            pass
-        finally:
-            waiter.close()
+        while self.store.revision < since and (left := deadline - loop.time()) > 0:
+            waiter = self.store.watch(None, None, self.store.revision)
+            try:
+                await waiter.next(timeout=left)  # any write: look at the revision again
+            except (Gone, Closed):
+                break  # a flood of writes, or the server stopping: look once more, no longer
+            finally:
+                waiter.close()
         if self.store.revision < since:
             raise errors.APIError(
                 504,

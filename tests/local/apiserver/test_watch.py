@@ -235,6 +235,26 @@ def test_a_watch_list_from_a_version_not_yet_written_times_out_as_kube_does(
     _run_local(tmp_path, scenario)
 
 
+def test_a_watch_list_from_the_next_version_gets_it_once_written(tmp_path: Path) -> None:
+    async def scenario(local: Local) -> None:
+        query = {
+            "sendInitialEvents": "true",
+            "resourceVersionMatch": "NotOlderThan",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": str(local.revision + 1),
+        }
+        watching = asyncio.create_task(local.watch(CMS, query, until=_is("BOOKMARK")))
+        await local.write("POST", CMS, _cm("next"))
+        events = await watching
+        assert [(e["type"], e["object"]["metadata"].get("name")) for e in events] == [
+            ("ADDED", "next"),
+            ("BOOKMARK", None),
+        ]
+        assert events[1]["object"]["metadata"]["resourceVersion"] == str(local.revision)
+
+    _run_local(tmp_path, scenario)
+
+
 # The property. A model of kube's watch: each change is seen through the selector on both sides.
 
 
