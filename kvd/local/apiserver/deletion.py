@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from kvd import logs
-from kvd.local.apiserver import errors, meta
+from kvd.local.apiserver import errors, meta, namespaces
+from kvd.local.apiserver.errors import APIError
 from kvd.local.apiserver.objects import MODIFIED_MESSAGE, Objects, Target
 from kvd.local.apiserver.registry import VIRTUAL, ResourceDef
 from kvd.local.apiserver.store import Conflict, Event, NotFound, ResourceKey
@@ -40,6 +41,16 @@ class Deleter:
             raise errors.not_found(r.group, r.plural, t.name)
         metadata = obj["metadata"]
         _check_preconditions(t, metadata, options.get("preconditions") or {})
+        if namespaces.is_namespaces(r):
+            marked = self._mark_namespace(t, obj, options, dry_run=dry_run)
+            if marked is not None:
+                return marked
+        return self._delete(t, obj, options, dry_run=dry_run)
+
+    def _delete(
+        self, t: Target, obj: dict[str, Any], options: dict[str, Any], *, dry_run: bool
+    ) -> dict[str, Any]:
+        r, metadata = t.resource, obj["metadata"]
         policy = options.get("propagationPolicy")
         if policy is None and options.get("orphanDependents") is True:
             policy = "Orphan"
@@ -76,6 +87,51 @@ class Deleter:
             return self.objects.present(t, stored)
         return self._remove(t, obj)
 
+    def _mark_namespace(
+        self, t: Target, obj: dict[str, Any], options: dict[str, Any], *, dry_run: bool
+    ) -> dict[str, Any] | None:
+        """A namespace's DELETE, as kube's namespace storage does it: the first marks it
+        Terminating for the namespace controller to empty; later ones change nothing while its
+        spec's finalizers remain. None: the namespace may go the ordinary way."""
+        if t.name in namespaces.IMMORTAL:
+            raise APIError(
+                403,
+                "Forbidden",
+                f'namespaces "{t.name}" is forbidden: this namespace may not be deleted',
+                name=t.name,
+                group="",
+                kind="namespaces",
+            )
+        metadata = obj["metadata"]
+        if metadata.get("deletionTimestamp"):
+            return self.objects.present(t, obj) if namespaces.spec_finalizers(obj) else None
+        updated = copy.deepcopy(obj)
+        updated["metadata"]["deletionTimestamp"] = meta.now()
+        status = updated.get("status")
+        updated["status"] = {**(status if isinstance(status, dict) else {})}
+        updated["status"]["phase"] = namespaces.TERMINATING
+        finalizers = [f for f in metadata.get("finalizers") or [] if f not in (ORPHAN, FOREGROUND)]
+        orphan, foreground = _dependents_policy(options, metadata.get("finalizers") or [])
+        finalizers += [ORPHAN] * orphan + [FOREGROUND] * foreground
+        if finalizers:
+            updated["metadata"]["finalizers"] = finalizers
+        else:
+            updated["metadata"].pop("finalizers", None)
+        # a namespace stored before kvd kept kube's finalizer in its spec gets it now, so its
+        # content is deleted before it goes, whenever it was made
+        spec = updated.setdefault("spec", {})
+        if namespaces.FINALIZER not in namespaces.spec_finalizers(updated):
+            spec["finalizers"] = [*namespaces.spec_finalizers(updated), namespaces.FINALIZER]
+        if dry_run:
+            return self.objects.present(t, updated)
+        try:
+            stored = self.store.update(
+                namespaces.KEY, "", t.name, updated, expected=int(metadata["resourceVersion"])
+            )
+        except (Conflict, NotFound):
+            raise errors.conflict("", "namespaces", t.name, MODIFIED_MESSAGE) from None
+        return self.objects.present(t, stored)
+
     def _remove(self, t: Target, obj: dict[str, Any]) -> dict[str, Any]:
         return self.objects.present(t, self.objects.remove(t, obj))
 
@@ -92,6 +148,18 @@ class Deleter:
         if requested is None:
             requested = (obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
         return max(0, int(requested))
+
+
+def _dependents_policy(options: dict[str, Any], finalizers: list[str]) -> tuple[bool, bool]:
+    """(orphan, foreground): the finalizers a namespace's DELETE options ask for, as kube's
+    namespace storage reads them; with no options, those it has already."""
+    orphan_dependents = options.get("orphanDependents")
+    policy = options.get("propagationPolicy")
+    if orphan_dependents is not None:
+        return bool(orphan_dependents), not orphan_dependents
+    if policy is not None:
+        return policy == "Orphan", policy == "Foreground"
+    return ORPHAN in finalizers, FOREGROUND in finalizers
 
 
 def _check_preconditions(t: Target, metadata: dict[str, Any], pre: dict[str, Any]) -> None:
@@ -139,12 +207,12 @@ class Collector:
             if event.type == "DELETED":
                 self._owner_gone(metadata.get("uid"))
                 self._recheck_owners(metadata.get("ownerReferences") or [])
-                if event.key == ResourceKey("", "namespaces"):
+                if event.key == namespaces.KEY:
+                    # the namespace controller emptied it first; this catches what a forced
+                    # /finalize left behind, so a namespace made again starts empty
                     self._empty_namespace(event.name)
             elif metadata.get("deletionTimestamp"):
                 self._finalize(event.key, event.namespace, event.name)
-                if event.key == ResourceKey("", "namespaces"):
-                    self._empty_namespace(event.name)
         except Exception:
             log.exception("garbage_collection_failed", key=str(event.key), name=event.name)
 
@@ -152,7 +220,7 @@ class Collector:
         """Every stored object with its resource: the collector's scans are this simple on
         purpose, since a local cluster holds thousands of objects, not millions."""
         for r in self.registry.all():
-            if r.plural in VIRTUAL:
+            if r.plural in VIRTUAL or r.is_view:
                 continue
             items, _ = self.store.list(r.key, None)
             for item in items:
@@ -280,8 +348,9 @@ class Collector:
         self, key: ResourceKey, obj: dict[str, Any], finalizers: list[str]
     ) -> None:
         namespace, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+        held = key == namespaces.KEY and namespaces.spec_finalizers(obj)
         with contextlib.suppress(Conflict, NotFound):
-            if finalizers:
+            if finalizers or held:
                 updated = copy.deepcopy(obj)
                 updated["metadata"]["finalizers"] = finalizers
                 self.store.update(
@@ -294,7 +363,7 @@ class Collector:
 
     def _empty_namespace(self, namespace: str) -> None:
         for r in self.registry.all():
-            if not r.namespaced:
+            if not r.namespaced or r.is_view:
                 continue
             items, _ = self.store.list(r.key, namespace)
             for item in items:

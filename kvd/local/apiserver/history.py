@@ -41,6 +41,13 @@ class Event:
     The object is kept as the stored JSON bytes (`raw`), shared by every watcher: a watch stream
     can splice them into its output unparsed, and `object` parses a fresh dict on each access,
     so no watcher can change what another one sees.
+
+    A MODIFIED event also carries the object as it was before (`prev`, the very bytes the store
+    held, so keeping them costs a reference), as etcd's watch does: a watch with a selector
+    needs both sides to tell an object that starts matching (ADDED) or stops (DELETED) from
+    one that changes (MODIFIED), whatever revision the watch started from. A DELETED event's
+    `raw` is already the state before the delete (with the deletion's revision); an ADDED one
+    has no before.
     """
 
     type: EventType
@@ -49,12 +56,30 @@ class Event:
     namespace: str
     name: str
     raw: bytes
+    prev: bytes | None = None
 
     @property
     def object(self) -> dict[str, Any]:
         """A new dict of the object, the caller's to mutate; for DELETED, its final state."""
         parsed: dict[str, Any] = json.loads(self.raw)
         return parsed
+
+    @property
+    def previous(self) -> dict[str, Any] | None:
+        """A new dict of the object before this event: None for ADDED, the final state for
+        DELETED (with the deletion's revision, as a watch delivers it)."""
+        if self.type == "DELETED":
+            return self.object
+        if self.prev is None:
+            return None
+        parsed: dict[str, Any] = json.loads(self.prev)
+        return parsed
+
+    @property
+    def replayable(self) -> bool:
+        """False for a MODIFIED event whose before-state is unknown (one loaded from a database
+        written before events kept it): a watch cannot start before it."""
+        return self.type != "MODIFIED" or self.prev is not None
 
 
 class StoreError(Exception):
@@ -100,11 +125,14 @@ class History:
         for event in events:
             if event.revision > revision - size:
                 self._ring[event.revision % size] = event
-        # The kept history is the contiguous run of events ending at the current revision;
-        # walking back through the ring (rather than trusting the lowest one loaded) never
-        # serves a gap as history.
+        # The kept history is the contiguous run of replayable events ending at the current
+        # revision; walking back through the ring (rather than trusting the lowest one loaded)
+        # never serves a gap, or an event whose before-state is lost, as history.
         oldest, floor = revision + 1, max(1, revision - size + 1)
-        while oldest > floor and self._ring[(oldest - 1) % size].revision == oldest - 1:
+        while oldest > floor:
+            event = self._ring[(oldest - 1) % size]
+            if event.revision != oldest - 1 or not event.replayable:
+                break
             oldest -= 1
         self._oldest = oldest
 

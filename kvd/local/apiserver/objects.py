@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from kvd.local.apiserver import apply, documents, errors, meta, patches, schema
+from kvd.local.apiserver import apply, documents, errors, meta, namespaces, patches, schema, views
 from kvd.local.apiserver.errors import APIError, Cause
 from kvd.local.apiserver.registry import Registry, ResourceDef
 from kvd.local.apiserver.store import AlreadyExists, Conflict, NotFound, Store
@@ -115,7 +115,9 @@ class Objects:
         return self.present(t, obj)
 
     def present(self, t: Target, obj: dict[str, Any]) -> dict[str, Any]:
-        """The stored object as the requested version (all versions share one schema here)."""
+        """The stored object as the requested version (all versions share one schema here)
+        of the requested API (another shape for a view: `views`)."""
+        obj = views.to_view(t.resource, obj)
         obj["apiVersion"] = t.resource.api_version(t.version)
         obj["kind"] = t.resource.kind
         return obj
@@ -162,6 +164,7 @@ class Objects:
             apply.for_target(t.resource, t.version, t.subresource).track_update(None, obj, manager)
         self._validate_meta(t, obj)
         self._validate_kind(t, obj)
+        obj = views.to_storage(t.resource, obj)
         if dry_run:
             return Result(self.present(t, obj), warnings, created=True)
         try:
@@ -207,7 +210,7 @@ class Objects:
             return self._apply(
                 t, raw, manager=manager, force=force, validation=validation, dry_run=dry_run
             )
-        current = self.store.get(t.resource.key, t.namespace, t.name)
+        current = self._stored(t)
         if current is None:
             raise errors.not_found(t.resource.group, t.resource.plural, t.name)
         try:
@@ -270,7 +273,7 @@ class Objects:
                 f"the name of the object ({name}) does not match the name on the URL ({t.name})"
             )
         fields = apply.for_target(t.resource, t.version, t.subresource)
-        current = self.store.get(t.resource.key, t.namespace, t.name)
+        current = self._stored(t)
         if current is None:
             if t.subresource:
                 raise errors.not_found(t.resource.group, t.resource.plural, t.name)
@@ -293,7 +296,7 @@ class Objects:
         manager: str = "",
         applied: bool = False,
     ) -> Result:
-        old = current or self.store.get(t.resource.key, t.namespace, t.name)
+        old = current or self._stored(t)
         if old is None:
             raise errors.not_found(t.resource.group, t.resource.plural, t.name)
         metadata = obj.setdefault("metadata", {})
@@ -315,14 +318,20 @@ class Objects:
             apply.for_target(t.resource, t.version, t.subresource).track_update(old, new, manager)
         self._validate_meta(t, new)
         self._validate_kind(t, new)
+        new = views.to_storage(t.resource, new)
         if dry_run:
             return Result(self.present(t, new), warnings)
-        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+        if new["metadata"].get("deletionTimestamp") and _unheld(t, new):
             # the last finalizer is gone: the deletion that waited for it happens now
             return Result(self.present(t, self.remove(t, old)), warnings)
         with _store_errors(t):
             stored = self.store.update(t.resource.key, t.namespace, t.name, new, expected=_rv(old))
         return Result(self.present(t, stored), warnings)
+
+    def _stored(self, t: Target) -> dict[str, Any] | None:
+        """The stored object in the shape of the requested API, for a change made through it."""
+        obj = self.store.get(t.resource.key, t.namespace, t.name)
+        return None if obj is None else views.to_view(t.resource, obj)
 
     def remove(self, t: Target, current: dict[str, Any]) -> dict[str, Any]:
         """Remove the object for good, if it is still the version the caller looked at."""
@@ -345,6 +354,8 @@ class Objects:
             else:
                 obj.pop("status", None)
         obj["metadata"] = self._carry_metadata(old["metadata"], obj["metadata"])
+        if namespaces.is_namespaces(t.resource):
+            namespaces.prepare_update(t.subresource, old, obj)
         if _spec_changed(old, obj):
             obj["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         return obj
@@ -408,11 +419,23 @@ class Objects:
         if ns is None:
             raise errors.not_found("", "namespaces", t.namespace)
         if ns["metadata"].get("deletionTimestamp"):
+            r, name = t.resource, str(metadata.get("name") or "")
+            resource = f"{r.plural}.{r.group}" if r.group else r.plural
             raise APIError(
                 403,
                 "Forbidden",
-                f'{t.resource.plural} "{metadata.get("name")}" is forbidden: unable to create new '
-                f"content in namespace {t.namespace} because it is being terminated",
+                f'{resource} "{name}" is forbidden: unable to create new content in namespace '
+                f"{t.namespace} because it is being terminated",
+                name=name,
+                group=r.group,
+                kind=r.plural,
+                causes=[
+                    Cause(
+                        "NamespaceTerminating",
+                        f"namespace {t.namespace} is being terminated",
+                        "metadata.namespace",
+                    )
+                ],
             )
 
     def _decode(
@@ -479,6 +502,13 @@ def _store_errors(t: Target) -> Iterator[None]:
         ) from None
     except NotFound:
         raise errors.not_found(t.resource.group, t.resource.plural, t.name) from None
+
+
+def _unheld(t: Target, obj: dict[str, Any]) -> bool:
+    """No finalizer holds the object any more (a namespace also has the spec's)."""
+    if namespaces.is_namespaces(t.resource):
+        return namespaces.removable(obj)
+    return not obj["metadata"].get("finalizers")
 
 
 def _rv(obj: dict[str, Any]) -> int:

@@ -55,10 +55,18 @@ class ResourceDef:
     field_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
     crd_name: str | None = None
     crd_uid: str | None = None  # which CRD of that name: one deleted and made again is another
+    # a second API for another resource's objects (events.k8s.io Events are core Events):
+    # read and written in that resource's store, converted by `views`
+    stored_as: ResourceKey | None = None
 
     @property
     def key(self) -> ResourceKey:
-        return ResourceKey(self.group, self.plural)
+        """Where its objects are stored: its own key, or the viewed resource's."""
+        return self.stored_as or ResourceKey(self.group, self.plural)
+
+    @property
+    def is_view(self) -> bool:
+        return self.stored_as is not None
 
     @property
     def list_kind(self) -> str:
@@ -87,6 +95,7 @@ def _builtin(
     verbs: tuple[str, ...] = ALL_VERBS,
     categories: tuple[str, ...] = (),
     field_labels: dict[str, tuple[str, ...]] | None = None,
+    stored_as: ResourceKey | None = None,
 ) -> ResourceDef:
     return ResourceDef(
         group=group,
@@ -99,6 +108,7 @@ def _builtin(
         categories=categories,
         verbs=verbs,
         field_labels=field_labels or {},
+        stored_as=stored_as,
     )
 
 
@@ -112,6 +122,25 @@ _EVENT_FIELDS = {
     "involvedObject.fieldPath": ("involvedObject", "fieldPath"),
     "reason": ("reason",),
     "reportingComponent": ("reportingComponent",),
+    "source": ("source", "component"),
+    "type": ("type",),
+}
+# events.k8s.io's field selectors, mapped onto the stored core Event as kube maps them
+_EVENTS_V1_FIELDS = {
+    **{
+        f"regarding.{part}": ("involvedObject", part)
+        for part in (
+            "kind",
+            "namespace",
+            "name",
+            "uid",
+            "apiVersion",
+            "resourceVersion",
+            "fieldPath",
+        )
+    },
+    "reason": ("reason",),
+    "reportingController": ("reportingComponent",),
     "source": ("source", "component"),
     "type": ("type",),
 }
@@ -176,7 +205,15 @@ BUILTINS: tuple[ResourceDef, ...] = (
         short_names=("pv",),
         subresources=("status",),
     ),
-    _builtin("events.k8s.io", "v1", "events", "Event", short_names=("ev",)),
+    _builtin(
+        "events.k8s.io",
+        "v1",
+        "events",
+        "Event",
+        short_names=("ev",),
+        field_labels=_EVENTS_V1_FIELDS,
+        stored_as=ResourceKey("", "events"),
+    ),
     _builtin(
         "storage.k8s.io",
         "v1",

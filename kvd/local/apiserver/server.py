@@ -42,7 +42,10 @@ from kvd.local.apiserver import (
     errors,
     kinds,
     kubelet,
+    namespace_controller,
+    namespaces,
     openapi,
+    pods,
     policy,
     selectors,
     tables,
@@ -83,15 +86,22 @@ class APIServer:
         self.data_dir = data_dir
         self.store = Store(data_dir / "state.db", history=history)
         self.registry = Registry()
-        # The admission chain, in kube-apiserver's order: built-in validation, then webhooks.
+        # The admission chain, in kube-apiserver's order: built-in defaults and create
+        # strategies, built-in validation, then webhooks.
         self.objects = Objects(
             self.store,
             self.registry,
-            admission=(crds.CRDValidation(), admission.KubeVirtAdmission()),
+            admission=(
+                pods.PodDefaults(),
+                namespaces.NamespaceStrategy(),
+                crds.CRDValidation(),
+                admission.KubeVirtAdmission(),
+            ),
             kinds=kinds.BuiltinKinds(openapi.load),
         )
         self.deleter = deletion.Deleter(self.objects)
         self.collector = deletion.Collector(self.deleter)
+        self.namespace_controller = namespace_controller.NamespaceController(self.deleter)
         self.crds = crds.CRDs(self.objects)
         self.tokens = auth.Tokens(data_dir)
         self.authorizer = policy.Authorizer()
@@ -135,7 +145,11 @@ class APIServer:
         return app
 
     async def _start_background(self, _app: web.Application) -> None:
-        for name, run in (("garbage_collector", self.collector.run), ("crds", self.crds.run)):
+        for name, run in (
+            ("garbage_collector", self.collector.run),
+            ("namespace_controller", self.namespace_controller.run),
+            ("crds", self.crds.run),
+        ):
             self._tasks.append(asyncio.create_task(_keep_running(name, run)))
 
     async def _stop_background(self, _app: web.Application) -> None:

@@ -10,7 +10,12 @@ Design, for a single asyncio thread that must never block long:
 - SQLite in WAL mode with `synchronous=NORMAL`: a commit is an append to the WAL, no fsync (a
   crash of the process loses nothing, a power cut may lose the last commits but never corrupts).
   Two tables, written in one transaction per write: `objects` (the current state) and `events`
-  (the last `history` writes, trimmed in batches).
+  (the last `history` writes and a margin of a tenth more, trimmed in batches).
+- Each event knows the object's state before it (`Event.prev`, which selectors need). In
+  memory that is a reference to bytes the store held anyway. On disk an update writes it only
+  when the object's previous write is older than the margin: otherwise that write's own row is
+  still in the table, and reopening reads it back from there. So the common update (of an
+  object written shortly before: statuses, leases) costs no extra bytes.
 - Checkpoints (copying the WAL back, with fsyncs of several ms) run in a thread with its own
   connection, so writes that pause now and then, as an API server's do, never wait for the disk.
   Only writes that never pause make the event loop finish a checkpoint itself, once per 8 MiB of
@@ -98,9 +103,12 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE TABLE IF NOT EXISTS events (
     revision INTEGER PRIMARY KEY, type TEXT NOT NULL,
     grp TEXT NOT NULL, resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
-    data BLOB NOT NULL
+    data BLOB NOT NULL, prev BLOB
 );
 """
+# Databases written before events kept the object's previous state get the column on open;
+# their old MODIFIED rows have none (see `_previous_states`).
+_ADD_PREV = "ALTER TABLE events ADD COLUMN prev BLOB"
 _INSERT_OBJECT = (
     "INSERT INTO objects (grp, resource, namespace, name, revision, data) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -110,8 +118,8 @@ _UPDATE_OBJECT = (
 )
 _DELETE_OBJECT = "DELETE FROM objects WHERE grp = ? AND resource = ? AND namespace = ? AND name = ?"
 _INSERT_EVENT = (
-    "INSERT INTO events (revision, type, grp, resource, namespace, name, data) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events (revision, type, grp, resource, namespace, name, data, prev) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _TRIM_EVENTS = "DELETE FROM events WHERE revision <= ?"
 
@@ -145,6 +153,7 @@ class Store:
         if history < 1:
             raise ValueError("history must keep at least one event (it carries the revision)")
         self._size = history
+        self._margin = max(1, history // 10)
         self._closed = False
         self._keys: dict[ResourceKey, ResourceKey] = {}
         self._objects: dict[ResourceKey, dict[str, dict[str, _Entry]]] = {}
@@ -180,6 +189,8 @@ class Store:
         # would fsync in the event loop's thread. Left on as a backstop, far above _WAL_LIMIT.
         db.execute(f"PRAGMA wal_autocheckpoint = {8 * _WAL_LIMIT}")
         db.executescript(_SCHEMA)
+        if "prev" not in {row[1] for row in db.execute("PRAGMA table_info(events)").fetchall()}:
+            db.execute(_ADD_PREV)
         revision = 0
         for grp, resource, namespace, name, rev, data in db.execute(
             "SELECT grp, resource, namespace, name, revision, data FROM objects"
@@ -192,15 +203,28 @@ class Store:
         # any connection holds one the WAL cannot start over.
         ((newest,),) = db.execute("SELECT MAX(revision) FROM events").fetchall()
         revision = max(revision, newest or 0)
-        events = [
-            Event(type_, rev, self._intern(ResourceKey(grp, resource)), namespace, name, data)
-            for rev, type_, grp, resource, namespace, name, data in db.execute(
-                "SELECT revision, type, grp, resource, namespace, name, data FROM events "
-                "WHERE revision > ?",
-                (revision - self._size,),
-            )
-        ]
-        return _History(self._size, revision=revision, events=events)
+        rows = db.execute(
+            "SELECT revision, type, grp, resource, namespace, name, data, prev FROM events "
+            "WHERE revision > ? ORDER BY revision",
+            (revision - self._size - self._margin,),
+        ).fetchall()
+        return _History(self._size, revision=revision, events=self._previous_states(rows))
+
+    def _previous_states(self, rows: list[tuple[Any, ...]]) -> list[Event]:
+        """The loaded events, in order, with each MODIFIED one's previous state taken from the
+        object's event before it where the row has none (it was near enough), and shared with
+        it where the bytes are the same (as they were in memory before the restart). The
+        History keeps only the window; the margin's rows were read for their states."""
+        last: dict[tuple[ResourceKey, str, str], bytes] = {}
+        events = []
+        for rev, type_, grp, resource, namespace, name, data, kept in rows:
+            key = self._intern(ResourceKey(grp, resource))
+            ident = (key, namespace, name)
+            before = last.get(ident)
+            prev = before if type_ == "MODIFIED" and kept in (None, before) else kept
+            events.append(Event(type_, rev, key, namespace, name, data, prev))
+            last[ident] = data
+        return events
 
     @property
     def revision(self) -> int:
@@ -270,7 +294,8 @@ class Store:
             return _parse(old)
         revision = self._history.revision + 1
         raw = _encode(obj, revision)
-        self._write(Event("MODIFIED", revision, key, namespace, name, raw))
+        far = revision - current >= self._margin  # its previous write may leave the table
+        self._write(Event("MODIFIED", revision, key, namespace, name, raw, old), keep_prev=far)
         self._objects[key][namespace][name] = (revision, raw)
         return _parse(raw)
 
@@ -329,8 +354,9 @@ class Store:
             )
         return entry
 
-    def _write(self, event: Event) -> None:
-        """Commit the object change and its event in one transaction, then publish the event."""
+    def _write(self, event: Event, *, keep_prev: bool = False) -> None:
+        """Commit the object change and its event in one transaction, then publish the event;
+        the previous state goes into the row only if `keep_prev`."""
         key, revision, raw = event.key, event.revision, event.raw
         where = (key.group, key.resource, event.namespace, event.name)
         change: str
@@ -346,9 +372,10 @@ class Store:
             db.execute("BEGIN")
             try:
                 db.execute(change, params)
-                db.execute(_INSERT_EVENT, (revision, event.type, *where, raw))
+                prev = event.prev if keep_prev else None
+                db.execute(_INSERT_EVENT, (revision, event.type, *where, raw, prev))
                 if revision % _TRIM_EVERY == 0:
-                    db.execute(_TRIM_EVENTS, (revision - self._size,))
+                    db.execute(_TRIM_EVENTS, (revision - self._size - self._margin,))
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:  # a failed COMMIT may have ended it already

@@ -170,7 +170,8 @@ _BUILTIN: dict[tuple[str, str], Builtin] = {
     ("", "namespaces"): (
         [_col("Status"), _col("Age")],
         lambda o: [
-            "Terminating" if o["metadata"].get("deletionTimestamp") else "Active",
+            (o.get("status") or {}).get("phase")
+            or ("Terminating" if o["metadata"].get("deletionTimestamp") else "Active"),
             age(o["metadata"].get("creationTimestamp")),
         ],
     ),
@@ -186,6 +187,21 @@ _BUILTIN: dict[tuple[str, str], Builtin] = {
             o.get("reason", ""),
             _involved(o),
             o.get("message", ""),
+        ],
+    ),
+    ("events.k8s.io", "events"): (  # the same columns, from events.k8s.io's field names
+        [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")],
+        lambda o: [
+            age(
+                o.get("deprecatedLastTimestamp")
+                or (o.get("series") or {}).get("lastObservedTime")
+                or o.get("eventTime")
+                or o["metadata"].get("creationTimestamp")
+            ),
+            o.get("type", ""),
+            o.get("reason", ""),
+            _involved({"involvedObject": o.get("regarding")}),
+            o.get("note", ""),
         ],
     ),
     ("apiextensions.k8s.io", "customresourcedefinitions"): (

@@ -271,6 +271,10 @@ LABEL_ERROR = (
                     "spec.containers[0].resources.limits[gpu]",
                     'Invalid value: "gpu": must be a standard resource for containers',
                 ),
+                (  # defaulted from the limit, as kube defaults a pod before validating it
+                    "spec.containers[0].resources.requests[gpu]",
+                    'Invalid value: "gpu": must be a standard resource for containers',
+                ),
                 (
                     "spec.containers[0].resources.requests",
                     'Invalid value: "2": must be less than or equal to cpu limit of 1',

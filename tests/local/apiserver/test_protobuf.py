@@ -67,13 +67,16 @@ def test_kubectl_create_stores_exactly_what_kubectl_meant(
 
     stored = yaml.safe_load(server.kubectl("get", resource, name, "-o", "yaml").stdout)
 
+    expected = dict(meant["metadata"])
+    if resource == "namespace":  # what kube-apiserver adds to every new namespace
+        meant.update(spec={"finalizers": ["kubernetes"]}, status={"phase": "Active"})
+        expected["labels"] = {"kubernetes.io/metadata.name": name}
+    else:
+        expected["namespace"] = "default"
     assert {k: v for k, v in stored.items() if k != "metadata"} == {
         k: v for k, v in meant.items() if k != "metadata"
     }
     metadata = {k: v for k, v in stored["metadata"].items() if k not in SERVER_SET}
-    expected = dict(meant["metadata"])
-    if resource != "namespace":
-        expected["namespace"] = "default"
     assert metadata == expected
 
 

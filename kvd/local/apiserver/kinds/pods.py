@@ -7,8 +7,9 @@ names and quantities (not negative, requests within limits); one source per volu
 enumerations (restartPolicy, dnsPolicy, imagePullPolicy, terminationMessagePolicy); node
 selector labels; service account, host and subdomain names.
 
-kube checks these after defaulting the pod. kvd does not default pods, so a field kube would
-default (a port's protocol, a container's imagePullPolicy) is checked only when it is given.
+kube checks these after defaulting the pod. kvd defaults only a container's requests from its
+limits (`apiserver.pods`), so another field kube would default (a port's protocol, a
+container's imagePullPolicy) is checked only when it is given.
 """
 
 from __future__ import annotations
