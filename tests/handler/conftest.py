@@ -74,17 +74,20 @@ class Env:
         grace: int = 30,
         acpi: bool = True,
         network: str | None = None,
+        firmware: Json | None = None,
     ) -> Json:
         """The VMI (the kvd-demo containerDisk, cloud-init `user_data`); returns it once the
         controller has scheduled it."""
         manifest = vmi_manifest(namespace="default", name=name, uid="", user_data=user_data)
         del manifest["metadata"]["uid"]
         manifest["spec"]["terminationGracePeriodSeconds"] = grace
-        if network is not None:  # the binding: "bridge", or one the launcher refuses
+        if network is not None:  # the binding: "bridge" or "masquerade"
             manifest["spec"]["domain"]["devices"]["interfaces"] = [{"name": "default", network: {}}]
             manifest["spec"]["networks"] = [{"name": "default", "pod": {}}]
         if not acpi:
             manifest["spec"]["domain"]["features"] = {"acpi": {"enabled": False}}
+        if firmware is not None:
+            manifest["spec"]["domain"]["firmware"] = firmware
         self.cluster.raw.create(VMIS, manifest)
 
         def scheduled() -> Json | None:

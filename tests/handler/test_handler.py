@@ -287,11 +287,13 @@ def test_console_and_pause_through_the_handlers_service(env: Env) -> None:
 
 
 def test_a_domain_the_launcher_refuses_is_reported_as_sync_failed(env: Env) -> None:
-    env.create_vmi("refused", network="masquerade")  # valid API, not served by the launcher
+    # valid for the API, but the launcher finds no such kernel in the image when it defines
+    kernel_boot = {"container": {"image": "kvd-demo-kernel", "kernelPath": "/boot/nothere"}}
+    env.create_vmi("refused", firmware={"kernelBoot": kernel_boot})
     vmi = env.wait_vmi_condition("refused", "Synchronized", "False")
     synchronized = condition(vmi, "Synchronized")
     assert synchronized["reason"] == "SyncFailed"
-    assert "masquerade" in synchronized["message"]
+    assert "/boot/nothere" in synchronized["message"]
     assert vmi["status"]["phase"] == "Scheduled"
     assert "SyncFailed" in _events(env, "refused")
     env.cluster.raw.delete(f"{VMIS}/refused")
