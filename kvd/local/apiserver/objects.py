@@ -152,7 +152,8 @@ class Objects:
             metadata.pop(field, None)
         metadata["uid"] = meta.new_uid()
         metadata["creationTimestamp"] = meta.now()
-        metadata["generation"] = 1
+        if t.resource.tracks_generation:
+            metadata["generation"] = 1
         if t.resource.namespaced:
             metadata["namespace"] = t.namespace
         version = t.resource.version(t.version)
@@ -356,7 +357,9 @@ class Objects:
         obj["metadata"] = self._carry_metadata(old["metadata"], obj["metadata"])
         if namespaces.is_namespaces(t.resource):
             namespaces.prepare_update(t.subresource, old, obj)
-        if _spec_changed(old, obj):
+        if not t.resource.tracks_generation:
+            obj["metadata"].pop("generation", None)  # one an older kvd stored, say
+        elif _spec_changed(old, obj):
             obj["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         return obj
 

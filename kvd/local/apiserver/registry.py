@@ -10,12 +10,31 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from kvd.local.apiserver.store import ResourceKey
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 CREATE_ONLY = ("create",)
+
+
+# Built-in kinds whose kube-apiserver strategy sets metadata.generation at create and bumps it
+# when the spec changes (pods since PodGeneration, GA in 1.35); the others have none.
+GENERATION_KINDS: Final = frozenset(
+    {
+        ("", "pods"),
+        ("", "replicationcontrollers"),
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("apps", "daemonsets"),
+        ("apps", "statefulsets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+        ("networking.k8s.io", "ingresses"),
+        ("policy", "poddisruptionbudgets"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,12 @@ class ResourceDef:
     @property
     def is_view(self) -> bool:
         return self.stored_as is not None
+
+    @property
+    def tracks_generation(self) -> bool:
+        """Whether its objects have `metadata.generation`: custom resources and the built-in
+        kinds whose kube strategy sets it (not ConfigMaps, Secrets, Namespaces, Nodes, …)."""
+        return self.crd_name is not None or (self.group, self.plural) in GENERATION_KINDS
 
     @property
     def list_kind(self) -> str:

@@ -477,3 +477,24 @@ def test_what_kvd_and_kubectl_write_is_accepted(shared: Server, tmp_path: Path) 
     shared.kubectl("apply", "-f", str(manifest))
     described = shared.kubectl("describe", "configmaps,secrets,pods", "-n", "everyday").stdout
     assert "settings" in described and "launcher" in described
+
+
+def test_generation_only_where_kube_keeps_one(shared: Server) -> None:
+    """A ConfigMap has no metadata.generation in kube (kubectl diff would show one moving); a
+    Pod has one, bumped by spec changes only."""
+    core = client.CoreV1Api(shared.api())
+    cm = core.create_namespaced_config_map(
+        "default", {"metadata": {"name": "no-generation"}, "data": {"a": "1"}}
+    )
+    assert cm.metadata.generation is None
+    cm = core.patch_namespaced_config_map("no-generation", "default", {"data": {"a": "2"}})
+    assert cm.metadata.generation is None
+    pod = core.create_namespaced_pod("default", _pod("with-generation"))
+    assert pod.metadata.generation == 1
+    pod = core.patch_namespaced_pod(
+        "with-generation", "default", {"metadata": {"labels": {"a": "b"}}}
+    )
+    assert pod.metadata.generation == 1
+    image = {"spec": {"containers": [{"name": "c", "image": "busybox:2"}]}}
+    pod = core.patch_namespaced_pod("with-generation", "default", image)
+    assert pod.metadata.generation == 2
