@@ -25,7 +25,7 @@ log = logs.get_logger(__name__)
 Encoding = Literal["json", "protobuf"]
 # Set on a request whose target has no protobuf form (a custom resource): everything it is
 # answered, its errors included, is JSON, as kube-apiserver's CRD handler answers.
-JSON_ONLY = "kvd.json_only"
+JSON_ONLY = web.RequestKey("kvd.json_only", bool)
 JSON_RANGES = frozenset({"application/json", "application/*", "*/*"})
 
 

@@ -60,6 +60,7 @@ log = logs.get_logger(__name__)
 
 MAX_BODY = documents.MAX_BYTES  # kube-apiserver's limit for a request body
 AUDIT_ID = web.RequestKey("kvd.audit_id", str)
+USER = web.RequestKey("kvd.user", auth.User)
 _AUDIT_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,254}[A-Za-z0-9])?")
 # Static paths kube-apiserver answers whatever the method: health checks (its healthz mux) and
 # the group lists (the aggregator's handlers). The others are go-restful routes: 405.
@@ -192,7 +193,7 @@ class APIServer:
             asked = policy.attributes(request.method, request.path, request.query)
             if not self.authorizer.allows(user, asked):
                 raise policy.forbidden(user, asked)
-        request["user"] = user
+        request[USER] = user
         return await handler(request)
 
     # --- routing -----------------------------------------------------------------------------
@@ -282,7 +283,7 @@ class APIServer:
                 t.resource.plural,
                 await decoding.body(request, protobuf=protobuf),
                 self.tokens,
-                request["user"],
+                request[USER],
                 self.authorizer,
             )
             review.update(apiVersion=t.resource.api_version(t.version), kind=t.resource.kind)
