@@ -170,11 +170,6 @@ def _volumes(vmi: VirtualMachineInstance, config: RenderConfig) -> tuple[list[Js
             mounts.append(
                 {"name": name, "mountPath": f"{PVC_DIR}/{claim.claim_name}", "readOnly": read_only}
             )
-        elif volume.data_volume is not None:
-            raise RenderError(
-                f"spec.volumes[{volume.name}].dataVolume: CDI DataVolumes are not supported; "
-                "use a persistentVolumeClaim"
-            )
     firmware = vmi.spec.domain.firmware
     kernel_boot = firmware.kernel_boot if firmware else None
     if kernel_boot is not None and kernel_boot.container is not None:

@@ -204,20 +204,6 @@ def test_cluster_settings_and_scheduling_constraints_carry_over() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("spec", "words"),
-    [
-        (
-            {"volumes": [{"name": "d", "dataVolume": {"name": "dv"}}]},
-            "dataVolume: CDI DataVolumes are not supported",
-        ),
-    ],
-)
-def test_what_cannot_be_rendered_says_why(spec: dict[str, Any], words: str) -> None:
-    with pytest.raises(render.RenderError, match=words):
-        render.launcher_pod(vmi(**spec), CONFIG)
-
-
 def test_the_grace_period_is_the_defaulted_vmis() -> None:
     """kvd.api's default (30 s) reaches the launcher and the pod; render has none of its own."""
     pod = render.launcher_pod(vmi(), CONFIG)

@@ -8,7 +8,7 @@ it made. Everything storage creates lives under `run_dir/disks/`, which storage 
     run_dir/disks/cloud-init/<volume>.iso          NoCloud or ConfigDrive ISO
 
 Inputs stay where the pod puts them and are never written or removed: container disk bases at
-`container_disk_dir/<volume>/`, PVCs and dataVolumes at `pvc_dir/<claim>`, hostDisks at their
+`container_disk_dir/<volume>/`, PVCs at `pvc_dir/<claim>`, hostDisks at their
 path (a DiskOrCreate hostDisk is created there, and outlives the VMI as in KubeVirt).
 
 `prepare` is idempotent, because DefineDomain is: a second call with the same VMI reuses every
@@ -163,14 +163,5 @@ def _dispatch(
             claim.claim_name,
             read_only=bool(claim.read_only),
             pvc_dir=layout.pvc_dir,
-        )
-    if volume.data_volume is not None:
-        dv = volume.data_volume.name
-        return pvc.prepare(
-            name,
-            dv,
-            read_only=False,
-            pvc_dir=layout.pvc_dir,
-            what=f'dataVolume "{dv}" (its PVC)',
         )
     raise StorageError(name, "the volume has no source kvd knows", reason="VolumeNotSupported")

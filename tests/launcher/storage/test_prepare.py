@@ -32,7 +32,6 @@ def _every_kind(pod: Pod) -> list[dict[str, Any]]:
         {"name": "configdrive", "cloudInitConfigDrive": {"userData": "#!/bin/sh\n"}},
         {"name": "scratch", "emptyDisk": {"capacity": "16Mi"}},
         {"name": "data", "persistentVolumeClaim": {"claimName": "vm-data"}},
-        {"name": "dv", "dataVolume": {"name": "vm-data"}},
         {
             "name": "host",
             "hostDisk": {
@@ -57,7 +56,6 @@ def test_prepares_every_volume(pod: Pod) -> None:
         ),
         "scratch": DiskSource(path=disks / "empty-disks" / "scratch.qcow2", format="qcow2"),
         "data": DiskSource(path=pod.pvc_dir / "vm-data" / "disk.img", format="raw"),
-        "dv": DiskSource(path=pod.pvc_dir / "vm-data" / "disk.img", format="raw"),
         "host": DiskSource(path=pod.root / "node" / "vm.img", format="raw"),
     }
     assert all(source.path.exists() for source in sources.values())
