@@ -1,11 +1,11 @@
 """persistentVolumeClaim: storage Kubernetes has already attached to the pod.
 
 The launcher pod gets each claim at `pvc_dir/<claim name>`: a directory holding `disk.img` for a
-filesystem-mode PVC (mounted), or a block device for a block-mode PVC (volumeDevices). Which
-one is read off the path itself, so the launcher needs no API access. The disk is raw, never
-probed (see host_disk) and never created or deleted here: it belongs to the cluster. (A
-dataVolume, CDI's wrapper around a PVC of the same name, is refused by the API until kvd has
-DataVolumes.)
+filesystem-mode PVC (mounted), or a block device for a block-mode PVC (volumeDevices), as the
+controller renders the pod from the claim's volumeMode. Which one is read off the path itself,
+so the launcher needs no API access. The disk is raw, never probed (see host_disk) and never
+created or deleted here: it belongs to the cluster. (A dataVolume, CDI's wrapper around a PVC of
+the same name, is refused by the API until kvd has DataVolumes.)
 
 KubeVirt creates a missing `disk.img` on a filesystem PVC sized from the claim; kvd's launcher
 does not know the claim's size, so a missing image is an error naming the claim.
