@@ -80,11 +80,7 @@ def vm(obj: vmtypes.VirtualMachine) -> list[FieldError]:
         )
     if spec.running is None and spec.run_strategy is None:
         errors.append((root / "spec").error("one of running or runStrategy must be specified"))
-    for i, template in enumerate(spec.data_volume_templates):
-        name = (template.metadata or {}).get("name")
-        if not isinstance(name, str) or not name:
-            path = root / "spec" / "dataVolumeTemplates"
-            errors.append((path[i] / "metadata" / "name").error("Required value"))
+    # dataVolumeTemplates are refused while decoding (unsupported.DECLARED_NOT_SUPPORTED)
     return errors
 
 
@@ -375,12 +371,23 @@ def _volumes(volumes: tuple[vmitypes.Volume, ...], path: Path) -> Iterator[Field
             yield (here / "emptyDisk" / "capacity").error("must be greater than 0")
         if volume.host_disk is not None:
             host = volume.host_disk
+            yield from _host_disk_path(host.path, here / "hostDisk" / "path")
             if host.type == "DiskOrCreate" and host.capacity is None:
                 yield (here / "hostDisk" / "capacity").error(
                     "Required value: a DiskOrCreate hostDisk needs a capacity"
                 )
             if host.capacity is not None and host.capacity.value <= 0:
                 yield (here / "hostDisk" / "capacity").error("must be greater than 0")
+
+
+def _host_disk_path(path: str, where: Path) -> Iterator[FieldError]:
+    """The pod gets the file's directory as a hostPath volume and finds the file in it by name
+    (as KubeVirt does), so the path must name a file, and a hostPath has no `..` steps."""
+    parts = path.split("/")
+    if ".." in parts:
+        yield where.error(f'Invalid value: "{path}": must not contain ".."')
+    elif parts[-1] in ("", "."):
+        yield where.error(f'Invalid value: "{path}": must name a file, not a directory')
 
 
 def _cloud_init(

@@ -53,6 +53,13 @@ def add_parser(subparsers: program.Subparsers) -> None:
         help="where the pod mounts PVCs, one entry per claim",
     )
     parser.add_argument(
+        "--host-disk-dir",
+        type=Path,
+        default=Path("/var/run/kvd/host-disks"),
+        help="where the pod mounts each hostDisk's directory, one per volume (the file is "
+        "there under its own name)",
+    )
+    parser.add_argument(
         "--kernel-boot-dir",
         type=Path,
         default=Path("/var/run/kvd/kernel-boot"),
@@ -79,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir=args.run_dir.absolute(),
         container_disk_dir=args.container_disk_dir.absolute(),
         pvc_dir=args.pvc_dir.absolute(),
+        host_disk_dir=args.host_disk_dir.absolute(),
         kernel_boot_dir=args.kernel_boot_dir.absolute(),
         grace_period_seconds=args.grace_period_seconds,
         allow_emulation=args.allow_emulation,

@@ -12,7 +12,16 @@ handler and the local node expect to find.
   CPU request is the VMI's, or 100m.
 - Each containerDisk is an `image` volume (Kubernetes' OCI volume source; on the local node, the
   local image store) mounted read-only at `<container disk dir>/<volume>` from its `disk/`
-  directory (or the directory of the VMI's `path`); each PVC at `<pvc dir>/<claim>`.
+  directory (or the directory of the VMI's `path`).
+- Each PVC reaches the launcher at `<pvc dir>/<claim>`, as its `volumeMode` says, which is why
+  the controller reads the claim first (as KubeVirt's renderer does): a Filesystem claim is
+  mounted there (the launcher uses its `disk.img`), a Block claim is mapped there as a device
+  (`volumeDevices`; a kubelet refuses to mount one). The launcher tells them apart by the path's
+  file type, so it needs no API access.
+- A hostDisk's directory is a `hostPath` volume (`DirectoryOrCreate` for DiskOrCreate,
+  `Directory` for Disk, as KubeVirt renders it) mounted at `<host disk dir>/<volume>`, where the
+  launcher finds (or creates) the file under its own name: the pod needs nothing of the node's
+  filesystem but that directory.
 - A kernelBoot container's image is an `image` volume too, mounted read-only at the kernel boot
   dir, where the launcher finds `kernelPath` and `initrdPath` (and says which one the image
   lacks). An init container run from that image to copy them out would need programs in it,
@@ -25,6 +34,7 @@ handler and the local node expect to find.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +48,7 @@ Json = dict[str, Any]
 LAUNCHER_ROOT = "/var/run/kvd/launchers"
 CONTAINER_DISK_DIR = "/var/run/kvd/container-disks"
 PVC_DIR = "/var/run/kvd/pvcs"
+HOST_DISK_DIR = "/var/run/kvd/host-disks"
 KERNEL_BOOT_DIR = "/var/run/kvd/kernel-boot"
 
 
@@ -56,8 +67,14 @@ class RenderConfig:
     grace_margin_seconds: int = 15
 
 
-def launcher_pod(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
-    """The launcher pod of `vmi`, a VMI as `kinds.load` returns it: defaulted and valid."""
+def launcher_pod(
+    vmi: VirtualMachineInstance, config: RenderConfig, *, claims: Mapping[str, Json] | None = None
+) -> Json:
+    """The launcher pod of `vmi`, a VMI as `kinds.load` returns it: defaulted and valid.
+
+    `claims` holds the PersistentVolumeClaims its volumes name, by claim name, as the caller
+    read them (their `volumeMode` decides how the pod gets each).
+    """
     meta = vmi.metadata
     if not (meta.name and meta.namespace and meta.uid):
         raise RenderError("metadata.name, metadata.namespace and metadata.uid must be set")
@@ -67,13 +84,13 @@ def launcher_pod(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
         raise RenderError(
             "spec.terminationGracePeriodSeconds is not set: the VMI was not defaulted"
         )
-    volumes, mounts = _volumes(vmi, config)
+    volumes, mounts, devices = _volumes(vmi, config, claims or {})
     image = config.image or kvd_image()
     args = [
         "--namespace", meta.namespace, "--name", meta.name, "--uid", meta.uid,
         "--run-dir", f"{LAUNCHER_ROOT}/$(POD_UID)", "--grace-period-seconds", str(grace),
         "--container-disk-dir", CONTAINER_DISK_DIR, "--pvc-dir", PVC_DIR,
-        "--kernel-boot-dir", KERNEL_BOOT_DIR, "--pod-network",
+        "--host-disk-dir", HOST_DISK_DIR, "--kernel-boot-dir", KERNEL_BOOT_DIR, "--pod-network",
     ]  # fmt: skip
     if config.allow_emulation:
         args.append("--allow-emulation")
@@ -94,6 +111,8 @@ def launcher_pod(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
         "resources": {"requests": _requests(vmi, config)},
         "volumeMounts": mounts,
     }
+    if devices:
+        compute["volumeDevices"] = devices
     console: Json = {
         "name": "guest-console-log",
         "image": image,
@@ -139,11 +158,15 @@ def launcher_pod(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
     }
 
 
-def _volumes(vmi: VirtualMachineInstance, config: RenderConfig) -> tuple[list[Json], list[Json]]:
+def _volumes(
+    vmi: VirtualMachineInstance, config: RenderConfig, claims: Mapping[str, Json]
+) -> tuple[list[Json], list[Json], list[Json]]:
+    """The pod's volumes, the compute container's volumeMounts and its volumeDevices."""
     volumes: list[Json] = [
         {"name": "launchers", "hostPath": {"path": config.launcher_host_dir, "type": "Directory"}}
     ]
     mounts: list[Json] = [{"name": "launchers", "mountPath": LAUNCHER_ROOT}]
+    devices: list[Json] = []
     for volume in vmi.spec.volumes:
         name = f"vol-{volume.name}"
         if volume.container_disk is not None:
@@ -167,14 +190,18 @@ def _volumes(vmi: VirtualMachineInstance, config: RenderConfig) -> tuple[list[Js
                     "persistentVolumeClaim": {"claimName": claim.claim_name, "readOnly": read_only},
                 }
             )
-            mounts.append(
-                {"name": name, "mountPath": f"{PVC_DIR}/{claim.claim_name}", "readOnly": read_only}
+            target = f"{PVC_DIR}/{claim.claim_name}"
+            if _volume_mode(volume.name, claim.claim_name, claims) == "Block":
+                devices.append({"name": name, "devicePath": target})
+            else:
+                mounts.append({"name": name, "mountPath": target, "readOnly": read_only})
+        elif volume.host_disk is not None:
+            host = volume.host_disk
+            kind = "Directory" if host.type == "Disk" else "DirectoryOrCreate"
+            volumes.append(
+                {"name": name, "hostPath": {"path": posixpath.dirname(host.path), "type": kind}}
             )
-        elif volume.data_volume is not None:
-            raise RenderError(
-                f"spec.volumes[{volume.name}].dataVolume: CDI DataVolumes are not supported; "
-                "use a persistentVolumeClaim"
-            )
+            mounts.append({"name": name, "mountPath": f"{HOST_DISK_DIR}/{volume.name}"})
     firmware = vmi.spec.domain.firmware
     kernel_boot = firmware.kernel_boot if firmware else None
     if kernel_boot is not None and kernel_boot.container is not None:
@@ -185,7 +212,18 @@ def _volumes(vmi: VirtualMachineInstance, config: RenderConfig) -> tuple[list[Js
         # Not "vol-…": every VMI volume's pod volume is, so no VMI volume name can clash.
         volumes.append({"name": "kernel-boot", "image": source})
         mounts.append({"name": "kernel-boot", "mountPath": KERNEL_BOOT_DIR, "readOnly": True})
-    return volumes, mounts
+    return volumes, mounts, devices
+
+
+def _volume_mode(volume: str, claim: str, claims: Mapping[str, Json]) -> str:
+    pvc = claims.get(claim)
+    if pvc is None:  # the controller reads every claim first; say so if a caller did not
+        raise RenderError(
+            f'spec.volumes[{volume}].persistentVolumeClaim: claim "{claim}" was not read, and '
+            "its volumeMode decides whether the pod mounts it or maps it as a device"
+        )
+    mode = (pvc.get("spec") or {}).get("volumeMode") or "Filesystem"  # Kubernetes' default
+    return str(mode)
 
 
 def _requests(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:

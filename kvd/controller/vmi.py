@@ -158,7 +158,7 @@ class VMIController:
     def _create_pod(self, key: str, vmi: Json) -> None:
         config = self.settings.config()
         loaded = _load(vmi)
-        self._check_claims(loaded)
+        claims = self._read_claims(loaded)
         try:
             pod = render.launcher_pod(
                 loaded,
@@ -169,6 +169,7 @@ class VMIController:
                     memory_overhead=config.memory_overhead,
                     grace_margin_seconds=config.grace_margin_seconds,
                 ),
+                claims=claims,
             )
         except render.RenderError as exc:
             raise _NotSynchronized("FailedCreate", str(exc)) from None
@@ -187,17 +188,20 @@ class VMIController:
             vmi, events.NORMAL, "SuccessfulCreate", f"Created virtual machine pod {name}"
         )
 
-    def _check_claims(self, vmi: VirtualMachineInstance) -> None:
+    def _read_claims(self, vmi: VirtualMachineInstance) -> dict[str, Json]:
+        """Every claim the VMI's volumes name, read now (just before its pod is made, so never
+        stale): the pod waits for a missing one, and each one's volumeMode shapes the pod."""
+        claims: dict[str, Json] = {}
         for volume in vmi.spec.volumes:
             claim = volume.persistent_volume_claim
-            if claim is None:
+            if claim is None or claim.claim_name in claims:
                 continue
             path = (
                 f"/api/v1/namespaces/{vmi.metadata.namespace}/persistentvolumeclaims/"
                 f"{claim.claim_name}"
             )
             try:
-                self.raw.get(path)
+                claims[claim.claim_name] = self.raw.get(path)
             except ApiError as exc:
                 if not exc.not_found:
                     raise
@@ -207,6 +211,7 @@ class VMIController:
                     f"for it (volume {volume.name})",
                     again=RETRY_MISSING_CLAIM,
                 ) from None
+        return claims
 
     def _delete_pod(self, key: str, vmi: Json, name: str) -> None:
         namespace = vmi["metadata"]["namespace"]

@@ -60,6 +60,7 @@ class Settings:
     run_dir: Path
     container_disk_dir: Path
     pvc_dir: Path
+    host_disk_dir: Path
     kernel_boot_dir: Path
     grace_period_seconds: int
     allow_emulation: bool
@@ -117,6 +118,7 @@ def _run(settings: Settings) -> int:
         run_dir=settings.run_dir,
         container_disk_dir=settings.container_disk_dir,
         pvc_dir=settings.pvc_dir,
+        host_disk_dir=settings.host_disk_dir,
         kernel_boot_dir=settings.kernel_boot_dir,
     )
     paths.run_dir.mkdir(parents=True, exist_ok=True)

@@ -331,6 +331,19 @@ INVALID = [
         id="hostdisk-relative-path",
     ),
     pytest.param(
+        _set("spec.volumes[2]", {"name": "scratch", "hostDisk": {"path": "/var/", "type": "Disk"}}),
+        'spec.volumes[2].hostDisk.path: Invalid value: "/var/": must name a file',
+        id="hostdisk-directory",
+    ),
+    pytest.param(
+        _set(
+            "spec.volumes[2]",
+            {"name": "scratch", "hostDisk": {"path": "/var/../etc/d.img", "type": "Disk"}},
+        ),
+        'spec.volumes[2].hostDisk.path: Invalid value: "/var/../etc/d.img": must not contain',
+        id="hostdisk-backsteps",
+    ),
+    pytest.param(
         _set(
             "spec.domain.firmware.kernelBoot",
             {"kernelArgs": "quiet", "container": {"image": "k", "initrdPath": "/i"}},
@@ -461,12 +474,6 @@ def test_every_error_is_reported_at_once() -> None:
             id="vm-lun-on-cloudinit",
         ),
         pytest.param(
-            "vm-stopped.yaml",
-            _set("spec.dataVolumeTemplates[0].metadata", {}),
-            "spec.dataVolumeTemplates[0].metadata.name: Required value",
-            id="vm-datavolume-without-name",
-        ),
-        pytest.param(
             "vmirs.yaml",
             _set("spec.template.metadata.labels.myvmi", "other"),
             "spec.template.metadata.labels: `selector` does not match template `labels`",
@@ -550,12 +557,10 @@ def test_vmirs_selector_against_template_labels(
 
 def test_a_required_empty_object_survives_a_round_trip() -> None:
     # Found by test_fuzz: an empty DataVolume spec was left out when written back, so the
-    # object written could not be read again ("spec: Required value").
-    doc = manifest("vm-stopped.yaml")
-    doc["spec"]["dataVolumeTemplates"][0]["spec"] = {}
-    loaded = kinds.load(doc)
-    assert codec.encode(loaded)["spec"]["dataVolumeTemplates"][0]["spec"] == {}
-    assert kinds.load(codec.encode(loaded)) == loaded
+    # object written could not be read again ("spec: Required value"). Decoding refuses
+    # DataVolumes for now (test_unsupported), so the object is built here.
+    template = vmtypes.DataVolumeTemplateSpec(metadata={"name": "dv"}, spec={})
+    assert codec.encode(template) == {"metadata": {"name": "dv"}, "spec": {}}
 
 
 def test_interface_and_network_names_follow_kubevirt_not_dns() -> None:

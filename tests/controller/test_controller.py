@@ -259,6 +259,36 @@ def test_missing_claim_waits_with_a_condition_then_creates(env: Env) -> None:
     assert env.condition("claim", "Synchronized") is None
 
 
+def test_the_claims_volume_mode_shapes_the_pod(env: Env) -> None:
+    """The controller reads each claim: a Block one is mapped into the launcher as a device
+    (a kubelet refuses to mount it), a Filesystem one mounted, at the path the launcher reads."""
+    for name, mode in (("raw-blocks", "Block"), ("plain-files", "Filesystem")):
+        env.raw.create(
+            "/api/v1/namespaces/default/persistentvolumeclaims",
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "volumeMode": mode,
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        )
+    vmi = env.create_vmi(
+        "modes",
+        volumes=[
+            {"name": "a", "persistentVolumeClaim": {"claimName": "raw-blocks"}},
+            {"name": "b", "persistentVolumeClaim": {"claimName": "plain-files"}},
+        ],
+    )
+    compute = env.the_pod(vmi)["spec"]["containers"][0]
+    assert compute["volumeDevices"] == [
+        {"name": "vol-a", "devicePath": "/var/run/kvd/pvcs/raw-blocks"}
+    ]
+    mounts = {m["name"]: m["mountPath"] for m in compute["volumeMounts"]}
+    assert mounts["vol-b"] == "/var/run/kvd/pvcs/plain-files" and "vol-a" not in mounts
+
+
 def test_pod_trouble_is_carried_over_and_running_schedules(env: Env) -> None:
     vmi = env.create_vmi("sched")
     pod = env.the_pod(vmi)

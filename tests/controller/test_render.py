@@ -91,10 +91,29 @@ def test_requests_are_guest_memory_plus_overhead(
     assert compute(pod)["resources"]["requests"] == expected
 
 
+def _claim(name: str, **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ns"}, "spec": spec}
+
+
+# As the controller reads them: the volumeMode decides how the launcher gets each claim.
+CLAIMS = {
+    "pvc-1": _claim("pvc-1", accessModes=["ReadWriteOnce"]),  # no volumeMode: Filesystem
+    "files": _claim("files", volumeMode="Filesystem"),
+    "blocks": _claim("blocks", volumeMode="Block"),
+}
+
+
+def _pvc(claim: str, *, read_only: bool = False) -> dict[str, Any]:
+    return {
+        "name": "vol-data",
+        "persistentVolumeClaim": {"claimName": claim, "readOnly": read_only},
+    }
+
+
 @pytest.mark.parametrize(
-    ("volume", "pod_volume", "mount"),
+    ("volume", "pod_volume", "mount", "device"),
     [
-        (
+        pytest.param(
             {"name": "root", "containerDisk": {"image": "kvd-demo"}},
             {"name": "vol-root", "image": {"reference": "kvd-demo"}},
             {
@@ -103,8 +122,10 @@ def test_requests_are_guest_memory_plus_overhead(
                 "readOnly": True,
                 "subPath": "disk",
             },
+            None,
+            id="container-disk",
         ),
-        (
+        pytest.param(
             {
                 "name": "root",
                 "containerDisk": {"image": "quay.io/x/y:1", "path": "/images/a.qcow2"},
@@ -116,21 +137,98 @@ def test_requests_are_guest_memory_plus_overhead(
                 "readOnly": True,
                 "subPath": "images",
             },
+            None,
+            id="container-disk-path",
         ),
-        (
+        pytest.param(
             {"name": "data", "persistentVolumeClaim": {"claimName": "pvc-1"}},
-            {
-                "name": "vol-data",
-                "persistentVolumeClaim": {"claimName": "pvc-1", "readOnly": False},
-            },
+            _pvc("pvc-1"),
             {"name": "vol-data", "mountPath": "/var/run/kvd/pvcs/pvc-1", "readOnly": False},
+            None,
+            id="pvc-default-mode-is-mounted",
+        ),
+        pytest.param(
+            {"name": "data", "persistentVolumeClaim": {"claimName": "files", "readOnly": True}},
+            _pvc("files", read_only=True),
+            {"name": "vol-data", "mountPath": "/var/run/kvd/pvcs/files", "readOnly": True},
+            None,
+            id="pvc-filesystem-is-mounted",
+        ),
+        pytest.param(
+            {"name": "data", "persistentVolumeClaim": {"claimName": "blocks"}},
+            _pvc("blocks"),
+            None,
+            {"name": "vol-data", "devicePath": "/var/run/kvd/pvcs/blocks"},
+            id="pvc-block-is-a-device",
+        ),
+        pytest.param(
+            {"name": "data", "persistentVolumeClaim": {"claimName": "blocks", "readOnly": True}},
+            _pvc("blocks", read_only=True),  # a volumeDevice has no readOnly: the volume's is it
+            None,
+            {"name": "vol-data", "devicePath": "/var/run/kvd/pvcs/blocks"},
+            id="pvc-block-read-only",
+        ),
+        pytest.param(
+            {
+                "name": "host-disk",
+                "hostDisk": {
+                    "path": "/var/data/disk.img",
+                    "type": "DiskOrCreate",
+                    "capacity": "1Gi",
+                },
+            },
+            {
+                "name": "vol-host-disk",
+                "hostPath": {"path": "/var/data", "type": "DirectoryOrCreate"},
+            },
+            {"name": "vol-host-disk", "mountPath": "/var/run/kvd/host-disks/host-disk"},
+            None,
+            id="host-disk-or-create",
+        ),
+        pytest.param(
+            {"name": "host-disk", "hostDisk": {"path": "/disk.img", "type": "Disk"}},
+            {"name": "vol-host-disk", "hostPath": {"path": "/", "type": "Directory"}},
+            {"name": "vol-host-disk", "mountPath": "/var/run/kvd/host-disks/host-disk"},
+            None,
+            id="host-disk-existing",
         ),
     ],
 )
-def test_volumes(volume: dict[str, Any], pod_volume: dict[str, Any], mount: dict[str, Any]) -> None:
-    pod = render.launcher_pod(vmi(volumes=[volume]), CONFIG)
+def test_volumes(
+    volume: dict[str, Any],
+    pod_volume: dict[str, Any],
+    mount: dict[str, Any] | None,
+    device: dict[str, Any] | None,
+) -> None:
+    pod = render.launcher_pod(vmi(volumes=[volume]), CONFIG, claims=CLAIMS)
     assert pod["spec"]["volumes"][1:] == [pod_volume]
-    assert compute(pod)["volumeMounts"][1:] == [mount]
+    assert compute(pod)["volumeMounts"][1:] == ([mount] if mount else [])
+    assert compute(pod).get("volumeDevices") == ([device] if device else None)
+
+
+def test_the_launcher_looks_where_the_volumes_are() -> None:
+    """Each kind of volume is found by the launcher under the directory its flag names."""
+    args = compute(render.launcher_pod(vmi(), CONFIG))["args"]
+    assert args[args.index("--pvc-dir") + 1] == render.PVC_DIR == "/var/run/kvd/pvcs"
+    assert args[args.index("--host-disk-dir") + 1] == "/var/run/kvd/host-disks"
+    assert args[args.index("--container-disk-dir") + 1] == "/var/run/kvd/container-disks"
+
+
+def test_a_pvc_and_a_host_disk_together() -> None:
+    pod = render.launcher_pod(
+        vmi(
+            volumes=[
+                {"name": "a", "persistentVolumeClaim": {"claimName": "blocks"}},
+                {"name": "b", "persistentVolumeClaim": {"claimName": "files"}},
+                {"name": "c", "hostDisk": {"path": "/v/c.img", "type": "Disk"}},
+            ]
+        ),
+        CONFIG,
+        claims=CLAIMS,
+    )
+    assert [v["name"] for v in pod["spec"]["volumes"]] == ["launchers", "vol-a", "vol-b", "vol-c"]
+    assert [m["name"] for m in compute(pod)["volumeMounts"]] == ["launchers", "vol-b", "vol-c"]
+    assert [d["name"] for d in compute(pod)["volumeDevices"]] == ["vol-a"]
 
 
 KERNEL_MOUNT = {"name": "kernel-boot", "mountPath": "/var/run/kvd/kernel-boot", "readOnly": True}
@@ -204,18 +302,11 @@ def test_cluster_settings_and_scheduling_constraints_carry_over() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("spec", "words"),
-    [
-        (
-            {"volumes": [{"name": "d", "dataVolume": {"name": "dv"}}]},
-            "dataVolume: CDI DataVolumes are not supported",
-        ),
-    ],
-)
-def test_what_cannot_be_rendered_says_why(spec: dict[str, Any], words: str) -> None:
-    with pytest.raises(render.RenderError, match=words):
-        render.launcher_pod(vmi(**spec), CONFIG)
+def test_a_claim_the_caller_did_not_read_is_an_error_not_a_guess() -> None:
+    """Mounting a Block claim would fail in the kubelet, so render never assumes a mode."""
+    volume = {"name": "data", "persistentVolumeClaim": {"claimName": "unread"}}
+    with pytest.raises(render.RenderError, match='claim "unread" was not read'):
+        render.launcher_pod(vmi(volumes=[volume]), CONFIG, claims=CLAIMS)
 
 
 def test_the_grace_period_is_the_defaulted_vmis() -> None:

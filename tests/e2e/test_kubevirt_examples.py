@@ -2,7 +2,8 @@
 
 The rows docs/compatibility.md marks **runs** are VMIs: each is applied, must reach Running (its
 container disk images are imported into a private image store as the demo guest, its kernel
-boot image as the demo guest's kernel and initrd at the paths the example names), and is
+boot image as the demo guest's kernel and initrd at the paths the example names, and the claims
+or host disk it presumes exist are made first, as a user would: see `prerequisites`), and is
 deleted without a trace, one at a time. An EFI example's domain must have the OVMF build its
 spec asks for (Secure Boot: the secure loader and SMM), and where the demo guest boots with
 the example's own settings, its console must show which firmware started it (and the kernel
@@ -29,6 +30,7 @@ from kvd.api import deprecations, kinds
 from kvd.api import vmi as vmitypes
 from tests.api import compatibility
 from tests.api.compatibility import Row
+from tests.e2e import prerequisites
 from tests.e2e.conftest import E2E, Json
 from tests.local.node.conftest import KVD, new_cluster
 from tests.support.waiting import wait_for
@@ -115,11 +117,29 @@ def e2e(guest_dir: Path) -> Iterator[E2E]:
     assert leftovers == []
 
 
+def test_what_runs_has_its_storage_made_first() -> None:
+    """A runnable example that names a claim or a host disk has a prerequisite that makes it
+    (the API test checks the table; this checks the e2e test can keep its word)."""
+    needing = {r.file for r in RUNS if prerequisites.needs_storage(r)}
+    assert needing == set(prerequisites.PREREQUISITES)
+
+
 @pytest.mark.parametrize("row", RUNS, ids=lambda r: r.file)
-def test_a_runnable_example_runs_and_deletes(e2e: E2E, row: Row) -> None:
+def test_a_runnable_example_runs_and_deletes(
+    e2e: E2E, row: Row, guest_dir: Path, tmp_path: Path
+) -> None:
+    prerequisite = prerequisites.PREREQUISITES.get(row.file, prerequisites.nothing)
+    with prerequisite(e2e, row, tmp_path, guest_dir) as prepared:
+        try:
+            _run_and_delete(e2e, row, prepared)
+        finally:  # nothing may hold the storage the prerequisite removes next
+            e2e.kubectl("delete", "-f", str(prepared.manifest), "--ignore-not-found", check=False)
+
+
+def _run_and_delete(e2e: E2E, row: Row, prepared: prerequisites.Prepared) -> None:
     (document,) = row.documents()
     name = document["metadata"]["name"]
-    applied = e2e.kubectl("apply", "-f", str(row.path))
+    applied = e2e.kubectl("apply", "-f", str(prepared.manifest))
     assert f"{name} created" in applied.stdout
     for warning in deprecations.warnings(document):
         assert f"Warning: {warning}" in applied.stderr
@@ -137,16 +157,19 @@ def test_a_runnable_example_runs_and_deletes(e2e: E2E, row: Row) -> None:
     assert "registryDisk" not in str(vmi["spec"]) and "volumeName" not in str(vmi["spec"])
     [pod] = e2e.pods_of(vmi)
     _check_firmware(e2e, vmi, pod)
-    if row.file in CONSOLE:
-        _wait_console(e2e, pod, CONSOLE[row.file])
+    console = prepared.console or CONSOLE.get(row.file)
+    if console is not None:
+        _wait_console(e2e, pod, console)
 
-    e2e.kubectl("delete", "-f", str(row.path))  # waits for the controller's finalizer
+    e2e.kubectl("delete", "-f", str(prepared.manifest))  # waits for the controller's finalizer
     assert e2e.vmi(name) is None
     wait_for(
         f"{name}'s launcher pod gone",
         lambda: e2e.kubectl("get", "pods", "-o", "name").stdout.strip() == "",
         timeout=30,
     )
+    run_dir = e2e.launcher_dir / pod["metadata"]["uid"]
+    wait_for(f"the launcher's {run_dir} removed", lambda: not run_dir.exists(), timeout=30)
 
 
 def _wait_console(e2e: E2E, pod: Json, pattern: str) -> None:

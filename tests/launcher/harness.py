@@ -137,6 +137,8 @@ class Launcher:
             str(self.disk_dir),
             "--pvc-dir",
             str(base / "pvcs"),
+            "--host-disk-dir",
+            str(base / "host-disks"),
             "--kernel-boot-dir",
             str(self.kernel_boot_dir),
             "--define-timeout-seconds",

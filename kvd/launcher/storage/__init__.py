@@ -8,8 +8,9 @@ it made. Everything storage creates lives under `run_dir/disks/`, which storage 
     run_dir/disks/cloud-init/<volume>.iso          NoCloud or ConfigDrive ISO
 
 Inputs stay where the pod puts them and are never written or removed: container disk bases at
-`container_disk_dir/<volume>/`, PVCs and dataVolumes at `pvc_dir/<claim>`, hostDisks at their
-path (a DiskOrCreate hostDisk is created there, and outlives the VMI as in KubeVirt).
+`container_disk_dir/<volume>/`, PVCs at `pvc_dir/<claim>`, a hostDisk in its directory, which
+the pod mounts at `host_disk_dir/<volume>/` (a DiskOrCreate hostDisk is created there, and
+outlives the VMI as in KubeVirt).
 
 `prepare` is idempotent, because DefineDomain is: a second call with the same VMI reuses every
 file and changes none (an emptyDisk is never zeroed, an overlay never recreated). A call that
@@ -52,6 +53,7 @@ class _Layout:
     run_dir: Path
     container_disk_dir: Path
     pvc_dir: Path
+    host_disk_dir: Path
 
     @property
     def disks(self) -> Path:
@@ -68,10 +70,20 @@ class _Layout:
 
 
 def prepare(
-    vmi: VirtualMachineInstance, *, run_dir: Path, container_disk_dir: Path, pvc_dir: Path
+    vmi: VirtualMachineInstance,
+    *,
+    run_dir: Path,
+    container_disk_dir: Path,
+    pvc_dir: Path,
+    host_disk_dir: Path,
 ) -> dict[str, DiskSource]:
     """Every volume of `vmi` → where its disk is; all or nothing."""
-    layout = _Layout(run_dir.absolute(), container_disk_dir.absolute(), pvc_dir.absolute())
+    layout = _Layout(
+        run_dir.absolute(),
+        container_disk_dir.absolute(),
+        pvc_dir.absolute(),
+        host_disk_dir.absolute(),
+    )
     log = logs.get_logger(__name__)  # the launcher binds vmi and uid for the whole call
     journal = Journal()
     sources: dict[str, DiskSource] = {}
@@ -155,7 +167,9 @@ def _dispatch(
             journal=journal,
         )
     if volume.host_disk is not None:
-        return host_disk.prepare(name, volume.host_disk, journal=journal)
+        return host_disk.prepare(
+            name, volume.host_disk, mount=layout.host_disk_dir / name, journal=journal
+        )
     if volume.persistent_volume_claim is not None:
         claim = volume.persistent_volume_claim
         return pvc.prepare(
@@ -163,14 +177,5 @@ def _dispatch(
             claim.claim_name,
             read_only=bool(claim.read_only),
             pvc_dir=layout.pvc_dir,
-        )
-    if volume.data_volume is not None:
-        dv = volume.data_volume.name
-        return pvc.prepare(
-            name,
-            dv,
-            read_only=False,
-            pvc_dir=layout.pvc_dir,
-            what=f'dataVolume "{dv}" (its PVC)',
         )
     raise StorageError(name, "the volume has no source kvd knows", reason="VolumeNotSupported")

@@ -1,15 +1,19 @@
 """hostDisk: a raw disk image file on the node, which outlives the VMI.
 
+The pod does not see the node's filesystem: as KubeVirt renders it, the disk's directory is a
+hostPath volume (`DirectoryOrCreate` for DiskOrCreate, so the kubelet makes missing parents;
+`Directory` for Disk) mounted at `<host disk dir>/<volume>`, and the file is there under its own
+name. Messages name the path the user wrote, which is the one they can look at.
+
 `Disk` uses an existing file and refuses a missing one. `DiskOrCreate` creates a sparse raw
-file of `capacity` (rounded up to whole sectors), with its missing parent directories as
-KubeVirt does, but only when nothing is there; an existing file is used as it is, never resized
-or zeroed.
+file of `capacity` (rounded up to whole sectors), but only when nothing is there; an existing
+file is used as it is, never resized or zeroed.
 
 As in KubeVirt, hostDisk files are the user's: `cleanup` never deletes them, and nothing needs to
 remember who created one. The single exception is a `prepare` call that fails halfway: the file
-and directories *that call* created are removed with the rest of its work (its journal), so a
-failed start leaves the node as it found it. The file is created with O_EXCL, so two VMIs sharing
-a DiskOrCreate path never both create (or truncate) it.
+*that call* created is removed with the rest of its work (its journal), so a failed start leaves
+the node as it found it. The file is created with O_EXCL, so two VMIs sharing a DiskOrCreate path
+never both create (or truncate) it.
 
 Raw, never probed: a format probe on a file the guest writes would let the guest turn it into a
 qcow2 header pointing at any host file.
@@ -18,6 +22,7 @@ qcow2 header pointing at any host file.
 from __future__ import annotations
 
 import os
+import posixpath
 from pathlib import Path
 
 from kvd.api.vmi import HostDiskSource
@@ -27,19 +32,28 @@ from kvd.launcher.storage.errors import StorageError
 from kvd.launcher.storage.journal import Journal
 
 
-def prepare(name: str, source: HostDiskSource, *, journal: Journal) -> DiskSource:
-    path = Path(source.path)
+def prepare(name: str, source: HostDiskSource, *, mount: Path, journal: Journal) -> DiskSource:
+    """The disk `source.path` names, found in `mount`: where the pod has its directory."""
+    wanted = source.path
+    if not mount.is_dir():
+        raise StorageError(
+            name,
+            f"hostDisk {wanted}: its directory is not mounted at {mount} (the launcher pod "
+            "mounts it there; a launcher run by hand needs --host-disk-dir)",
+            reason="HostDiskNotMounted",
+        )
+    path = mount / posixpath.basename(wanted)
     disk = DiskSource(path=path, format="raw")
-    if path.exists():
+    if path.exists() or path.is_symlink():
         if not path.is_file():
             raise StorageError(
-                name, f"hostDisk {path} is not a regular file", reason="HostDiskInvalid"
+                name, f"hostDisk {wanted} is not a regular file", reason="HostDiskInvalid"
             )
         return disk
     if source.type == "Disk":
         raise StorageError(
             name,
-            f"hostDisk {path} does not exist (type Disk uses an existing file; "
+            f"hostDisk {wanted} does not exist (type Disk uses an existing file; "
             "DiskOrCreate would create it)",
             reason="HostDiskNotFound",
         )
@@ -49,10 +63,9 @@ def prepare(name: str, source: HostDiskSource, *, journal: Journal) -> DiskSourc
         )
     size = capacity.disk_bytes(source.capacity)
     try:
-        journal.make_dirs(path.parent)
         _create_sparse(path, size, journal)
     except OSError as exc:
-        raise errors.from_os_error(name, f"creating hostDisk {path}", exc) from exc
+        raise errors.from_os_error(name, f"creating hostDisk {wanted}", exc) from exc
     return disk
 
 

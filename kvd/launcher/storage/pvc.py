@@ -1,10 +1,11 @@
-"""persistentVolumeClaim and dataVolume: storage Kubernetes has already attached to the pod.
+"""persistentVolumeClaim: storage Kubernetes has already attached to the pod.
 
 The launcher pod gets each claim at `pvc_dir/<claim name>`: a directory holding `disk.img` for a
-filesystem-mode PVC (mounted), or a block device for a block-mode PVC (volumeDevices). Which
-one is read off the path itself, so the launcher needs no API access. A dataVolume is CDI's
-wrapper around a PVC of the same name, so it resolves to that PVC. Both are raw, never probed
-(see host_disk) and never created or deleted here: they belong to the cluster.
+filesystem-mode PVC (mounted), or a block device for a block-mode PVC (volumeDevices), as the
+controller renders the pod from the claim's volumeMode. Which one is read off the path itself,
+so the launcher needs no API access. The disk is raw, never probed (see host_disk) and never
+created or deleted here: it belongs to the cluster. (A dataVolume, CDI's wrapper around a PVC of
+the same name, is refused by the API until kvd has DataVolumes.)
 
 KubeVirt creates a missing `disk.img` on a filesystem PVC sized from the claim; kvd's launcher
 does not know the claim's size, so a missing image is an error naming the claim.
@@ -25,11 +26,9 @@ DISK_IMAGE: Final = "disk.img"
 _CLAIM_NAME: Final = re.compile(DNS1123_SUBDOMAIN)
 
 
-def prepare(
-    name: str, claim: str, *, read_only: bool, pvc_dir: Path, what: str | None = None
-) -> DiskSource:
-    """The claim's disk; `what` names the volume source in messages (default: the PVC)."""
-    what = what or f'persistentVolumeClaim "{claim}"'
+def prepare(name: str, claim: str, *, read_only: bool, pvc_dir: Path) -> DiskSource:
+    """The claim's disk."""
+    what = f'persistentVolumeClaim "{claim}"'
     if len(claim) > 253 or not _CLAIM_NAME.match(claim):
         # The name becomes a path: "../x" must not reach outside pvc_dir.
         raise StorageError(name, f"{what}: not a valid claim name", reason="PVCInvalid")

@@ -65,6 +65,7 @@ class Paths:
     run_dir: Path
     container_disk_dir: Path
     pvc_dir: Path
+    host_disk_dir: Path  # where the pod mounts each hostDisk's directory
     kernel_boot_dir: Path  # where the pod mounts the kernelBoot container's image
 
     @property
@@ -169,6 +170,7 @@ class DomainManager:
                     run_dir=self.paths.run_dir,
                     container_disk_dir=self.paths.container_disk_dir,
                     pvc_dir=self.paths.pvc_dir,
+                    host_disk_dir=self.paths.host_disk_dir,
                 )
                 firmware = ovmf.prepare(vmi.spec, self._firmware, run_dir=self.paths.run_dir)
                 context = self._context(vmi, disks, interfaces, kernel=kernel, firmware=firmware)

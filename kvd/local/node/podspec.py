@@ -50,6 +50,9 @@ class Volume:
     source: Path
     read_only: bool = False
     block: bool = False
+    block_claim: bool = False
+    """A `volumeMode: Block` claim: the kubelet maps it into a container (volumeDevices) and
+    never mounts it, so a volumeMount of it is refused (a hostPath of a device is mounted)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,6 +265,12 @@ def _mounts(container: Json, volumes: Mapping[str, Volume]) -> tuple[containers.
     mounts = []
     for m in container.get("volumeMounts") or []:
         volume = _volume(volumes, m["name"], container)
+        if volume.block_claim:
+            raise ContainerConfigError(
+                "CreateContainerConfigError",
+                f'volume "{m["name"]}" is a volumeMode: Block claim: use volumeDevices for it, '
+                "not volumeMounts",
+            )
         source = volume.source
         if m.get("subPath"):
             sub = Path(m["subPath"])

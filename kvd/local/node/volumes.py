@@ -164,4 +164,4 @@ def _claim(name: str, spec: Json, namespace: str, read_pvc: ReadPVC) -> Volume:
             "ContainerCreating", f'volume "{name}": {path} of persistentvolume does not exist'
         )
     block = (volume.get("spec") or {}).get("volumeMode") == "Block"
-    return Volume(source=path, read_only=bool(spec.get("readOnly")), block=block)
+    return Volume(source=path, read_only=bool(spec.get("readOnly")), block=block, block_claim=block)

@@ -1,8 +1,8 @@
 """Real files and the real qemu-img/qemu-io in tmp_path: what storage is tested against.
 
-`Pod` lays out a launcher pod's view of the node (run dir, container disk mounts, PVC mounts)
-under tmp_path; `make_vmi` builds a VMI from an inline manifest through `kinds.load`, exactly
-as the launcher receives one.
+`Pod` lays out a launcher pod's view of the node (run dir, container disk mounts, PVC mounts,
+hostDisk directory mounts) under tmp_path; `make_vmi` builds a VMI from an inline manifest
+through `kinds.load`, exactly as the launcher receives one.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Pod:
     run_dir: Path
     container_disk_dir: Path
     pvc_dir: Path
+    host_disk_dir: Path
 
     def prepare(self, vmi: VirtualMachineInstance) -> dict[str, DiskSource]:
         return storage.prepare(
@@ -40,7 +41,15 @@ class Pod:
             run_dir=self.run_dir,
             container_disk_dir=self.container_disk_dir,
             pvc_dir=self.pvc_dir,
+            host_disk_dir=self.host_disk_dir,
         )
+
+    def host_dir(self, volume: str) -> Path:
+        """The hostDisk directory of `volume` as the pod has it (the kubelet's hostPath mount;
+        DirectoryOrCreate makes it when missing)."""
+        directory = self.host_disk_dir / volume
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
 
     def base(self, volume: str, *, fmt: str = "raw", name: str = "disk.img") -> Path:
         """A 1 MiB base image for `volume`, every byte 0x5a, in `fmt`."""
@@ -63,8 +72,9 @@ def pod(tmp_path: Path) -> Pod:
         run_dir=tmp_path / "run",
         container_disk_dir=tmp_path / "container-disks",
         pvc_dir=tmp_path / "pvcs",
+        host_disk_dir=tmp_path / "host-disks",
     )
-    for directory in (pod.run_dir, pod.container_disk_dir, pod.pvc_dir):
+    for directory in (pod.run_dir, pod.container_disk_dir, pod.pvc_dir, pod.host_disk_dir):
         directory.mkdir()
     return pod
 

@@ -26,20 +26,16 @@ def _every_kind(pod: Pod) -> list[dict[str, Any]]:
     claim = pod.pvc_dir / "vm-data" / "disk.img"
     claim.parent.mkdir()
     claim.write_bytes(b"\x33" * 4096)
+    pod.host_dir("host")
     return [
         {"name": "root", "containerDisk": {"image": "kvd-demo"}},
         {"name": "cloudinit", "cloudInitNoCloud": {"userData": "#!/bin/sh\n"}},
         {"name": "configdrive", "cloudInitConfigDrive": {"userData": "#!/bin/sh\n"}},
         {"name": "scratch", "emptyDisk": {"capacity": "16Mi"}},
         {"name": "data", "persistentVolumeClaim": {"claimName": "vm-data"}},
-        {"name": "dv", "dataVolume": {"name": "vm-data"}},
         {
             "name": "host",
-            "hostDisk": {
-                "path": str(pod.root / "node" / "vm.img"),
-                "type": "DiskOrCreate",
-                "capacity": "1Mi",
-            },
+            "hostDisk": {"path": "/var/lib/vms/vm.img", "type": "DiskOrCreate", "capacity": "1Mi"},
         },
     ]
 
@@ -57,8 +53,7 @@ def test_prepares_every_volume(pod: Pod) -> None:
         ),
         "scratch": DiskSource(path=disks / "empty-disks" / "scratch.qcow2", format="qcow2"),
         "data": DiskSource(path=pod.pvc_dir / "vm-data" / "disk.img", format="raw"),
-        "dv": DiskSource(path=pod.pvc_dir / "vm-data" / "disk.img", format="raw"),
-        "host": DiskSource(path=pod.root / "node" / "vm.img", format="raw"),
+        "host": DiskSource(path=pod.host_disk_dir / "host" / "vm.img", format="raw"),
     }
     assert all(source.path.exists() for source in sources.values())
 
@@ -100,14 +95,14 @@ def test_prepare_after_cleanup_starts_afresh(pod: Pod) -> None:
 
 def test_failure_halfway_removes_what_the_call_created(pod: Pod) -> None:
     inputs = pod.base("root")
-    host = pod.root / "node" / "deep" / "vm.img"
+    host = pod.host_dir("host") / "vm.img"
     vmi = make_vmi(
         {"name": "root", "containerDisk": {"image": "kvd-demo"}},
         {"name": "cloudinit", "cloudInitNoCloud": {"userData": "#!/bin/sh\n"}},
         {"name": "scratch", "emptyDisk": {"capacity": "1Mi"}},
         {
             "name": "host",
-            "hostDisk": {"path": str(host), "type": "DiskOrCreate", "capacity": "1Mi"},
+            "hostDisk": {"path": "/var/lib/vms/vm.img", "type": "DiskOrCreate", "capacity": "1Mi"},
         },
         {"name": "second", "containerDisk": {"image": "kvd-demo-2"}},  # its base is missing
     )
@@ -117,7 +112,7 @@ def test_failure_halfway_removes_what_the_call_created(pod: Pod) -> None:
     assert caught.value.volume == "second"
     assert 'volume "second"' in str(caught.value)
     assert everything_under(pod.run_dir) == []  # not even disks/
-    assert not (pod.root / "node").exists()  # the hostDisk and the parents this call made
+    assert not host.exists()  # the hostDisk this call made (its directory is the pod's)
     assert sha256(inputs) == before
 
 
@@ -152,6 +147,7 @@ def test_paths_are_absolute_whatever_the_caller_passes(
         run_dir=Path("run"),
         container_disk_dir=Path("container-disks"),
         pvc_dir=Path("pvcs"),
+        host_disk_dir=Path("host-disks"),
     )
     assert sources["root"].path.is_absolute()
 

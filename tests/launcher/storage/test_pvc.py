@@ -1,4 +1,4 @@
-"""PVCs and dataVolumes: a disk.img in the claim's directory, or the claim itself as a block
+"""PVCs: a disk.img in the claim's directory, or the claim itself as a block
 device; never created or removed by storage."""
 
 from __future__ import annotations
@@ -46,12 +46,6 @@ def test_block_mode_uses_the_device(pod: Pod) -> None:
     }
 
 
-def test_data_volume_resolves_to_the_pvc_of_the_same_name(pod: Pod) -> None:
-    image = _claim(pod, "fedora-dv")
-    sources = pod.prepare(make_vmi({"name": "root", "dataVolume": {"name": "fedora-dv"}}))
-    assert sources == {"root": DiskSource(path=image, format="raw")}
-
-
 @pytest.mark.parametrize(
     ("volume", "message", "reason"),
     [
@@ -60,12 +54,6 @@ def test_data_volume_resolves_to_the_pvc_of_the_same_name(pod: Pod) -> None:
             'persistentVolumeClaim "nope" is not attached',
             "PVCNotFound",
             id="pvc-missing",
-        ),
-        pytest.param(
-            {"dataVolume": {"name": "nope"}},
-            'dataVolume "nope"',
-            "PVCNotFound",
-            id="dv-missing",
         ),
         pytest.param(
             {"persistentVolumeClaim": {"claimName": "empty"}},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,6 +108,59 @@ def test_bad_specs_name_what_is_wrong(container: dict[str, Any], reason: str, wo
         spec(container)
     assert failed.value.reason == reason
     assert words in failed.value.message
+
+
+VOLUMES = {
+    "claim": podspec.Volume(source=Path("/dev/loop7"), block=True, block_claim=True),
+    "files": podspec.Volume(source=Path("/srv/pv")),
+    "device": podspec.Volume(source=Path("/dev/loop7"), block=True),  # a hostPath of a device
+}
+
+
+@pytest.mark.parametrize(
+    ("container", "expected"),
+    [
+        pytest.param(
+            {"volumeDevices": [{"name": "claim", "devicePath": "/dev/xvda"}]},
+            (Path("/dev/xvda"), Path("/dev/loop7")),
+            id="block-claim-device",
+        ),
+        pytest.param(
+            {"volumeMounts": [{"name": "device", "mountPath": "/dev/disk"}]},
+            (Path("/dev/disk"), Path("/dev/loop7")),
+            id="host-device-mounted",
+        ),
+        pytest.param(
+            {"volumeMounts": [{"name": "claim", "mountPath": "/data"}]},
+            'volume "claim" is a volumeMode: Block claim: use volumeDevices',
+            id="block-claim-mounted",
+        ),
+        pytest.param(
+            {"volumeDevices": [{"name": "files", "devicePath": "/dev/xvda"}]},
+            'volume "files" is not a block volume: use volumeMounts',
+            id="filesystem-as-device",
+        ),
+    ],
+)
+def test_block_claims_are_devices_never_mounts(
+    container: dict[str, Any], expected: tuple[Path, Path] | str
+) -> None:
+    """As the kubelet: a Block-mode claim is mapped (volumeDevices), a filesystem one mounted."""
+    container = {"name": "main", "image": "busybox", "command": ["true"], **container}
+
+    def build() -> Any:
+        return podspec.container_spec(
+            pod(container), container, image=BUSYBOX, volumes=VOLUMES, context=CONTEXT,
+            lookup=lookup,
+        )  # fmt: skip
+
+    if isinstance(expected, str):
+        with pytest.raises(podspec.ContainerConfigError, match=expected) as failed:
+            build()
+        assert failed.value.reason == "CreateContainerConfigError"
+        return
+    [mount] = build().mounts
+    assert (mount.path, mount.source) == expected
 
 
 def test_memory_limit_in_bytes() -> None:

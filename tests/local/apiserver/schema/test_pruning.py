@@ -59,7 +59,7 @@ PRUNING = table(
   add: {spec.template.spec.foo: 1}
   pruned: [spec.template.spec.foo]
 - id: vm-data-volume-template
-  manifest: vm-stopped.yaml
+  manifest: kubevirt-examples/vm-alpine-datavolume.yaml
   add: {"spec.dataVolumeTemplates[0].spec.storage": {x: 1}, "spec.dataVolumeTemplates[0].foo": 1}
   pruned: ["spec.dataVolumeTemplates[0].foo"]
 """,

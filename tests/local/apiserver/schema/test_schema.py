@@ -197,7 +197,7 @@ MUTATIONS = table(
       Invalid value: 0: spec.template.spec.domain.cpu.cores in body should be
       greater than or equal to 1
 - id: vm-data-volume-template
-  manifest: vm-stopped.yaml
+  manifest: kubevirt-examples/vm-alpine-datavolume.yaml
   set: {{"spec.dataVolumeTemplates[0].spec": {DELETE}}}
   causes:
   - {{reason: FieldValueRequired, field: "spec.dataVolumeTemplates[0].spec",
