@@ -27,7 +27,18 @@ from kvd.api.phases import FAILED, PENDING, RUNNING, SCHEDULED, SCHEDULING, UNSE
 
 Json = dict[str, Any]
 
-IMAGE_ERRORS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+# A launcher container that cannot start, by the reason it waits with: image pulls, as KubeVirt
+# reports them, and the kubelet's container set-up failures (a claim mounted that must be a
+# device, a missing ConfigMap, …), which otherwise leave a VMI Scheduling with no word of why.
+CONTAINER_ERRORS = (
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+)
 OWNED_CONDITIONS = ("PodScheduled", "Synchronized")
 
 
@@ -42,7 +53,7 @@ class Pod:
     deleting: bool = False
     created: str = ""  # creationTimestamp, to pick the oldest
     unschedulable: str = ""  # PodScheduled=False/Unschedulable's message
-    image_error: tuple[str, str] | None = None  # (reason, message) of a waiting container
+    container_error: tuple[str, str] | None = None  # (reason, message) of a container stuck
     failure: tuple[str, str] = ("", "")  # (reason, message) of an ended pod
 
     @property
@@ -103,8 +114,8 @@ def decide(
     conditions = []
     if pod.unschedulable:
         conditions.append(Condition("PodScheduled", False, "Unschedulable", pod.unschedulable))
-    if pod.image_error is not None:
-        conditions.append(Condition("Synchronized", False, *pod.image_error))
+    if pod.container_error is not None:
+        conditions.append(Condition("Synchronized", False, *pod.container_error))
     return Step(phase=SCHEDULING, conditions=tuple(conditions))
 
 
@@ -149,7 +160,7 @@ def view(pod: Json) -> Pod:
         ),
         "",
     )
-    image_error: tuple[str, str] | None = None
+    container_error: tuple[str, str] | None = None
     failure = (str(status.get("reason") or ""), str(status.get("message") or ""))
     for c in [
         *(status.get("initContainerStatuses") or []),
@@ -157,8 +168,8 @@ def view(pod: Json) -> Pod:
     ]:
         state = c.get("state") or {}
         waiting = state.get("waiting") or {}
-        if waiting.get("reason") in IMAGE_ERRORS and image_error is None:
-            image_error = (str(waiting["reason"]), str(waiting.get("message") or ""))
+        if waiting.get("reason") in CONTAINER_ERRORS and container_error is None:
+            container_error = (str(waiting["reason"]), str(waiting.get("message") or ""))
         ended = state.get("terminated") or {}
         if c.get("name") == "compute" and ended and not failure[0]:
             code = ended.get("exitCode")
@@ -174,6 +185,6 @@ def view(pod: Json) -> Pod:
         deleting=bool(meta.get("deletionTimestamp")),
         created=str(meta.get("creationTimestamp") or ""),
         unschedulable=unschedulable,
-        image_error=image_error,
+        container_error=container_error,
         failure=failure,
     )

@@ -48,7 +48,7 @@ ENDED = pod("Failed", node="n1", failure=("OOMKilled", "out of memory"))
         ),
         pytest.param(
             "Scheduling",
-            [pod(image_error=("ErrImagePull", 'image "x" not found'))],
+            [pod(container_error=("ErrImagePull", 'image "x" not found'))],
             {},
             Step(
                 phase="Scheduling",
@@ -262,9 +262,34 @@ def launcher(status: dict[str, Any], **meta: Any) -> dict[str, Any]:
                 uid="u",
                 node="n1",
                 created="t",
-                image_error=("ErrImagePull", "no image y"),
+                container_error=("ErrImagePull", "no image y"),
             ),
             id="image-error",
+        ),
+        pytest.param(
+            {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {
+                        "name": "compute",
+                        "state": {
+                            "waiting": {
+                                "reason": "CreateContainerConfigError",
+                                "message": 'configmap "c" not found',
+                            }
+                        },
+                    },
+                ],
+            },
+            {},
+            Pod(
+                name="p",
+                uid="u",
+                node="n1",
+                created="t",
+                container_error=("CreateContainerConfigError", 'configmap "c" not found'),
+            ),
+            id="config-error",
         ),
         pytest.param(
             {
