@@ -31,14 +31,7 @@ def add_parser(subparsers: program.Subparsers) -> None:
     parser.add_argument(
         "--metrics-listen", default=None, help="serve Prometheus metrics on HOST:PORT"
     )
-    parser.add_argument(
-        "--address-file",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="once listening, write where (JSON: pid and HOST:PORT per listener) to FILE, for "
-        "tools on this host; removed on a clean stop",
-    )
+    program.add_address_file_option(parser)
     parser.add_argument(
         "--node-heartbeat-timeout",
         type=float,

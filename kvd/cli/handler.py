@@ -49,14 +49,7 @@ def add_parser(subparsers: program.Subparsers) -> None:
         help="serve Prometheus metrics on http://HOST:PORT/metrics (port 0: any free port); "
         "default: off",
     )
-    parser.add_argument(
-        "--address-file",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="once listening, write where (JSON: pid and HOST:PORT per listener) to FILE, for "
-        "tools on this host; removed on a clean stop",
-    )
+    program.add_address_file_option(parser)
     parser.add_argument("--heartbeat-seconds", type=float, default=60.0)
     parser.add_argument("--resync-seconds", type=float, default=30.0)
     parser.set_defaults(run=run)

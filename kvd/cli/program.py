@@ -17,6 +17,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
 from kvd import logs, settings
@@ -64,6 +65,18 @@ def parser(
         )
         each.set_defaults(command_name=each.prog)  # the innermost one chosen wins
     return top
+
+
+def add_address_file_option(parser: argparse.ArgumentParser) -> None:
+    """`--address-file`, for a daemon that tells tools on its host where it listens."""
+    parser.add_argument(
+        "--address-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="once listening, write where (JSON: pid and HOST:PORT per listener) to FILE, for "
+        "tools on this host; removed on a clean stop",
+    )
 
 
 def run(top: argparse.ArgumentParser, argv: list[str] | None) -> int:
