@@ -36,16 +36,13 @@ CAP = 1024 * 1024 * 1024
 
 
 def start(data: Path) -> tuple[subprocess.Popen[str], str, str, ssl.SSLContext]:
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (CAP, CAP))
-
     proc = subprocess.Popen(
         [KVD, "local", "apiserver", "--data-dir", str(data), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        preexec_fn=cap,  # noqa: PLW1509 - setrlimit only
     )
+    resource.prlimit(proc.pid, resource.RLIMIT_AS, (CAP, CAP))  # before any body is sent
     assert proc.stdout is not None
     kubeconfig = None
     while kubeconfig is None:

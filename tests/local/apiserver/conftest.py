@@ -69,18 +69,19 @@ def start_server(data_dir: Path, *extra: str, memory_limit: int | None = None) -
     log = data_dir.parent / f"{data_dir.name}.log"
     out = open(log, "a")  # noqa: SIM115 - handed to the child
 
-    def cap() -> None:
-        if memory_limit is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-
     proc = subprocess.Popen(
         [KVD, "local", "apiserver", "--data-dir", str(data_dir), "--port", "0", *extra],
         stdout=subprocess.PIPE,
         stderr=out,
         text=True,
-        preexec_fn=cap,  # noqa: PLW1509 - setrlimit only, no locks taken
     )
     out.close()
+    if memory_limit is not None:
+        # Set from here, not by a preexec_fn: that makes subprocess fork() where it would
+        # vfork(), and a test process that has used grpc then runs grpc's fork handlers in the
+        # child, whose poller thread dies on the descriptors the child closes before its exec
+        # ("epoll_wait error: Bad file descriptor"), and the server never starts.
+        resource.prlimit(proc.pid, resource.RLIMIT_AS, (memory_limit, memory_limit))
     assert proc.stdout is not None
     # read to its end (and so never blocking the server on a full pipe), on a thread
     said = Transcript(proc.stdout, what="the apiserver's stdout", diagnose=log.read_text)
