@@ -234,10 +234,9 @@ def _disks(spec: vmitypes.VirtualMachineInstanceSpec, path: Path) -> Iterator[Fi
         volume = volumes.get(disk.name)
         if volume is None:
             yield (here / "name").error(f'no volume named "{disk.name}"')
-        elif disk.lun is not None and not (volume.persistent_volume_claim or volume.data_volume):
-            yield (here / "lun").error(
-                "a lun can only present a persistentVolumeClaim or dataVolume volume"
-            )
+        elif disk.lun is not None and not volume.persistent_volume_claim:
+            # (KubeVirt's dataVolume too; kvd refuses dataVolume volumes for now)
+            yield (here / "lun").error("a lun can only present a persistentVolumeClaim volume")
         if disk.boot_order is not None:
             if disk.boot_order in boot_orders:
                 other = boot_orders[disk.boot_order]

@@ -232,7 +232,7 @@ class Disk:
     name: str = field("Name of the volume this disk presents.", pattern=DNS1123_LABEL)
     disk: DiskTarget | None = optional("Attach as a disk (the default).")
     cdrom: CDRomTarget | None = optional("Attach as a cdrom.")
-    lun: LunTarget | None = optional("Attach as a LUN (persistentVolumeClaim or dataVolume).")
+    lun: LunTarget | None = optional("Attach as a LUN (a persistentVolumeClaim volume).")
     boot_order: int | None = optional("Boot priority; 1 is first. Unique per VMI.", minimum=1)
     serial: str | None = optional(
         "Serial number the guest sees.", pattern=r"^[A-Za-z0-9_.+-]+$", max_length=20
