@@ -7,6 +7,10 @@ gets a `ResponseComplete` event when it ends; one that streams (watch, follow, e
 in it. As in kube's log, `user` is who authenticated, and `impersonatedUser` whom the request
 acted as when it impersonated someone.
 
+The file is rotated as kube's `--audit-log-maxsize`/`--audit-log-maxbackup` do: past `max_bytes`
+it becomes `<path>.1` (older ones shift up to `<path>.<max_backups>`, the oldest is dropped), so a
+local cluster left running for weeks does not fill the disk with Lease renewals.
+
 What reads it: `tests/e2e/test_daemon_roles.py` derives each daemon's API calls from the log of
 an e2e run and compares them with the daemon's ClusterRole.
 """
@@ -41,11 +45,14 @@ class AuditLog:
         audit_id: web.RequestKey[str],
         user: web.RequestKey[auth.User],
         caller: web.RequestKey[auth.User] | None = None,
+        max_bytes: int = 100 * 2**20,
+        max_backups: int = 1,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = open(  # noqa: SIM115 - open for the server's lifetime
-            path, "a", encoding="utf-8", buffering=1, opener=_private
-        )
+        self.path = path
+        self._max_bytes = max_bytes
+        self._max_backups = max_backups
+        self._file = self._open()
         self._lock = threading.Lock()
         self._audit_id = audit_id
         self._user = user
@@ -75,11 +82,31 @@ class AuditLog:
         with self._lock:
             self._file.close()
 
+    def _open(self) -> IO[str]:
+        return open(  # noqa: SIM115 - open until closed or rotated
+            self.path, "a", encoding="utf-8", buffering=1, opener=_private
+        )
+
     def _write(self, request: web.Request, stage: str, code: int) -> None:
         line = json.dumps(self.event(request, stage, code), separators=(",", ":"))
         with self._lock:
-            if not self._file.closed:
-                self._file.write(line + "\n")
+            if self._file.closed:
+                return
+            self._file.write(line + "\n")
+            if self._file.tell() >= self._max_bytes:
+                self._rotate()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for n in range(self._max_backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+        if self._max_backups > 0:
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink()
+        self._file = self._open()
 
     def event(self, request: web.Request, stage: str, code: int) -> dict[str, Any]:
         user = request.get(self._user)

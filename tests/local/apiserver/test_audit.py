@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
+from kvd.local.apiserver import audit
+from kvd.local.apiserver.server import AUDIT_ID, USER
 from tests.local.apiserver.conftest import KUBECTL, start_server
 from tests.support.waiting import wait_for
 
@@ -76,3 +79,21 @@ def test_an_unauthenticated_request_is_logged_as_anonymous(tmp_path: Path) -> No
     refused = [e for e in _events(log) if e["responseStatus"]["code"] == 401]
     assert refused
     assert refused[0]["user"]["username"] == "system:anonymous"
+
+
+def test_the_log_rotates_past_its_size_keeping_its_backups(tmp_path: Path) -> None:
+    """In-process: the rotation is the file's business, not the HTTP server's."""
+    path = tmp_path / "audit.log"
+    log = audit.AuditLog(path, audit_id=AUDIT_ID, user=USER, max_bytes=2_000, max_backups=2)
+    for n in range(40):
+        request = make_mocked_request("GET", f"/api/v1/namespaces/default/configmaps/c{n}")
+        log._write(request, "ResponseComplete", 200)
+    log.close()
+    names = [
+        json.loads(line)["objectRef"]["name"]
+        for p in (path.with_name("audit.log.2"), path.with_name("audit.log.1"), path)
+        for line in p.read_text().splitlines()
+    ]
+    assert not path.with_name("audit.log.3").exists()
+    assert names == [f"c{n}" for n in range(40 - len(names), 40)]  # the newest, in order
+    assert all(p.stat().st_size < 2_600 for p in tmp_path.iterdir())
