@@ -1,4 +1,4 @@
-"""kvd's shipped roles: the chart's file is the module's output; the roles say what KubeVirt's do."""
+"""kvd's shipped roles: the chart's file is the module's output; the roles are KubeVirt's."""
 
 from __future__ import annotations
 
