@@ -12,6 +12,25 @@ Life of a launcher: start the private libvirtd, serve LauncherService, wait for 
 On SIGTERM it records the shutdown request (domain metadata and an event on the stream),
 presses the ACPI power button, re-sends it every few seconds, and kills the domain when the
 grace period has passed.
+
+QEMU, the process that runs guest code, runs as the unprivileged `libvirt-qemu` with no
+capabilities (qemu_user.py: how its files are prepared). What in the launcher pod still runs as
+root, and why:
+
+- this process: it creates the bridge and the tap (owned by QEMU's user), moves eth0 onto the
+  bridge, changes MACs and the pod netns's sysctls and loads the masquerade nftables table
+  (CAP_NET_ADMIN), runs udhcpd on port 67 (CAP_NET_BIND_SERVICE), gives files to QEMU's user
+  (CAP_CHOWN, CAP_FOWNER), makes QEMU's own node of a block PVC (CAP_MKNOD), reads the pod's
+  inputs whoever owns them (CAP_DAC_OVERRIDE), installs qemu.conf in /etc/libvirt, and ends a
+  dead launcher's root libvirtd;
+- libvirtd: the privileged QEMU driver (`qemu:///system`) is what starts QEMU as another user
+  (CAP_SETUID, CAP_SETGID), opens the tap (CAP_NET_ADMIN) and the log, pid and console socket
+  and hands QEMU the descriptors, and makes the per-domain directories under
+  /var/lib/libvirt/qemu (each launcher's own tmpfs) QEMU's user's. Debian 12 ships only the
+  monolithic libvirtd; a session daemon run as QEMU's user (as KubeVirt's non-root launcher
+  runs virtqemud) is the next step;
+- udhcpd and nft: children of this process, with its privileges, in the pod's netns only;
+- the pod's `guest-console-log` container, which reads the console log (QEMU's user's, 0600).
 """
 
 from __future__ import annotations

@@ -18,9 +18,11 @@ with IPv4 forwarding on in the pod's netns and `route_localnet` on the bridge (s
 pod's own traffic to 127.0.0.1, DNATed to the guest, may leave through it), as KubeVirt sets.
 
 The tap is created owned by QEMU's unprivileged user and group (`ip tuntap add … user UID group
-GID`), so that QEMU may attach to it without CAP_NET_ADMIN; a tap another owner made (an older
-launcher in the same pod) is made again. Creating links, moving eth0 and writing the pod's
-sysctls needs CAP_NET_ADMIN in the pod's netns: the launcher's, never QEMU's.
+GID`): that user may attach to it without CAP_NET_ADMIN, and no other may. (Today the privileged
+libvirtd opens it and hands QEMU the descriptor; a session libvirtd run as QEMU's user could
+open it itself.) A tap another owner made (an older launcher in the same pod) is made again.
+Creating links, moving eth0 and writing the pod's sysctls needs CAP_NET_ADMIN in the pod's
+netns: the launcher's, never QEMU's.
 
 Each step checks first and changes only what is not yet so, so wiring again — a repeated
 DefineDomain, or a restarted launcher in the same pod — changes nothing. Every `ip` call is
