@@ -94,16 +94,20 @@ class QemuUser:
     def check(self, path: Path, what: str, *, write: bool = False) -> None:
         """Raise `QemuUserError` unless QEMU can reach `path` and open it (for writing too
         when `write`). `what` names the file for the message ("the kernel", "base image")."""
-        if (blocked := self.blocking_directory(path)) is not None:
-            raise QemuUserError(
-                f"{what} {path} is out of reach of QEMU, which runs as {self}: it cannot pass "
-                f"through the directory {blocked} ({_describe(blocked)})"
-            )
+        self.check_reach(path, what)
         if not self.allows(path.stat(), write=write):
             access = "read and write" if write else "read"
             raise QemuUserError(
                 f"{what} {path} is {_describe(path)}: QEMU, which runs as {self}, cannot "
                 f"{access} it (make it readable by others, or owned by that user or group)"
+            )
+
+    def check_reach(self, path: Path, what: str) -> None:
+        """Raise `QemuUserError` unless QEMU can pass through every directory to `path`."""
+        if (blocked := self.blocking_directory(path)) is not None:
+            raise QemuUserError(
+                f"{what} {path} is out of reach of QEMU, which runs as {self}: it cannot pass "
+                f"through the directory {blocked} ({_describe(blocked)})"
             )
 
     def blocking_directory(self, path: Path) -> Path | None:
@@ -133,9 +137,11 @@ class QemuUser:
         os.chown(path, 0, self.gid, follow_symlinks=False)
         os.chmod(path, DIR_MODE)
 
-    def adopt(self, path: Path, *, write: bool) -> bool:
+    def adopt(self, path: Path, what: str, *, write: bool) -> bool:
         """Give the VMI's own disk file to QEMU's user if QEMU could not open it otherwise
-        (the owner's read/write bits are kept or added); True when it changed anything."""
+        (the owner's read/write bits are kept or added); True when it changed anything. A file
+        QEMU could not reach anyway is refused first (`check_reach`), and left as it is."""
+        self.check_reach(path, what)
         st = path.stat()
         if self.allows(st, write=write):
             return False

@@ -89,15 +89,15 @@ def test_adopt_changes_only_what_qemu_could_not_open(reachable_tmp: Path) -> Non
     disk = reachable_tmp / "disk"
     disk.write_bytes(b"x")
     disk.chmod(0o644)
-    assert not QEMU.adopt(disk, write=False)  # readable by others: left as it is
+    assert not QEMU.adopt(disk, "the disk", write=False)  # readable by others: left as it is
     assert disk.stat().st_uid == 0
-    assert QEMU.adopt(disk, write=True)
+    assert QEMU.adopt(disk, "the disk", write=True)
     assert (disk.stat().st_uid, disk.stat().st_gid, disk.stat().st_mode & 0o777) == (
         QEMU.uid,
         QEMU.gid,
         0o644,
     )
-    assert not QEMU.adopt(disk, write=True)  # already its: nothing to do
+    assert not QEMU.adopt(disk, "the disk", write=True)  # already its: nothing to do
 
 
 def test_the_real_user_and_its_groups() -> None:
@@ -110,3 +110,14 @@ def test_the_real_user_and_its_groups() -> None:
 def test_a_missing_user_says_how_to_make_it() -> None:
     with pytest.raises(QemuUserError, match="kvd-no-such-user must exist"):
         qemu_user.lookup("kvd-no-such-user")
+
+
+def test_adopt_leaves_a_file_qemu_could_not_reach_anyway(reachable_tmp: Path) -> None:
+    closed = reachable_tmp / "closed"
+    closed.mkdir(mode=0o700)
+    disk = closed / "disk"
+    disk.write_bytes(b"x")
+    disk.chmod(0o600)
+    with pytest.raises(QemuUserError, match="cannot pass through the directory"):
+        QEMU.adopt(disk, "the disk", write=True)
+    assert (disk.stat().st_uid, disk.stat().st_mode & 0o777) == (0, 0o600)

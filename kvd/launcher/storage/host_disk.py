@@ -60,7 +60,7 @@ def prepare(
             raise StorageError(
                 name, f"hostDisk {wanted} is not a regular file", reason="HostDiskInvalid"
             )
-        if qemu.adopt(path, write=True):
+        if qemu.adopt(path, f"hostDisk {wanted}:", write=True):
             log.info("host_disk_given_to_qemu", volume=name, path=str(path), user=qemu.name)
         qemu.check(path, f"hostDisk {wanted}:", write=True)
         return disk
@@ -88,7 +88,7 @@ def _create_sparse(path: Path, size: int, journal: Journal, qemu: QemuUser) -> N
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
-        qemu.adopt(path, write=True)  # created meanwhile by another VMI sharing the path
+        qemu.adopt(path, "hostDisk", write=True)  # made meanwhile by a VMI sharing the path
         return
     journal.created_file(path)  # before sizing it, so a failed truncate is rolled back too
     try:

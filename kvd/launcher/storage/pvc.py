@@ -71,7 +71,7 @@ def prepare(
     if stat.S_ISDIR(mode):
         image = mount / DISK_IMAGE
         if image.is_file():
-            if qemu.adopt(image, write=not read_only):
+            if qemu.adopt(image, f"{what}:", write=not read_only):
                 log.info("pvc_disk_given_to_qemu", volume=name, path=str(image), user=qemu.name)
             qemu.check(image, f"{what}:", write=not read_only)
             return DiskSource(path=image, format="raw", read_only=read_only)
