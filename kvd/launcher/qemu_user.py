@@ -1,27 +1,30 @@
 """The unprivileged user QEMU runs as, and how the launcher makes its files usable by it.
 
 QEMU runs as `libvirt-qemu` (Debian's user for it, as KubeVirt's launcher runs QEMU as uid 107
-`qemu`), never as root: a guest that escapes into QEMU then holds an ordinary uid in the pod
-instead of root. One fixed user rather than a uid per pod: the pod's own mount, pid and network
-namespaces already keep launchers apart (no QEMU sees another pod's files, processes or taps), a
-per-pod uid would need an allocator on the node and a passwd entry in each pod, and the kvd
-image, like KubeVirt's, can then be built with the user in it.
+`qemu`), never as root, with no capabilities: a guest that escapes into QEMU then holds an
+ordinary uid instead of root. One fixed user rather than a uid per pod, as KubeVirt does: in a
+cluster each pod has its own mount, pid and network namespaces, so no QEMU sees another pod's
+files, processes or taps; a per-pod uid would need an allocator on the node and a passwd entry
+in each pod. (kvd's local node gives pods no pid namespace of their own, so there one VMI's
+QEMU could signal or ptrace another's, both being libvirt-qemu: a per-pod pid namespace or uid
+would close that; running as root, as before, closed nothing.)
 
 Ownership is prepared by the launcher itself, not by libvirt (`dynamic_ownership = 0` in the
 private libvirtd's qemu.conf; the domain's DAC `<seclabel>` carries this user with
 `relabel='no'`). libvirt would chown every path of every disk, backing chain included — the
 shared image store, the host's device node behind a block PVC — and chown it back to root when
-the domain stops. The launcher instead sorts what QEMU opens into three kinds, and each rule is
-checked by a unit test:
+the domain stops. The launcher instead sorts what QEMU opens into three kinds, each rule with
+its tests:
 
 - what the launcher creates (overlays, emptyDisks, cloud-init ISOs, EFI NVRAM, the private node
   of a block PVC, a DiskOrCreate hostDisk, the console log) is made owned by QEMU's user, mode
-  0600 (0400 where only read), inside directories owned root:<QEMU's group>, mode 0710 — QEMU
-  can pass through them, nobody else but root can, and nobody but root can list them;
+  0600 (0400 where only read), inside directories — the run dir too — owned root:<QEMU's
+  group>, mode 0710: QEMU can pass through them, only root lists them, and nobody but root and
+  QEMU's group gets in (launcher.sock stays root's, 0600);
 - what is only read and shared beyond this VMI (container disk images and their backing chain
-  in the image store, kernel-boot files, OVMF code and templates) is never changed: it must
-  already be readable by QEMU's user (the image store's files are 0444 in 0755 directories), and
-  a file that is not is refused with a message naming the file, its owner and mode (`check`);
+  in the image store, kernel-boot files, OVMF code) is never changed: it must already be
+  readable by QEMU's user (the image store's files are 0444 in 0755 directories), and a file
+  that is not is refused with a message naming the file, its owner and mode (`check`);
 - the VMI's own writable storage outside the run dir (a PVC's disk.img, a hostDisk file) is
   given to QEMU's user (`adopt`: chown of that one file, never its directory) when QEMU could not
   open it otherwise, and is not given back: another VMI sharing the disk runs as the same user,
