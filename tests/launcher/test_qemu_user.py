@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 import os
 import stat
 from pathlib import Path
@@ -105,6 +106,9 @@ def test_the_real_user_and_its_groups() -> None:
     real = qemu_user.lookup()
     assert real.name == "libvirt-qemu" and real.uid != 0 and real.gid in real.groups
     assert real.label == f"+{real.uid}:+{real.gid}"
+    if Path("/dev/kvm").exists():  # else libvirt re-probes QEMU at every launcher start
+        assert grp.getgrnam("kvm").gr_gid in real.groups
+        assert real.allows(os.stat("/dev/kvm"), write=True)
 
 
 def test_a_missing_user_says_how_to_make_it() -> None:
