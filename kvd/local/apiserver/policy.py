@@ -297,12 +297,7 @@ def review(
     spec = body.get("spec") or {}
     out = dict(body)
     if plural == "tokenreviews":
-        user = tokens.review(str(spec.get("token", "")))
-        out["status"] = (
-            {"authenticated": True, "user": _user_info(user)}
-            if user
-            else {"authenticated": False, "error": "invalid bearer token"}
-        )
+        out["status"] = tokens.review_status(spec)  # authentication: auth and serviceaccounts
     elif plural == "subjectaccessreviews":
         groups = tuple(spec.get("groups") or ())
         if spec.get("user") == auth.ADMIN:  # the admin's groups, even when the review omits them
@@ -314,7 +309,7 @@ def review(
     elif plural == "selfsubjectreviews":
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         out["metadata"] = {**(out.get("metadata") or {}), "creationTimestamp": now}
-        out["status"] = {"userInfo": _user_info(requester)}
+        out["status"] = {"userInfo": requester.info()}
     elif plural == "selfsubjectrulesreviews":
         namespace = spec.get("namespace")
         if not namespace:
@@ -323,7 +318,3 @@ def review(
     else:
         raise errors.method_not_allowed(f"{plural} are not reviews")
     return out
-
-
-def _user_info(user: User) -> dict[str, Any]:
-    return {"username": user.name, "uid": user.uid, "groups": list(user.groups)}
