@@ -25,7 +25,7 @@ from kvd import logs
 from kvd.kube import client, informer
 from kvd.kube.workqueue import WorkQueue
 from kvd.local import images
-from kvd.local.node import containers, kubelet_api, network, registration, scheduler
+from kvd.local.node import containers, kubelet_api, network, registration, scheduler, tokens
 from kvd.local.node.locator import Locator
 from kvd.local.node.podworker import PodWorker
 from kvd.local.node.prober import Prober
@@ -103,6 +103,7 @@ class LocalNode:
             prober=self.prober,
             lookup=self._lookup,
             read_pvc=self._read_pvc,
+            tokens=tokens.TokenManager(self._request_token),
         )
         self.locator = Locator(pod=self.here.get, runtime=self.runtime)
         self._stop = threading.Event()
@@ -352,6 +353,12 @@ class LocalNode:
             if exc.not_found:
                 return None
             raise
+
+    def _request_token(self, namespace: str, account: str, body: Json) -> Json:
+        """A TokenRequest, made with the node's own credentials (its kubeconfig)."""
+        return self.raw.create(
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token", body
+        )
 
     def _read_pvc(self, namespace: str, claim: str) -> tuple[Json | None, Json | None]:
         pvc = self._lookup("persistentvolumeclaims", namespace, claim)
