@@ -105,8 +105,8 @@ class Tokens:
         if hmac.compare_digest(token.encode(), self.admin_token.encode()):
             # a static token knows no audience: valid for the server's own only (kube's
             # audience-agnostic wrapper)
-            shared = tuple(a for a in wanted if a in self.audiences) if self.audiences else wanted
-            if not shared:
+            shared = tuple(a for a in wanted if a in self.audiences)
+            if self.audiences and not shared:
                 raise InvalidToken(
                     f"token audiences {_quoted(self.audiences)} is invalid for the target "
                     f"audiences {_quoted(wanted)}"

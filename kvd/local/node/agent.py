@@ -4,7 +4,9 @@ Wiring, as a kubelet: register the Node and keep its Lease fresh; three informer
 pods bound nowhere, this Node); one work queue whose keys are `("pod", ns/name)` (reconcile with
 `PodWorker`), `("schedule", ns/name)` (bind or report Unschedulable) and `("sweep", "")` (tear down
 what runs for a pod whose object is gone); a monitor that notices process exits and enqueues
-their pod; a prober; the node API for logs and exec. Handlers only enqueue.
+their pod; a prober; the node API for logs and exec. Handlers only enqueue. Everything it asks of
+the API server — pods' service-account tokens (TokenRequests) included — it asks with the
+credentials of its kubeconfig.
 
 Start-up adopts: after the informers have synced, a sweep removes what belongs to pods that no
 longer exist, and every pod bound here is reconciled against what still runs — nothing is started
