@@ -5,10 +5,10 @@ should run (the network sandbox, then init containers one at a time, then the co
 restarts per `restartPolicy` with the kubelet's crash-loop backoff, computes the status and writes
 it only when it differs. Volumes are prepared on every sync (unchanged ones write nothing), and a
 pod holding projected service-account tokens is synced again when the next is due for renewal.
-A pod with a `deletionTimestamp` gets SIGTERM in each running container, SIGKILL when its grace period (counted from the first time any node process saw the deletion, kept
-in the pod's record) is over, then its network, processes and files are torn down and only then is
-the object deleted with grace 0 — the kubelet's confirmation. `forget(uid)` tears down a pod whose
-object is already gone.
+A pod with a `deletionTimestamp` gets SIGTERM in each running container, SIGKILL when its grace
+period (counted from the first time any node process saw the deletion, kept in the pod's record) is
+over, then its network, processes and files are torn down and only then is the object deleted with
+grace 0 — the kubelet's confirmation. `forget(uid)` tears down a pod whose object is already gone.
 
 After a node restart nothing is started twice: the runtime reports containers that still run, and
 a container the API says was started but the runtime has no trace of is "lost": reported as
