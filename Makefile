@@ -11,8 +11,9 @@ setup:            ## system packages, .venv, test guest (fresh Debian 12)
 proto:            ## regenerate kvd/rpc and the apiserver's k8s messages from proto/
 	$(PY) scripts/gen-proto
 
-crds:             ## regenerate charts/kvd/crds from kvd/api
+crds:             ## regenerate charts/kvd/crds and charts/kvd/templates/rbac.yaml from kvd/api
 	$(PY) -m kvd.api.crds --out charts/kvd/crds
+	$(PY) -m kvd.api.rbac --out charts/kvd/templates
 
 openapi:          ## regenerate the API server's Kubernetes definitions (kubernetes-validate)
 	$(PY) scripts/gen-openapi

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     # the cluster first: without one, that is what to say, not that a kubeconfig is missing
     address, token = local.handler_address(data), local.handler_token(data)
     try:
-        vmi = client.Raw(client.connect(data / "kubeconfig")).get(
+        vmi = client.Raw(client.connect(data / "kubeconfig", agent="kvdctl")).get(
             kinds.VMI.path(args.namespace, args.name)
         )
     except client.ApiError as exc:  # e.g. `virtualmachineinstances… "x" not found`

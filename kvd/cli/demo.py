@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         manifest = _manifest(args.manifest)
         _ensure_cluster(args, data)
-        demo = _Demo(client.Raw(client.connect(data / "kubeconfig")), manifest)
+        demo = _Demo(client.Raw(client.connect(data / "kubeconfig", agent="kvd-demo")), manifest)
         print()
         vmi = demo.wait_running(demo.apply())
         pod = demo.launcher_pod(vmi)
@@ -336,7 +336,7 @@ def _print_vmi_table(kubeconfig: Path, namespace: str) -> None:
     """`kubectl get vmis` without kubectl: the CRD's printer columns, from the API."""
     from kvd.kube import client  # noqa: PLC0415
 
-    raw = client.Raw(client.connect(kubeconfig))
+    raw = client.Raw(client.connect(kubeconfig, agent="kvd-demo"))
     group = f"{kinds.GROUP}/{kinds.STORAGE_VERSION}"
     rows = [("NAME", "AGE", "PHASE", "IP", "NODENAME", "READY")]
     for vmi in raw.get(f"/apis/{group}/namespaces/{namespace}/{kinds.VMI.plural}")["items"]:

@@ -35,6 +35,12 @@ def add_parser(subparsers: program.Subparsers) -> None:
         help="the local node's API socket, to which pods/log and pods/exec are proxied "
         "(default DATA_DIR/node/kubelet.sock)",
     )
+    api.add_argument(
+        "--audit-log-path",
+        type=Path,
+        default=None,
+        help="append an audit.k8s.io/v1 Event (level Metadata) per request to this file",
+    )
     api.set_defaults(run=run_apiserver)
     cluster.add_parsers(local)
     token = local.add_parser(
@@ -71,6 +77,7 @@ def run_apiserver(args: argparse.Namespace) -> int:
             port=args.port,
             history=args.history,
             kubelet_socket=socket,
+            audit_log=args.audit_log_path.absolute() if args.audit_log_path else None,
         )
     )
     return 0

@@ -51,7 +51,7 @@ class Controller:
     def __init__(self, settings: ControllerSettings) -> None:
         self.settings = settings
         self.identity = settings.identity or f"{socket.gethostname()}_{os.getpid()}"
-        self.api = connect(settings.kubeconfig)
+        self.api = connect(settings.kubeconfig, agent="kvd-controller")
         self.raw = Raw(self.api)
         core = core_v1(self.api)
         self.queue: WorkQueue[str] = WorkQueue()

@@ -84,7 +84,7 @@ class Handler:
     def __init__(self, settings: HandlerSettings) -> None:
         self.settings = settings
         self.node_name = settings.node_name
-        self.api = connect(settings.kubeconfig)
+        self.api = connect(settings.kubeconfig, agent="kvd-handler")
         self.raw = Raw(self.api)
         self.records = open_records(settings.state_dir / "vmis")
         self.queue: WorkQueue[str] = WorkQueue()

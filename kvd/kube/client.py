@@ -17,6 +17,8 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from kvd.version import kvd_version
+
 Json = dict[str, Any]
 
 
@@ -43,18 +45,23 @@ class ConfigError(Exception):
     process does not run in a pod. The message names which."""
 
 
-def connect(kubeconfig: Path | None = None) -> client.ApiClient:
-    """An API client from `kubeconfig`, or from the pod's service account when None."""
+def connect(kubeconfig: Path | None = None, *, agent: str = "kvd") -> client.ApiClient:
+    """An API client from `kubeconfig`, or from the pod's service account when None.
+
+    `agent` names the component in its User-Agent (`kvd-controller/0.1.0 …`), as client-go's
+    do, so the API server's audit log and a cluster admin can tell the daemons apart."""
     try:
         if kubeconfig is None:
             config.load_incluster_config()
-            return client.ApiClient()
-        if not kubeconfig.is_file():  # the client would only say "No configuration found"
+            api = client.ApiClient()
+        elif not kubeconfig.is_file():  # the client would only say "No configuration found"
             raise ConfigError(f"kubeconfig {kubeconfig} does not exist")
-        api: client.ApiClient = config.new_client_from_config(config_file=str(kubeconfig))
+        else:
+            api = config.new_client_from_config(config_file=str(kubeconfig))
     except config.ConfigException as exc:
         where = f"kubeconfig {kubeconfig}" if kubeconfig else "in-cluster configuration"
         raise ConfigError(f"{where}: {exc}") from None
+    api.user_agent = f"{agent}/{kvd_version()} {api.user_agent}"
     return api
 
 

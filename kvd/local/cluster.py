@@ -17,7 +17,8 @@ reused pid is never signalled). `down` stops them in reverse order: the handler 
 node unschedulable), the node (SIGTERM; it leaves its pods, as a kubelet restart would), then
 removes everything the node ran — containers, network namespaces, veths, the bridge, cgroups —
 through the node's runtime, then stops the API server.
-Objects stay in the API server's database, so the next `up` finds them.
+Objects stay in the API server's database, so the next `up` finds them. Every request the API
+server answers is in `DATA_DIR/logs/audit.log` (kube's audit Events, level Metadata).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ STOP_TIMEOUT = 20.0
 LAST_WORDS = 300  # characters of a component's last line shown when it exits before ready
 ADDRESS_FILE = "address.json"  # DATA_DIR/<component>/, written by the component (kvd.address_file)
 LISTENERS = ("handler", "controller")  # the components that write one
+AUDIT_LOG = "audit.log"  # DATA_DIR/logs/, the API server's audit.k8s.io Events (one per request)
 
 
 class ClusterError(RuntimeError):
@@ -134,7 +136,10 @@ def _command(name: str, options: Options) -> tuple[list[str], str, str]:
     """(kvd arguments, the line that says it is ready, the prefix of what to show of it)."""
     data = options.data_dir
     if name == "apiserver":
-        args = ["local", "apiserver", "--data-dir", str(data), "--port", str(options.port)]
+        args = [
+            "local", "apiserver", "--data-dir", str(data), "--port", str(options.port),
+            "--audit-log-path", str(data / "logs" / AUDIT_LOG),
+        ]  # fmt: skip
         return args, "kubeconfig: ", "serving "
     if name == "node":
         return (
@@ -347,7 +352,7 @@ def _install_crds(kubeconfig: Path) -> None:
     from kvd.kube import client  # noqa: PLC0415 - the CLI's other commands need no client
 
     try:
-        _install(client.Raw(client.connect(kubeconfig)))
+        _install(client.Raw(client.connect(kubeconfig, agent="kvd-local-up")))
     except client.ApiError as exc:
         answer = f"answered {exc.status} {exc.reason}" if exc.status else "could not be reached"
         raise ClusterError(

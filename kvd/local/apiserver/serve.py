@@ -24,9 +24,12 @@ async def serve(
     port: int,
     history: int = 100_000,
     kubelet_socket: Path | None = None,
+    audit_log: Path | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
-    server = APIServer(data_dir, history=history, kubelet_socket=kubelet_socket)
+    server = APIServer(
+        data_dir, history=history, kubelet_socket=kubelet_socket, audit_log=audit_log
+    )
     # Watches and `logs -f` never finish on their own: give handlers a moment, then cancel them
     # (kube-apiserver ends open watches on shutdown too; clients re-watch).
     runner = web.AppRunner(

@@ -31,8 +31,10 @@ from kvd.local.apiserver import (
     accounting,
     admission,
     apply,
+    audit,
     auth,
     binding,
+    clientcerts,
     crds,
     decoding,
     deletion,
@@ -86,7 +88,12 @@ class LogSource(Protocol):
 
 class APIServer:
     def __init__(
-        self, data_dir: Path, *, history: int = 100_000, kubelet_socket: Path | None = None
+        self,
+        data_dir: Path,
+        *,
+        history: int = 100_000,
+        kubelet_socket: Path | None = None,
+        audit_log: Path | None = None,
     ) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
@@ -125,6 +132,7 @@ class APIServer:
         self.kubelet = kubelet.Kubelet(kubelet_socket or data_dir / "node" / "kubelet.sock")
         self.log_source: LogSource = self.kubelet
         self.accounting = accounting.Accounting()
+        self.audit = audit.AuditLog(audit_log, audit_id=AUDIT_ID, user=USER) if audit_log else None
         self.openapi = openapi.OpenAPIService(self.registry, openapi.load)
         self._tasks: list[asyncio.Task[None]] = []
         self.crds.load()
@@ -156,6 +164,7 @@ class APIServer:
         app = web.Application(
             middlewares=[
                 _audit_id_middleware,
+                *([self.audit.middleware] if self.audit else []),
                 self.accounting.middleware,
                 self._errors_middleware,
                 self._auth_middleware,
@@ -164,6 +173,8 @@ class APIServer:
         )
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         app.on_response_prepare.append(_send_audit_id)
+        if self.audit:
+            app.on_response_prepare.append(self.audit.on_response_prepare)
         app.on_startup.append(self._start_background)
         app.on_cleanup.append(self._stop_background)
         return app
@@ -184,6 +195,8 @@ class APIServer:
         await self.kubelet.close()
         decoding.PARSER.close()
         self.store.close()
+        if self.audit:
+            self.audit.close()
 
     # --- middleware --------------------------------------------------------------------------
 
@@ -210,7 +223,9 @@ class APIServer:
     ) -> web.StreamResponse:
         if request.path in auth.ANONYMOUS_PATHS and request.method == "GET":
             return await handler(request)
-        user = self.tokens.authenticate(request.headers.get("Authorization"))
+        user = clientcerts.authenticate(request) or self.tokens.authenticate(
+            request.headers.get("Authorization")
+        )
         if user is None:
             raise errors.unauthorized()
         if not self.authorizer.privileged(user):

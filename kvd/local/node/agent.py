@@ -62,7 +62,7 @@ class LocalNode:
         self.settings = settings
         self.name = settings.node_name
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        self.api = client.connect(settings.kubeconfig)
+        self.api = client.connect(settings.kubeconfig, agent="kvd-local-node")
         self.raw = client.Raw(self.api)
         self.net = network.Network(settings.network, settings.state_dir / "network")
         self.runtime = containers.Containers(
