@@ -95,7 +95,10 @@ def create(
     account = get(SERVICEACCOUNTS, namespace, name)
     if account is None:
         raise errors.not_found("", "serviceaccounts", name)
-    spec["audiences"] = list(spec.get("audiences") or claims.API_AUDIENCES)
+    audiences = spec.get("audiences") or list(claims.API_AUDIENCES)
+    if not isinstance(audiences, list):
+        raise errors.bad_request("spec.audiences must be a list of strings")
+    spec["audiences"] = audiences
     spec.setdefault("expirationSeconds", DEFAULT_EXPIRATION)
     now = clock()
     _validate(spec)

@@ -287,6 +287,12 @@ def test_a_secret_bound_token_dies_with_its_secret(
             id="too-short",
         ),
         pytest.param(
+            {"audiences": "vault"},
+            400,
+            "spec.audiences must be a list of strings",
+            id="audiences-not-a-list",
+        ),
+        pytest.param(
             {"boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "gone"}},
             404,
             'pods "gone" not found',
