@@ -38,15 +38,8 @@ class User:
     name: str
     groups: tuple[str, ...]
     uid: str = ""
-    # kube's user "extra": key → values, as pairs so that a User stays hashable
+    # user.Info's Extra (an impersonated user's `Impersonate-Extra-*`): (key, values) pairs
     extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
-
-    def info(self) -> dict[str, Any]:
-        """kube's UserInfo (a TokenReview's `status.user`, a SelfSubjectReview's userInfo)."""
-        out: dict[str, Any] = {"username": self.name, "uid": self.uid, "groups": list(self.groups)}
-        if self.extra:
-            out["extra"] = {key: list(values) for key, values in self.extra}
-        return out
 
 
 @dataclass(frozen=True)
@@ -129,9 +122,17 @@ class Tokens:
             return {"user": {}, "error": str(exc)}
         return {
             "authenticated": True,
-            "user": found.user.info(),
+            "user": user_info(found.user),
             "audiences": list(found.audiences),
         }
+
+
+def user_info(user: User) -> dict[str, Any]:
+    """kube's UserInfo: a TokenReview's `status.user` (a SelfSubjectReview's is `policy`'s)."""
+    out: dict[str, Any] = {"username": user.name, "uid": user.uid, "groups": list(user.groups)}
+    if user.extra:  # a service account's pod and credential id, say
+        out["extra"] = {key: list(values) for key, values in user.extra}
+    return out
 
 
 def _quoted(values: Sequence[str]) -> str:

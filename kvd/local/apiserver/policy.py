@@ -309,7 +309,7 @@ def review(
     elif plural == "selfsubjectreviews":
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         out["metadata"] = {**(out.get("metadata") or {}), "creationTimestamp": now}
-        out["status"] = {"userInfo": requester.info()}
+        out["status"] = {"userInfo": _user_info(requester)}
     elif plural == "selfsubjectrulesreviews":
         namespace = spec.get("namespace")
         if not namespace:
@@ -318,3 +318,10 @@ def review(
     else:
         raise errors.method_not_allowed(f"{plural} are not reviews")
     return out
+
+
+def _user_info(user: User) -> dict[str, Any]:
+    info: dict[str, Any] = {"username": user.name, "uid": user.uid, "groups": list(user.groups)}
+    if user.extra:
+        info["extra"] = {key: list(values) for key, values in user.extra}
+    return info

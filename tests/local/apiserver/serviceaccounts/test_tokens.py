@@ -101,7 +101,7 @@ def test_a_requested_token_names_its_account_and_is_accepted(
 
     found = _tokens(tmp_path, accounts).review(answer["status"]["token"])
     assert found.audiences == API
-    assert found.user.info() == {
+    assert auth.user_info(found.user) == {
         "username": "system:serviceaccount:ns:robot",
         "uid": "sa-1",
         "groups": ["system:serviceaccounts", "system:serviceaccounts:ns", "system:authenticated"],
