@@ -297,12 +297,7 @@ def review(
     spec = body.get("spec") or {}
     out = dict(body)
     if plural == "tokenreviews":
-        user = tokens.review(str(spec.get("token", "")))
-        out["status"] = (
-            {"authenticated": True, "user": _user_info(user)}
-            if user
-            else {"authenticated": False, "error": "invalid bearer token"}
-        )
+        out["status"] = tokens.review_status(spec)  # authentication: auth and serviceaccounts
     elif plural == "subjectaccessreviews":
         groups = tuple(spec.get("groups") or ())
         if spec.get("user") == auth.ADMIN:  # the admin's groups, even when the review omits them
@@ -326,4 +321,7 @@ def review(
 
 
 def _user_info(user: User) -> dict[str, Any]:
-    return {"username": user.name, "uid": user.uid, "groups": list(user.groups)}
+    info: dict[str, Any] = {"username": user.name, "uid": user.uid, "groups": list(user.groups)}
+    if user.extra:
+        info["extra"] = {key: list(values) for key, values in user.extra}
+    return info

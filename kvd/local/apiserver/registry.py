@@ -212,7 +212,14 @@ BUILTINS: tuple[ResourceDef, ...] = (
     _builtin("", "v1", "events", "Event", short_names=("ev",), field_labels=_EVENT_FIELDS),
     _builtin("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
     _builtin("", "v1", "secrets", "Secret", field_labels={"type": ("type",)}),
-    _builtin("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+    _builtin(
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        short_names=("sa",),
+        subresources=("token",),  # TokenRequest: serviceaccounts.tokenrequest
+    ),
     _builtin(
         "",
         "v1",

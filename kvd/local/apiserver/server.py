@@ -50,11 +50,16 @@ from kvd.local.apiserver import (
     pods,
     policy,
     selectors,
+    serviceaccounts,
     tables,
+    tls,
 )
 from kvd.local.apiserver.errors import APIError
 from kvd.local.apiserver.objects import PATCH_TYPES, FieldValidation, Objects, Target
 from kvd.local.apiserver.registry import VIRTUAL, Registry
+from kvd.local.apiserver.serviceaccounts import admission as sa_admission
+from kvd.local.apiserver.serviceaccounts import controller as sa_controller
+from kvd.local.apiserver.serviceaccounts import discovery as sa_discovery
 from kvd.local.apiserver.store import Store
 from kvd.local.apiserver.watchstream import WatchStream
 
@@ -94,13 +99,16 @@ class APIServer:
         self.data_dir = data_dir
         self.store = Store(data_dir / "state.db", history=history)
         self.registry = Registry()
+        self.certificates = tls.Certificates(data_dir)
+        self.service_accounts = serviceaccounts.ServiceAccounts(data_dir, self.store)
         # The admission chain, in kube-apiserver's order: built-in defaults and create
-        # strategies, built-in validation, then webhooks.
+        # strategies, the ServiceAccount plugin, built-in validation, then webhooks.
         self.objects = Objects(
             self.store,
             self.registry,
             admission=(
                 pods.PodDefaults(),
+                sa_admission.ServiceAccountAdmission(self.store, self._default_account),
                 namespaces.NamespaceStrategy(),
                 crds.CRDValidation(),
                 admission.KubeVirtAdmission(),
@@ -111,7 +119,14 @@ class APIServer:
         self.collector = deletion.Collector(self.deleter)
         self.namespace_controller = namespace_controller.NamespaceController(self.deleter)
         self.crds = crds.CRDs(self.objects)
-        self.tokens = auth.Tokens(data_dir)
+        self.sa_controller = sa_controller.ServiceAccountsController(
+            self.objects, self.certificates.ca_cert.read_bytes()
+        )
+        self.tokens = auth.Tokens(
+            data_dir,
+            audiences=serviceaccounts.API_AUDIENCES,
+            authenticators=(self.service_accounts.authenticator,),
+        )
         self.authorizer = policy.Authorizer()
         # the local node serves logs and exec there (`kvd local apiserver --kubelet-socket`)
         self.kubelet = kubelet.Kubelet(kubelet_socket or data_dir / "node" / "kubelet.sock")
@@ -136,6 +151,14 @@ class APIServer:
                     dry_run=False,
                     manager="kube-apiserver",
                 )
+        items, _ = self.store.list(ns.key, None)
+        for namespace in items:  # before the first request, not on the controller's first pass
+            self.sa_controller.sync(namespace["metadata"]["name"])
+
+    def _default_account(self, namespace: str) -> None:
+        """Admission's call when a pod comes before the controller made `default` (the
+        controller exists by the time any pod is admitted)."""
+        self.sa_controller.sync(namespace)
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -161,6 +184,7 @@ class APIServer:
             ("garbage_collector", self.collector.run),
             ("namespace_controller", self.namespace_controller.run),
             ("crds", self.crds.run),
+            ("serviceaccounts", self.sa_controller.run),
         ):
             self._tasks.append(asyncio.create_task(_keep_running(name, run)))
 
@@ -218,6 +242,12 @@ class APIServer:
         parts = [p for p in path.split("/") if p]
         if request.method == "GET" and path == "/metrics":
             return self.accounting.response()
+        if path in sa_discovery.PATHS:
+            if request.method != "GET":
+                raise errors.method_not_allowed(
+                    "the server does not allow this method on the requested resource"
+                )
+            return sa_discovery.respond(path, self.service_accounts.key)
         if parts[:1] == ["openapi"]:
             if request.method != "GET":
                 raise errors.method_not_allowed(
@@ -305,6 +335,8 @@ class APIServer:
             return _respond(request, review, status=201)
         if collection:
             return await self._collection(request, t, validation, dry_run, delete_options)
+        if t.subresource == "token":
+            return await self._token_request(request, t)
         if t.subresource in ("log", "exec", "binding", "scale"):
             return await self._subresource(request, t, validation, dry_run)
         if method == "GET":
@@ -512,6 +544,17 @@ class APIServer:
             )
             return _respond(request, status, status=201)
         return _respond(request, await self._scale(request, t, validation, dry_run))
+
+    async def _token_request(self, request: web.Request, t: Target) -> web.StreamResponse:
+        """`POST …/serviceaccounts/NAME/token`: a TokenRequest (`serviceaccounts.tokenrequest`);
+        kubectl sends it in protobuf."""
+        if request.method != "POST":
+            raise errors.method_not_allowed(
+                "the server does not allow this method on the requested resource"
+            )
+        body = await decoding.body(request, protobuf=True)
+        answer = self.service_accounts.token_request(t.namespace, t.name, body)
+        return _respond(request, answer, status=201)
 
     def _pod(self, t: Target) -> dict[str, Any]:
         """The pod a subresource request names (404 when there is none)."""
