@@ -28,6 +28,8 @@ class User:
     name: str
     groups: tuple[str, ...]
     uid: str = ""
+    # user.Info's Extra (an impersonated user's `Impersonate-Extra-*`): (key, values) pairs
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 class Tokens:

@@ -52,6 +52,10 @@ from kvd.local.apiserver import (
 )
 from kvd.local.apiserver.errors import APIError
 from kvd.local.apiserver.objects import PATCH_TYPES, FieldValidation, Objects, Target
+from kvd.local.apiserver.rbac import bootstrap, escalation, impersonation
+from kvd.local.apiserver.rbac.aggregation import AggregationController
+from kvd.local.apiserver.rbac.escalation import RBACEscalation
+from kvd.local.apiserver.rbac.index import RBACIndex
 from kvd.local.apiserver.registry import VIRTUAL, Registry
 from kvd.local.apiserver.store import Store
 from kvd.local.apiserver.watchstream import WatchStream
@@ -87,14 +91,18 @@ class APIServer:
         self.data_dir = data_dir
         self.store = Store(data_dir / "state.db", history=history)
         self.registry = Registry()
+        self.rbac = RBACIndex(self.store)
+        self.authorizer = policy.Authorizer(self.rbac)
         # The admission chain, in kube-apiserver's order: built-in defaults and create
-        # strategies, built-in validation, then webhooks.
+        # strategies (RBAC's escalation guard is its storage's), built-in validation, then
+        # webhooks.
         self.objects = Objects(
             self.store,
             self.registry,
             admission=(
                 pods.PodDefaults(),
                 namespaces.NamespaceStrategy(),
+                RBACEscalation(self.rbac, self.authorizer),
                 crds.CRDValidation(),
                 admission.KubeVirtAdmission(),
             ),
@@ -105,7 +113,6 @@ class APIServer:
         self.namespace_controller = namespace_controller.NamespaceController(self.deleter)
         self.crds = crds.CRDs(self.objects)
         self.tokens = auth.Tokens(data_dir)
-        self.authorizer = policy.Authorizer()
         # the local node serves logs and exec there (`kvd local apiserver --kubelet-socket`)
         self.kubelet = kubelet.Kubelet(kubelet_socket or data_dir / "node" / "kubelet.sock")
         self.log_source: LogSource = self.kubelet
@@ -114,6 +121,9 @@ class APIServer:
         self._tasks: list[asyncio.Task[None]] = []
         self.crds.load()
         self._ensure_namespaces()
+        self.aggregation = AggregationController(self.objects)
+        bootstrap.ensure(self.objects)
+        self.aggregation.settle()
 
     def _ensure_namespaces(self) -> None:
         ns = self.registry.get("", "namespaces")
@@ -150,6 +160,7 @@ class APIServer:
             ("garbage_collector", self.collector.run),
             ("namespace_controller", self.namespace_controller.run),
             ("crds", self.crds.run),
+            ("clusterrole_aggregation", self.aggregation.run),
         ):
             self._tasks.append(asyncio.create_task(_keep_running(name, run)))
 
@@ -158,6 +169,7 @@ class APIServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.kubelet.close()
+        self.rbac.close()
         decoding.PARSER.close()
         self.store.close()
 
@@ -189,12 +201,22 @@ class APIServer:
         user = self.tokens.authenticate(request.headers.get("Authorization"))
         if user is None:
             raise errors.unauthorized()
+        await self.rbac.catch_up()  # every role and binding written before this request
+        user = self._impersonated(request, user)
+        asked = None
         if not self.authorizer.privileged(user):
             asked = policy.attributes(request.method, request.path, request.query)
-            if not self.authorizer.allows(user, asked):
-                raise policy.forbidden(user, asked)
+            decision = self.authorizer.decide(user, asked)
+            if not decision.allowed:
+                raise policy.forbidden(user, asked, decision.reason)
         request[USER] = user
-        return await handler(request)
+        with escalation.acting_as(user, asked):  # whose writes RBAC's escalation guard sees
+            return await handler(request)
+
+    def _impersonated(self, request: web.Request, user: auth.User) -> auth.User:
+        """The user the request runs as: the authenticated one, or whom it impersonates
+        (`Impersonate-*` headers, each authorized for the authenticated user: `rbac`)."""
+        return impersonation.impersonate(request.headers, user, self.authorizer) or user
 
     # --- routing -----------------------------------------------------------------------------
 
@@ -285,6 +307,7 @@ class APIServer:
                 self.tokens,
                 request[USER],
                 self.authorizer,
+                namespace=t.namespace,
             )
             review.update(apiVersion=t.resource.api_version(t.version), kind=t.resource.kind)
             return _respond(request, review, status=201)
