@@ -1,5 +1,9 @@
 """The local API server's HTTP side: routing, authentication, bodies, watch streams.
 
+Every request is authenticated (`auth`), may then run as the user it impersonates, and is
+authorized for that user by RBAC (`rbac`: system:masters before any rule is read, everyone else
+by the stored roles and bindings, which the index catches up with first).
+
 One asyncio event loop serves everything (aiohttp). Store calls are short synchronous SQLite
 operations made on the loop thread, so requests are naturally serialised and a watch never
 misses a write made between its list and its start. What could hold the loop long is kept off

@@ -17,9 +17,8 @@ change on update either (a 422, as kube's validation says it).
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,14 +54,20 @@ REQUEST: contextvars.ContextVar[Requester | None] = contextvars.ContextVar(
 )
 
 
-@contextlib.contextmanager
-def acting_as(user: User, attributes: Attributes | None) -> Iterator[None]:
-    """Who makes the writes inside the block (the server wraps each request in it)."""
-    token = REQUEST.set(Requester(user, attributes))
-    try:
-        yield
-    finally:
-        REQUEST.reset(token)
+class acting_as:  # noqa: N801 - used as a function: `with acting_as(user, asked):`
+    """Who makes the writes inside the block (the server wraps each request in it). A class,
+    not a generator: it runs on every request, and this costs a fraction of a microsecond."""
+
+    __slots__ = ("_requester", "_token")
+
+    def __init__(self, user: User, attributes: Attributes | None) -> None:
+        self._requester = Requester(user, attributes)
+
+    def __enter__(self) -> None:
+        self._token = REQUEST.set(self._requester)
+
+    def __exit__(self, *_exc: object) -> None:
+        REQUEST.reset(self._token)
 
 
 class RBACEscalation:

@@ -89,6 +89,7 @@ class RBACIndex:
         self._by_subject: dict[str, dict[SubjectKey, set[str]]] = {}
         self._cache: dict[tuple[str, tuple[str, ...], str], Rules] = {}
         self._watchers: list[Watcher] = []
+        self._seen = 0  # the store's revision when the index last caught up
         self._load()
 
     # --- following the store -------------------------------------------------------------------
@@ -100,7 +101,7 @@ class RBACIndex:
         self._bindings.clear()
         self._by_subject.clear()
         self._cache.clear()
-        since = self.store.revision
+        since = self._seen = self.store.revision
         for key in KEYS:
             items, _ = self.store.list(key, None)
             for obj in items:
@@ -109,6 +110,9 @@ class RBACIndex:
 
     async def catch_up(self) -> None:
         """Apply what was written to roles and bindings since the last call."""
+        if self.store.revision == self._seen:
+            return  # nothing was written at all
+        self._seen = self.store.revision
         changed = False
         try:
             for watcher in self._watchers:
