@@ -320,6 +320,25 @@ def test_aggregation_gathers_matching_roles_by_name_each_rule_once() -> None:
     assert "a-base" not in out
 
 
+def test_a_chain_of_aggregated_roles_settles_at_once() -> None:
+    def labelled(to: str) -> dict[str, str]:
+        return {f"aggregate-to-{to}": "true"}
+
+    roles = [
+        _role("admin", [], selects=[{"matchLabels": labelled("admin")}]),
+        _role("edit", [], labelled("admin"), selects=[{"matchLabels": labelled("edit")}]),
+        _role("view", [], labelled("edit"), selects=[{"matchLabels": labelled("view")}]),
+        _role("base-edit", [_get("secrets")], labelled("edit")),
+        _role("base-view", [_get("pods")], labelled("view")),
+    ]
+    assert aggregation.aggregated_rules(roles)["admin"] == []  # one pass sees stale roles
+    assert aggregation.settled_rules(roles) == {
+        "admin": [_get("secrets"), _get("pods")],  # edit's, in edit's order
+        "edit": [_get("secrets"), _get("pods")],  # base-edit sorts before view
+        "view": [_get("pods")],
+    }
+
+
 def test_an_aggregated_role_never_gathers_itself() -> None:
     selfish = _role("me", [_get("pods")], {"x": "y"}, selects=[{"matchLabels": {"x": "y"}}])
     assert aggregation.aggregated_rules([selfish]) == {"me": []}

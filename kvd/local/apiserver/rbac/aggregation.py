@@ -9,9 +9,9 @@ manager `clusterrole-aggregation-controller` (forcing, as kube's does), and only
 change, so the writes settle: a pass that changes nothing writes nothing.
 
 It runs in the server's event loop: woken by any ClusterRole's event (all roles are
-recomputed, as kube enqueues every aggregated role on any change; there are few), passes
-until nothing changes (a chain such as view → edit → admin takes one pass per link), and a
-pass every `RECHECK_SECONDS` retries what failed. `settle()` runs the same passes at start,
+recomputed, as kube enqueues every aggregated role on any change; there are few), each
+written once with its final rules (a chain such as view → edit → admin is settled in memory
+first), and a pass every `RECHECK_SECONDS` retries what failed. `settle()` runs the same passes at start,
 before the server answers, so `view` is complete from the first request.
 """
 
@@ -64,6 +64,24 @@ def aggregated_rules(roles: list[dict[str, Any]]) -> dict[str, list[dict[str, An
     return out
 
 
+def settled_rules(roles: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """`aggregated_rules` until it no longer changes: a role aggregated into another (view
+    into edit into admin) counts with its own aggregated rules, so each role is written once."""
+    current = {r["metadata"]["name"]: r for r in roles}
+    wanted = aggregated_rules(roles)
+    for _ in range(_MAX_PASSES):
+        stale = {
+            name: rules
+            for name, rules in wanted.items()
+            if rbacrules.parse_all(current[name].get("rules")) != rbacrules.parse_all(rules)
+        }
+        if not stale:
+            break
+        current.update({name: {**current[name], "rules": rules} for name, rules in stale.items()})
+        wanted = aggregated_rules(list(current.values()))
+    return wanted
+
+
 class AggregationController:
     def __init__(self, objects: Objects) -> None:
         self.objects = objects
@@ -73,11 +91,12 @@ class AggregationController:
         self.resource = resource
 
     def sync(self) -> int:
-        """One pass over every aggregated role; returns how many it wrote."""
+        """Write every aggregated role whose rules are not what they should be; returns how
+        many it wrote."""
         roles, _ = self.store.list(CLUSTER_ROLES, None)
         current = {r["metadata"]["name"]: r for r in roles}
         written = 0
-        for name, wanted in aggregated_rules(roles).items():
+        for name, wanted in settled_rules(roles).items():
             have = rbacrules.parse_all(current[name].get("rules"))
             if have == rbacrules.parse_all(wanted):
                 continue
@@ -91,6 +110,7 @@ class AggregationController:
         return written
 
     def settle(self) -> None:
+        """Sync until nothing is written (once, unless a write failed or raced another)."""
         for _ in range(_MAX_PASSES):
             if not self.sync():
                 return
