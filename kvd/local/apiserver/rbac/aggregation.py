@@ -11,8 +11,8 @@ change, so the writes settle: a pass that changes nothing writes nothing.
 It runs in the server's event loop: woken by any ClusterRole's event (all roles are
 recomputed, as kube enqueues every aggregated role on any change; there are few), each
 written once with its final rules (a chain such as view → edit → admin is settled in memory
-first), and a pass every `RECHECK_SECONDS` retries what failed. `settle()` runs the same passes at start,
-before the server answers, so `view` is complete from the first request.
+first), and a pass every `RECHECK_SECONDS` retries what failed. `settle()` does the same at
+start, before the server answers, so `view` is complete from the first request.
 """
 
 from __future__ import annotations
