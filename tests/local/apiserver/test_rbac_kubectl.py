@@ -142,6 +142,23 @@ def test_nobody_grants_what_they_do_not_hold(server: Server) -> None:
     server.kubectl("create", "role", "more", "--verb=get,delete", "--resource=nodes", *as_carol)
 
 
+def test_only_a_cluster_admin_makes_an_aggregated_clusterrole(server: Server) -> None:
+    maker = ("--verb=create,get", "--resource=clusterroles.rbac.authorization.k8s.io")
+    server.kubectl("create", "clusterrole", "role-maker", *maker)
+    server.kubectl(
+        "create", "clusterrolebinding", "carol", "--clusterrole=role-maker", "--user=carol"
+    )
+    server.kubectl("create", "clusterrole", "plain", *maker, "--as", "carol")  # what she holds
+
+    gather = ("clusterrole", "gather", "--aggregation-rule=team=x")
+    refused = server.kubectl("create", *gather, "--as", "carol", check=False)
+    assert refused.stderr.strip() == (
+        'Error from server (Forbidden): clusterroles.rbac.authorization.k8s.io "gather" is '
+        "forbidden: must have cluster-admin privileges to use the aggregationRule"
+    )
+    server.kubectl("create", *gather)
+
+
 def test_a_bindings_roleref_never_changes(server: Server) -> None:
     server.kubectl("create", "rolebinding", "v", "--clusterrole=view", "--user=alice")
     to_edit = '{"roleRef":{"name":"edit"}}'
