@@ -388,9 +388,15 @@ def review(
             if plural == "subjectaccessreviews"
             else "LocalSubjectAccessReview"
         )
-        asked = review_attributes(spec, kind, namespace=namespace)
         if plural == "localsubjectaccessreviews":
-            out["metadata"] = {**(out.get("metadata") or {}), "namespace": namespace}
+            metadata = out.get("metadata") or {}
+            if metadata.get("namespace") not in (None, "", namespace):
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent "
+                    "on the request"
+                )
+            out["metadata"] = {**metadata, "namespace": namespace}
+        asked = review_attributes(spec, kind, namespace=namespace)
         who = User(
             str(spec.get("user", "")),
             tuple(str(g) for g in spec.get("groups") or ()),

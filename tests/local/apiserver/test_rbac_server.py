@@ -17,12 +17,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]  # each starts 
 AUTHZ = "/apis/authorization.k8s.io/v1"
 
 
-def _review(
-    server: Server, path: str, spec: dict[str, Any], headers: dict[str, str] | None = None
-) -> rawhttp.Answer:
-    kind = path.rsplit("/", 1)[1]
-    body = {"apiVersion": "authorization.k8s.io/v1", "kind": kind, "spec": spec}
-    return rawhttp.request(server, "POST", path, json.dumps(body).encode(), headers)
+def _review(server: Server, path: str, spec: dict[str, Any], **metadata: str) -> rawhttp.Answer:
+    body = {"apiVersion": "authorization.k8s.io/v1", "metadata": metadata, "spec": spec}
+    return rawhttp.request(server, "POST", path, json.dumps(body).encode())
 
 
 def _pods(verb: str, namespace: str) -> dict[str, Any]:
@@ -77,6 +74,11 @@ def test_a_local_review_is_about_its_own_namespace(server: Server) -> None:
     assert elsewhere.json()["message"] == (
         'LocalSubjectAccessReview.authorization.k8s.io "" is invalid: '
         'spec.resourceAttributes.namespace: Invalid value: "b": must match metadata.namespace'
+    )
+    moved = _review(server, local, {"user": "alice", **_pods("get", "b")}, namespace="b")
+    assert (moved.status, moved.json()["message"]) == (
+        400,
+        "the namespace of the provided object does not match the namespace sent on the request",
     )
 
 

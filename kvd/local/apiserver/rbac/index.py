@@ -110,22 +110,23 @@ class RBACIndex:
 
     async def catch_up(self) -> None:
         """Apply what was written to roles and bindings since the last call."""
-        if self.store.revision == self._seen:
+        revision = self.store.revision
+        if revision == self._seen:
             return  # nothing was written at all
-        self._seen = self.store.revision
         changed = False
         try:
             for watcher in self._watchers:
                 while (event := await watcher.next(timeout=0)) is not None:
-                    self._apply(event)
                     changed = True
+                    self._apply(event)
+            self._seen = revision
         except Gone:
             self._load()
-            return
         except Closed:
-            return  # the server is stopping
-        if changed:
-            self._cache.clear()
+            pass  # the server is stopping
+        finally:
+            if changed:
+                self._cache.clear()
 
     def close(self) -> None:
         for watcher in self._watchers:
