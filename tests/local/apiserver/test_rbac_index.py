@@ -1,9 +1,9 @@
 """RBAC's resolver over a real store: which bindings apply to whom, in which namespace, with
-kube's reasons, and how it follows writes (no server: the store and the index alone)."""
+kube's reasons, and how it follows writes: every read sees what was written before it (no
+server: the store and the index alone)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,6 @@ def user(name: str) -> dict[str, Any]:
 def decide(
     index: RBACIndex, who: User, verb: str, resource: str, namespace: str
 ) -> policy.Decision:
-    asyncio.run(index.catch_up())
     asked = policy.Attributes(verb, True, resource=resource, namespace=namespace)
     return policy.Authorizer(index).decide(who, asked)
 

@@ -11,8 +11,9 @@ finalizers) is not checked. The 403 is kube's: `user "alice" (groups=["system:au
 is attempting to grant RBAC permissions not currently held:` and the missing rules.
 
 `RBACEscalation` is an admission plugin (`objects.AdmissionPlugin`); it learns who is asking
-from `REQUEST`, which the server sets around each request (`acting_as`). A roleRef may not
-change on update either (a 422, as kube's validation says it).
+from `REQUEST`, which the server sets around each request not made by system:masters
+(`acting_as`); unset, the write is the server's own or a master's, and is not checked. A
+roleRef may not change on update either (a 422, as kube's validation says it).
 """
 
 from __future__ import annotations

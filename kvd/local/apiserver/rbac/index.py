@@ -9,11 +9,12 @@ lookups, and the resolved `policy.Rules` are kept per (user, groups, namespace) 
 role or binding changes: the request path costs one lookup.
 
 The index follows the store, not a copy of it: it lists the four kinds once, then reads their
-events. `catch_up()` applies the events written since it last looked; the server calls it
-before it authorizes a request, so a request sees every role and binding written before it
-(read-your-writes, which `kubectl create rolebinding` followed by a request as that user
-needs). It reads nothing when nothing changed: a cursor per kind, no query. If it ever falls
-out of the store's history it lists again.
+events. Every read first applies the events written since it last looked (`catch_up`, a
+cursor per kind into the store's history, no query, nothing to do when nothing was written),
+so a request sees every role and binding written before it: read-your-writes, which
+`kubectl create rolebinding` followed by a request as that user needs, with no background
+task to wait for. Requests that never consult RBAC (system:masters') cost it nothing. If it
+falls out of the store's history meanwhile, it lists again.
 
 A binding to a role that does not exist grants nothing and makes the rules incomplete, with
 kube's error (`clusterrole.rbac.authorization.k8s.io "x" not found`).
@@ -108,15 +109,17 @@ class RBACIndex:
                 self._put(key, obj)
         self._watchers = [self.store.watch(key, None, since) for key in KEYS]
 
-    async def catch_up(self) -> None:
-        """Apply what was written to roles and bindings since the last call."""
+    def catch_up(self) -> None:
+        """Apply what was written to roles and bindings since the last call (every read does
+        this first, so it never waits for a background task and costs nothing when the
+        index is not consulted, as for system:masters)."""
         revision = self.store.revision
         if revision == self._seen:
             return  # nothing was written at all
         changed = False
         try:
             for watcher in self._watchers:
-                while (event := await watcher.next(timeout=0)) is not None:
+                while (event := watcher.poll()) is not None:
                     changed = True
                     self._apply(event)
             self._seen = revision
@@ -176,6 +179,7 @@ class RBACIndex:
 
     def role_rules(self, kind: str, name: str, namespace: str) -> tuple[PolicyRule, ...] | str:
         """The rules of the role a binding in `namespace` refers to, or kube's error."""
+        self.catch_up()
         if kind == "ClusterRole":
             found = self._roles.get(("ClusterRole", name))
             resource = "clusterrole"
@@ -189,6 +193,7 @@ class RBACIndex:
         return found
 
     def rules_for(self, user: User, namespace: str) -> Rules:
+        self.catch_up()
         key = (user.name, user.groups, namespace)
         rules = self._cache.get(key)
         if rules is None:
