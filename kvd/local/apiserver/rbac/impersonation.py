@@ -30,6 +30,13 @@ UID_HEADER = "Impersonate-Uid"
 EXTRA_PREFIX = "impersonate-extra-"
 ANONYMOUS = "system:anonymous"
 _AUTHENTICATION = "authentication.k8s.io"
+_RESOURCES = {
+    "User": "users",
+    "ServiceAccount": "serviceaccounts",
+    "Group": "groups",
+    "UserExtra": "userextras",  # the extra's key is the subresource
+    "UID": "uids",
+}
 
 
 @dataclass(frozen=True)
@@ -43,19 +50,12 @@ class _Asked:
     field_path: str = ""  # an extra's key
 
     def attributes(self) -> policy.Attributes:
-        resource, subresource = {
-            "User": ("users", ""),
-            "ServiceAccount": ("serviceaccounts", ""),
-            "Group": ("groups", ""),
-            "UserExtra": ("userextras", self.field_path),
-            "UID": ("uids", ""),
-        }[self.kind]
         return policy.Attributes(
             "impersonate",
             resource_request=True,
             api_group=_AUTHENTICATION if self.api_version else "",
-            resource=resource,
-            subresource=subresource,
+            resource=_RESOURCES[self.kind],
+            subresource=self.field_path,
             namespace=self.namespace,
             name=self.name,
         )
@@ -68,6 +68,8 @@ class _Asked:
 
 def requested(headers: CIMultiDictProxy[str]) -> list[_Asked]:
     """What the request asks to impersonate, in kube's order (user, groups, extras, uid)."""
+    if not any(h[:12].lower() == "impersonate-" for h in headers):
+        return []  # the common case, decided in a microsecond
     asked: list[_Asked] = []
     username = headers.get(USER_HEADER, "")
     if username:
@@ -98,9 +100,9 @@ def impersonate(
 ) -> User | None:
     """The user the request runs as, if it asks to impersonate one (None: it does not); a 403
     when the requester may not, a 400 for headers kube refuses."""
-    if not any(h[:12].lower() == "impersonate-" for h in headers):
-        return None  # the common case, decided in a microsecond
     asked = requested(headers)
+    if not asked:
+        return None
     username, uid = "", ""
     groups: list[str] = []
     extra: dict[str, list[str]] = {}

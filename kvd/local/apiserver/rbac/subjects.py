@@ -10,6 +10,7 @@ whichever way the user came in.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ def service_account_groups(namespace: str) -> tuple[str, str]:
     return (SERVICE_ACCOUNTS, f"{SERVICE_ACCOUNTS}:{namespace}")
 
 
+@functools.lru_cache(maxsize=1024)  # asked on every impersonated request
 def service_account(username: str) -> tuple[str, str] | None:
     """(namespace, name) of a service account's username, or None for any other user (kube's
     `serviceaccount.SplitUsername`: both parts must be valid names)."""
