@@ -128,7 +128,7 @@ class Tokens:
 
 
 def user_info(user: User) -> dict[str, Any]:
-    """kube's UserInfo: a TokenReview's `status.user` (a SelfSubjectReview's is `policy`'s)."""
+    """kube's UserInfo: a TokenReview's `status.user`, a SelfSubjectReview's `status.userInfo`."""
     out: dict[str, Any] = {"username": user.name, "uid": user.uid, "groups": list(user.groups)}
     if user.extra:  # a service account's pod and credential id, say
         out["extra"] = {key: list(values) for key, values in user.extra}
@@ -141,14 +141,22 @@ def _quoted(values: Sequence[str]) -> str:
 
 
 def write_kubeconfig(
-    path: Path, *, server: str, token: str, ca: bytes, name: str = "kvd-local", user: str = ADMIN
+    path: Path,
+    *,
+    server: str,
+    ca: bytes,
+    credentials: dict[str, str],
+    name: str = "kvd-local",
+    user: str = ADMIN,
 ) -> Path:
+    """A kubeconfig for `user` with its `credentials` (`token`, or `client-certificate-data` and
+    `client-key-data`), written atomically with mode 0600."""
     cluster = {"server": server, "certificate-authority-data": base64.b64encode(ca).decode()}
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": name, "cluster": cluster}],
-        "users": [{"name": user, "user": {"token": token}}],
+        "users": [{"name": user, "user": credentials}],
         "contexts": [
             {"name": name, "context": {"cluster": name, "user": user, "namespace": "default"}}
         ],

@@ -44,7 +44,7 @@ async def serve(
     kubeconfig = auth.write_kubeconfig(
         data_dir / "kubeconfig",
         server=url,
-        token=server.tokens.admin_token,
+        credentials={"token": server.tokens.admin_token},
         ca=certs.ca_cert.read_bytes(),
     )
     print(f"kvd local apiserver: serving {url}", flush=True)

@@ -1,5 +1,9 @@
 """The local API server's HTTP side: routing, authentication, bodies, watch streams.
 
+Every request is authenticated (`auth`), may then run as the user it impersonates, and is
+authorized for that user by RBAC (`rbac`: system:masters before any rule is read, everyone else
+by the stored roles and bindings).
+
 One asyncio event loop serves everything (aiohttp). Store calls are short synchronous SQLite
 operations made on the loop thread, so requests are naturally serialised and a watch never
 misses a write made between its list and its start. What could hold the loop long is kept off
@@ -56,6 +60,10 @@ from kvd.local.apiserver import (
 )
 from kvd.local.apiserver.errors import APIError
 from kvd.local.apiserver.objects import PATCH_TYPES, FieldValidation, Objects, Target
+from kvd.local.apiserver.rbac import bootstrap, escalation, impersonation
+from kvd.local.apiserver.rbac.aggregation import AggregationController
+from kvd.local.apiserver.rbac.escalation import RBACEscalation
+from kvd.local.apiserver.rbac.index import RBACIndex
 from kvd.local.apiserver.registry import VIRTUAL, Registry
 from kvd.local.apiserver.serviceaccounts import admission as sa_admission
 from kvd.local.apiserver.serviceaccounts import controller as sa_controller
@@ -67,7 +75,8 @@ log = logs.get_logger(__name__)
 
 MAX_BODY = documents.MAX_BYTES  # kube-apiserver's limit for a request body
 AUDIT_ID = web.RequestKey("kvd.audit_id", str)
-USER = web.RequestKey("kvd.user", auth.User)
+USER = web.RequestKey("kvd.user", auth.User)  # whom the request acts as
+CALLER = web.RequestKey("kvd.caller", auth.User)  # who authenticated (differs when impersonating)
 _AUDIT_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,254}[A-Za-z0-9])?")
 # Static paths kube-apiserver answers whatever the method: health checks (its healthz mux) and
 # the group lists (the aggregator's handlers). The others are go-restful routes: 405.
@@ -101,8 +110,11 @@ class APIServer:
         self.registry = Registry()
         self.certificates = tls.Certificates(data_dir)
         self.service_accounts = serviceaccounts.ServiceAccounts(data_dir, self.store)
+        self.rbac = RBACIndex(self.store)
+        self.authorizer = policy.Authorizer(self.rbac)
         # The admission chain, in kube-apiserver's order: built-in defaults and create
-        # strategies, the ServiceAccount plugin, built-in validation, then webhooks.
+        # strategies (RBAC's escalation guard is its storage's), the ServiceAccount plugin,
+        # built-in validation, then webhooks.
         self.objects = Objects(
             self.store,
             self.registry,
@@ -110,6 +122,7 @@ class APIServer:
                 pods.PodDefaults(),
                 sa_admission.ServiceAccountAdmission(self.store, self._default_account),
                 namespaces.NamespaceStrategy(),
+                RBACEscalation(self.rbac, self.authorizer),
                 crds.CRDValidation(),
                 admission.KubeVirtAdmission(),
             ),
@@ -127,16 +140,22 @@ class APIServer:
             audiences=serviceaccounts.API_AUDIENCES,
             authenticators=(self.service_accounts.authenticator,),
         )
-        self.authorizer = policy.Authorizer()
         # the local node serves logs and exec there (`kvd local apiserver --kubelet-socket`)
         self.kubelet = kubelet.Kubelet(kubelet_socket or data_dir / "node" / "kubelet.sock")
         self.log_source: LogSource = self.kubelet
         self.accounting = accounting.Accounting()
-        self.audit = audit.AuditLog(audit_log, audit_id=AUDIT_ID, user=USER) if audit_log else None
+        self.audit = (
+            audit.AuditLog(audit_log, audit_id=AUDIT_ID, user=USER, caller=CALLER)
+            if audit_log
+            else None
+        )
         self.openapi = openapi.OpenAPIService(self.registry, openapi.load)
         self._tasks: list[asyncio.Task[None]] = []
         self.crds.load()
         self._ensure_namespaces()
+        self.aggregation = AggregationController(self.objects)
+        bootstrap.ensure(self.objects)
+        self.aggregation.settle()
 
     def _ensure_namespaces(self) -> None:
         ns = self.registry.get("", "namespaces")
@@ -185,6 +204,7 @@ class APIServer:
             ("namespace_controller", self.namespace_controller.run),
             ("crds", self.crds.run),
             ("serviceaccounts", self.sa_controller.run),
+            ("clusterrole_aggregation", self.aggregation.run),
         ):
             self._tasks.append(asyncio.create_task(_keep_running(name, run)))
 
@@ -193,6 +213,7 @@ class APIServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.kubelet.close()
+        self.rbac.close()
         decoding.PARSER.close()
         self.store.close()
         if self.audit:
@@ -228,12 +249,22 @@ class APIServer:
         )
         if user is None:
             raise errors.unauthorized()
-        if not self.authorizer.privileged(user):
-            asked = policy.attributes(request.method, request.path, request.query)
-            if not self.authorizer.allows(user, asked):
-                raise policy.forbidden(user, asked)
+        request[CALLER] = user
+        user = self._impersonated(request, user)
         request[USER] = user
-        return await handler(request)
+        if self.authorizer.privileged(user):
+            return await handler(request)
+        asked = policy.attributes(request.method, request.path, request.query)
+        decision = self.authorizer.decide(user, asked)
+        if not decision.allowed:
+            raise policy.forbidden(user, asked, decision.reason)
+        with escalation.acting_as(user, asked):  # whose writes RBAC's escalation guard checks
+            return await handler(request)
+
+    def _impersonated(self, request: web.Request, user: auth.User) -> auth.User:
+        """The user the request runs as: the authenticated one, or whom it impersonates
+        (`Impersonate-*` headers, each authorized for the authenticated user: `rbac`)."""
+        return impersonation.impersonate(request.headers, user, self.authorizer) or user
 
     # --- routing -----------------------------------------------------------------------------
 
@@ -330,6 +361,7 @@ class APIServer:
                 self.tokens,
                 request[USER],
                 self.authorizer,
+                namespace=t.namespace,
             )
             review.update(apiVersion=t.resource.api_version(t.version), kind=t.resource.kind)
             return _respond(request, review, status=201)
