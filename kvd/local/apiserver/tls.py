@@ -97,10 +97,7 @@ class Certificates:
             raise ValueError(f"{name!r} cannot name a component's certificate")
         if not hosts:
             raise ValueError(f"a certificate for {name} must name at least one host")
-        ca_key = serialization.load_pem_private_key((self.dir / "ca.key").read_bytes(), None)
-        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-            raise ValueError(f"{self.dir / 'ca.key'} is not the EC key this CA is made with")
-        ca = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
+        ca, ca_key = self.authority()
         key, cert = _serving(ca_key, ca.subject, f"kvd-local-{name}", hosts, ISSUED_VALIDITY)
         cert_path, key_path = self.dir / f"{name}.crt", self.dir / f"{name}.key"
         _write(key_path, _key_bytes(key), 0o600)  # the key first: a new cert never pairs an old key
@@ -108,9 +105,21 @@ class Certificates:
         return cert_path, key_path
 
     def server_context(self) -> ssl.SSLContext:
+        """Serves with the server certificate; asks for, and verifies against the CA, a client
+        certificate that a caller may present instead of a token (`clientcerts`)."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert, self.key)
+        context.load_verify_locations(cafile=self.ca_cert)
+        context.verify_mode = ssl.CERT_OPTIONAL
         return context
+
+    def authority(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        """The CA's certificate and key, to sign other certificates with."""
+        cert = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
+        key = serialization.load_pem_private_key((self.dir / "ca.key").read_bytes(), None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise TypeError(f"{self.dir / 'ca.key'} is not an EC key")
+        return cert, key
 
 
 def _serving(
