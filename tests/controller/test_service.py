@@ -92,7 +92,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, guest_dir: Path) -> Iterator
         launcher.stub.LaunchDomain(
             launcher_pb2.LaunchDomainRequest(vmi_uid=launcher.uid), timeout=RPC_TIMEOUT
         )
-        raw.merge_patch(f"{VMIS}/{NAME}/status", {"status": {"phase": "Running", "nodeName": NODE}})
+        raw.merge_patch(f"{VMIS}/{NAME}", {"status": {"phase": "Running", "nodeName": NODE}})
         pki = Certificates(api.data_dir)
         socket = launcher.socket
 
@@ -176,17 +176,22 @@ def _get(raw: client.Raw, path: str) -> dict[str, Any] | None:
 
 def test_an_authorized_user_gets_the_guests_console_and_types_into_it(stack: Stack) -> None:
     reader = stack.console(stack.admin())
-    reader.wait_for(MARKER)  # the user-data script's line, replayed from the log
+    reader.wait_for(MARKER)  # the user-data script's line
     writer = stack.console(stack.admin(), mode=RW, replay=0, take_over=True)
     try:
         writer.send(b"\necho via-controller-$((6 * 7))\n")
         writer.wait_for("via-controller-42", timeout=60)
         reader.wait_for("via-controller-42", timeout=10)
         assert writer.opened is not None and writer.opened.mode == RW
-        assert reader.opened is not None and reader.opened.replay_bytes > 0
     finally:
         reader.cancel()
         writer.cancel()
+    later = stack.console(stack.admin())  # the log so far is replayed first
+    try:
+        later.wait_for("via-controller-42")
+        assert later.opened is not None and later.opened.replay_bytes > 0
+    finally:
+        later.cancel()
 
 
 def test_a_user_without_the_right_is_refused_naming_it(stack: Stack) -> None:
@@ -234,11 +239,11 @@ def test_what_the_console_cannot_open(stack: Stack) -> None:
 
 
 def test_a_vmi_not_running_is_a_failed_precondition(stack: Stack) -> None:
-    stack.raw.merge_patch(f"{VMIS}/{NAME}/status", {"status": {"phase": "Scheduled"}})
+    stack.raw.merge_patch(f"{VMIS}/{NAME}", {"status": {"phase": "Scheduled"}})
     try:
         error = stack.console(stack.admin()).wait_error()
     finally:
-        stack.raw.merge_patch(f"{VMIS}/{NAME}/status", {"status": {"phase": "Running"}})
+        stack.raw.merge_patch(f"{VMIS}/{NAME}", {"status": {"phase": "Running"}})
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "a/vm1 is Scheduled, not Running" in (error.details() or "")
 
