@@ -121,7 +121,9 @@ def test_a_token_file_is_read_again_once_it_is_replaced(tmp_path: Path) -> None:
         pytest.param([("authorization", "Bearer ")], None, "must be `Bearer", id="empty"),
     ],
 )
-def test_bearer_token(metadata: list[tuple[str, Any]], token: str | None, problem: str | None) -> None:
+def test_bearer_token(
+    metadata: list[tuple[str, Any]], token: str | None, problem: str | None
+) -> None:
     if problem is None:
         assert rpc_auth.bearer_token(metadata) == token
     else:

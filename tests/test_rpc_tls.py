@@ -99,7 +99,7 @@ def test_a_renewed_certificate_is_served_to_new_connections(
 def test_a_half_written_renewal_keeps_the_last_good_pair(
     served: tuple[Certificates, int, Path, Path],
 ) -> None:
-    pki, port, cert, key = served
+    pki, port, _, key = served
     before = serial(port)
     key.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot yet\n")
     assert serial(port) == before

@@ -83,7 +83,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, guest_dir: Path) -> Iterator
         api.kubectl("apply", "-f", str(CRDS))
         api.kubectl("wait", "--for=condition=established", "--timeout=30s", "crd", "--all")
         raw = client.Raw(client.connect(api.kubeconfig))
-        identities = Identities(api)
+        identities = Identities(api.data_dir, api.kubeconfig)
         identities.service_account(NS, "default")  # and its namespace
         vmi = launcher_vmi(raw)
         launcher = Launcher(base / "launcher", guest_dir, namespace=NS, name=NAME, uid=vmi)

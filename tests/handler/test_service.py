@@ -140,7 +140,7 @@ def handler(
         check=check.check,
         credentials=rpc_tls.server_credentials(cert, key),
     )
-    handler = Handler(running, launcher, Identities(api), pki.ca_cert)
+    handler = Handler(running, launcher, Identities(api.data_dir, api.kubeconfig), pki.ca_cert)
     try:
         yield handler
     finally:

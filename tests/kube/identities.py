@@ -6,21 +6,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kvd.kube import client
-from tests.local.apiserver.conftest import Server
 
 PAST = 7200.0  # how long ago an expired token was issued (valid for an hour)
 
 
 @dataclass
 class Identities:
-    server: Server
+    data_dir: Path  # the API server's (its signing key is under pki/)
+    kubeconfig: Path  # an admin's, who may make ServiceAccounts and ask for their tokens
 
     @property
     def raw(self) -> client.Raw:
-        return client.Raw(client.connect(self.server.kubeconfig))
+        return client.Raw(client.connect(self.kubeconfig))
 
     def service_account(self, namespace: str, name: str) -> dict[str, Any]:
         """The ServiceAccount, made (with its namespace) when absent."""
@@ -56,7 +57,7 @@ class Identities:
         from kvd.local.apiserver.serviceaccounts import jwt, tokenrequest  # noqa: PLC0415
 
         account = self.service_account(namespace, name)
-        key = jwt.SigningKey.load(self.server.data_dir)
+        key = jwt.SigningKey.load(self.data_dir)
         token, _ = tokenrequest.issue(
             key, account, audiences=audiences, expiration_seconds=3600, now=time.time() - PAST
         )
@@ -66,4 +67,4 @@ class Identities:
         """A user's token, as `kvd local token --user USER --group G…` prints it."""
         from kvd.local.apiserver import serviceaccounts  # noqa: PLC0415
 
-        return serviceaccounts.user_token(self.server.data_dir, user, groups, seconds=3600)
+        return serviceaccounts.user_token(self.data_dir, user, groups, seconds=3600)
