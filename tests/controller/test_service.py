@@ -7,6 +7,7 @@ to users, is tests/e2e/test_console.py.)"""
 from __future__ import annotations
 
 import functools
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from kvd.rpc.launcher.v1 import launcher_pb2
 from tests.kube.identities import Identities
 from tests.launcher.harness import RPC_TIMEOUT, Launcher, vmi_manifest
 from tests.local.apiserver.conftest import CRDS, Server, start_server
+from tests.support import waiting
 from tests.support.console import GrpcConsole
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -301,3 +303,39 @@ def test_the_vm_verbs_are_authorized_then_unimplemented(stack: Stack) -> None:
         )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "cannot update virtualmachines/start" in (caught.value.details() or "")
+
+
+def _threads_settle(count: int, before: list[str]) -> None:
+    waiting.wait_for(
+        f"at most {count} threads",
+        lambda: threading.active_count() <= count,
+        timeout=10,
+        diagnose=lambda: f"threads linger: before {before}, now {_names()}",
+    )
+
+
+def _names() -> list[str]:
+    return sorted(t.name for t in threading.enumerate())
+
+
+def test_consoles_ended_either_way_leave_no_threads(stack: Stack) -> None:
+    admin = stack.admin()
+    # both servers keep the worker threads they grew for the most concurrent calls so far
+    warm_up = [stack.console(admin, replay=0) for _ in range(4)]
+    for console in warm_up:
+        console.wait_opened()
+    for console in warm_up:
+        console.cancel()
+    before, baseline = _names(), threading.active_count()
+    _threads_settle(baseline, before)
+    for _ in range(3):  # the caller cancels
+        console = stack.console(admin, mode=RW, replay=4096, take_over=True)
+        console.wait_for("KVD", timeout=30)
+        console.cancel()
+        _threads_settle(baseline, before)
+    writer = stack.console(admin, mode=RW, replay=0, take_over=True)  # the launcher ends it
+    writer.wait_opened()
+    taker = stack.console(admin, mode=RW, replay=0, take_over=True)
+    assert writer.wait_error().code() == grpc.StatusCode.ABORTED
+    taker.cancel()
+    _threads_settle(baseline, before)
