@@ -4,7 +4,9 @@
 Who writes which: the controller labels launcher pods (APP, CREATED_BY), annotates them (DOMAIN),
 labels a scheduled VMI with its node (NODE_NAME) and keeps FINALIZER on every VMI until its pods
 are gone; the handler labels and annotates its node (SCHEDULABLE, HEARTBEAT), and the controller's
-watchdog takes SCHEDULABLE away from a node whose heartbeat stopped.
+watchdog takes SCHEDULABLE away from a node whose heartbeat stopped. HANDLER_ADDRESS is kvd's
+own (KubeVirt's virt-api finds virt-handler's pod instead): the handler annotates its node with
+where its HandlerService listens, and the controller dials that.
 """
 
 from __future__ import annotations
@@ -30,3 +32,5 @@ HEARTBEAT: Final = "kubevirt.io/heartbeat"
 FINALIZER: Final = "kubevirt.io/foregroundDeleteVirtualMachine"
 """Finalizer on a VMI: it stays until its launcher pods are gone (KubeVirt's
 VirtualMachineInstanceFinalizer)."""
+HANDLER_ADDRESS: Final = "kvd.io/handler-address"
+"""Annotation on a node: HOST:PORT of its handler's HandlerService (TLS), while it serves."""
