@@ -99,6 +99,9 @@ CONTROLLER_RULES: Final = (
     rule(("",), ("persistentvolumeclaims",), ("get",)),
     rule(("",), ("nodes",), ("list", "watch", "patch")),  # the heartbeat watchdog
     rule(("",), ("events",), ("create",)),
+    # ControllerService: who calls (TokenReview), and may they (SubjectAccessReview)
+    rule(("authentication.k8s.io",), ("tokenreviews",), ("create",)),
+    rule(("authorization.k8s.io",), ("subjectaccessreviews",), ("create",)),
 )
 CONTROLLER_NAMESPACE_RULES: Final = (
     rule(("coordination.k8s.io",), ("leases",), ("create",)),  # create takes no name
@@ -107,8 +110,9 @@ CONTROLLER_NAMESPACE_RULES: Final = (
 )
 HANDLER_RULES: Final = (
     rule((kinds.GROUP,), ("virtualmachineinstances",), ("get", "list", "watch", "patch")),
-    rule(("",), ("nodes",), ("patch",)),  # its own: heartbeat and schedulable labels
+    rule(("",), ("nodes",), ("patch",)),  # its own: heartbeat, schedulable, its address
     rule(("",), ("events",), ("create",)),
+    rule(("authentication.k8s.io",), ("tokenreviews",), ("create",)),  # HandlerService callers
 )
 LOCAL_NODE_RULES: Final = (
     rule(("",), ("nodes",), ("get", "list", "watch", "create", "patch")),

@@ -126,6 +126,8 @@ def launcher_pod(
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": grace + config.grace_margin_seconds,
         "nodeSelector": {**spec.node_selector, keys.SCHEDULABLE: "true"},
+        # The launcher never talks to the API (DESIGN §2): its pod holds no token, as KubeVirt's.
+        "automountServiceAccountToken": False,
         "containers": [compute, console],
         "volumes": volumes,
     }

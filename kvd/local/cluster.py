@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kvd import address_file, logs, procfs
-from kvd.api import crds, kinds
+from kvd.api import crds, kinds, rbac
+from kvd.local import credentials
+from kvd.local.apiserver import tls
 from kvd.local.node import teardown
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ STOP_TIMEOUT = 20.0
 LAST_WORDS = 300  # characters of a component's last line shown when it exits before ready
 ADDRESS_FILE = "address.json"  # DATA_DIR/<component>/, written by the component (kvd.address_file)
 LISTENERS = ("handler", "controller")  # the components that write one
+LOOPBACK = "127.0.0.1"  # where the handler and controller serve gRPC in the local cluster
 AUDIT_LOG = "audit.log"  # DATA_DIR/logs/, the API server's audit.k8s.io Events (one per request)
 
 
@@ -141,21 +144,40 @@ def _command(name: str, options: Options) -> tuple[list[str], str, str]:
         return args, "kubeconfig: ", "serving "
     if name == "node":
         return (
-            ["local", "node", "--data-dir", str(data), *options.node_args],
+            ["local", "node", "--data-dir", str(data), *options.node_args,
+             "--kubeconfig", str(credentials.node(data, options.node_name))],
             ("kvd local node: ready"),
             "ready ",
-        )
+        )  # fmt: skip
+    raw = _admin(data)
+    kubeconfig = credentials.service_account(
+        raw, data, name, namespace=KVD_NAMESPACE, account=f"kvd-{name}"
+    )
+    cert, key = tls.Certificates(data).issue(name, [LOOPBACK])
+    serving = [
+        "--listen", f"{LOOPBACK}:0", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+    ]  # fmt: skip
     if name == "controller":
+        handler_token = credentials.handler_token(raw, data, namespace=KVD_NAMESPACE)
         return [
-            "controller", "--kubeconfig", str(data / "kubeconfig"), "--namespace", KVD_NAMESPACE,
+            "controller", "--kubeconfig", str(kubeconfig), "--namespace", KVD_NAMESPACE, *serving,
+            "--handler-ca-file", str(data / "pki" / "ca.crt"),
+            "--handler-token-file", str(handler_token),
             "--launcher-dir", str(data / LAUNCHER_DIR), "--identity", f"{options.node_name}-local",
             "--metrics-listen", "127.0.0.1:0", "--address-file", str(_address_path(data, name)),
         ], "kvd controller: ready", "ready "  # fmt: skip
     return [
-        "handler", "--node-name", options.node_name, "--kubeconfig", str(data / "kubeconfig"),
+        "handler", "--node-name", options.node_name, "--kubeconfig", str(kubeconfig), *serving,
+        "--allowed-user", rbac.service_account_user(rbac.CONTROLLER, KVD_NAMESPACE),
         "--launcher-dir", str(data / LAUNCHER_DIR), "--state-dir", str(data / "handler"),
         "--metrics-listen", "127.0.0.1:0", "--address-file", str(_address_path(data, name)),
     ], "kvd handler: ready", "ready "  # fmt: skip
+
+
+def _admin(data: Path) -> client.Raw:
+    from kvd.kube import client  # noqa: PLC0415 - the CLI's other commands need no client
+
+    return client.Raw(client.connect(data / "kubeconfig", agent="kvd-local-up"))
 
 
 def handler_address(data: Path) -> str:
@@ -339,7 +361,7 @@ def _install_crds(kubeconfig: Path) -> None:
     from kvd.kube import client  # noqa: PLC0415 - the CLI's other commands need no client
 
     try:
-        _install(client.Raw(client.connect(kubeconfig, agent="kvd-local-up")))
+        _install(_admin(kubeconfig.parent))
     except client.ApiError as exc:
         answer = f"answered {exc.status} {exc.reason}" if exc.status else "could not be reached"
         raise ClusterError(
@@ -365,6 +387,12 @@ def _install(raw: client.Raw) -> None:
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             raw.update(f"{base}/{name}", body)
     _create_absent(raw, "/api/v1/namespaces", {"metadata": {"name": KVD_NAMESPACE}})
+    for body in (
+        *rbac.user_roles(),
+        *rbac.daemon_objects(KVD_NAMESPACE),
+        *rbac.local_node_objects(),
+    ):
+        _reconcile(raw, body)
     _create_absent(
         raw,
         f"/api/v1/namespaces/{KVD_NAMESPACE}/configmaps",
@@ -377,6 +405,27 @@ def _install(raw: client.Raw) -> None:
             if time.monotonic() > deadline:
                 raise ClusterError(f"CRD {name} not Established after 30s")
             time.sleep(0.05)
+
+
+def _reconcile(raw: client.Raw, body: dict[str, Any]) -> None:
+    """Create `body`, or make the existing object what kvd ships now (these are kvd's own:
+    roles, bindings and accounts whose content an upgrade may change)."""
+    from kvd.kube import client  # noqa: PLC0415
+
+    group, _, version = body["apiVersion"].rpartition("/")
+    base = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    namespace = body["metadata"].get("namespace")
+    plural = {"ServiceAccount": "serviceaccounts"}.get(body["kind"], f"{body['kind'].lower()}s")
+    collection = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+    try:
+        raw.create(collection, body)
+    except client.ApiError as exc:
+        if not exc.conflict:
+            raise
+        path = f"{collection}/{body['metadata']['name']}"
+        current = raw.get(path)
+        wanted = {**body, "metadata": {**current["metadata"], **body["metadata"]}}
+        raw.update(path, wanted)
 
 
 def _create_absent(raw: Any, path: str, body: dict[str, Any]) -> None:

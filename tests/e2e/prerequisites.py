@@ -68,7 +68,7 @@ def _raw_guest(guest_dir: Path, target: Path) -> int:
     return target.stat().st_size
 
 
-def _volume_and_claim(claim: str, *, mode: str, size: int, source: Json) -> str:
+def volume_and_claim(claim: str, *, mode: str, size: int, source: Json) -> str:
     """A PersistentVolume and a claim bound to it by name, as YAML for `kubectl apply`."""
     storage = f"{-(-size // 2**20)}Mi"
     volume = {
@@ -113,7 +113,7 @@ def filesystem_claim(e2e: E2E, row: Row, tmp: Path, guest_dir: Path) -> Iterator
     size = _raw_guest(guest_dir, image)
     source = {"hostPath": {"path": str(directory), "type": "Directory"}}
     try:
-        e2e.apply(_volume_and_claim(claim, mode="Filesystem", size=size, source=source))
+        e2e.apply(volume_and_claim(claim, mode="Filesystem", size=size, source=source))
         yield Prepared(row.path, console=rf"^KVD-DISK vda {size}\r?$")
         # the claim's disk is the cluster's: the launcher neither removed nor replaced it
         assert [p.name for p in directory.iterdir()] == ["disk.img"]
@@ -150,7 +150,7 @@ def block_claim(e2e: E2E, row: Row, tmp: Path, guest_dir: Path) -> Iterator[Prep
                 }
             },
         }
-        e2e.apply(_volume_and_claim(claim, mode="Block", size=size, source=source))
+        e2e.apply(volume_and_claim(claim, mode="Block", size=size, source=source))
         yield Prepared(row.path, console=rf"^KVD-DISK vda {size}\r?$")
         succeeded = True
     finally:

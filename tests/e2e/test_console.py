@@ -119,6 +119,31 @@ def test_a_user_may_open_the_console_only_with_the_right_to(e2e: E2E, tmp_path: 
     args = ["term", "-n", "a", "--kubeconfig", str(alice), "--data-dir", str(e2e.cluster.data_dir)]
 
     e2e.kubectl("create", "rolebinding", "alice", "--clusterrole=view", "--user=alice", "-n", "a")
+    e2e.kubectl("create", "namespace", "b")
+    as_alice = ["--kubeconfig", str(alice)]
+    listed = e2e.kubectl(*as_alice, "get", "vmis", "-n", "a", "-o", "name")
+    assert listed.stdout.split() == ["virtualmachineinstance.kubevirt.io/term"]
+    deleted = e2e.kubectl(*as_alice, "delete", "vmi", "term", "-n", "a", check=False)
+    assert deleted.returncode == 1
+    assert deleted.stderr.strip() == (
+        'Error from server (Forbidden): virtualmachineinstances.kubevirt.io "term" is forbidden: '
+        'User "alice" cannot delete resource "virtualmachineinstances" in API group '
+        '"kubevirt.io" in the namespace "a"'
+    )
+    elsewhere = e2e.kubectl(*as_alice, "get", "vmis", "-n", "b", check=False)
+    assert elsewhere.returncode == 1
+    assert (
+        'cannot list resource "virtualmachineinstances" in API group "kubevirt.io" in the '
+        'namespace "b"' in elsewhere.stderr
+    )
+    # what alice may do, as the admin sees it by impersonation: the view role, with KubeVirt's
+    # kubevirt.io:view aggregated into it
+    can = e2e.kubectl("auth", "can-i", "--list", "-n", "a", "--as", "alice").stdout
+    assert any(
+        line.split()[0] == "virtualmachineinstances.kubevirt.io" and "[get list watch]" in line
+        for line in can.splitlines()
+        if line.strip()
+    ), can
     refused = subprocess.run(
         [KVDCTL, "console", *args], capture_output=True, text=True, timeout=60, check=False
     )

@@ -1,0 +1,274 @@
+"""Each daemon's role is exactly what its code uses: derived from the API server's audit log.
+
+`kvd local up` runs the node, the handler and the controller each as itself (a client
+certificate for `system:node:<name>`, the `kvd-handler` and `kvd-controller` ServiceAccounts'
+tokens), with the rules of `kvd.api.rbac`. This module drives the cluster through every path
+that makes one of those daemons call the API — a VMI booted and its console opened, a VMI whose
+claim does not exist, a node whose heartbeat is stale, a pod with a Secret, a claim and a
+ServiceAccount token, deletions, a node that restarts — then reads `DATA_DIR/logs/audit.log`
+and fails:
+
+- on any call of a daemon that was refused (403): the role lacks a rule the code needs;
+- on any rule of a daemon's role that no call of that daemon used: the role grants too much.
+
+So removing a rule from `kvd.api.rbac` fails `test_every_call_of_each_daemon_was_allowed`, and
+adding one nothing needs fails `test_every_rule_of_each_daemon_was_used`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+
+from kvd.api import keys, rbac
+from tests.e2e.conftest import E2E, vmi_manifest
+from tests.e2e.prerequisites import volume_and_claim
+from tests.e2e.test_console import Terminal
+from tests.local.node.conftest import kill
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+Json = dict[str, Any]
+KVD_NAMESPACE = "kvd"
+MARKER = "KVD-ROLES-BOOTED"
+
+
+@dataclass(frozen=True)
+class Call:
+    verb: str
+    group: str
+    resource: str  # with its subresource: pods/status
+    namespace: str
+    name: str
+    code: int
+
+    def __str__(self) -> str:
+        where = f" in {self.namespace}" if self.namespace else ""
+        named = f" {self.name}" if self.name else ""
+        return f"{self.verb} {self.resource}.{self.group or 'core'}{named}{where} → {self.code}"
+
+
+def _calls(audit: Path) -> dict[str, list[Call]]:
+    """Every call in the log, by the user that made it."""
+    by_user: dict[str, list[Call]] = {}
+    for line in audit.read_text().splitlines():
+        event = json.loads(line)
+        ref = event.get("objectRef")
+        if ref is None or (event["stage"] == "ResponseStarted" and event["verb"] != "watch"):
+            continue
+        resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        name = ref.get("name", "")
+        if not name and event["verb"] in ("list", "watch"):  # kube's RequestInfo does the same
+            name = _field_name(event["requestURI"])
+        call = Call(
+            event["verb"],
+            ref.get("apiGroup", ""),
+            resource,
+            ref.get("namespace", ""),
+            name,
+            event["responseStatus"]["code"],
+        )
+        by_user.setdefault(event["user"]["username"], []).append(call)
+    return by_user
+
+
+def _field_name(uri: str) -> str:
+    """The name a list or watch asks for with `fieldSelector=metadata.name=<name>`."""
+    for selector in parse_qs(urlsplit(uri).query).get("fieldSelector", []):
+        for term in selector.split(","):
+            key, _, value = term.partition("=")
+            if key == "metadata.name":
+                return value.lstrip("=")
+    return ""
+
+
+def _daemons(e2e: E2E) -> dict[str, tuple[tuple[Json, str], ...]]:
+    """Each daemon's user and its rules, with the namespace a Role's rules hold in ("" for a
+    ClusterRole's)."""
+    controller = rbac.service_account_user(rbac.CONTROLLER, KVD_NAMESPACE)
+    handler = rbac.service_account_user(rbac.HANDLER, KVD_NAMESPACE)
+    return {
+        controller: (
+            *((r, "") for r in rbac.CONTROLLER_RULES),
+            *((r, KVD_NAMESPACE) for r in rbac.CONTROLLER_NAMESPACE_RULES),
+        ),
+        handler: tuple((r, "") for r in rbac.HANDLER_RULES),
+        rbac.node_user(e2e.cluster.node_name): tuple((r, "") for r in rbac.LOCAL_NODE_RULES),
+    }
+
+
+def _used(rule: Json, namespace: str, calls: list[Call]) -> list[str]:
+    """The parts of `rule` (verb, group, resource, name) that no allowed call in `calls` used."""
+    unused = []
+    for group in rule["apiGroups"]:
+        for resource in rule["resources"]:
+            for verb in rule["verbs"]:
+                for name in rule.get("resourceNames") or [""]:
+                    if not any(
+                        c.verb == verb
+                        and c.group == group
+                        and c.resource == resource
+                        and (not name or c.name == name)
+                        and (not namespace or c.namespace == namespace)
+                        and c.code != 403
+                        for c in calls
+                    ):
+                        unused.append(f"{verb} {resource}.{group or 'core'} {name}".rstrip())
+    return unused
+
+
+@pytest.fixture(scope="module")
+def exercised(e2e: E2E) -> Iterator[E2E]:
+    """Every path through which a daemon calls the API, once."""
+    # a node whose handler stopped answering ten minutes ago: the controller's watchdog marks it
+    stale = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=10)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    ghost = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": "roles-ghost",
+            "labels": {keys.SCHEDULABLE: "true"},
+            "annotations": {keys.HEARTBEAT: stale},
+        },
+    }
+    e2e.apply(yaml.safe_dump(ghost))
+    # a VMI that boots (the controller makes its pod, the handler runs it, the node starts it)
+    e2e.apply(vmi_manifest("roles-vm", marker=MARKER))
+    # a VMI whose claim does not exist (the controller looks it up)
+    missing = yaml.safe_load(vmi_manifest("roles-pvc", marker="unused", cloud_init_disk=False))
+    missing["spec"]["domain"]["devices"]["disks"].append({"name": "data", "disk": {}})
+    missing["spec"]["volumes"].append(
+        {"name": "data", "persistentVolumeClaim": {"claimName": "roles-missing"}}
+    )
+    e2e.apply(yaml.safe_dump(missing))
+    # a pod with a Secret, a claim and the default ServiceAccount's token (the node fetches
+    # each, and the claim's volume)
+    e2e.kubectl("create", "secret", "generic", "roles-secret", "--from-literal=k=v")
+    claimed = e2e.cluster.data_dir / "roles-claimed"
+    claimed.mkdir()
+    e2e.apply(
+        volume_and_claim(
+            "roles-claim",
+            mode="Filesystem",
+            size=2**20,
+            source={"hostPath": {"path": str(claimed), "type": "Directory"}},
+        )
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "roles-pod"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "busybox",
+                    "command": ["sleep", "1000"],
+                    "volumeMounts": [
+                        {"name": "s", "mountPath": "/etc/s"},
+                        {"name": "c", "mountPath": "/data"},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "s", "secret": {"secretName": "roles-secret"}},
+                {"name": "c", "persistentVolumeClaim": {"claimName": "roles-claim"}},
+            ],
+            "terminationGracePeriodSeconds": 0,
+        },
+    }
+    e2e.apply(yaml.safe_dump(pod))
+
+    e2e.wait_vmi("roles-vm", "Running", timeout=180)
+    # its console, through the controller (TokenReview, SubjectAccessReview) and the handler
+    # (TokenReview of the controller's token)
+    terminal = Terminal("roles-vm", "--data-dir", str(e2e.cluster.data_dir))
+    try:
+        terminal.expect(MARKER, timeout=90)
+        terminal.send(b"\x1d")
+        assert terminal.proc.wait(timeout=10) == 0
+    finally:
+        terminal.close()
+    wait_for(
+        "the pod with a Secret and a token to run",
+        lambda: (e2e.cluster.pod("roles-pod") or {}).get("status", {}).get("phase") == "Running",
+        timeout=60,
+    )
+    wait_for(
+        "the claim-less VMI to say its claim is missing",
+        lambda: any(
+            c.get("reason") == "FailedPvcNotFound"
+            for c in ((e2e.vmi("roles-pvc") or {}).get("status") or {}).get("conditions") or []
+        ),
+        timeout=60,
+    )
+    wait_for(
+        "the watchdog to mark the silent node unschedulable",
+        lambda: (
+            json.loads(e2e.kubectl("get", "node", "roles-ghost", "-o", "json").stdout)["metadata"][
+                "labels"
+            ].get(keys.SCHEDULABLE)
+            == "false"
+        ),
+        timeout=90,
+    )
+    for kind, name in (("vmi", "roles-vm"), ("vmi", "roles-pvc"), ("pod", "roles-pod")):
+        e2e.kubectl("delete", kind, name, "--wait=true", "--timeout=120s")
+    e2e.kubectl("delete", "node", "roles-ghost")
+    e2e.kubectl("delete", "pvc", "roles-claim")
+    e2e.kubectl("delete", "pv", "roles-claim-pv")
+    # a node that restarts finds its Node and brings its labels up to date
+    kill(e2e.cluster.components()["node"])
+    e2e.cluster.up()
+    yield e2e
+
+
+def test_every_call_of_each_daemon_was_allowed(exercised: E2E) -> None:
+    calls = _calls(exercised.cluster.data_dir / "logs" / "audit.log")
+    refused = {
+        user: sorted({str(c) for c in calls.get(user, []) if c.code == 403})
+        for user in _daemons(exercised)
+    }
+    assert refused == {user: [] for user in refused}, (
+        "calls a daemon's role does not grant (add the rule to kvd/api/rbac.py):\n"
+        + json.dumps(refused, indent=2)
+    )
+    for user in _daemons(exercised):
+        assert calls.get(user), f"{user} made no call at all: is it running as itself?"
+
+
+def test_every_rule_of_each_daemon_was_used(exercised: E2E) -> None:
+    calls = _calls(exercised.cluster.data_dir / "logs" / "audit.log")
+    unused = {
+        user: [part for rule, ns in rules for part in _used(rule, ns, calls.get(user, []))]
+        for user, rules in _daemons(exercised).items()
+    }
+    assert unused == {user: [] for user in unused}, (
+        "rules no call used (remove them from kvd/api/rbac.py, or exercise the path here):\n"
+        + json.dumps(unused, indent=2)
+    )
+
+
+def test_no_daemon_runs_as_the_admin(exercised: E2E) -> None:
+    agents: dict[str, set[str]] = {}
+    for line in (exercised.cluster.data_dir / "logs" / "audit.log").read_text().splitlines():
+        event = json.loads(line)
+        agent = event["userAgent"].split("/")[0]
+        if agent in ("kvd-controller", "kvd-handler", "kvd-local-node"):
+            agents.setdefault(agent, set()).add(event["user"]["username"])
+    assert agents == {
+        "kvd-controller": {rbac.service_account_user(rbac.CONTROLLER, KVD_NAMESPACE)},
+        "kvd-handler": {rbac.service_account_user(rbac.HANDLER, KVD_NAMESPACE)},
+        "kvd-local-node": {rbac.node_user(exercised.cluster.node_name)},
+    }
