@@ -4,7 +4,8 @@
 Who writes which: the controller labels launcher pods (APP, CREATED_BY), annotates them (DOMAIN),
 labels a scheduled VMI with its node (NODE_NAME) and keeps FINALIZER on every VMI until its pods
 are gone; the handler labels and annotates its node (SCHEDULABLE, HEARTBEAT), and the controller's
-watchdog takes SCHEDULABLE away from a node whose heartbeat stopped.
+watchdog takes SCHEDULABLE away from a node whose heartbeat stopped. The VM controller keeps
+VM_FINALIZER on VMs and their VMIs and annotates each VMI with its VM_GENERATION.
 """
 
 from __future__ import annotations
@@ -30,3 +31,14 @@ HEARTBEAT: Final = "kubevirt.io/heartbeat"
 FINALIZER: Final = "kubevirt.io/foregroundDeleteVirtualMachine"
 """Finalizer on a VMI: it stays until its launcher pods are gone (KubeVirt's
 VirtualMachineInstanceFinalizer)."""
+VM_FINALIZER: Final = "kubevirt.io/virtualMachineControllerFinalize"
+"""Finalizer the VM controller keeps on each VM until its VMI is gone, and on each VMI it
+created until it has read the VMI's end into the VM's status (KubeVirt's
+VirtualMachineControllerFinalizer)."""
+VM_GENERATION: Final = "kubevirt.io/vm-generation"
+"""Annotation on a VM's VMI: the VM generation the VMI's spec was made from (or, after a change
+that needs no restart, matches)."""
+LAUNCHER_FAIL_FAST: Final = "kubevirt.io/func-test-virt-launcher-fail-fast"
+"""Annotation on a VMI (KubeVirt's FuncTestLauncherFailFastAnnotation): its launcher exits at
+once with an error, as a launcher that keeps crashing would; for tests of the crash-loop
+back-off."""
