@@ -140,6 +140,8 @@ class VMController:
         try:
             return self._reconcile(key, vm, vmi)
         except ApiError as exc:
+            if exc.not_found:
+                return None  # the VM went (its last finalizer, ours, is off): nothing to write
             if not exc.conflict:
                 raise
             log.debug("vm_conflict", vm=key)  # a newer write (often ours): its event follows

@@ -13,6 +13,7 @@ from kvd.controller.vmstatus import Observed
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 NOW_TEXT = "2026-01-01T12:00:00Z"
+NOTHING = Observed()
 Json = dict[str, Any]
 
 
@@ -59,7 +60,7 @@ def cond(kind: str, status: str = "True", reason: str = "", message: str = "") -
 
 
 def compute(
-    v: Json, i: Json | None, observed: Observed = Observed(), strategy: str | None = None
+    v: Json, i: Json | None, observed: Observed = NOTHING, strategy: str | None = None
 ) -> Json:
     chosen = strategy if strategy is not None else v["spec"]["runStrategy"]
     return vmstatus.compute(v, i, observed, strategy=chosen, now=NOW, jitter=0.0)
