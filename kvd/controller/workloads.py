@@ -17,7 +17,7 @@ from kvd.controller.vm import VMController
 from kvd.kube import events, informer, workqueue
 from kvd.kube.client import Raw, core_v1, list_custom
 from kvd.kube.workqueue import WorkQueue
-from kvd.metrics import DaemonMetrics
+from kvd.metrics import DaemonMetrics, vm_statuses
 
 Spawn = Callable[[Callable[[], None], str], None]
 
@@ -60,6 +60,7 @@ class Workloads:
         )
         self.vm_queue: WorkQueue[str] = WorkQueue()
         self.set_queue: WorkQueue[str] = WorkQueue()
+        metrics.track_vm_statuses(lambda: vm_statuses(self.vms.items()))
 
     @property
     def informers(self) -> tuple[informer.Informer, ...]:

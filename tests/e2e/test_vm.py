@@ -14,6 +14,7 @@ import yaml
 from kvd import timestamps
 from tests.e2e import vms
 from tests.e2e.conftest import E2E, Json
+from tests.support import metrics
 from tests.support.waiting import holds_for, wait_for
 
 pytestmark = pytest.mark.integration
@@ -110,6 +111,9 @@ def test_always_restarts_a_crash_and_a_poweroff_and_follows_halted(e2e: E2E) -> 
         )
         header, row = vms.table(e2e, "vm", "always")
         assert header == ["NAME", "AGE", "STATUS", "READY"] and row[0] == "always"
+        samples = metrics.scrape(e2e.listening_port("controller", "metrics"))
+        shown = metrics.by_label(samples, "kvd_controller_vms", "printable_status")
+        assert (shown["Running"], shown["Stopped"]) == (1, 0)
 
         e2e.kubectl("delete", "vm", "always")  # while it runs: the VMI, then the VM
         nothing_left(e2e)
