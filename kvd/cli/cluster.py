@@ -45,6 +45,13 @@ def add_parsers(local: program.Subparsers) -> None:
     data_dir_option(node)
     node_options(node)
     node.add_argument("--teardown", action="store_true", help="remove all pods, the bridge; exit")
+    node.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=None,
+        help="the node's credentials (default DATA_DIR/kubeconfig, the admin's; `kvd local up` "
+        "gives it its own, DATA_DIR/credentials/node.kubeconfig)",
+    )
     node.set_defaults(run=run_node)
 
 
@@ -131,4 +138,5 @@ def run_node(args: argparse.Namespace) -> int:
         cidr=args.pod_cidr,
         image_store=args.image_store,
         cgroup_parent=args.cgroup_parent,
+        kubeconfig=args.kubeconfig.absolute() if args.kubeconfig else data / "kubeconfig",
     )

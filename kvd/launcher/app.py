@@ -12,6 +12,25 @@ Life of a launcher: start the private libvirtd, serve LauncherService, wait for 
 On SIGTERM it records the shutdown request (domain metadata and an event on the stream),
 presses the ACPI power button, re-sends it every few seconds, and kills the domain when the
 grace period has passed.
+
+QEMU, the process that runs guest code, runs as the unprivileged `libvirt-qemu` with no
+capabilities (qemu_user.py: how its files are prepared). What in the launcher pod still runs as
+root, and why:
+
+- this process: it creates the bridge and the tap (owned by QEMU's user), moves eth0 onto the
+  bridge, changes MACs and the pod netns's sysctls and loads the masquerade nftables table
+  (CAP_NET_ADMIN), runs udhcpd on port 67 (CAP_NET_BIND_SERVICE), gives files to QEMU's user
+  (CAP_CHOWN, CAP_FOWNER), makes QEMU's own node of a block PVC (CAP_MKNOD), reads the pod's
+  inputs whoever owns them (CAP_DAC_OVERRIDE), installs qemu.conf in /etc/libvirt, and ends a
+  dead launcher's root libvirtd;
+- libvirtd: the privileged QEMU driver (`qemu:///system`) is what starts QEMU as another user
+  (CAP_SETUID, CAP_SETGID), opens the tap (CAP_NET_ADMIN) and the log, pid and console socket
+  and hands QEMU the descriptors, and makes the per-domain directories under
+  /var/lib/libvirt/qemu (each launcher's own tmpfs) QEMU's user's. Debian 12 ships only the
+  monolithic libvirtd; a session daemon run as QEMU's user (as KubeVirt's non-root launcher
+  runs virtqemud) is the next step;
+- udhcpd and nft: children of this process, with its privileges, in the pod's netns only;
+- the pod's `guest-console-log` container, which reads the console log (QEMU's user's, 0600).
 """
 
 from __future__ import annotations
@@ -28,12 +47,13 @@ from pathlib import Path
 from types import FrameType
 
 from kvd import logs
-from kvd.launcher import emulation, orphans, ovmf, storage
+from kvd.launcher import emulation, orphans, ovmf, qemu_user, storage
 from kvd.launcher.console import ConsoleRelay
 from kvd.launcher.errors import LauncherError
 from kvd.launcher.events import Dispatcher
 from kvd.launcher.model import Event, Identity
-from kvd.launcher.network import PodNetwork
+from kvd.launcher.network import PodNetwork, links
+from kvd.launcher.qemu_user import QemuUser, QemuUserError
 from kvd.launcher.server import create_server
 from kvd.launcher.service import LauncherServicer
 from kvd.launcher.virt.connection import Connection, Notice, start_event_loop
@@ -122,13 +142,18 @@ def _run(settings: Settings) -> int:
         kernel_boot_dir=settings.kernel_boot_dir,
     )
     paths.run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        qemu = _qemu_user(paths.run_dir)
+    except QemuUserError as exc:
+        log.error("qemu_user_unusable", error=str(exc))
+        return ExitCode.STARTUP_FAILED
     # A socket left by a killed launcher would be visible without answering.
     (paths.run_dir / SOCKET_NAME).unlink(missing_ok=True)
     daemon = Libvirtd(run_dir=paths.run_dir)
     if orphans.reap(paths.run_dir, libvirtd_pid_file=daemon.pid_file):
         storage.cleanup(paths.run_dir)  # its disks belonged to the dead launcher's run
         ovmf.cleanup(paths.run_dir)  # and so did its NVRAM
-    kvm = emulation.check_kvm()
+    kvm = _kvm_for(qemu, emulation.check_kvm())
     log.info("kvm_checked", usable=kvm.usable, reason=kvm.reason)
     emulated = Emulation(
         emulated=not kvm.usable, reason=kvm.reason, allowed=settings.allow_emulation
@@ -146,7 +171,11 @@ def _run(settings: Settings) -> int:
     start_event_loop()
     connection = Connection(daemon.uri, notices)
     console = ConsoleRelay(paths.console_socket)
-    network = PodNetwork(paths.run_dir, enabled=settings.pod_network)
+    network = PodNetwork(
+        paths.run_dir,
+        enabled=settings.pod_network,
+        tap_owner=links.TapOwner(uid=qemu.uid, gid=qemu.gid),
+    )
     manager = DomainManager(
         connection,
         identity=settings.identity,
@@ -154,6 +183,7 @@ def _run(settings: Settings) -> int:
         emulation=emulated,
         network=network,
         firmware=ovmf.discover(),
+        qemu=qemu,
         on_started=console.attach,
     )
     dispatcher = Dispatcher(notices, manager.snapshot, listeners=(lifecycle.on_event,))
@@ -182,6 +212,40 @@ def _run(settings: Settings) -> int:
         connection.close()
         daemon.stop()
         network.close()  # the DHCP server, the NAT rules; the links end with the pod's netns
+
+
+def _qemu_user(run_dir: Path) -> QemuUser:
+    """QEMU's user, once the run dir is a place it can pass through and nobody else can: owned
+    root:<QEMU's group>, 0710, and every directory above it searchable by that user."""
+    qemu = qemu_user.lookup()
+    qemu.own_directory(run_dir)
+    blocked = qemu.blocking_directory(run_dir / SOCKET_NAME)
+    if blocked is not None:
+        raise QemuUserError(
+            f"QEMU runs as {qemu} and must reach its files in the run dir {run_dir}, but "
+            f"cannot pass through {blocked} (mode {blocked.stat().st_mode & 0o7777:o}); "
+            "give the run dir a path every user may search"
+        )
+    log.info("qemu_user", name=qemu.name, uid=qemu.uid, gid=qemu.gid)
+    return qemu
+
+
+def _kvm_for(
+    qemu: QemuUser, kvm: emulation.KvmCheck, device: Path = emulation.KVM
+) -> emulation.KvmCheck:
+    """KVM as QEMU will find it: usable by the launcher (root) is not enough, QEMU's user must
+    be able to open the device too (its group, usually `kvm`, among that user's groups)."""
+    if not kvm.usable:
+        return kvm
+    st = device.stat()
+    if qemu.allows(st, write=True):
+        return kvm
+    return emulation.KvmCheck(
+        False,
+        f"{device} works, but QEMU runs as {qemu}, which may not open it (mode "
+        f"{st.st_mode & 0o777:o}, uid {st.st_uid}, gid {st.st_gid}): add that user to the "
+        "device's group",
+    )
 
 
 def _wait(

@@ -5,7 +5,8 @@ with the files of an earlier daemon in place it is ready in about 0.1 s. Each la
 `/var/cache/libvirt` is private, so the files are kept in a store shared by all launchers of the
 host (or baked into the launcher image), one entry per *identity*: everything libvirt itself checks
 before trusting its cache (the ctime of QEMU's binaries, of libvirtd and of the driver modules it
-loads, QEMU's module directory, the kernel, the CPU, KVM access). A changed identity is a different
+loads, QEMU's module directory, the kernel, the CPU, and whether QEMU's user may open /dev/kvm —
+libvirt probes and checks as that user, not as root). A changed identity is a different
 key, so a stale entry is never offered: an upgraded QEMU or libvirt gets a new entry, probed by the
 first launcher after it or by `capseed` (which scripts/setup runs), never the old one. Each entry
 keeps its identity beside the files, and `seed` checks it too before copying.
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from glob import glob
 from pathlib import Path
 
+from kvd.launcher import qemu_user
 from kvd.logs import get_logger
 
 log = get_logger(__name__)
@@ -65,6 +67,7 @@ class CapabilityCache:
 
     def identity(self) -> dict[str, object]:
         """What a capability cache is valid for: the inputs of libvirt's own validity checks."""
+        qemu = qemu_user.lookup()  # the user libvirtd runs QEMU as (its qemu.conf)
         binaries = sorted(
             {
                 os.path.realpath(p)
@@ -84,7 +87,8 @@ class CapabilityCache:
             "kernel": f"{os.uname().release} {os.uname().version}",
             "cpu": self._cpu,
             "cpuinfo": _cpuinfo(self._cpu),
-            "kvm_access": os.access("/dev/kvm", os.R_OK | os.W_OK),
+            "qemu_user": qemu.label,
+            "kvm_access": _kvm_access(qemu),
         }
 
     def key(self) -> str:
@@ -94,6 +98,14 @@ class CapabilityCache:
     def seed(self) -> Seeding:
         """Fill the private cache from the store when it holds this host's entry."""
         key = self.key()
+        if os.path.exists("/dev/kvm") and not _kvm_access(qemu_user.lookup()):
+            # libvirt probes QEMU with CAP_DAC_OVERRIDE (so the probe sees KVM) but checks its
+            # cache as QEMU's user (who cannot open it): no cache ever passes, seeded or not.
+            log.warning(
+                "caps_cache_never_valid",
+                hint="QEMU's user cannot open /dev/kvm, so libvirt re-probes QEMU at every start; "
+                "give it the device's group (scripts/setup does, as udev does on Debian)",
+            )
         self.private.mkdir(parents=True, exist_ok=True)
         entry = self.store / key
         seeded = False
@@ -190,3 +202,11 @@ def _cpuinfo(cpu: int) -> dict[str, str]:
         if fields.get("processor") == str(cpu):
             return {k: v for k, v in fields.items() if k in wanted}
     return {}
+
+
+def _kvm_access(qemu: qemu_user.QemuUser) -> bool:
+    """Whether QEMU's user may open /dev/kvm for reading and writing, as libvirt checks it."""
+    try:
+        return qemu.allows(os.stat("/dev/kvm"), write=True)
+    except OSError:
+        return False

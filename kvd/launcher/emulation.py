@@ -35,6 +35,7 @@ from kvd.logs import get_logger
 
 log = get_logger(__name__)
 
+KVM = Path("/dev/kvm")
 _ITERATIONS = 100_000
 _CPU_BUDGET_SECONDS = 0.005
 
@@ -70,7 +71,7 @@ class KvmCheck:
     cpu_seconds: float | None = None  # the measured loop, when it ran
 
 
-def check_kvm(device: Path = Path("/dev/kvm")) -> KvmCheck:
+def check_kvm(device: Path = KVM) -> KvmCheck:
     """Run a tiny guest on `device` and say whether it ran at hardware speed."""
     try:
         with ExitStack() as stack:
@@ -81,7 +82,7 @@ def check_kvm(device: Path = Path("/dev/kvm")) -> KvmCheck:
         return KvmCheck(False, f"{device}: {e.strerror or e}")
 
 
-def kvm_usable(device: Path = Path("/dev/kvm")) -> bool:
+def kvm_usable(device: Path = KVM) -> bool:
     """True when domains can use type `kvm`; False means emulate (TCG) or refuse to run."""
     result = check_kvm(device)
     log.info(

@@ -5,7 +5,8 @@ The launcher pod mounts the kernel-boot image read-only at the launcher's `--ker
 directory. QEMU reads both files when the domain starts; nothing is copied, so nothing is left
 to clean up. Paths resolve as in a container of the image: symlinks (absolute ones too) and
 `..` never lead out of it into the launcher's own filesystem. A path that is not a regular file
-in the image is refused, naming the field, the path and the image.
+in the image is refused, naming the field, the path and the image, and so is one that QEMU's
+unprivileged user cannot read (the image is shared: its files are never chowned).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from kvd.api.vmi import KernelBootContainer, VirtualMachineInstanceSpec
 from kvd.launcher.converter.context import KernelBootFiles
+from kvd.launcher.qemu_user import QemuUser, QemuUserError
 
 FIELD = "spec.domain.firmware.kernelBoot.container"
 _MAX_LINKS = 40  # as the kernel's path walk
@@ -24,8 +26,11 @@ class KernelBootError(Exception):
     """The kernel-boot image does not have what the VMI names; the message says what."""
 
 
-def files(spec: VirtualMachineInstanceSpec, *, kernel_boot_dir: Path) -> KernelBootFiles | None:
-    """The kernel and initrd for the converter; None when the VMI boots no kernel directly."""
+def files(
+    spec: VirtualMachineInstanceSpec, *, kernel_boot_dir: Path, qemu: QemuUser
+) -> KernelBootFiles | None:
+    """The kernel and initrd for the converter, readable by `qemu`; None when the VMI boots no
+    kernel directly."""
     kernel_boot = spec.domain.firmware.kernel_boot if spec.domain.firmware else None
     container = kernel_boot.container if kernel_boot else None
     if container is None:
@@ -37,12 +42,14 @@ def files(spec: VirtualMachineInstanceSpec, *, kernel_boot_dir: Path) -> KernelB
             "launcher pod mounts it there; a launcher run by hand needs --kernel-boot-dir)"
         )
     return KernelBootFiles(
-        kernel=_file(root, container, "kernelPath", container.kernel_path),
-        initrd=_file(root, container, "initrdPath", container.initrd_path),
+        kernel=_file(root, container, "kernelPath", container.kernel_path, qemu),
+        initrd=_file(root, container, "initrdPath", container.initrd_path, qemu),
     )
 
 
-def _file(root: Path, container: KernelBootContainer, name: str, path: str | None) -> Path | None:
+def _file(
+    root: Path, container: KernelBootContainer, name: str, path: str | None, qemu: QemuUser
+) -> Path | None:
     if path is None:
         return None
     field, image = f"{FIELD}.{name}", f'image "{container.image}"'
@@ -51,6 +58,10 @@ def _file(root: Path, container: KernelBootContainer, name: str, path: str | Non
         raise KernelBootError(f"{field}: {path} is not in {image}")
     if not found.is_file():
         raise KernelBootError(f"{field}: {path} in {image} is not a regular file")
+    try:
+        qemu.check(found, f"{field}: {path} in {image}, at")
+    except QemuUserError as exc:
+        raise KernelBootError(str(exc)) from exc
     return found
 
 

@@ -19,7 +19,9 @@ Each EFI VMI gets a copy of its build's template as its NVRAM, under `run_dir/nv
 module's alone), made before the domain is defined, kept across redefinitions (the guest's
 boot entries live there) and removed with the domain by `cleanup`. It is named after the
 template, so a VMI that switches between plain and Secure Boot never boots one build with the
-other's store.
+other's store. QEMU runs unprivileged: the store is its user's (0600, in a directory it can only
+pass through), and the build's code, shared by every VMI, must be readable by that user (it is
+0644 in Debian's package).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from kvd import logs
 from kvd.api.vmi import VirtualMachineInstanceSpec
 from kvd.launcher.converter import firmware
 from kvd.launcher.converter.context import Firmware, OvmfBuild
+from kvd.launcher.qemu_user import QemuUser
 
 log = logs.get_logger(__name__)
 
@@ -71,24 +74,31 @@ def discover(dirs: Sequence[Path] = DESCRIPTOR_DIRS) -> Firmware:
     return found
 
 
-def prepare(spec: VirtualMachineInstanceSpec, builds: Firmware, *, run_dir: Path) -> Firmware:
+def prepare(
+    spec: VirtualMachineInstanceSpec, builds: Firmware, *, run_dir: Path, qemu: QemuUser
+) -> Firmware:
     """`builds` with this VMI's NVRAM: copied from the template the spec's build uses, once.
 
     A BIOS VMI, or one whose build this launcher lacks (the converter says so), gets none.
+    Raises `QemuUserError` when QEMU's user could not read the build's code.
     """
     if firmware.efi(spec) is None:
         return builds
     build = builds.efi_secure if firmware.secure_boot(spec) else builds.efi
     if build is None:
         return builds
+    qemu.check(build.code, "the OVMF code")
     target = run_dir.absolute() / NVRAM_DIR / build.vars_template.name
     if not target.exists():
         target.parent.mkdir(mode=0o700, exist_ok=True)
+        qemu.own_directory(target.parent)
         partial = target.with_name(f".{target.name}.partial")
         shutil.copyfile(build.vars_template, partial)
-        os.chmod(partial, 0o600)
+        qemu.own(partial)
         partial.replace(target)  # a launcher killed mid-copy leaves no half store to boot
         log.info("nvram_created", path=str(target), template=str(build.vars_template))
+    else:
+        qemu.own(target)
     return Firmware(efi=builds.efi, efi_secure=builds.efi_secure, efi_vars=target)
 
 

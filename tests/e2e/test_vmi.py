@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +56,12 @@ def test_demo_vmi_runs_shows_its_console_and_deletes_without_a_trace(e2e: E2E) -
     run_dir = e2e.launcher_dir / pod_uid
     assert (run_dir / "launcher.sock").exists()
     assert processes_mentioning(pod_uid, "guest=default_demo")  # the check below can see them
+    # QEMU runs unprivileged (the launcher pod's files name the pod uid on its command line)
+    [qemu] = _qemu_pids(pod_uid)
+    ps = subprocess.run(
+        ["ps", "-o", "user=", "-p", str(qemu)], capture_output=True, text=True, check=True
+    )
+    assert ps.stdout.strip() == "libvirt-qemu", ps.stdout  # not root
 
     e2e.kubectl("delete", "vmi", "demo")  # waits for the finalizer: the controller's
     assert e2e.vmi("demo") is None
@@ -117,3 +125,18 @@ def test_missing_image_is_a_condition_naming_it_and_delete_works(e2e: E2E) -> No
     e2e.kubectl("delete", "vmi", "noimage")
     assert e2e.vmi("noimage") is None
     assert e2e.pods_of(vmi) == []
+
+
+def _qemu_pids(pod_uid: str) -> list[int]:
+    """QEMU processes whose command line names this pod's run dir."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"qemu-system-x86_64") and any(pod_uid.encode() in a for a in argv):
+            found.append(int(proc.name))
+    return found

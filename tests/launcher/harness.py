@@ -3,14 +3,22 @@
 Each launcher runs as it would in its pod: a private mount namespace with fresh libvirt
 directories (kvd.sandbox), its own run dir, and the kvd-demo containerDisk where the pod would
 mount it. `Launcher.close()` ends everything the sandbox started, even after a failure.
+
+QEMU runs as an unprivileged user, which must pass through every directory above the run dir
+and the pod's mounts, as it can in a pod. pytest's tmp_path is under /tmp/pytest-of-root (0700,
+and pytest makes it 0700 again at every session start, which a concurrent session would do
+under our feet), so the launcher's files live in a directory of their own under /tmp (`files`),
+linked from `base/files` for whoever debugs a failure; the last launcher using it removes it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +31,22 @@ from kvd.rpc.launcher.v1 import domain_pb2, launcher_pb2, launcher_pb2_grpc
 from tests.support import console, waiting
 
 KVD = str(Path(sys.executable).parent / "kvd")
+_users: dict[Path, int] = {}  # a launcher files directory → how many open Launchers use it
+
+
+def files_dir(base: Path) -> Path:
+    """The directory, searchable by every user, where launchers with this `base` keep their
+    run dir and the pod's mounts (one per `base`, so a restarted launcher finds its run dir)."""
+    link = base / "files"
+    if link.is_symlink():
+        return link.resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix="kvd-launcher-"))
+    os.chmod(directory, 0o755)
+    link.symlink_to(directory)
+    return directory
+
+
 RPC_TIMEOUT = 60.0
 BOOT = console.BOOT  # seconds to a console marker under TCG
 
@@ -109,15 +133,20 @@ class Launcher:
     ) -> None:
         self.namespace, self.name, self.uid = namespace, name, uid or str(uuid.uuid4())
         self.base = base
-        self.run_dir = base / "run"
-        self.disk_dir = base / "container-disks"
+        self.files = files_dir(base)
+        _users[self.files] = _users.get(self.files, 0) + 1
+        self._closed = False
+        self.run_dir = self.files / "run"
+        self.disk_dir = self.files / "container-disks"
         (self.disk_dir / "containerdisk").mkdir(parents=True, exist_ok=True)
         base_image = self.disk_dir / "containerdisk" / "disk.qcow2"
         if not base_image.exists():
             shutil.copyfile(guest_dir / "kvd-demo.qcow2", base_image)
         self.base_image = base_image
         # where a pod would mount a kernelBoot image; absent unless a test puts files there
-        self.kernel_boot_dir = base / "kernel-boot"
+        self.kernel_boot_dir = self.files / "kernel-boot"
+        self.pvc_dir = self.files / "pvcs"
+        self.host_disk_dir = self.files / "host-disks"
         self.sandbox_spec = sandbox_spec or sandbox.SandboxSpec()
         self.log_path = base / "launcher.log"
         self.args = [
@@ -136,9 +165,9 @@ class Launcher:
             "--container-disk-dir",
             str(self.disk_dir),
             "--pvc-dir",
-            str(base / "pvcs"),
+            str(self.pvc_dir),
             "--host-disk-dir",
-            str(base / "host-disks"),
+            str(self.host_disk_dir),
             "--kernel-boot-dir",
             str(self.kernel_boot_dir),
             "--define-timeout-seconds",
@@ -227,6 +256,12 @@ class Launcher:
             self.proc.wait(timeout=10)
         if self.namespace_id is not None:
             sandbox.kill_all(self.namespace_id)
+        if not self._closed:
+            self._closed = True
+            _users[self.files] -= 1
+            if _users[self.files] == 0:
+                del _users[self.files]
+                shutil.rmtree(self.files, ignore_errors=True)
 
 
 def wait_for_event(

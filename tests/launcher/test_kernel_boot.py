@@ -12,6 +12,7 @@ from kvd.api import kinds
 from kvd.api.vmi import VirtualMachineInstance, VirtualMachineInstanceSpec
 from kvd.launcher import kernel_boot
 from kvd.launcher.converter.context import KernelBootFiles
+from tests.launcher.conftest import QEMU
 
 IMAGE = "example.com/kernels/demo:1"
 
@@ -33,9 +34,9 @@ def _spec(container: dict[str, Any] | None) -> VirtualMachineInstanceSpec:
 
 
 @pytest.fixture
-def image(tmp_path: Path) -> Path:
+def image(reachable_tmp: Path) -> Path:
     """An image root as the pod mounts it, with a kernel, an initrd and a few links."""
-    root = tmp_path / "image"
+    root = reachable_tmp / "image"
     (root / "boot").mkdir(parents=True)
     (root / "boot" / "vmlinuz-6.1").write_bytes(b"kernel")
     (root / "boot" / "initrd.img-6.1").write_bytes(b"initrd")
@@ -47,7 +48,7 @@ def image(tmp_path: Path) -> Path:
 
 
 def test_no_kernel_boot_no_files(tmp_path: Path) -> None:
-    assert kernel_boot.files(_spec(None), kernel_boot_dir=tmp_path / "absent") is None
+    assert kernel_boot.files(_spec(None), kernel_boot_dir=tmp_path / "absent", qemu=QEMU) is None
 
 
 @pytest.mark.parametrize(
@@ -72,7 +73,7 @@ def test_no_kernel_boot_no_files(tmp_path: Path) -> None:
 def test_paths_resolve_inside_the_image(
     image: Path, container: dict[str, Any], kernel: str | None, initrd: str | None
 ) -> None:
-    found = kernel_boot.files(_spec(container), kernel_boot_dir=image)
+    found = kernel_boot.files(_spec(container), kernel_boot_dir=image, qemu=QEMU)
     assert found == KernelBootFiles(
         kernel=image.resolve() / kernel if kernel else None,
         initrd=image.resolve() / initrd if initrd else None,
@@ -117,10 +118,23 @@ def test_what_the_image_lacks_is_named(
 ) -> None:
     assert os.path.exists("/etc/hostname")  # so the escape would find something outside
     with pytest.raises(kernel_boot.KernelBootError) as caught:
-        kernel_boot.files(_spec(container), kernel_boot_dir=image)
+        kernel_boot.files(_spec(container), kernel_boot_dir=image, qemu=QEMU)
     assert str(caught.value) == message
 
 
 def test_an_image_the_pod_did_not_mount(tmp_path: Path) -> None:
     with pytest.raises(kernel_boot.KernelBootError, match=r"container\.image: the image "):
-        kernel_boot.files(_spec({"kernelPath": "/vmlinuz"}), kernel_boot_dir=tmp_path / "x")
+        kernel_boot.files(
+            _spec({"kernelPath": "/vmlinuz"}), kernel_boot_dir=tmp_path / "x", qemu=QEMU
+        )
+
+
+def test_a_file_qemu_cannot_read_is_refused_and_left_alone(image: Path) -> None:
+    """The image is shared: the launcher never chowns it, and QEMU runs unprivileged."""
+    kernel = image / "boot" / "vmlinuz-6.1"
+    kernel.chmod(0o600)
+    with pytest.raises(kernel_boot.KernelBootError, match=r"kernelPath: /vmlinuz in image") as e:
+        kernel_boot.files(_spec({"kernelPath": "/vmlinuz"}), kernel_boot_dir=image, qemu=QEMU)
+    assert "-rw------- root:root" in str(e.value) and QEMU.name in str(e.value)
+    st = kernel.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o600)

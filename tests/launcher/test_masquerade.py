@@ -12,6 +12,7 @@ GetDomain reports the pod IP, and that nothing of the binding outlives the launc
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ import pytest
 
 from kvd.rpc.launcher.v1 import launcher_pb2
 from tests.launcher.harness import RPC_TIMEOUT, Console, Launcher
-from tests.launcher.podnet import NAMESERVER, PodNetns, link, run_in
+from tests.launcher.podnet import NAMESERVER, PodNetns, ip, link, run_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -110,6 +111,9 @@ def _wired(podnet: PodNetns, gateway: str) -> None:
     inet = [f"{a['local']}/{a['prefixlen']}" for a in bridge["addr_info"] if a["family"] == "inet"]
     assert inet == [gateway]
     assert link("tap0", netns=podnet.name).get("master") == "k6t-eth0"
+    tap = json.loads(ip("-details", "-json", "link", "show", "tap0", netns=podnet.name))[0]
+    owner = tap["linkinfo"]["info_data"]  # QEMU's unprivileged user's
+    assert (owner["user"], owner["group"]) == ("libvirt-qemu", "libvirt-qemu"), owner
     forwarding = run_in(podnet.name, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip()
     assert forwarding == "1"
     assert "KUBEVIRT_PREINBOUND" in run_in(podnet.name, "nft", "list", "table", "ip", "nat").stdout

@@ -13,6 +13,8 @@ from kvd.api import kinds
 from kvd.api.vmi import VirtualMachineInstance, VirtualMachineInstanceSpec
 from kvd.launcher import ovmf
 from kvd.launcher.converter.context import Firmware, OvmfBuild
+from kvd.launcher.qemu_user import QemuUserError
+from tests.launcher.conftest import QEMU
 
 
 def _descriptor(
@@ -37,13 +39,14 @@ def _descriptor(
 
 
 @pytest.fixture
-def files(tmp_path: Path) -> dict[str, Path]:
+def files(reachable_tmp: Path) -> dict[str, Path]:
     """Firmware files to point descriptors at; each must exist for a descriptor to count."""
     made = {}
     for name in ("CODE.fd", "VARS.fd", "CODE.secboot.fd", "VARS.ms.fd", "OTHER.fd"):
-        made[name] = tmp_path / "fw" / name
+        made[name] = reachable_tmp / "fw" / name
         made[name].parent.mkdir(exist_ok=True)
         made[name].write_bytes(name.encode())
+        made[name].chmod(0o644)  # as Debian's ovmf package installs them
     return made
 
 
@@ -148,29 +151,34 @@ def _spec(firmware: dict[str, Any] | None) -> VirtualMachineInstanceSpec:
 
 
 def test_each_efi_vmi_gets_its_own_store_from_its_builds_template(
-    tmp_path: Path, files: dict[str, Path]
+    reachable_tmp: Path, files: dict[str, Path]
 ) -> None:
     builds = Firmware(
         efi=OvmfBuild(code=files["CODE.fd"], vars_template=files["VARS.fd"]),
         efi_secure=OvmfBuild(code=files["CODE.secboot.fd"], vars_template=files["VARS.ms.fd"]),
     )
-    run = tmp_path / "run"
+    run = reachable_tmp / "run"
     run.mkdir()
-    assert ovmf.prepare(_spec(None), builds, run_dir=run) == builds  # BIOS: no store
+    assert ovmf.prepare(_spec(None), builds, run_dir=run, qemu=QEMU) == builds  # BIOS: no store
     assert not (run / "nvram").exists()
 
-    plain = ovmf.prepare(_spec({"bootloader": {"efi": {}}}), builds, run_dir=run)
+    plain = ovmf.prepare(_spec({"bootloader": {"efi": {}}}), builds, run_dir=run, qemu=QEMU)
     assert plain.efi_vars == run / "nvram" / "VARS.fd"
     assert plain.efi_vars.read_bytes() == b"VARS.fd"
-    assert stat.S_IMODE(plain.efi_vars.stat().st_mode) == 0o600
+    # QEMU's user writes it, through a directory only it (and root) may pass
+    assert _owner(plain.efi_vars) == (QEMU.uid, QEMU.gid, 0o600)
+    assert _owner(run / "nvram") == (0, QEMU.gid, 0o710)
+    assert _owner(files["VARS.fd"]) == (0, 0, 0o644), "the shared template is never changed"
 
     # the guest writes its store; defining again keeps what it wrote
     plain.efi_vars.write_bytes(b"boot entries")
-    again = ovmf.prepare(_spec({"bootloader": {"efi": {}}}), builds, run_dir=run)
+    again = ovmf.prepare(_spec({"bootloader": {"efi": {}}}), builds, run_dir=run, qemu=QEMU)
     assert again == plain and plain.efi_vars.read_bytes() == b"boot entries"
 
     # Secure Boot has its own store, with the keys; never the plain one
-    secure = ovmf.prepare(_spec({"bootloader": {"efi": {"secureBoot": True}}}), builds, run_dir=run)
+    secure = ovmf.prepare(
+        _spec({"bootloader": {"efi": {"secureBoot": True}}}), builds, run_dir=run, qemu=QEMU
+    )
     assert secure.efi_vars == run / "nvram" / "VARS.ms.fd"
     assert secure.efi_vars.read_bytes() == b"VARS.ms.fd"
 
@@ -181,6 +189,25 @@ def test_each_efi_vmi_gets_its_own_store_from_its_builds_template(
 
 def test_no_build_no_store(tmp_path: Path) -> None:
     """The converter refuses such a VMI, saying OVMF is missing; nothing is made for it."""
-    prepared = ovmf.prepare(_spec({"bootloader": {"efi": {}}}), Firmware(), run_dir=tmp_path)
+    efi = _spec({"bootloader": {"efi": {}}})
+    prepared = ovmf.prepare(efi, Firmware(), run_dir=tmp_path, qemu=QEMU)
     assert prepared == Firmware()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_code_qemu_cannot_read_is_refused_and_left_alone(
+    reachable_tmp: Path, files: dict[str, Path]
+) -> None:
+    files["CODE.fd"].chmod(0o600)
+    builds = Firmware(efi=OvmfBuild(code=files["CODE.fd"], vars_template=files["VARS.fd"]))
+    run = reachable_tmp / "run"
+    run.mkdir()
+    with pytest.raises(QemuUserError, match=r"the OVMF code .*CODE\.fd is -rw------- root:root"):
+        ovmf.prepare(_spec({"bootloader": {"efi": {}}}), builds, run_dir=run, qemu=QEMU)
+    assert _owner(files["CODE.fd"]) == (0, 0, 0o600)
+    assert list(run.iterdir()) == []
+
+
+def _owner(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)

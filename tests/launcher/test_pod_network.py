@@ -9,6 +9,7 @@ the launcher exits. (The masquerade binding: test_masquerade.py.)
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,7 @@ def test_bridge_binding_gives_the_guest_the_pod_ip(launcher: Launcher, podnet: P
     pod_ip, gateway = str(podnet.pod.ip), str(podnet.gateway_ip)
 
     manifest = launcher.manifest(user_data=_user_data(gateway), interfaces=BRIDGE)
+    ip("tuntap", "add", "dev", "tap0", "mode", "tap", netns=podnet.name)  # root's: made again
     defined = launcher.define(manifest)
     assert "<target dev='tap0' managed='no'/>" in defined.domain_xml, defined.domain_xml
     again = launcher.define(manifest)  # wiring again changes nothing
@@ -84,6 +86,10 @@ def test_bridge_binding_gives_the_guest_the_pod_ip(launcher: Launcher, podnet: P
     assert eth0.get("master") == "k6t-eth0"
     assert not [a for a in eth0.get("addr_info", []) if a["family"] == "inet"]
     assert link("tap0", netns=podnet.name).get("master") == "k6t-eth0"
+    # the tap is QEMU's unprivileged user's, which runs the guest
+    tap = json.loads(ip("-details", "-json", "link", "show", "tap0", netns=podnet.name))[0]
+    owner = tap["linkinfo"]["info_data"]
+    assert (owner["user"], owner["group"]) == ("libvirt-qemu", "libvirt-qemu"), owner
 
     # the pod's IP is the guest's now: masquerade (NAT on that IP) cannot have the pod too
     masquerade = launcher.manifest(interfaces=[{"name": "default", "masquerade": {}}])

@@ -2,7 +2,8 @@
 
 The converter is pure (VMI + context → domain XML). Everything it cannot know from the VMI —
 where storage put each disk, where the console socket lives, whether KVM is usable, which tap
-device the network prepared — arrives here, decided by the launcher's other parts.
+device the network prepared, which uid and gid QEMU runs as — arrives here, decided by the
+launcher's other parts.
 """
 
 from __future__ import annotations
@@ -65,8 +66,17 @@ class InterfaceTarget:
 
 
 @dataclass(frozen=True, kw_only=True)
+class QemuIds:
+    """The uid and gid QEMU runs as, which the launcher looked up (the converter looks up none)."""
+
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class ConverterContext:
     domain_type: DomainType
+    qemu_ids: QemuIds  # the domain's DAC seclabel
     disks: dict[str, DiskSource]  # volume name → source
     console_socket: Path  # the serial console's unix socket (QEMU listens)
     console_log: Path  # the serial console also logged here

@@ -1,11 +1,11 @@
 """`convert`: a VMI and its launcher context → the libvirt domain XML, as a string.
 
 The assembly is fixed and readable: identity (name, uuid, metadata), sizing (memory, vcpu),
-SMBIOS, boot (os), features, cpu, clock, lifecycle actions, devices — libvirt's own order, so
-`virsh dumpxml` of the defined domain reads like what was sent. Output is deterministic: the
-same VMI and context always give byte-identical XML (attribute order is insertion order, no
-random values), so a launcher can compare before redefining and tests can compare to golden
-files.
+SMBIOS, boot (os), features, cpu, clock, lifecycle actions, devices, the DAC seclabel —
+libvirt's own order, so `virsh dumpxml` of the defined domain reads like what was sent.
+Output is deterministic: the same VMI and context always give byte-identical XML (attribute
+order is insertion order, no random values), so a launcher can compare before redefining and
+tests can compare to golden files.
 
 The VMI is defaulted again first (KubeVirt's defaults are idempotent), so a caller holding an
 undefaulted VMI gets the same domain as one holding the defaulted one.
@@ -25,6 +25,7 @@ from kvd.launcher.converter import (
     firmware,
     memory,
     metadata,
+    seclabel,
     smbios,
 )
 from kvd.launcher.converter.context import ConverterContext
@@ -60,6 +61,7 @@ def convert(vmi: VirtualMachineInstance, ctx: ConverterContext) -> str:
     ET.SubElement(root, "on_reboot").text = "restart"
     ET.SubElement(root, "on_crash").text = "destroy"
     root.append(devices.devices(spec, ctx))
+    root.append(seclabel.seclabel(ctx))
 
     ET.indent(root, space="  ")
     return ET.tostring(root, encoding="unicode") + "\n"

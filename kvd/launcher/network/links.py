@@ -17,6 +17,13 @@ NATed (`nat`) to eth0 (the masquerade binding):
 with IPv4 forwarding on in the pod's netns and `route_localnet` on the bridge (so that the
 pod's own traffic to 127.0.0.1, DNATed to the guest, may leave through it), as KubeVirt sets.
 
+The tap is created owned by QEMU's unprivileged user and group (`ip tuntap add … user UID group
+GID`): that user may attach to it without CAP_NET_ADMIN, and no other may. (Today the privileged
+libvirtd opens it and hands QEMU the descriptor; a session libvirtd run as QEMU's user could
+open it itself.) A tap another owner made (an older launcher in the same pod) is made again.
+Creating links, moving eth0 and writing the pod's sysctls needs CAP_NET_ADMIN in the pod's
+netns: the launcher's, never QEMU's.
+
 Each step checks first and changes only what is not yet so, so wiring again — a repeated
 DefineDomain, or a restarted launcher in the same pod — changes nothing. Every `ip` call is
 bounded by a timeout; a failure names the command and its stderr.
@@ -24,9 +31,12 @@ bounded by a timeout; a failure names the command and its stderr.
 
 from __future__ import annotations
 
+import grp
 import json
+import pwd
 import secrets
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
@@ -44,6 +54,15 @@ BRIDGE_ADDRESS = IPv4Interface("169.254.75.10/32")
 # refuses for the guest: a bridge otherwise takes its lowest port's, the tap's.
 MASQUERADE_BRIDGE_MAC = "02:00:00:00:00:00"
 SYSCTL = Path("/proc/sys")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TapOwner:
+    """Who may attach to the tap: QEMU's user and group. None is nobody in particular (a tap
+    made without `user`/`group`), which only root may attach to."""
+
+    uid: int | None
+    gid: int | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,7 +140,7 @@ def show(name: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def wire_bridge(pod: PodLink, *, new_mac: str) -> None:
+def wire_bridge(pod: PodLink, *, new_mac: str, owner: TapOwner) -> None:
     """Move the pod interface onto the bridge beside the guest's tap (see the module doc)."""
     link = show(pod.name)
     if link is None:
@@ -139,10 +158,7 @@ def wire_bridge(pod: PodLink, *, new_mac: str) -> None:
         bridge = show(BRIDGE) or {}
     if not _has_address(bridge, BRIDGE_ADDRESS):
         _run("addr", "add", str(BRIDGE_ADDRESS), "dev", BRIDGE)
-    if show(TAP) is None:
-        # Not multi-queue: QEMU opens it with one queue. Owner root, as QEMU runs as root under
-        # the launcher's libvirtd (qemu.conf `user = "root"`).
-        _run("tuntap", "add", "dev", TAP, "mode", "tap", "user", "0", "group", "0")
+    _tap(owner)
     _run("link", "set", "dev", TAP, "mtu", str(pod.mtu))
     _run("link", "set", "dev", pod.name, "master", BRIDGE)
     _run("link", "set", "dev", TAP, "master", BRIDGE)
@@ -150,7 +166,7 @@ def wire_bridge(pod: PodLink, *, new_mac: str) -> None:
         _run("link", "set", "dev", name, "up")
 
 
-def wire_masquerade(pod: PodLink, *, gateway: IPv4Interface) -> None:
+def wire_masquerade(pod: PodLink, *, gateway: IPv4Interface, owner: TapOwner) -> None:
     """Put the guest's tap on a bridge holding its gateway; eth0 stays (see the module doc)."""
     if show(pod.name) is None:
         raise Conflict(f"the pod interface {pod.name} disappeared")
@@ -168,8 +184,7 @@ def wire_masquerade(pod: PodLink, *, gateway: IPv4Interface) -> None:
             _run("addr", "del", f"{a['local']}/{a['prefixlen']}", "dev", BRIDGE)
     if not _has_address(bridge, gateway):
         _run("addr", "add", str(gateway), "dev", BRIDGE)
-    if show(TAP) is None:
-        _run("tuntap", "add", "dev", TAP, "mode", "tap", "user", "0", "group", "0")
+    _tap(owner)
     _run("link", "set", "dev", TAP, "mtu", str(pod.mtu))
     _run("link", "set", "dev", TAP, "master", BRIDGE)
     for name in (TAP, BRIDGE):
@@ -177,6 +192,50 @@ def wire_masquerade(pod: PodLink, *, gateway: IPv4Interface) -> None:
     # /proc/sys/net is the netns of the process that opens it: these are the pod's settings.
     _write_sysctl(SYSCTL / "net/ipv4/ip_forward")
     _write_sysctl(SYSCTL / "net/ipv4/conf" / BRIDGE / "route_localnet")
+
+
+def _tap(owner: TapOwner) -> None:
+    """The guest's tap, owned by QEMU's user and group; made again if another owner made it."""
+    found = tap_owner()
+    if found is not None and found != owner:
+        _run("link", "del", "dev", TAP)
+        found = None
+    if found is None:
+        # Not multi-queue: QEMU opens it with one queue.
+        argv = ["tuntap", "add", "dev", TAP, "mode", "tap"]
+        argv += ["user", str(owner.uid)] if owner.uid is not None else []
+        argv += ["group", str(owner.gid)] if owner.gid is not None else []
+        _run(*argv)
+
+
+def tap_owner() -> TapOwner | None:
+    """Who owns the tap; None when there is no tap."""
+    done = _run("-details", "-json", "link", "show", "dev", TAP, check=False)
+    if done.returncode != 0:
+        if "does not exist" in done.stderr:
+            return None
+        raise LauncherError(f"ip link show dev {TAP} failed: {done.stderr.strip()}")
+    found = json.loads(done.stdout or "[]")
+    if not found:
+        return None
+    # `ip` names the owner when it can resolve it, and prints the number otherwise.
+    data = found[0].get("linkinfo", {}).get("info_data", {})
+    return TapOwner(
+        uid=_id(data.get("user"), lambda n: pwd.getpwnam(n).pw_uid),
+        gid=_id(data.get("group"), lambda n: grp.getgrnam(n).gr_gid),
+    )
+
+
+def _id(value: object, resolve: Callable[[str], int]) -> int | None:
+    if value is None:
+        return None
+    text = str(value)
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        return resolve(text)
+    except KeyError:
+        raise LauncherError(f"{TAP} is owned by {text!r}, which this pod cannot resolve") from None
 
 
 def _write_sysctl(path: Path) -> None:

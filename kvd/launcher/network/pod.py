@@ -67,8 +67,10 @@ class PodNetwork:
         enabled: bool = False,
         pod_interface: str = POD_INTERFACE,
         resolv_conf: Path = resolvconf.RESOLV_CONF,
+        tap_owner: links.TapOwner,
     ) -> None:
         self.enabled = enabled
+        self._tap_owner = tap_owner  # QEMU's user and group: the tap is theirs
         self.directory = run_dir / NETWORK_DIR
         self._state = self.directory / "pod.json"
         self._pod_interface = pod_interface
@@ -120,7 +122,7 @@ class PodNetwork:
 
     def _bridge(self, wanted: plan.PodInterface, pod: links.PodLink) -> str:
         mac = (wanted.mac_address or pod.mac).replace("-", ":").lower()
-        links.wire_bridge(pod, new_mac=links.random_mac())
+        links.wire_bridge(pod, new_mac=links.random_mac(), owner=self._tap_owner)
         self._serve_dhcp(mac, address=pod.address, gateway=pod.gateway, mtu=pod.mtu)
         return mac
 
@@ -134,7 +136,7 @@ class PodNetwork:
         mac = mac.replace("-", ":")
         if ipv6 := links.global_ipv6(pod.name):
             log.warning("masquerade_ipv4_only", pod_ipv6=ipv6, interface=wanted.name)
-        links.wire_masquerade(pod, gateway=network.gateway)
+        links.wire_masquerade(pod, gateway=network.gateway, owner=self._tap_owner)
         nat.apply(
             nat.Masquerade(
                 pod_interface=pod.name,

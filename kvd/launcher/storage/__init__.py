@@ -6,11 +6,17 @@ it made. Everything storage creates lives under `run_dir/disks/`, which storage 
     run_dir/disks/container-disks/<volume>.qcow2   overlay on the pod's read-only base
     run_dir/disks/empty-disks/<volume>.qcow2       sparse emptyDisk
     run_dir/disks/cloud-init/<volume>.iso          NoCloud or ConfigDrive ISO
+    run_dir/disks/block/<volume>                   QEMU's own node of a block PVC's device
 
 Inputs stay where the pod puts them and are never written or removed: container disk bases at
 `container_disk_dir/<volume>/`, PVCs at `pvc_dir/<claim>`, a hostDisk in its directory, which
 the pod mounts at `host_disk_dir/<volume>/` (a DiskOrCreate hostDisk is created there, and
 outlives the VMI as in KubeVirt).
+
+QEMU runs unprivileged (kvd/launcher/qemu_user.py): what storage creates is made QEMU's user's,
+in directories it can only pass through; the inputs are checked to be readable by it (shared
+ones) or given to it (the VMI's own PVC or hostDisk file), and a volume QEMU could not open is
+refused here, naming the file, rather than by QEMU at start.
 
 `prepare` is idempotent, because DefineDomain is: a second call with the same VMI reuses every
 file and changes none (an emptyDisk is never zeroed, an overlay never recreated). A call that
@@ -31,6 +37,7 @@ from typing import Final
 from kvd import logs
 from kvd.api.vmi import VirtualMachineInstance, Volume
 from kvd.launcher.converter.context import DiskSource
+from kvd.launcher.qemu_user import QemuUser, QemuUserError
 from kvd.launcher.storage import (
     cloud_init,
     container_disk,
@@ -68,6 +75,9 @@ class _Layout:
     def iso(self, volume: str) -> Path:
         return self.disks / "cloud-init" / f"{volume}.iso"
 
+    def block_node(self, volume: str) -> Path:
+        return self.disks / "block" / volume
+
 
 def prepare(
     vmi: VirtualMachineInstance,
@@ -76,8 +86,9 @@ def prepare(
     container_disk_dir: Path,
     pvc_dir: Path,
     host_disk_dir: Path,
+    qemu: QemuUser,
 ) -> dict[str, DiskSource]:
-    """Every volume of `vmi` → where its disk is; all or nothing."""
+    """Every volume of `vmi` → where its disk is, usable by `qemu`; all or nothing."""
     layout = _Layout(
         run_dir.absolute(),
         container_disk_dir.absolute(),
@@ -85,12 +96,12 @@ def prepare(
         host_disk_dir.absolute(),
     )
     log = logs.get_logger(__name__)  # the launcher binds vmi and uid for the whole call
-    journal = Journal()
+    journal = Journal(qemu.own_directory)
     sources: dict[str, DiskSource] = {}
     try:
         for volume in vmi.spec.volumes:
             started, before = time.monotonic(), len(journal.created)
-            sources[volume.name] = _prepare_volume(volume, vmi, layout, journal)
+            sources[volume.name] = _prepare_volume(volume, vmi, layout, journal, qemu)
             log.info(
                 "volume_prepared",
                 volume=volume.name,
@@ -117,13 +128,15 @@ def cleanup(run_dir: Path) -> None:
 
 
 def _prepare_volume(
-    volume: Volume, vmi: VirtualMachineInstance, layout: _Layout, journal: Journal
+    volume: Volume, vmi: VirtualMachineInstance, layout: _Layout, journal: Journal, qemu: QemuUser
 ) -> DiskSource:
     name = volume.name
     try:
-        return _dispatch(volume, vmi, layout, journal)
+        return _dispatch(volume, vmi, layout, journal, qemu)
     except VolumeError:
         raise
+    except QemuUserError as exc:
+        raise StorageError(name, str(exc), reason="VolumeNotAccessible") from exc
     except qemu_img.QemuImgError as exc:
         raise errors.from_qemu_img(
             name, "preparing the disk", exc, reason="VolumeNotUsable"
@@ -133,7 +146,7 @@ def _prepare_volume(
 
 
 def _dispatch(
-    volume: Volume, vmi: VirtualMachineInstance, layout: _Layout, journal: Journal
+    volume: Volume, vmi: VirtualMachineInstance, layout: _Layout, journal: Journal, qemu: QemuUser
 ) -> DiskSource:
     name = volume.name
     if volume.container_disk is not None:
@@ -143,10 +156,11 @@ def _dispatch(
             container_disk_dir=layout.container_disk_dir,
             overlay=layout.overlay(name),
             journal=journal,
+            qemu=qemu,
         )
     if volume.empty_disk is not None:
         return empty_disk.prepare(
-            name, volume.empty_disk, target=layout.empty_disk(name), journal=journal
+            name, volume.empty_disk, target=layout.empty_disk(name), journal=journal, qemu=qemu
         )
     if volume.cloud_init_no_cloud is not None:
         files = cloud_init.nocloud_files(name, volume.cloud_init_no_cloud, vmi)
@@ -156,6 +170,7 @@ def _dispatch(
             files=files,
             target=layout.iso(name),
             journal=journal,
+            qemu=qemu,
         )
     if volume.cloud_init_config_drive is not None:
         files = cloud_init.config_drive_files(name, volume.cloud_init_config_drive, vmi)
@@ -165,10 +180,11 @@ def _dispatch(
             files=files,
             target=layout.iso(name),
             journal=journal,
+            qemu=qemu,
         )
     if volume.host_disk is not None:
         return host_disk.prepare(
-            name, volume.host_disk, mount=layout.host_disk_dir / name, journal=journal
+            name, volume.host_disk, mount=layout.host_disk_dir / name, journal=journal, qemu=qemu
         )
     if volume.persistent_volume_claim is not None:
         claim = volume.persistent_volume_claim
@@ -177,5 +193,8 @@ def _dispatch(
             claim.claim_name,
             read_only=bool(claim.read_only),
             pvc_dir=layout.pvc_dir,
+            node=layout.block_node(name),
+            journal=journal,
+            qemu=qemu,
         )
     raise StorageError(name, "the volume has no source kvd knows", reason="VolumeNotSupported")

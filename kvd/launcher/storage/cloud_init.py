@@ -10,7 +10,7 @@ fields are decoded here; the guest reads plain bytes.
 
 Contents depend on the VMI alone, so an existing ISO whose label and files already match is
 left untouched (same inode, same mtime); one that does not match is replaced atomically — it is
-derived data, unlike the disks the guest writes.
+derived data, unlike the disks the guest writes. QEMU's user owns it, read-only (0400).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from kvd.api.vmi import (
     VirtualMachineInstance,
 )
 from kvd.launcher.converter.context import DiskSource
+from kvd.launcher.qemu_user import QemuUser
 from kvd.launcher.storage import iso
 from kvd.launcher.storage.errors import StorageError
 from kvd.launcher.storage.journal import Journal
@@ -70,19 +71,27 @@ def config_drive_files(
 
 
 def prepare(
-    name: str, *, label: str, files: dict[str, bytes], target: Path, journal: Journal
+    name: str,
+    *,
+    label: str,
+    files: dict[str, bytes],
+    target: Path,
+    journal: Journal,
+    qemu: QemuUser,
 ) -> DiskSource:
     """Reuse `target` if it already holds exactly `label` and `files`, else (re)write it."""
     source = DiskSource(path=target, format="raw", read_only=True, is_iso=True)
     if target.is_file():
         try:
             if iso.read(target) == (label, files):
+                qemu.own(target, read_only=True)
                 return source
         except iso.ISOReadError:
             pass  # a stray or damaged file: derived data, rewritten below
     journal.make_dirs(target.parent)
     with journal.staged(target) as partial:
         iso.write(partial, label=label, files=files)
+        qemu.own(partial, read_only=True)
     return source
 
 

@@ -4,7 +4,9 @@ The pod mounts the image's disk read-only at `container_disk_dir/<volume name>/`
 only file there, or the one `containerDisk.path` names (relative to that directory). The guest's
 writes go to a qcow2 overlay under the run directory whose backing file is that base, so the
 base is only ever read (qemu-img reads its header; QEMU opens backing files read-only) and is
-gone from the VMI's point of view when the overlay is.
+gone from the VMI's point of view when the overlay is. The overlay is QEMU's user's; the base
+and every layer under it are shared (the node's image store) and never chowned: each must
+already be readable by QEMU's user, or the volume is refused naming the file.
 
 The base is untrusted input (anyone can push an image), so before it is used: its format is
 probed once and must be qcow2 or raw, and no layer of its backing chain — nor a qcow2 external
@@ -19,6 +21,7 @@ from typing import Final
 
 from kvd.api.vmi import ContainerDiskSource
 from kvd.launcher.converter.context import DiskSource
+from kvd.launcher.qemu_user import QemuUser
 from kvd.launcher.storage import errors, qemu_img
 from kvd.launcher.storage.errors import StorageError
 from kvd.launcher.storage.journal import Journal
@@ -34,13 +37,15 @@ def prepare(
     container_disk_dir: Path,
     overlay: Path,
     journal: Journal,
+    qemu: QemuUser,
 ) -> DiskSource:
     """Reuse or create `overlay` on this volume's base image."""
     root = container_disk_dir / name
     base = _find_base(name, source, root)
-    base_format = _check_chain(name, base, root.resolve())
+    base_format = _check_chain(name, base, root.resolve(), qemu)
     if overlay.exists() or overlay.is_symlink():
         _check_overlay(name, overlay, base, base_format)
+        qemu.own(overlay)
     else:
         journal.make_dirs(overlay.parent)
         with journal.staged(overlay) as partial:
@@ -50,6 +55,7 @@ def prepare(
                 raise errors.from_qemu_img(
                     name, f"creating the overlay on {base}", exc, reason="ContainerDiskInvalid"
                 ) from exc
+            qemu.own(partial)
     return DiskSource(path=overlay, format="qcow2")
 
 
@@ -89,11 +95,14 @@ def _find_base(name: str, source: ContainerDiskSource, root: Path) -> Path:
     return resolved
 
 
-def _check_chain(name: str, base: Path, root: Path) -> str:
-    """The base's format, once every layer under it has been checked to stay inside `root`."""
+def _check_chain(name: str, base: Path, root: Path, qemu: QemuUser) -> str:
+    """The base's format, once every layer under it has been checked to stay inside `root` and
+    to be readable by QEMU's user."""
     path, fmt, top_format = base, None, None
     seen = {base}
     for _ in range(MAX_CHAIN):
+        what = "the base image" if path == base else "the backing file"
+        qemu.check(path, f"containerDisk layer: {what}")
         try:
             image = qemu_img.info(path, fmt=fmt)
         except qemu_img.QemuImgError as exc:

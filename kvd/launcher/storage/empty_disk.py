@@ -4,7 +4,7 @@ qcow2 rather than a sparse raw file: its size is independent of the filesystem's
 holes, and QEMU grows it only as the guest writes. The capacity is rounded up to whole sectors
 and the created image is checked to have exactly that virtual size, so the guest sees what the
 spec asked for. An existing disk is never recreated: it holds what the guest wrote before a
-launcher restart, and "same VMI, second call" must change nothing.
+launcher restart, and "same VMI, second call" must change nothing. It is QEMU's user's (0600).
 """
 
 from __future__ import annotations
@@ -13,12 +13,15 @@ from pathlib import Path
 
 from kvd.api.vmi import EmptyDiskSource
 from kvd.launcher.converter.context import DiskSource
+from kvd.launcher.qemu_user import QemuUser
 from kvd.launcher.storage import capacity, errors, qemu_img
 from kvd.launcher.storage.errors import StorageError, TemporaryStorageError
 from kvd.launcher.storage.journal import Journal
 
 
-def prepare(name: str, source: EmptyDiskSource, *, target: Path, journal: Journal) -> DiskSource:
+def prepare(
+    name: str, source: EmptyDiskSource, *, target: Path, journal: Journal, qemu: QemuUser
+) -> DiskSource:
     size = capacity.disk_bytes(source.capacity)
     if target.exists() or target.is_symlink():
         actual = _virtual_size(name, target)
@@ -29,6 +32,7 @@ def prepare(name: str, source: EmptyDiskSource, *, target: Path, journal: Journa
                 "asks for; it is kept, not recreated, because it holds the guest's data",
                 reason="EmptyDiskMismatch",
             )
+        qemu.own(target)
         return DiskSource(path=target, format="qcow2")
     journal.make_dirs(target.parent)
     with journal.staged(target) as partial:
@@ -47,6 +51,7 @@ def prepare(name: str, source: EmptyDiskSource, *, target: Path, journal: Journa
                 f"qemu-img made a {actual}-byte emptyDisk when {size} bytes were asked for",
                 reason="EmptyDiskSizeMismatch",
             )
+        qemu.own(partial)
     return DiskSource(path=target, format="qcow2")
 
 

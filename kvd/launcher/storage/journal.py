@@ -15,17 +15,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from kvd import logs
 
 
 class Journal:
-    """Paths created by one call, in creation order."""
+    """Paths created by one call, in creation order. `new_directory` sets up (owner, mode) each
+    directory `make_dirs` creates."""
 
-    def __init__(self) -> None:
+    def __init__(self, new_directory: Callable[[Path], None] = lambda _: None) -> None:
         self._order: list[tuple[bool, Path]] = []  # (is_dir, path)
+        self._new_directory = new_directory
 
     @property
     def created(self) -> tuple[Path, ...]:
@@ -49,6 +51,7 @@ class Journal:
                     raise
                 continue  # made concurrently by someone else: not ours to remove
             self._order.append((True, level))
+            self._new_directory(level)
 
     @contextlib.contextmanager
     def staged(self, target: Path) -> Iterator[Path]:

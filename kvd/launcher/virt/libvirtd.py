@@ -20,9 +20,7 @@ straight to files (`stdio_handler = "file"`) rather than through a virtlogd per 
 from __future__ import annotations
 
 import fcntl
-import grp
 import os
-import pwd
 import queue
 import shutil
 import subprocess
@@ -33,17 +31,13 @@ from types import TracebackType
 
 import libvirt
 
+from kvd.launcher import qemu_user
 from kvd.launcher.capcache import CapabilityCache, default_store
+from kvd.launcher.qemu_user import QEMU_USER
 from kvd.logs import get_logger
 
 log = get_logger(__name__)
 
-QEMU_USER = "libvirt-qemu"
-QEMU_USER_FIX = (
-    "getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu; "
-    "getent passwd libvirt-qemu >/dev/null || useradd --system --gid libvirt-qemu "
-    "--no-create-home --home-dir /var/lib/libvirt --shell /usr/sbin/nologin libvirt-qemu"
-)
 _MARKER = "# Written by the kvd launcher for its private libvirtd (kvd/launcher/virt/libvirtd.py)."
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes with the NUL
 _POLL = 0.01
@@ -75,13 +69,14 @@ log_outputs = "3:stderr"
 
 def qemu_conf() -> str:
     return f"""{_MARKER}
-# QEMU runs as root, like this libvirtd: the disks, taps and sockets the launcher prepares are
-# root's, and the pod (or kvd sandbox) is the isolation boundary. The user libvirt-qemu must exist
-# anyway: libvirtd resolves its compiled-in default before it reads this file.
-user = "root"
-group = "root"
-# Never chown disk images or remember owners in xattrs: image-store and PVC files are shared with
-# the host, and must not change owner because a VM used them.
+# QEMU runs unprivileged (kvd/launcher/qemu_user.py); each domain's DAC <seclabel> says so too.
+# By name, so that QEMU also gets the user's supplementary groups (the group of /dev/kvm, say).
+user = "{QEMU_USER}"
+group = "{QEMU_USER}"
+# The launcher, not libvirt, gives QEMU's user what it opens (qemu_user.py says why): libvirt
+# would chown shared files such as the image store's backing files and the host's device node
+# behind a block PVC, and chown them to root again when the domain stops. libvirt still owns
+# its own per-domain directories (monitor socket, channels) to QEMU's user. No xattrs either.
 dynamic_ownership = 0
 remember_owner = 0
 # No AppArmor/SELinux profiles exist for the launcher's paths (no virt-aa-helper profiles, and
@@ -152,7 +147,10 @@ class Libvirtd:
 
     def start(self) -> None:
         """Write the configuration, start the daemon and wait until it answers."""
-        _require_qemu_user()
+        try:
+            qemu_user.lookup()
+        except qemu_user.QemuUserError as e:
+            raise LibvirtdError(str(e)) from None
         self._write_config()
         self._stopping.clear()
         with self._lock:
@@ -208,6 +206,8 @@ class Libvirtd:
             raise LibvirtdError(f'run directory {sock_dir} contains a " character')
         sock_dir.mkdir(parents=True, exist_ok=True)
         sock_dir.chmod(0o700)
+        # Root's alone: QEMU's user may pass through the run dir above, not read the daemon's log.
+        self.dir.chmod(0o700)
         (self.dir / "libvirtd.conf").write_text(libvirtd_conf(sock_dir))
         (self.dir / "qemu.conf").write_text(qemu_conf())
         installed = self._etc_dir / "qemu.conf"
@@ -376,17 +376,6 @@ class Libvirtd:
         except OSError:
             return "(no libvirtd.log)"
         return " | ".join(text.strip().splitlines()[-lines:])
-
-
-def _require_qemu_user() -> None:
-    try:
-        pwd.getpwnam(QEMU_USER)
-        grp.getgrnam(QEMU_USER)
-    except KeyError:
-        raise LibvirtdError(
-            f"user and group {QEMU_USER} must exist: libvirtd resolves them at start even though "
-            f"QEMU runs as root. Run scripts/setup, or: {QEMU_USER_FIX}"
-        ) from None
 
 
 def _unpin(pid: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -31,10 +32,12 @@ from kvd.launcher.converter.context import (
     Firmware,
     InterfaceTarget,
     KernelBootFiles,
+    QemuIds,
 )
 from kvd.launcher.errors import Conflict, InvalidSpec, LauncherError, NotDefined, Unavailable
 from kvd.launcher.model import Identity, Snapshot, absent
 from kvd.launcher.network import PodNetwork
+from kvd.launcher.qemu_user import QemuUser, QemuUserError
 from kvd.launcher.virt import describe
 from kvd.launcher.virt.connection import Connection
 from kvd.rpc.launcher.v1 import domain_pb2 as pb
@@ -101,9 +104,11 @@ class DomainManager:
         emulation: Emulation,
         network: PodNetwork,
         firmware: Firmware,
+        qemu: QemuUser,
         on_started: Callable[[], None] = lambda: None,
     ) -> None:
         self._connection = connection
+        self._qemu = qemu  # who QEMU runs as: every file it opens is prepared for that user
         self._network = network
         self._firmware = firmware  # the OVMF builds found at start; no VMI's NVRAM
         self.identity = identity
@@ -160,7 +165,9 @@ class DomainManager:
             fresh = not self.paths.converted_xml.exists() and existing is None
             # Before storage: a spec the pod's files or the network refuse costs no disk work.
             try:
-                kernel = kernel_boot.files(vmi.spec, kernel_boot_dir=self.paths.kernel_boot_dir)
+                kernel = kernel_boot.files(
+                    vmi.spec, kernel_boot_dir=self.paths.kernel_boot_dir, qemu=self._qemu
+                )
             except kernel_boot.KernelBootError as exc:
                 raise Conflict(str(exc)) from exc
             interfaces = self._network.prepare(vmi)
@@ -171,8 +178,12 @@ class DomainManager:
                     container_disk_dir=self.paths.container_disk_dir,
                     pvc_dir=self.paths.pvc_dir,
                     host_disk_dir=self.paths.host_disk_dir,
+                    qemu=self._qemu,
                 )
-                firmware = ovmf.prepare(vmi.spec, self._firmware, run_dir=self.paths.run_dir)
+                firmware = ovmf.prepare(
+                    vmi.spec, self._firmware, run_dir=self.paths.run_dir, qemu=self._qemu
+                )
+                self._console_log()
                 context = self._context(vmi, disks, interfaces, kernel=kernel, firmware=firmware)
                 xml = converter.convert(vmi, context)
             except storage.StorageError as exc:
@@ -181,9 +192,12 @@ class DomainManager:
             except storage.TemporaryStorageError as exc:
                 self._undo(fresh)
                 raise Unavailable(str(exc)) from exc
-            except OSError as exc:  # the NVRAM copy: the node's disk, not the spec
+            except QemuUserError as exc:  # the OVMF build: the node's, not the spec
                 self._undo(fresh)
-                raise Unavailable(f"cannot create the VMI's EFI variable store: {exc}") from exc
+                raise Conflict(str(exc)) from exc
+            except OSError as exc:  # the NVRAM copy or the console log: the node's disk
+                self._undo(fresh)
+                raise Unavailable(f"cannot create the VMI's files in the run dir: {exc}") from exc
             except converter.ConversionError as exc:
                 self._undo(fresh)
                 raise InvalidSpec(str(exc)) from exc
@@ -327,6 +341,7 @@ class DomainManager:
         grace = vmi.spec.termination_grace_period_seconds
         return ConverterContext(
             domain_type="qemu" if self.emulation.emulated else "kvm",
+            qemu_ids=QemuIds(uid=self._qemu.uid, gid=self._qemu.gid),
             disks=disks,
             console_socket=self.paths.console_socket,
             console_log=self.paths.console_log,
@@ -336,6 +351,14 @@ class DomainManager:
             kernel_boot=kernel,
             firmware=firmware,
         )
+
+    def _console_log(self) -> None:
+        """QEMU appends the serial output to this file itself, and may not create files in the
+        run dir: the file is made beforehand, its user's (and kept: earlier boots stay in it)."""
+        log_path = self.paths.console_log
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        os.close(fd)
+        self._qemu.own(log_path)
 
     def _undo(self, fresh: bool) -> None:
         """A failed first define leaves no file behind; a failed redefine keeps the old one."""

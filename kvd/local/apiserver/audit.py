@@ -83,9 +83,7 @@ class AuditLog:
             self._file.close()
 
     def _open(self) -> IO[str]:
-        return open(  # noqa: SIM115 - open until closed or rotated
-            self.path, "a", encoding="utf-8", buffering=1, opener=_private
-        )
+        return open(self.path, "a", encoding="utf-8", buffering=1, opener=_private)
 
     def _write(self, request: web.Request, stage: str, code: int) -> None:
         line = json.dumps(self.event(request, stage, code), separators=(",", ":"))

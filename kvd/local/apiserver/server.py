@@ -34,6 +34,7 @@ from kvd.local.apiserver import (
     audit,
     auth,
     binding,
+    clientcerts,
     crds,
     decoding,
     deletion,
@@ -198,7 +199,9 @@ class APIServer:
     ) -> web.StreamResponse:
         if request.path in auth.ANONYMOUS_PATHS and request.method == "GET":
             return await handler(request)
-        user = self.tokens.authenticate(request.headers.get("Authorization"))
+        user = clientcerts.authenticate(request) or self.tokens.authenticate(
+            request.headers.get("Authorization")
+        )
         if user is None:
             raise errors.unauthorized()
         if not self.authorizer.privileged(user):

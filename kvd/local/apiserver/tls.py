@@ -106,6 +106,18 @@ class Certificates:
         _write(self.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
     def server_context(self) -> ssl.SSLContext:
+        """Serves with the server certificate; asks for, and verifies against the CA, a client
+        certificate that a caller may present instead of a token (`clientcerts`)."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert, self.key)
+        context.load_verify_locations(cafile=self.ca_cert)
+        context.verify_mode = ssl.CERT_OPTIONAL
         return context
+
+    def authority(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        """The CA's certificate and key, to sign other certificates with."""
+        cert = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
+        key = serialization.load_pem_private_key((self.dir / "ca.key").read_bytes(), None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise TypeError(f"{self.dir / 'ca.key'} is not an EC key")
+        return cert, key

@@ -26,6 +26,7 @@ def run(
     cidr: str,
     image_store: Path | None,
     cgroup_parent: str,
+    kubeconfig: Path,
 ) -> int:
     state_dir = data_dir / "node"
     names = teardown.HostNames(bridge=bridge, cidr=cidr, cgroup_parent=cgroup_parent)
@@ -39,7 +40,7 @@ def run(
         )
     names.save(state_dir)
     settings = NodeSettings(
-        kubeconfig=data_dir / "kubeconfig",
+        kubeconfig=kubeconfig,
         state_dir=state_dir,
         node_name=node_name,
         network=network.NetworkConfig(bridge=bridge, cidr=ipaddress.IPv4Network(cidr)),

@@ -18,13 +18,14 @@ import pytest
 
 from kvd.api import kinds
 from kvd.api.vmi import VirtualMachineInstance, VirtualMachineInstanceSpec
-from kvd.launcher.converter.context import ConverterContext, DiskSource
+from kvd.launcher.converter.context import ConverterContext, DiskSource, QemuIds
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("KVD_UPDATE_GOLDEN") == "1"
 UID = "0b2c6f4e-8a3d-4c1f-9e57-3d2a1b0c9f18"
 RUN = Path("/var/run/kvd/pods/0b2c6f4e")
 ROOTDISK = DiskSource(path=RUN / "disks/rootdisk.qcow2", format="qcow2")
+QEMU_IDS = QemuIds(uid=64055, gid=64055)  # Debian's libvirt-qemu: any non-root ids will do
 
 
 def manifest(
@@ -62,6 +63,7 @@ def spec(domain: dict[str, Any] | None = None, **kwargs: Any) -> VirtualMachineI
 def context(**overrides: Any) -> ConverterContext:
     base = ConverterContext(
         domain_type="kvm",
+        qemu_ids=QEMU_IDS,
         disks={"rootdisk": ROOTDISK},
         console_socket=RUN / "console.sock",
         console_log=RUN / "console.log",

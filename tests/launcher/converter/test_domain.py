@@ -9,9 +9,16 @@ import pytest
 
 from kvd.api import codec, kinds
 from kvd.api.vmi import VirtualMachineInstance
-from kvd.launcher.converter import ConversionError, convert, domain_name
+from kvd.launcher.converter import ContextError, ConversionError, convert, domain_name
+from kvd.launcher.converter.context import QemuIds
 from tests.launcher.converter.cases import CASES, Case
-from tests.launcher.converter.conftest import assert_golden, context, manifest, vmi
+from tests.launcher.converter.conftest import (
+    assert_golden,
+    assert_xml,
+    context,
+    manifest,
+    vmi,
+)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES])
@@ -34,8 +41,21 @@ def test_minimal_domain_shape() -> None:
     ]
     assert [child.tag for child in root] == [
         "name", "uuid", "metadata", "memory", "vcpu", "sysinfo", "os", "features", "cpu",
-        "clock", "on_poweroff", "on_reboot", "on_crash", "devices",
+        "clock", "on_poweroff", "on_reboot", "on_crash", "devices", "seclabel",
     ]  # fmt: skip
+
+
+def test_qemu_runs_as_the_ids_in_the_context_and_nothing_is_relabeled() -> None:
+    root = ET.fromstring(convert(vmi(), context(qemu_ids=QemuIds(uid=107, gid=108))))
+    assert_xml(
+        root.find("seclabel"),  # type: ignore[arg-type]
+        '<seclabel type="static" model="dac" relabel="no"><label>+107:+108</label></seclabel>',
+    )
+
+
+def test_negative_qemu_ids_are_a_launcher_bug() -> None:
+    with pytest.raises(ContextError, match="must not be negative"):
+        convert(vmi(), context(qemu_ids=QemuIds(uid=-1, gid=0)))
 
 
 def test_emulated_domain_type() -> None:

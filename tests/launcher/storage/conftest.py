@@ -1,8 +1,8 @@
 """Real files and the real qemu-img/qemu-io in tmp_path: what storage is tested against.
 
 `Pod` lays out a launcher pod's view of the node (run dir, container disk mounts, PVC mounts,
-hostDisk directory mounts) under tmp_path; `make_vmi` builds a VMI from an inline manifest
-through `kinds.load`, exactly as the launcher receives one.
+hostDisk directory mounts) under a temporary directory QEMU's user can pass through; `make_vmi`
+builds a VMI from an inline manifest through `kinds.load`, exactly as the launcher receives one.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from kvd.api import kinds
 from kvd.api.vmi import VirtualMachineInstance
 from kvd.launcher import storage
 from kvd.launcher.converter.context import DiskSource
+from tests.launcher.conftest import QEMU
 
 UID = "6f1c2b8e-3a44-4e0b-9d51-0f2a7c9b1e11"
 MiB = 1024 * 1024
@@ -42,6 +43,7 @@ class Pod:
             container_disk_dir=self.container_disk_dir,
             pvc_dir=self.pvc_dir,
             host_disk_dir=self.host_disk_dir,
+            qemu=QEMU,
         )
 
     def host_dir(self, volume: str) -> Path:
@@ -66,13 +68,15 @@ class Pod:
 
 
 @pytest.fixture
-def pod(tmp_path: Path) -> Pod:
+def pod(reachable_tmp: Path) -> Pod:
+    """The pod's directories in a directory QEMU's user can pass through, as in a pod."""
+    root = reachable_tmp
     pod = Pod(
-        root=tmp_path,
-        run_dir=tmp_path / "run",
-        container_disk_dir=tmp_path / "container-disks",
-        pvc_dir=tmp_path / "pvcs",
-        host_disk_dir=tmp_path / "host-disks",
+        root=root,
+        run_dir=root / "run",
+        container_disk_dir=root / "container-disks",
+        pvc_dir=root / "pvcs",
+        host_disk_dir=root / "host-disks",
     )
     for directory in (pod.run_dir, pod.container_disk_dir, pod.pvc_dir, pod.host_disk_dir):
         directory.mkdir()

@@ -10,6 +10,7 @@ import pytest
 
 from kvd.launcher import storage
 from kvd.launcher.converter.context import DiskSource
+from tests.launcher.conftest import QEMU
 from tests.launcher.storage.conftest import (
     Pod,
     everything_under,
@@ -148,6 +149,7 @@ def test_paths_are_absolute_whatever_the_caller_passes(
         container_disk_dir=Path("container-disks"),
         pvc_dir=Path("pvcs"),
         host_disk_dir=Path("host-disks"),
+        qemu=QEMU,
     )
     assert sources["root"].path.is_absolute()
 

@@ -11,6 +11,7 @@ import pytest
 
 from kvd.launcher import storage
 from kvd.launcher.converter.context import DiskSource
+from tests.launcher.conftest import QEMU
 from tests.launcher.storage.conftest import Pod, make_vmi
 
 
@@ -34,16 +35,90 @@ def test_filesystem_mode_uses_disk_img(pod: Pod, read_only: bool | None, expecte
     assert sources == {"data": DiskSource(path=image, format="raw", read_only=expected)}
 
 
-def test_block_mode_uses_the_device(pod: Pod) -> None:
-    device = pod.pvc_dir / "vm-block"
+def _device(pod: Pod, claim: str, *, minor: int = 0) -> Path:
+    """A block device node where the pod maps the claim (root's, 0600, as a runtime makes it)."""
+    device = pod.pvc_dir / claim
     try:
-        os.mknod(device, stat.S_IFBLK | 0o600, os.makedev(7, 0))
+        os.mknod(device, stat.S_IFBLK | 0o600, os.makedev(7, minor))
     except PermissionError:
-        pytest.skip("creating a block device node needs CAP_MKNOD")
-    volume = {"name": "data", "persistentVolumeClaim": {"claimName": "vm-block"}}
+        pytest.fail("creating a block device node needs CAP_MKNOD: run the tests as root")
+    return device
+
+
+@pytest.mark.parametrize(
+    ("read_only", "mode"), [pytest.param(False, 0o600, id="rw"), pytest.param(True, 0o400, id="ro")]
+)
+def test_block_mode_gives_qemu_its_own_node_and_leaves_the_pods_alone(
+    pod: Pod, read_only: bool, mode: int
+) -> None:
+    device = _device(pod, "vm-block")
+    before = device.stat()
+    claim = {"claimName": "vm-block", "readOnly": read_only}
+    volume = {"name": "data", "persistentVolumeClaim": claim}
+    node = pod.run_dir / "disks" / "block" / "data"
     assert pod.prepare(make_vmi(volume)) == {
-        "data": DiskSource(path=device, format="raw", kind="block")
+        "data": DiskSource(path=node, format="raw", kind="block", read_only=read_only)
     }
+    st = node.stat()
+    assert stat.S_ISBLK(st.st_mode) and st.st_rdev == before.st_rdev
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (QEMU.uid, QEMU.gid, mode)
+    after = device.stat()  # on the local node, the host's own node: never chowned
+    assert (after.st_ino, after.st_uid, after.st_gid, after.st_mode) == (
+        before.st_ino,
+        before.st_uid,
+        before.st_gid,
+        before.st_mode,
+    )
+
+    assert pod.prepare(make_vmi(volume))["data"].path == node
+    assert node.stat().st_ino == st.st_ino, "a second prepare reuses the node"
+    storage.cleanup(pod.run_dir)
+    assert not node.exists() and device.stat().st_rdev == before.st_rdev
+
+
+def test_a_node_of_another_device_is_replaced(pod: Pod) -> None:
+    _device(pod, "vm-block", minor=1)
+    stale = pod.run_dir / "disks" / "block" / "data"
+    stale.parent.mkdir(parents=True)
+    os.mknod(stale, stat.S_IFBLK | 0o600, os.makedev(7, 0))
+    volume = {"name": "data", "persistentVolumeClaim": {"claimName": "vm-block"}}
+    pod.prepare(make_vmi(volume))
+    assert stale.stat().st_rdev == os.makedev(7, 1)
+
+
+@pytest.mark.parametrize(
+    ("read_only", "before", "after"),
+    [
+        pytest.param(False, (0, 0, 0o644), (QEMU.uid, QEMU.gid, 0o644), id="given-to-qemu"),
+        pytest.param(False, (0, 0, 0o400), (QEMU.uid, QEMU.gid, 0o600), id="owner-gets-rw"),
+        pytest.param(True, (0, 0, 0o644), (0, 0, 0o644), id="readable-is-enough"),
+        pytest.param(False, (0, QEMU.gid, 0o660), (0, QEMU.gid, 0o660), id="group-is-enough"),
+    ],
+)
+def test_disk_img_is_given_to_qemu_only_when_it_could_not_open_it(
+    pod: Pod,
+    read_only: bool,
+    before: tuple[int, int, int],
+    after: tuple[int, int, int],
+) -> None:
+    image = _claim(pod, "vm-data")
+    os.chown(image, before[0], before[1])
+    image.chmod(before[2])
+    claim = {"claimName": "vm-data", "readOnly": read_only}
+    pod.prepare(make_vmi({"name": "data", "persistentVolumeClaim": claim}))
+    st = image.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == after
+    assert stat.S_IMODE((pod.pvc_dir / "vm-data").stat().st_mode) == 0o755, "its dir is left"
+
+
+def test_a_claim_directory_qemu_cannot_pass_is_refused(pod: Pod) -> None:
+    image = _claim(pod, "vm-data")
+    image.parent.chmod(0o700)
+    volume = {"name": "data", "persistentVolumeClaim": {"claimName": "vm-data"}}
+    with pytest.raises(storage.StorageError, match="cannot pass through the directory") as caught:
+        pod.prepare(make_vmi(volume))
+    assert (caught.value.volume, caught.value.reason) == ("data", "VolumeNotAccessible")
+    assert f"{image.parent} (drwx------ root:root)" in str(caught.value)
 
 
 @pytest.mark.parametrize(

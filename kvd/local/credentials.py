@@ -1,0 +1,93 @@
+"""Each local-cluster component's own identity: one kubeconfig per component, never the admin's.
+
+`kvd local up` writes `DATA_DIR/credentials/<component>.kubeconfig` (directory 0700, files 0600)
+before it starts the component, with the same server and CA as the admin's `DATA_DIR/kubeconfig`
+and the component's own credentials, as a real cluster gives them:
+
+- the node, which plays the kubelet, a client certificate for `system:node:<name>` in
+  `system:nodes`, signed by the cluster CA (`clientcerts`), as kubelets authenticate;
+- the handler and the controller, the token of their ServiceAccount in kvd's namespace
+  (`kvd.api.rbac` names them and says what each may do).
+
+Nothing here grants anything: what each identity may do is its role's business.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kvd.api import rbac
+from kvd.local.apiserver import clientcerts, tls
+
+DIRECTORY = "credentials"
+CLUSTER = "kvd-local"
+
+
+def path(data: Path, component: str) -> Path:
+    return data / DIRECTORY / f"{component}.kubeconfig"
+
+
+def write(
+    target: Path, *, server: str, ca: bytes, user: str, credentials: dict[str, str]
+) -> Path:
+    """A kubeconfig for `user` (its `credentials`: `token`, or `client-certificate-data` and
+    `client-key-data`), written atomically with mode 0600."""
+    cluster = {"server": server, "certificate-authority-data": _b64(ca)}
+    config: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": CLUSTER, "cluster": cluster}],
+        "users": [{"name": user, "user": credentials}],
+        "contexts": [
+            {"name": CLUSTER, "context": {"cluster": CLUSTER, "user": user, "namespace": "default"}}
+        ],
+        "current-context": CLUSTER,
+        "preferences": {},
+    }
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = target.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    tmp.replace(target)
+    return target
+
+
+def server_of(kubeconfig: Path) -> str:
+    """The API server's URL, from a kubeconfig `kvd local apiserver` wrote."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    return str(config["clusters"][0]["cluster"]["server"])
+
+
+def node(data: Path, node_name: str) -> Path:
+    """The local node's kubeconfig: a fresh client certificate at every `up`."""
+    certs = tls.Certificates(data)
+    user = rbac.node_user(node_name)
+    cert, key = clientcerts.issue(certs, user, (rbac.NODES_GROUP,))
+    return write(
+        path(data, "node"),
+        server=server_of(data / "kubeconfig"),
+        ca=certs.ca_cert.read_bytes(),
+        user=user,
+        credentials={"client-certificate-data": _b64(cert), "client-key-data": _b64(key)},
+    )
+
+
+def service_account(data: Path, component: str, *, account: str, token: str) -> Path:
+    certs = tls.Certificates(data)
+    return write(
+        path(data, component),
+        server=server_of(data / "kubeconfig"),
+        ca=certs.ca_cert.read_bytes(),
+        user=account,
+        credentials={"token": token},
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
