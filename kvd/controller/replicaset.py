@@ -100,10 +100,14 @@ class ReplicaSetController:
             return None
         meta = rs["metadata"]
         claimed = replicas.claim(rs, self.vmis.by_index(BY_NAMESPACE, meta["namespace"]), chosen)
-        for vmi in claimed.release:
-            self._set_owner(rs, vmi, owned=False)
+        released = [self._set_owner(rs, v, owned=False) for v in claimed.release]
+        adopted = [self._set_owner(rs, v, owned=True) for v in claimed.adopt]
+        if None in released or None in adopted:
+            # a VMI changed under the adoption (or went): counting without it could create one
+            # too many, so look again once the cache has it
+            return CONFLICT_RETRY
         mine = [v for v in claimed.mine if v not in claimed.adopt]
-        mine += [a for a in (self._set_owner(rs, v, owned=True) for v in claimed.adopt) if a]
+        mine += [a for a in adopted if a is not None]
         running = replicas.active(mine)
         error: tuple[str, str] | None = None
         paused = bool((rs.get("spec") or {}).get("paused"))

@@ -136,9 +136,8 @@ class VMController:
         if vm["metadata"]["resourceVersion"] in self._replaced.get(key, set()):
             return 1.0  # the cache is older than our last write, whose event brings us back
         self._replaced.pop(key, None)
-        vmi = self._claim(vm, vmi)
         try:
-            return self._reconcile(key, vm, vmi)
+            return self._reconcile(key, vm, self._claim(vm, vmi))
         except ApiError as exc:
             if exc.not_found:
                 return None  # the VM went (its last finalizer, ours, is off): nothing to write
@@ -279,14 +278,9 @@ class VMController:
                 "resourceVersion": meta["resourceVersion"],
             }
         }
-        try:
-            adopted: Json = self.raw.merge_patch(
-                kinds.VMI.path(meta["namespace"], meta["name"]), patch
-            )
-        except ApiError as exc:
-            if exc.not_found or exc.conflict:
-                return None  # its next event brings the VM back
-            raise
+        # a conflict (the VMI changed meanwhile) ends the reconcile: its event brings it back,
+        # and acting as if the VM had no VMI would try to create a second one
+        adopted: Json = self.raw.merge_patch(kinds.VMI.path(meta["namespace"], meta["name"]), patch)
         log.info("vmi_adopted", vm=informer.key_of(vm), uid=meta["uid"])
         return adopted
 

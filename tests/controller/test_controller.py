@@ -248,7 +248,10 @@ def test_watchdog_fails_vmis_without_pods_on_a_silent_node(env: Env) -> None:
 
     wait_for("orphan Failed", lambda: _phase(env.vmi("orphan")) == "Failed", timeout=30)
     assert env.vmi("orphan")["status"]["reason"] == "NodeUnresponsive"
-    assert "NodeUnresponsive" in [e["reason"] for e in env.events("orphan")]
+    wait_for(  # the Event follows the status write
+        "a NodeUnresponsive Event",
+        lambda: "NodeUnresponsive" in [e["reason"] for e in env.events("orphan")],
+    )
     node = env.raw.get("/api/v1/nodes/silent")
     assert node["metadata"]["labels"]["kubevirt.io/schedulable"] == "false"
     assert env.vmi("kept")["status"]["phase"] == "Running"  # its pod still runs
