@@ -186,7 +186,7 @@ class VMController:
         status = vmstatus.compute(
             vm, vmi, observed, strategy=strategy, now=now, jitter=self.jitter()
         )
-        vm = self._write_status(key, vm, status)
+        self._write_status(key, vm, status)
         if vmi is not None and ended(vmi):
             self._remove_vmi_finalizer(vmi)  # its end is on the VM now: it may go
         if error is not None:
