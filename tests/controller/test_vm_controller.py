@@ -316,9 +316,9 @@ def test_a_template_change_to_a_running_vm_asks_for_a_restart(env: Env) -> None:
 
 
 def test_deleting_a_vm_in_each_state_leaves_nothing(env: Env) -> None:
-    """Stopped, Starting, Running, Paused, ErrorPvcNotFound: the VM, its VMI and every finalizer
-    go (CrashLoopBackOff is deleted above; Stopping and Terminating, which last as long as a
-    guest's shutdown, with real guests in tests/e2e)."""
+    """Stopped, Starting, Running, Paused, ErrorPvcNotFound, WaitingForVolumeBinding: the VM, its
+    VMI and every finalizer go (CrashLoopBackOff is deleted above; Stopping and Terminating,
+    which last as long as a guest's shutdown, with real guests in tests/e2e)."""
     create_vm(env, "del-stopped", running=False)
     shows(env, "del-stopped", "Stopped")
     create_vm(env, "del-starting", running=True)
@@ -347,7 +347,29 @@ def test_deleting_a_vm_in_each_state_leaves_nothing(env: Env) -> None:
         },
     )
     shows(env, "del-pvc", "ErrorPvcNotFound")
-    for name in ("del-stopped", "del-starting", "del-running", "del-paused", "del-pvc"):
+    env.raw.create(  # no volume named, and no binder: never bound
+        "/api/v1/namespaces/default/persistentvolumeclaims",
+        {
+            "metadata": {"name": "unbound"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+    claim["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] = "unbound"
+    env.raw.create(
+        VMS,
+        {
+            "apiVersion": "kubevirt.io/v1",
+            "kind": "VirtualMachine",
+            "metadata": {"name": "del-unbound"},
+            "spec": {"running": True, "template": claim},
+        },
+    )
+    shows(env, "del-unbound", "WaitingForVolumeBinding")
+    names = ("del-stopped", "del-starting", "del-running", "del-paused", "del-pvc", "del-unbound")
+    for name in names:
         delete_vm(env, name)
     leftovers = [
         v["metadata"]["name"]
