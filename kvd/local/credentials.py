@@ -32,7 +32,9 @@ def path(data: Path, component: str) -> Path:
     return data / DIRECTORY / f"{component}.kubeconfig"
 
 
-def write(target: Path, *, server: str, ca: bytes, user: str, credentials: dict[str, str]) -> Path:
+def write(
+    target: Path, *, server: str, ca: bytes, user: str, credentials: dict[str, str]
+) -> Path:
     """A kubeconfig for `user` (its `credentials`: `token`, or `client-certificate-data` and
     `client-key-data`), written atomically with mode 0600."""
     cluster = {"server": server, "certificate-authority-data": _b64(ca)}
