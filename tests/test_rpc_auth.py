@@ -1,5 +1,6 @@
-"""The caller's side of kvd's bearer tokens: the token file, and a channel that attaches the token,
-seen by a real gRPC server over TCP (what reaches the server is what it can check)."""
+"""kvd's bearer tokens on gRPC: the caller's side (a token file that rotates, a channel that
+attaches the token, seen by a real gRPC server over TCP: what reaches the server is what it can
+check) and reading the token back from a call's metadata."""
 
 from __future__ import annotations
 
@@ -66,6 +67,14 @@ def test_call_metadata_is_the_same_header(address: str) -> None:
     assert answer.decode() == "authorization=Bearer tok"
 
 
+def test_the_channel_sends_the_token_its_source_gives_at_each_call(address: str) -> None:
+    tokens = iter(["first", "second"])
+    with rpc_auth.authorized_channel(grpc.insecure_channel(address), lambda: next(tokens)) as ch:
+        unary = ch.unary_unary("/t.Echo/Unary")
+        assert unary(b"", timeout=TIMEOUT).decode() == "authorization=Bearer first"
+        assert unary(b"", timeout=TIMEOUT).decode() == "authorization=Bearer second"
+
+
 def test_load_token(tmp_path: Path) -> None:
     path = tmp_path / "token"
     with pytest.raises(rpc_auth.TokenError, match="does not exist"):
@@ -73,7 +82,51 @@ def test_load_token(tmp_path: Path) -> None:
     path.write_text(" \n")
     with pytest.raises(rpc_auth.TokenError, match="is empty"):
         rpc_auth.load_token(path)
-    token = rpc_auth.new_token()
-    path.write_text(f"{token}\n")
-    assert rpc_auth.load_token(path) == token
-    assert len(token) >= 32 and token != rpc_auth.new_token()
+    path.write_text("s3cret\n")
+    assert rpc_auth.load_token(path) == "s3cret"
+
+
+def test_a_token_file_is_read_again_once_it_is_replaced(tmp_path: Path) -> None:
+    """As the kubelet rotates a projected token: a new file is swapped in."""
+    path = tmp_path / "token"
+    token = rpc_auth.TokenFile(path)
+    with pytest.raises(rpc_auth.TokenError, match="does not exist"):
+        token()
+    path.write_text("one\n")
+    assert token() == "one"
+    new = tmp_path / "token.new"
+    new.write_text("two-rotated\n")
+    new.replace(path)
+    assert token() == "two-rotated"
+    path.write_text("")
+    with pytest.raises(rpc_auth.TokenError, match="is empty"):
+        token()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "token", "problem"),
+    [
+        pytest.param([("authorization", "Bearer abc")], "abc", None, id="bearer"),
+        pytest.param([("authorization", "bearer  abc ")], "abc", None, id="scheme-any-case"),
+        pytest.param([("authorization", b"Bearer abc")], "abc", None, id="bytes"),
+        pytest.param([], None, "missing credentials", id="none"),
+        pytest.param([("x-other", "Bearer abc")], None, "missing credentials", id="other-key"),
+        pytest.param(
+            [("authorization", "Bearer a"), ("authorization", "Bearer b")],
+            None,
+            "malformed credentials: the call has 2",
+            id="two",
+        ),
+        pytest.param([("authorization", "Basic abc")], None, "must be `Bearer", id="basic"),
+        pytest.param([("authorization", "Bearer ")], None, "must be `Bearer", id="empty"),
+    ],
+)
+def test_bearer_token(
+    metadata: list[tuple[str, Any]], token: str | None, problem: str | None
+) -> None:
+    if problem is None:
+        assert rpc_auth.bearer_token(metadata) == token
+    else:
+        with pytest.raises(rpc_auth.CredentialsError, match=problem) as raised:
+            rpc_auth.bearer_token(metadata)
+        assert "abc" not in str(raised.value)

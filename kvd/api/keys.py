@@ -4,7 +4,9 @@
 Who writes which: the controller labels launcher pods (APP, CREATED_BY), annotates them (DOMAIN),
 labels a scheduled VMI with its node (NODE_NAME) and keeps FINALIZER on every VMI until its pods
 are gone; the handler labels and annotates its node (SCHEDULABLE, HEARTBEAT), and the controller's
-watchdog takes SCHEDULABLE away from a node whose heartbeat stopped. The VM controller keeps
+watchdog takes SCHEDULABLE away from a node whose heartbeat stopped. HANDLER_ADDRESS is kvd's
+own (KubeVirt's virt-api finds virt-handler's pod instead): the handler annotates its node with
+where its HandlerService listens, and the controller dials that. The VM controller keeps
 VM_FINALIZER on VMs and their VMIs and annotates each VMI with its VM_GENERATION.
 """
 
@@ -31,6 +33,8 @@ HEARTBEAT: Final = "kubevirt.io/heartbeat"
 FINALIZER: Final = "kubevirt.io/foregroundDeleteVirtualMachine"
 """Finalizer on a VMI: it stays until its launcher pods are gone (KubeVirt's
 VirtualMachineInstanceFinalizer)."""
+HANDLER_ADDRESS: Final = "kvd.io/handler-address"
+"""Annotation on a node: HOST:PORT of its handler's HandlerService (TLS), while it serves."""
 VM_FINALIZER: Final = "kubevirt.io/virtualMachineControllerFinalize"
 """Finalizer the VM controller keeps on each VM until its VMI is gone, and on each VMI it
 created until it has read the VMI's end into the VM's status (KubeVirt's

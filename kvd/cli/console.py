@@ -1,10 +1,13 @@
-"""`kvdctl console NAME`: the VMI's serial console, interactive, on the local cluster.
+"""`kvdctl console NAME`: the VMI's serial console, interactive.
 
-The VMI is looked up through the API (for its uid and phase); the console comes from the
-node's handler (`HandlerService.Console`, proxied to the VMI's launcher) at the address and
-with the token `kvd local up` keeps in its data dir. The terminal is put in raw mode, so keys
-reach the guest unchanged; `Ctrl+]` ends the session, as with `virsh console`. On a real cluster
-the console goes through the controller's API instead (DESIGN.md §3), which is not there yet.
+With nothing but the user's kubeconfig, as `virtctl console`: the VMI is looked up through the
+API as the user (its phase), then the console comes from the controller's ControllerService
+(which authorizes the user for `virtualmachineinstances/console` and proxies to the VMI's node),
+over TLS verified with the kubeconfig's CA, with the kubeconfig's bearer token. The
+controller's address is `--address`, or, on the local cluster, the one its address file in the
+data dir names. A refusal is one line, the controller's (`User "alice" cannot get …`). The
+terminal is put in raw mode, so keys reach the guest unchanged; `Ctrl+]` ends the session, as
+with `virsh console`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import threading
 import tty
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from kvd.api import kinds
 from kvd.cli import cluster, program
@@ -30,12 +34,26 @@ REPLAY_BYTES = 4096  # enough of the recent output to show the prompt after conn
 def add_parser(subparsers: program.Subparsers) -> None:
     parser = subparsers.add_parser(
         "console",
-        help="open a VMI's serial console (local cluster)",
-        description="Connects the terminal to the VMI's serial console; Ctrl+] disconnects. "
+        help="open a VMI's serial console",
+        description="Connects the terminal to the VMI's serial console through the kvd "
+        "controller, as the kubeconfig's user (who needs `get` on "
+        "virtualmachineinstances/console in subresources.kubevirt.io); Ctrl+] disconnects. "
         "The VM keeps running.",
     )
     parser.add_argument("name", help="the VirtualMachineInstance")
     parser.add_argument("-n", "--namespace", default="default")
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=None,
+        help="default: $KUBECONFIG, else the local cluster's (DATA_DIR/kubeconfig)",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        metavar="HOST:PORT",
+        help="the controller's ControllerService; default: the local cluster's, from its data dir",
+    )
     cluster.data_dir_option(parser)
     parser.set_defaults(run=run)
 
@@ -47,47 +65,39 @@ def run(args: argparse.Namespace) -> int:
     from kvd import rpc_auth  # noqa: PLC0415
     from kvd.kube import client  # noqa: PLC0415
     from kvd.local import cluster as local  # noqa: PLC0415
-    from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc  # noqa: PLC0415
+    from kvd.rpc.controller.v1 import controller_pb2, controller_pb2_grpc  # noqa: PLC0415
 
     data: Path = args.data_dir.absolute()
     key = f"{args.namespace}/{args.name}"
     # the cluster first: without one, that is what to say, not that a kubeconfig is missing
-    address, token = local.handler_address(data), local.handler_token(data)
-    try:
-        vmi = client.Raw(client.connect(data / "kubeconfig", agent="kvdctl")).get(
-            kinds.VMI.path(args.namespace, args.name)
-        )
-    except client.ApiError as exc:  # e.g. `virtualmachineinstances… "x" not found`
-        raise program.CommandError(
-            f"{key}: {exc.message if exc.not_found else program.describe(exc)}"
-        ) from None
-    phase = (vmi.get("status") or {}).get("phase") or "Pending"
-    if phase != "Running":
-        raise program.CommandError(f"{key} is {phase}, not Running")
-    channel = rpc_auth.authorized_channel(grpc.insecure_channel(address), token)
-    stub = handler_pb2_grpc.HandlerServiceStub(channel)  # type: ignore[no-untyped-call]  # generated
+    address = args.address or local.controller_address(data)
+    api, token = _running_as_user(args, data)
+    credentials = grpc.ssl_channel_credentials(root_certificates=client.ca_bundle(api))
+    channel = rpc_auth.authorized_channel(grpc.secure_channel(address, credentials), token)
+    stub = controller_pb2_grpc.ControllerServiceStub(channel)  # type: ignore[no-untyped-call]  # generated
     inputs: queue.Queue[bytes | None] = queue.Queue()
 
-    def requests() -> Iterator[handler_pb2.ConsoleRequest]:
-        yield handler_pb2.ConsoleRequest(
-            open=handler_pb2.ConsoleOpen(
+    def requests() -> Iterator[controller_pb2.ConsoleRequest]:
+        yield controller_pb2.ConsoleRequest(
+            open=controller_pb2.ConsoleOpen(
                 namespace=args.namespace,
                 name=args.name,
-                uid=vmi["metadata"]["uid"],
-                mode=handler_pb2.CONSOLE_MODE_READ_WRITE,
+                mode=controller_pb2.CONSOLE_MODE_READ_WRITE,
                 replay_bytes=REPLAY_BYTES,
             )
         )
         while (chunk := inputs.get()) is not None:
-            yield handler_pb2.ConsoleRequest(input=chunk)
+            yield controller_pb2.ConsoleRequest(input=chunk)
 
     stream = stub.Console(requests())
     try:
-        next(stream)  # `opened`, or why the handler or the launcher refused
+        next(stream)  # `opened`, or why the controller, the handler or the launcher refused
     except (grpc.RpcError, StopIteration) as exc:
         inputs.put(None)
         channel.close()
         why = exc.details() if isinstance(exc, grpc.Call) else "the console closed at once"
+        if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+            raise program.CommandError(why) from None  # it names the user, verb and namespace
         raise program.CommandError(f"{key}: {why}") from None
     print(f"Connected to {key}; Ctrl+] disconnects.\r", file=sys.stderr, flush=True)
     ended = threading.Event()
@@ -107,6 +117,36 @@ def run(args: argparse.Namespace) -> int:
     channel.close()
     print("\r\nDisconnected.", file=sys.stderr)
     return code
+
+
+def _running_as_user(args: argparse.Namespace, data: Path) -> tuple[Any, str]:
+    """The user's API client and bearer token, once the VMI is seen Running (as the user)."""
+    from kvd.kube import client  # noqa: PLC0415
+
+    key = f"{args.namespace}/{args.name}"
+    api = client.connect(_kubeconfig(args, data), agent="kvdctl")
+    token = client.bearer_token(api)
+    if token is None:
+        raise program.CommandError(
+            "the kubeconfig's user has no bearer token (token or tokenFile): the console needs one"
+        )
+    try:
+        vmi = client.Raw(api).get(kinds.VMI.path(args.namespace, args.name))
+    except client.ApiError as exc:  # e.g. `virtualmachineinstances… "x" not found`
+        raise program.CommandError(
+            f"{key}: {exc.message if exc.not_found else program.describe(exc)}"
+        ) from None
+    phase = (vmi.get("status") or {}).get("phase") or "Pending"
+    if phase != "Running":
+        raise program.CommandError(f"{key} is {phase}, not Running")
+    return api, token
+
+
+def _kubeconfig(args: argparse.Namespace, data: Path) -> Path:
+    if args.kubeconfig is not None:
+        return Path(args.kubeconfig)
+    found = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    return Path(found) if found else data / "kubeconfig"
 
 
 def _read_keys(

@@ -31,6 +31,34 @@ def add_parser(subparsers: program.Subparsers) -> None:
     parser.add_argument(
         "--metrics-listen", default=None, help="serve Prometheus metrics on HOST:PORT"
     )
+    parser.add_argument(
+        "--listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve ControllerService (users' console; later start/stop/pause) over TLS on "
+        "HOST:PORT (port 0: any free one); needs the four files below",
+    )
+    parser.add_argument(
+        "--tls-cert-file",
+        type=Path,
+        default=None,
+        help="ControllerService's certificate (PEM, signed by the cluster CA users' kubeconfigs "
+        "trust); read again when it changes",
+    )
+    parser.add_argument("--tls-key-file", type=Path, default=None, help="its private key (PEM)")
+    parser.add_argument(
+        "--handler-ca-file",
+        type=Path,
+        default=None,
+        help="the CA bundle (PEM) that signed the handlers' HandlerService certificates",
+    )
+    parser.add_argument(
+        "--handler-token-file",
+        type=Path,
+        default=None,
+        help="the controller's ServiceAccount token for the audience kvd-handler, presented to "
+        "the handlers (a projected token; read again when it changes)",
+    )
     program.add_address_file_option(parser)
     parser.add_argument(
         "--node-heartbeat-timeout",
@@ -50,6 +78,24 @@ def run(args: argparse.Namespace) -> int:
     from kvd.controller.app import ControllerSettings  # noqa: PLC0415
 
     program.configure_logging()
+    serving = None
+    if args.listen:
+        files = {
+            "--tls-cert-file": args.tls_cert_file,
+            "--tls-key-file": args.tls_key_file,
+            "--handler-ca-file": args.handler_ca_file,
+            "--handler-token-file": args.handler_token_file,
+        }
+        missing = [flag for flag, value in files.items() if value is None]
+        if missing:
+            raise program.CommandError(f"--listen needs {', '.join(missing)}")
+        serving = main.ServiceSettings(
+            listen=args.listen,
+            cert_file=args.tls_cert_file.absolute(),
+            key_file=args.tls_key_file.absolute(),
+            handler_ca_file=args.handler_ca_file.absolute(),
+            handler_token_file=args.handler_token_file.absolute(),
+        )
     code = main.run(
         ControllerSettings(
             namespace=args.namespace,
@@ -65,5 +111,6 @@ def run(args: argparse.Namespace) -> int:
         ),
         metrics_listen=args.metrics_listen,
         address_path=args.address_file.absolute() if args.address_file else None,
+        serving=serving,
     )
     return program.exit_daemon(code)

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from kvd.cli import program
 
+# the controller's ServiceAccount in kvd's default namespace (kvd.api.rbac names it)
+DEFAULT_CALLER = "system:serviceaccount:kvd:kvd-controller"
+
 
 def add_parser(subparsers: program.Subparsers) -> None:
     parser = subparsers.add_parser(
@@ -34,13 +37,38 @@ def add_parser(subparsers: program.Subparsers) -> None:
     parser.add_argument(
         "--listen",
         default=None,
-        help="serve HandlerService (console for the controller) on HOST:PORT, e.g. 0.0.0.0:8186",
+        metavar="HOST:PORT",
+        help="serve HandlerService (the controller's node API: console, pause) over TLS on "
+        "HOST:PORT, e.g. 0.0.0.0:8186; needs --tls-cert-file and --tls-key-file",
     )
     parser.add_argument(
-        "--token-file",
+        "--tls-cert-file",
         type=Path,
         default=None,
-        help="the bearer token HandlerService callers must present (e.g. from a Secret)",
+        help="HandlerService's certificate (PEM, signed by the CA the controller trusts, naming "
+        "the advertised address); read again when it changes",
+    )
+    parser.add_argument("--tls-key-file", type=Path, default=None, help="its private key (PEM)")
+    parser.add_argument(
+        "--advertise-address",
+        default=None,
+        metavar="HOST",
+        help="the address the controller dials, published on the node as kvd.io/handler-address "
+        "(default: --listen's host; required when that is a wildcard)",
+    )
+    parser.add_argument(
+        "--allowed-user",
+        action="append",
+        default=None,
+        metavar="USER",
+        help="a user HandlerService admits (repeatable); default: "
+        f"{DEFAULT_CALLER}, the controller's ServiceAccount",
+    )
+    parser.add_argument(
+        "--token-audience",
+        default=None,
+        metavar="AUDIENCE",
+        help="the audience callers' tokens must be issued for (TokenReview); default: kvd-handler",
     )
     parser.add_argument(
         "--metrics-listen",
@@ -56,10 +84,25 @@ def add_parser(subparsers: program.Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kvd import rpc_auth  # noqa: PLC0415 - grpc only for this
     from kvd.handler import main  # noqa: PLC0415 - loads the client and grpc only for this
     from kvd.handler.agent import HandlerSettings  # noqa: PLC0415
 
     program.configure_logging()
+    serving = None
+    if args.listen:
+        if args.tls_cert_file is None or args.tls_key_file is None:
+            raise program.CommandError(
+                "--listen needs --tls-cert-file and --tls-key-file: HandlerService serves TLS only"
+            )
+        serving = main.ServiceSettings(
+            listen=args.listen,
+            cert_file=args.tls_cert_file.absolute(),
+            key_file=args.tls_key_file.absolute(),
+            allowed_users=tuple(args.allowed_user or (DEFAULT_CALLER,)),
+            audience=args.token_audience or rpc_auth.HANDLER_AUDIENCE,
+            advertise_host=args.advertise_address,
+        )
     code = main.run(
         HandlerSettings(
             node_name=args.node_name,
@@ -69,8 +112,7 @@ def run(args: argparse.Namespace) -> int:
             heartbeat_seconds=args.heartbeat_seconds,
             resync_seconds=args.resync_seconds,
         ),
-        listen=args.listen,
-        token_file=args.token_file,
+        serving=serving,
         metrics_listen=args.metrics_listen,
         address_path=args.address_file.absolute() if args.address_file else None,
     )

@@ -1,20 +1,42 @@
 """`kvd controller`: run until SIGTERM/SIGINT, or until the Lease is lost (exit 1: a replica that
-lost its lease starts over, as KubeVirt's virt-controller does)."""
+lost its lease starts over, as KubeVirt's virt-controller does).
+
+With `--listen`, every replica (leader or standby) also serves ControllerService over TLS,
+from its warm caches (`kvd.controller.service`)."""
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
-from kvd import address_file, logs, metrics
+import grpc
+
+from kvd import address_file, logs, metrics, rpc_tls
+from kvd.controller import access, service
 from kvd.controller.app import Controller, ControllerSettings
-from kvd.kube.client import ApiError
+from kvd.controller.handlers import Handlers
+from kvd.kube import authenticator, reviews
+from kvd.kube.client import ApiError, Raw
 
 log = logs.get_logger(__name__)
 
 READY_WAIT = 5.0  # how long the ready line waits to say "leading" (a free lease is taken at once)
+REVIEW_TIMEOUT = 10.0  # a caller waits this long at most for each review
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceSettings:
+    """ControllerService: where it listens and its TLS pair; how it reaches the handlers."""
+
+    listen: str
+    cert_file: Path
+    key_file: Path
+    handler_ca_file: Path
+    handler_token_file: Path
 
 
 def run(
@@ -22,29 +44,40 @@ def run(
     *,
     metrics_listen: str | None,
     address_path: Path | None = None,
+    serving: ServiceSettings | None = None,
 ) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    try:  # unusable files fail fast, naming themselves
+        credentials = (
+            rpc_tls.server_credentials(serving.cert_file, serving.key_file) if serving else None
+        )
+    except rpc_tls.TLSError as exc:
+        print(f"kvd controller: {exc}", file=sys.stderr, flush=True)
+        return 1
     controller = Controller(settings)
     served: metrics.RunningMetrics | None = None
+    running: service.RunningService | None = None
     try:
         controller.start()
         if metrics_listen:
             served = metrics.serve(controller.metrics, metrics_listen)
-        if address_path is not None:  # for tools: the port the ready line shows to people
-            listening = {}
-            if metrics_listen and served is not None:
-                listening["metrics"] = address_file.bound(metrics_listen, served.port)
-            address_file.write(address_path, listening)
+        if serving is not None and credentials is not None:
+            running = _serve(controller, serving, credentials)
+        if address_path is not None:  # for tools: the ports the ready line shows to people
+            address_file.write(address_path, _addresses(metrics_listen, served, serving, running))
     except (OSError, TimeoutError, ApiError) as exc:
+        if running is not None:
+            running.stop()
         if served is not None:
             served.stop()
         controller.stop()
         print(f"kvd controller: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
     role = "leading" if controller.leading.wait(READY_WAIT) else "standby"
-    where = f" (metrics on port {served.port})" if served else ""
+    where = f" (ControllerService on port {running.port})" if running else ""
+    where += f" (metrics on port {served.port})" if served else ""
     print(f"kvd controller: ready {controller.identity} ({role}){where}", flush=True)
     threading.Thread(target=_relay, args=(controller.lost, stop), daemon=True).start()
     stop.wait()
@@ -52,10 +85,44 @@ def run(
     log.info("controller_stopping", identity=controller.identity, lost_lease=bool(code))
     if address_path is not None:
         address_file.remove(address_path)
+    if running is not None:
+        running.stop(grace=1.0)
     if served is not None:
         served.stop()
     controller.stop()
     return code
+
+
+def _serve(
+    controller: Controller, serving: ServiceSettings, credentials: grpc.ServerCredentials
+) -> service.RunningService:
+    raw = Raw(controller.api, timeout=REVIEW_TIMEOUT)
+    # the API server's own audience: users' tokens are the ones their kubeconfig holds
+    users = authenticator.TokenAuthenticator(functools.partial(reviews.token_review, raw))
+    servicer = service.ControllerServicer(
+        access=access.Access(users.authenticate, functools.partial(reviews.access_review, raw)),
+        vmis=controller.vmis.get,
+        handlers=Handlers(
+            controller.nodes.get,
+            ca_file=serving.handler_ca_file,
+            token_file=serving.handler_token_file,
+        ),
+    )
+    return service.serve(address=serving.listen, servicer=servicer, credentials=credentials)
+
+
+def _addresses(
+    metrics_listen: str | None,
+    served: metrics.RunningMetrics | None,
+    serving: ServiceSettings | None,
+    running: service.RunningService | None,
+) -> dict[str, str]:
+    listening = {}
+    if metrics_listen and served is not None:
+        listening["metrics"] = address_file.bound(metrics_listen, served.port)
+    if serving is not None and running is not None:
+        listening["controllerService"] = address_file.bound(serving.listen, running.port)
+    return listening
 
 
 def _relay(lost: threading.Event, stop: threading.Event) -> None:

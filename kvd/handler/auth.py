@@ -1,60 +1,78 @@
-"""Bearer-token authentication for HandlerService: the server's check.
+"""Who may call HandlerService: the controller's ServiceAccount, proven by a TokenReview.
 
-The handler and its callers share one token (a Secret mounted into both): a caller sends it as
-call metadata `authorization: Bearer <token>` (`kvd.rpc_auth`, the caller's side, which the
-controller and `kvdctl` use without importing the handler), and `TokenInterceptor` checks every
-call before a servicer sees it, comparing in constant time. A call that fails the check ends
-with UNAUTHENTICATED and a message saying what was wrong with it (missing, malformed, or not
-this handler's token); the token itself is never echoed or logged. Health checks are exempt so
-that kubelet's gRPC probes, which cannot send metadata, still work; they reveal nothing.
+A caller sends a Kubernetes bearer token issued for the handler's audience
+(`rpc_auth.HANDLER_AUDIENCE`, a projected ServiceAccount token on a real cluster); the handler
+has the API server review it for that audience (`kvd.kube.authenticator`, cached briefly), and
+admits only the users it is configured with — the controller's ServiceAccount,
+`system:serviceaccount:<kvd namespace>:kvd-controller`. End users never reach a node: they go
+through the controller, which authorizes them against RBAC. So:
+
+- no token, a malformed one, one the API server rejects (invalid, expired, revoked) or one for
+  another audience (the API server's own, say): UNAUTHENTICATED;
+- a valid token of anyone else: PERMISSION_DENIED, naming the user;
+- the API server cannot be asked: UNAVAILABLE (the caller retries; nothing is admitted).
+
+Messages say what was wrong, never the token. Health checks stay open, so that kubelet's gRPC
+probes, which cannot send metadata, still work; they reveal nothing.
+
+gRPC runs server interceptors on its polling thread, under its lock, so a TokenReview there
+would stall every call: the interceptor only wraps the method's handler, and the check runs on
+the call's own worker thread, before the servicer sees the call.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import grpc
 
-from kvd import logs
-from kvd.rpc_auth import METADATA_KEY, SCHEME
+from kvd import logs, rpc_auth
+from kvd.kube.reviews import UserInfo
 
 log = logs.get_logger(__name__)
 
 # Methods callable without a token: the standard health service only.
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
 
-
-def check(token: str, metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
-    """Why a call with this metadata is not authenticated by `token`; None when it is."""
-    values = [value for key, value in metadata or () if key == METADATA_KEY]
-    if not values:
-        return (
-            f"missing credentials: the call has no `{METADATA_KEY}` metadata; "
-            f"send `{METADATA_KEY}: {SCHEME} <token>`"
-        )
-    if len(values) > 1:
-        return f"malformed credentials: the call has {len(values)} `{METADATA_KEY}` entries"
-    value = values[0]
-    header = value.decode(errors="replace") if isinstance(value, bytes) else value
-    scheme, _, presented = header.partition(" ")
-    if scheme.lower() != SCHEME.lower() or not presented.strip():
-        return f"malformed credentials: `{METADATA_KEY}` must be `{SCHEME} <token>`"
-    if not hmac.compare_digest(presented.strip().encode(), token.encode()):
-        return "invalid credentials: the bearer token is not this handler's token"
-    return None
+Authenticate = Callable[[str], UserInfo]
+"""token → its user (`TokenAuthenticator.authenticate`); raises AuthenticationError or
+ApiError."""
+Metadata = Iterable[tuple[str, str | bytes]] | None
 
 
-class TokenInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
-    """Rejects, with UNAUTHENTICATED, every call that does not carry the expected token."""
+class CallerCheck:
+    """Decides, from a call's metadata, whether the caller may use HandlerService."""
+
+    def __init__(self, authenticate: Authenticate, allowed_users: Collection[str]) -> None:
+        if not allowed_users:
+            raise ValueError("no user is allowed: HandlerService would refuse every caller")
+        self._authenticate = authenticate
+        self._allowed = frozenset(allowed_users)
+
+    def check(self, metadata: Metadata) -> UserInfo:
+        """The caller, when admitted; `rpc_auth.Refused` otherwise."""
+        user = rpc_auth.caller(metadata, self._authenticate)
+        if user.username not in self._allowed:
+            only = ", ".join(f'"{u}"' for u in sorted(self._allowed))
+            raise rpc_auth.Refused(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f'User "{user.username}" cannot call HandlerService: only {only} may',
+            )
+        return user
+
+
+class CallerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
+    """Runs `check` on every call but the open ones, on the call's worker thread; a refused
+    call ends with the refusal's code and message before any servicer runs."""
 
     def __init__(
-        self, token: str, *, open_method_prefixes: tuple[str, ...] = OPEN_METHOD_PREFIXES
+        self,
+        check: Callable[[Metadata], object],
+        *,
+        open_method_prefixes: tuple[str, ...] = OPEN_METHOD_PREFIXES,
     ) -> None:
-        if not token:
-            raise ValueError("an empty token would let anyone in")
-        self._token = token
+        self._check = check
         self._open = open_method_prefixes
 
     def intercept_service(
@@ -66,28 +84,39 @@ class TokenInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc is
         handler = continuation(handler_call_details)
         if handler is None or method.startswith(self._open):
             return handler
-        problem = check(self._token, handler_call_details.invocation_metadata)
-        if problem is None:
-            return handler
-        log.info("call_unauthenticated", method=method, reason=problem)
-        return _refusal(handler, problem)
+        metadata = handler_call_details.invocation_metadata
+
+        def admit(context: grpc.ServicerContext) -> None:
+            try:
+                self._check(metadata)
+            except rpc_auth.Refused as refused:
+                log.info("call_refused", method=method, code=refused.code.name, reason=str(refused))
+                context.abort(refused.code, refused.message)
+
+        return _checked(handler, admit)
 
 
-def _refusal(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as `handler` that only aborts with UNAUTHENTICATED."""
+_SHAPES = {
+    (False, False): (grpc.unary_unary_rpc_method_handler, "unary_unary"),
+    (False, True): (grpc.unary_stream_rpc_method_handler, "unary_stream"),
+    (True, False): (grpc.stream_unary_rpc_method_handler, "stream_unary"),
+    (True, True): (grpc.stream_stream_rpc_method_handler, "stream_stream"),
+}
 
-    def refuse(request: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-    shapes = {
-        (False, False): grpc.unary_unary_rpc_method_handler,
-        (False, True): grpc.unary_stream_rpc_method_handler,
-        (True, False): grpc.stream_unary_rpc_method_handler,
-        (True, True): grpc.stream_stream_rpc_method_handler,
-    }
-    make = shapes[(bool(handler.request_streaming), bool(handler.response_streaming))]
+def _checked(
+    handler: grpc.RpcMethodHandler, admit: Callable[[grpc.ServicerContext], None]
+) -> grpc.RpcMethodHandler:
+    """`handler`, of the same shape, with `admit` run before its behaviour."""
+    make, attribute = _SHAPES[(bool(handler.request_streaming), bool(handler.response_streaming))]
+    behaviour = getattr(handler, attribute)
+
+    def checked(request: Any, context: grpc.ServicerContext) -> Any:
+        admit(context)  # aborts (raises) when refused
+        return behaviour(request, context)
+
     return make(
-        refuse,
+        checked,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )

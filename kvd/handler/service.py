@@ -13,8 +13,9 @@ Whichever side ends first ends the other: a client that cancels cancels the laun
 RPC callback), a launcher that ends the stream ends the client's with the same status, and
 the input thread ends when the client's stream does, which gRPC ends with the RPC.
 
-Authentication is `auth.TokenInterceptor`; the server also serves grpc.health.v1 (without a
-token, for probes) and reflection, as the launcher does.
+The server speaks TLS only (`kvd.rpc_tls`, its certificate reloaded as it is renewed), and
+admits only the callers `auth.CallerCheck` admits (the controller's ServiceAccount); it also
+serves grpc.health.v1 (without a token, for probes) and reflection, as the launcher does.
 """
 
 from __future__ import annotations
@@ -357,12 +358,20 @@ class RunningService:
         return bool(self._server.wait_for_termination(timeout))
 
 
-def serve(*, address: str, locate: Locate, node_name: str, token: str) -> RunningService:
-    """Serve HandlerService on `address` (e.g. `0.0.0.0:8186`, or port 0 for any free port),
-    behind the bearer-token check; started when this returns."""
+def serve(
+    *,
+    address: str,
+    locate: Locate,
+    node_name: str,
+    check: Callable[[auth.Metadata], object],
+    credentials: grpc.ServerCredentials,
+) -> RunningService:
+    """Serve HandlerService on `address` (e.g. `0.0.0.0:8186`, or port 0 for any free port)
+    over TLS with `credentials`, admitting the calls `check` admits (`auth.CallerCheck.check`:
+    it raises `auth.Refused` for the others); started when this returns."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="handler-rpc"),
-        interceptors=[auth.TokenInterceptor(token)],
+        interceptors=[auth.CallerInterceptor(check)],
         maximum_concurrent_rpcs=MAX_WORKERS,
         # gRPC sets SO_REUSEPORT by default: a second handler on the same port would bind
         # "successfully" and share the traffic instead of failing.
@@ -376,7 +385,7 @@ def serve(*, address: str, locate: Locate, node_name: str, token: str) -> Runnin
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     try:
-        port = server.add_insecure_port(address)
+        port = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {address}: {exc}") from None
     if port == 0:

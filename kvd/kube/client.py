@@ -65,6 +65,30 @@ def connect(kubeconfig: Path | None = None, *, agent: str = "kvd") -> client.Api
     return api
 
 
+def bearer_token(api: client.ApiClient) -> str | None:
+    """The bearer token `api` sends (the kubeconfig user's `token`, `tokenFile` or exec plugin's),
+    for a kvd service that takes the same credentials (ControllerService); None without one."""
+    setting = api.configuration.auth_settings().get("BearerToken") or {}
+    value = str(setting.get("value") or "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def ca_bundle(api: client.ApiClient) -> bytes | None:
+    """The CA bundle (PEM) `api` verifies the API server with, None when it trusts the system's:
+    the cluster CA, which also signed kvd's own services' certificates."""
+    path = api.configuration.ssl_ca_cert
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the CA bundle {path}: {exc.strerror or exc}") from None
+
+
 def core_v1(api: client.ApiClient) -> client.CoreV1Api:
     return client.CoreV1Api(api)
 

@@ -3,11 +3,10 @@
 `up` starts each component as its own process (own session, output in `DATA_DIR/logs/<name>.log`)
 and waits for the line it prints when ready, in order: the API server (then kvd's CRDs are applied
 through it, from `kvd.api.crds` — the same source as the chart's), the local node, the handler
-(its launchers' run dirs in `DATA_DIR/launchers/`, its HandlerService on a loopback port with
-the token in `DATA_DIR/handler/token`) and the controller (its Lease and the `kvd-config`
-ConfigMap in the `kvd` namespace, which `up` creates with emulation on when absent). It prints
-one line per component and the `export KUBECONFIG=…` line. The handler and the controller
-listen on ports they pick; each writes where to `DATA_DIR/<name>/address.json`
+(its launchers' run dirs in `DATA_DIR/launchers/`) and the controller (its Lease and the
+`kvd-config` ConfigMap in the `kvd` namespace, which `up` creates with emulation on when
+absent). It prints one line per component and the `export KUBECONFIG=…` line. The handler
+and the controller listen on ports they pick; each writes where to `DATA_DIR/<name>/address.json`
 (`kvd.address_file`) before its ready line, and that file, not the line, is what `up` and
 `kvdctl` read. Without `--detach` it stays in the foreground and Ctrl-C brings
 everything down; with it, `kvd local down` does.
@@ -26,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -156,25 +154,28 @@ def _command(name: str, options: Options) -> tuple[list[str], str, str]:
     return [
         "handler", "--node-name", options.node_name, "--kubeconfig", str(data / "kubeconfig"),
         "--launcher-dir", str(data / LAUNCHER_DIR), "--state-dir", str(data / "handler"),
-        "--listen", "127.0.0.1:0", "--token-file", str(_handler_token(data)),
         "--metrics-listen", "127.0.0.1:0", "--address-file", str(_address_path(data, name)),
     ], "kvd handler: ready", "ready "  # fmt: skip
 
 
 def handler_address(data: Path) -> str:
-    """HOST:PORT of the running local handler's HandlerService (`kvdctl console` calls it)."""
-    handler = next((c for c in load(data) if c.name == "handler"), None)
-    if handler is None or not handler.alive():
+    """HOST:PORT of the running local handler's HandlerService."""
+    return _service_address(data, "handler", "handlerService")
+
+
+def controller_address(data: Path) -> str:
+    """HOST:PORT of the running local controller's ControllerService (`kvdctl console`)."""
+    return _service_address(data, "controller", "controllerService")
+
+
+def _service_address(data: Path, component: str, name: str) -> str:
+    found = next((c for c in load(data) if c.name == component), None)
+    if found is None or not found.alive():
         raise ClusterError(
-            f"the local cluster in {data} is not running (no handler); "
+            f"the local cluster in {data} is not running (no {component}); "
             f"start it with `kvd local up --data-dir {data}`"
         )
-    return _listening(data, handler).address("handlerService", path=_address_path(data, "handler"))
-
-
-def handler_token(data: Path) -> str:
-    """The bearer token HandlerService callers present in the local cluster."""
-    return _handler_token(data).read_text().strip()
+    return _listening(data, found).address(name, path=_address_path(data, component))
 
 
 def _address_path(data: Path, name: str) -> Path:
@@ -195,20 +196,6 @@ def _listening(data: Path, component: Component) -> address_file.Listening:
             f"(pid {component.pid})"
         )
     return found
-
-
-def _handler_token(data: Path) -> Path:
-    """The token HandlerService callers present in the local cluster (a Secret's, in a real
-    one): made once, readable by root only."""
-    path = data / "handler" / "token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32) + "\n")
-        os.replace(tmp, path)
-    return path
 
 
 def down(data: Path, *, components: Sequence[Component] | None = None) -> list[str]:

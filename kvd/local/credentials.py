@@ -15,14 +15,12 @@ Nothing here grants anything: what each identity may do is its role's business.
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from kvd.api import rbac
-from kvd.local.apiserver import clientcerts, tls
+from kvd.local.apiserver import auth, clientcerts, tls
 
 DIRECTORY = "credentials"
 CLUSTER = "kvd-local"
@@ -32,30 +30,11 @@ def path(data: Path, component: str) -> Path:
     return data / DIRECTORY / f"{component}.kubeconfig"
 
 
-def write(
-    target: Path, *, server: str, ca: bytes, user: str, credentials: dict[str, str]
-) -> Path:
-    """A kubeconfig for `user` (its `credentials`: `token`, or `client-certificate-data` and
-    `client-key-data`), written atomically with mode 0600."""
-    cluster = {"server": server, "certificate-authority-data": _b64(ca)}
-    config: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": CLUSTER, "cluster": cluster}],
-        "users": [{"name": user, "user": credentials}],
-        "contexts": [
-            {"name": CLUSTER, "context": {"cluster": CLUSTER, "user": user, "namespace": "default"}}
-        ],
-        "current-context": CLUSTER,
-        "preferences": {},
-    }
+def write(target: Path, *, server: str, ca: bytes, user: str, credentials: dict[str, str]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = target.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(config, f, sort_keys=False)
-    tmp.replace(target)
-    return target
+    return auth.write_kubeconfig(
+        target, server=server, ca=ca, credentials=credentials, name=CLUSTER, user=user
+    )
 
 
 def server_of(kubeconfig: Path) -> str:

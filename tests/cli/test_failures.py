@@ -87,6 +87,68 @@ def test_kvdctl_console_without_a_cluster(tmp_path: Path) -> None:
     )
 
 
+def test_kvdctl_console_with_a_kubeconfig_without_a_token(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+    )
+    done = run(
+        KVDCTL, "console", "demo", "--kubeconfig", str(kubeconfig), "--address", "127.0.0.1:1"
+    )
+    assert_one_line(done, "kvdctl console", "has no bearer token")
+
+
+@pytest.mark.parametrize(
+    ("program", "args", "said"),
+    [
+        pytest.param(
+            "handler",
+            ["--listen", "127.0.0.1:0"],
+            "--listen needs --tls-cert-file and --tls-key-file",
+            id="handler-without-tls",
+        ),
+        pytest.param(
+            "handler",
+            ["--listen", "0.0.0.0:0", "--tls-cert-file", "c", "--tls-key-file", "k"],
+            "give --advertise-address",
+            id="handler-on-a-wildcard",
+        ),
+        pytest.param(
+            "handler",
+            [
+                "--listen",
+                "127.0.0.1:0",
+                "--tls-cert-file",
+                "/nonexistent.crt",
+                "--tls-key-file",
+                "k",
+            ],
+            "certificate file /nonexistent.crt does not exist",
+            id="handler-certificate-missing",
+        ),
+        pytest.param(
+            "controller",
+            ["--listen", "127.0.0.1:0", "--tls-cert-file", "c", "--tls-key-file", "k"],
+            "--listen needs --handler-ca-file, --handler-token-file",
+            id="controller-without-handler-credentials",
+        ),
+    ],
+)
+def test_a_daemon_told_to_serve_without_what_it_takes(
+    tmp_path: Path, program: str, args: list[str], said: str
+) -> None:
+    """Refused before the daemon touches the cluster (the kubeconfig does not even exist)."""
+    common = ["--kubeconfig", str(tmp_path / "nothere")]
+    if program == "handler":
+        common += ["--node-name", "n", "--state-dir", str(tmp_path / "s")]
+        common += ["--launcher-dir", str(tmp_path / "l")]
+    done = run(KVD, program, *common, *args)
+    assert_one_line(done, f"kvd {program}", said)
+
+
 def test_a_bad_option_value_is_a_usage_error() -> None:
     done = run(KVD, "launcher", "--namespace", "n", "--name", "x", "--uid", "u", "--run-dir",
                "/nonexistent", "--grace-period-seconds", "-1")  # fmt: skip

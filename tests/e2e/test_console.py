@@ -1,4 +1,5 @@
-"""`kvdctl console`: a user's terminal on the guest's serial port, through the handler."""
+"""`kvdctl console`: a user's terminal on the guest's serial port, through the controller (which
+authorizes the user by RBAC) and the node's handler, with nothing but the user's kubeconfig."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e.conftest import E2E, vmi_manifest
 from tests.local.node.conftest import KVD
@@ -85,3 +87,55 @@ def test_console_of_a_vmi_that_is_not_there_says_so(e2e: E2E) -> None:
     assert done.returncode == 1
     assert "default/nothere" in done.stderr and "not found" in done.stderr
     assert done.stderr.startswith("kvdctl console: ") and len(done.stderr.splitlines()) == 1
+
+
+def user_kubeconfig(e2e: E2E, user: str, path: Path) -> Path:
+    """The admin's kubeconfig with `user`'s token instead (`kvd local token --user USER`): the
+    same server and CA, nothing else of the admin's."""
+    token = subprocess.run(
+        [KVD, "local", "token", "--user", user, "--data-dir", str(e2e.cluster.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.strip()
+    config = yaml.safe_load(e2e.cluster.kubeconfig.read_text())
+    config["users"] = [{"name": user, "user": {"token": token}}]
+    for context in config["contexts"]:
+        context["context"]["user"] = user
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_user_may_open_the_console_only_with_the_right_to(e2e: E2E, tmp_path: Path) -> None:
+    """alice, bound to `view` in namespace a, may see the VMI but not its console; bound to
+    `edit`, she may (KubeVirt's kubevirt.io:edit aggregates into edit)."""
+    e2e.kubectl("create", "namespace", "a")
+    e2e.kubectl("apply", "-n", "a", "-f", "-", stdin=vmi_manifest("term", marker="alice-sees"))
+    e2e.kubectl(
+        "wait", "-n", "a", "vmi/term", "--for=jsonpath={.status.phase}=Running", "--timeout=120s"
+    )
+    alice = user_kubeconfig(e2e, "alice", tmp_path / "alice.kubeconfig")
+    args = ["term", "-n", "a", "--kubeconfig", str(alice), "--data-dir", str(e2e.cluster.data_dir)]
+
+    e2e.kubectl("create", "rolebinding", "alice", "--clusterrole=view", "--user=alice", "-n", "a")
+    refused = subprocess.run(
+        [KVDCTL, "console", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr == (
+        'kvdctl console: User "alice" cannot get virtualmachineinstances/console in API group '
+        '"subresources.kubevirt.io" in the namespace "a"\n'
+    )
+
+    e2e.kubectl("delete", "rolebinding", "alice", "-n", "a")
+    e2e.kubectl("create", "rolebinding", "alice", "--clusterrole=edit", "--user=alice", "-n", "a")
+    terminal = Terminal(*args)
+    try:
+        terminal.expect("Connected to a/term")
+        terminal.expect("alice-sees", timeout=90)  # the guest's own output, replayed or live
+        terminal.send(b"\x1d")
+        assert terminal.proc.wait(timeout=10) == 0
+    finally:
+        terminal.close()
+    e2e.kubectl("delete", "namespace", "a", "--wait=false")

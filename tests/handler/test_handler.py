@@ -13,11 +13,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from kvd import rpc_auth
+from kvd import rpc_auth, rpc_tls
+from kvd.api import keys
 from kvd.local import cluster as local
 from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc
 from kvd.rpc.launcher.v1 import launcher_pb2, launcher_pb2_grpc
 from tests.handler.conftest import VMIS, Env
+from tests.kube.identities import Identities
 from tests.launcher.harness import Console
 from tests.support import metrics
 from tests.support.console import GrpcConsole
@@ -257,9 +259,17 @@ def test_heartbeat_labels_the_node_and_sigterm_marks_it_unschedulable(env: Env) 
 def test_console_and_pause_through_the_handlers_service(env: Env) -> None:
     vmi = env.create_vmi("remote", user_data="#!/bin/sh\necho remote-marker\n")
     vmi = env.wait_vmi("remote", "Running")
-    address = local.handler_address(env.cluster.data_dir)  # as kvdctl finds it
-    token = (env.handler.state_dir / "token").read_text().strip()
-    channel = rpc_auth.authorized_channel(grpc.insecure_channel(address), token)
+    # as the controller finds and calls it: the node's annotation, TLS from the cluster CA, and
+    # the controller's ServiceAccount token for the handler's audience
+    node = env.cluster.raw.get(f"/api/v1/nodes/{env.cluster.node_name}")
+    address = node["metadata"]["annotations"][keys.HANDLER_ADDRESS]
+    assert address == local.handler_address(env.cluster.data_dir)  # the same, for tools
+    data = env.cluster.data_dir
+    token = Identities(data, data / "kubeconfig").token(
+        "kvd", "kvd-controller", audiences=[rpc_auth.HANDLER_AUDIENCE]
+    )
+    credentials = rpc_tls.channel_credentials(data / "pki" / "ca.crt")
+    channel = rpc_auth.authorized_channel(grpc.secure_channel(address, credentials), token)
     stub = handler_pb2_grpc.HandlerServiceStub(channel)
     meta = vmi["metadata"]
     ref = {"namespace": "default", "name": "remote", "uid": meta["uid"]}

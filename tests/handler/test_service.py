@@ -1,26 +1,33 @@
-"""HandlerService over real TCP with a real client, proxying to a real `kvd launcher` that
-runs a real guest (TCG). One launcher and one guest boot serve the whole module; every test
-leaves the domain running and unpaused as it found it."""
+"""HandlerService over real TCP and TLS (a certificate from the cluster CA) with a real client,
+admitting callers by a real API server's TokenReview, proxying to a real `kvd launcher` that
+runs a real guest (TCG). One API server, one launcher and one guest boot serve the whole
+module; every test leaves the domain running and unpaused as it found it."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from kvd import rpc_auth
-from kvd.handler import service
+from kvd import rpc_auth, rpc_tls
+from kvd.handler import auth, service
+from kvd.kube import authenticator, client, reviews
+from kvd.local.apiserver.tls import Certificates
 from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc
 from kvd.rpc.launcher.v1 import domain_pb2, launcher_pb2
 from kvd.version import kvd_version
+from tests.kube.identities import Identities
 from tests.launcher.harness import RPC_TIMEOUT, Launcher
+from tests.local.apiserver.conftest import Server, start_server
 from tests.support import waiting
 from tests.support.console import GrpcConsole
 
@@ -31,16 +38,32 @@ TIMEOUT = 30.0
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
 RW = handler_pb2.CONSOLE_MODE_READ_WRITE
 RO = handler_pb2.CONSOLE_MODE_READ_ONLY
+KVD_NAMESPACE = "kvd"
+CONTROLLER = "system:serviceaccount:kvd:kvd-controller"
 
 
 class Handler:
-    def __init__(self, running: service.RunningService, token: str, launcher: Launcher) -> None:
+    def __init__(
+        self,
+        running: service.RunningService,
+        launcher: Launcher,
+        identities: Identities,
+        ca: Path,
+    ) -> None:
         self.running = running
-        self.token = token
         self.launcher = launcher
+        self.identities = identities
+        self.ca = ca
         self.address = f"127.0.0.1:{running.port}"
-        self.channel = rpc_auth.authorized_channel(grpc.insecure_channel(self.address), token)
+        # the controller's ServiceAccount token for the handler's audience, as it is projected
+        self.token = identities.token(
+            KVD_NAMESPACE, "kvd-controller", audiences=[rpc_auth.HANDLER_AUDIENCE]
+        )
+        self.channel = rpc_auth.authorized_channel(self.secure_channel(), self.token)
         self.stub = handler_pb2_grpc.HandlerServiceStub(self.channel)
+
+    def secure_channel(self) -> grpc.Channel:
+        return grpc.secure_channel(self.address, rpc_tls.channel_credentials(self.ca))
 
     def vmi(self, **changes: str) -> dict[str, str]:
         launcher = self.launcher
@@ -86,7 +109,16 @@ def launcher(tmp_path_factory: pytest.TempPathFactory, guest_dir: Path) -> Itera
 
 
 @pytest.fixture(scope="module")
-def handler(launcher: Launcher, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Handler]:
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("handler-service") / "api")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def handler(
+    launcher: Launcher, api: Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Handler]:
     gone = tmp_path_factory.mktemp("gone") / "launcher.sock"  # a launcher that went away
 
     def locate(namespace: str, name: str, uid: str) -> Path | None:
@@ -96,9 +128,19 @@ def handler(launcher: Launcher, tmp_path_factory: pytest.TempPathFactory) -> Ite
             return launcher.socket
         return None
 
-    token = rpc_auth.new_token()
-    running = service.serve(address="127.0.0.1:0", locate=locate, node_name=NODE, token=token)
-    handler = Handler(running, token, launcher)
+    pki = Certificates(api.data_dir)  # the cluster CA, as `kvd local up` has it sign
+    cert, key = pki.issue("handler", ["127.0.0.1"])
+    raw = client.Raw(client.connect(api.kubeconfig))
+    review = functools.partial(reviews.token_review, raw, audiences=[rpc_auth.HANDLER_AUDIENCE])
+    check = auth.CallerCheck(authenticator.TokenAuthenticator(review).authenticate, [CONTROLLER])
+    running = service.serve(
+        address="127.0.0.1:0",
+        locate=locate,
+        node_name=NODE,
+        check=check.check,
+        credentials=rpc_tls.server_credentials(cert, key),
+    )
+    handler = Handler(running, launcher, Identities(api.data_dir, api.kubeconfig), pki.ca_cert)
     try:
         yield handler
     finally:
@@ -297,46 +339,76 @@ def test_vnc_is_unimplemented_and_says_why(handler: Handler) -> None:
     assert "LauncherService.Vnc" in (caught.value.details() or "")
 
 
-@pytest.mark.parametrize(
-    ("metadata", "message"),
-    [
-        pytest.param([], "missing credentials", id="missing"),
-        pytest.param([("authorization", "Bearer wrong")], "not this handler's token", id="wrong"),
-        pytest.param([("authorization", "Basic abc")], "malformed credentials", id="scheme"),
-        pytest.param([("authorization", "Bearer ")], "malformed credentials", id="empty"),
-    ],
-)
-def test_calls_without_the_token_are_unauthenticated(
-    booted: Handler, metadata: list[tuple[str, str]], message: str
-) -> None:
-    with grpc.insecure_channel(booted.address) as channel:
-        stub = handler_pb2_grpc.HandlerServiceStub(channel)
-        unary = [
-            lambda: stub.GetInfo(handler_pb2.GetInfoRequest(), metadata=metadata, timeout=TIMEOUT),
-            lambda: stub.PauseVirtualMachineInstance(
-                handler_pb2.PauseVirtualMachineInstanceRequest(**booted.vmi()),
-                metadata=metadata,
-                timeout=TIMEOUT,
-            ),
-        ]
-        for call in unary:
-            with pytest.raises(grpc.RpcError) as caught:
-                call()
-            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-            assert message in (caught.value.details() or "")
-            assert booted.token not in (caught.value.details() or "")
-        opened = handler_pb2.ConsoleOpen(mode=RO, **booted.vmi())
-        first = handler_pb2.ConsoleRequest(open=opened)
-        console = GrpcConsole(stub.Console, first, metadata=metadata)
-        error = console.wait_error()
-        assert error.code() == grpc.StatusCode.UNAUTHENTICATED
-        assert message in (error.details() or "")
-        assert console.opened is None and console.text == ""
+def refusals(identities: Identities) -> list[Any]:
+    """(metadata, code, what the message says) for callers HandlerService must refuse."""
+    audience = [rpc_auth.HANDLER_AUDIENCE]
+    controller_for_the_api = identities.token(KVD_NAMESPACE, "kvd-controller")
+    expired = identities.expired_token(KVD_NAMESPACE, "kvd-controller", audiences=audience)
+    other_account = identities.token(KVD_NAMESPACE, "default", audiences=audience)
+    alice = identities.user_token("alice", "system:masters")  # even a cluster admin
+    unauthenticated = grpc.StatusCode.UNAUTHENTICATED
+    return [
+        pytest.param([], unauthenticated, "missing credentials", id="no-token"),
+        pytest.param([("authorization", "Basic abc")], unauthenticated, "malformed", id="basic"),
+        pytest.param(rpc_auth.call_metadata("garbage"), unauthenticated, "invalid", id="garbage"),
+        pytest.param(
+            rpc_auth.call_metadata(controller_for_the_api),
+            unauthenticated,
+            "invalid credentials",
+            id="the-controller-for-another-audience",
+        ),
+        pytest.param(
+            rpc_auth.call_metadata(expired), unauthenticated, "invalid credentials", id="expired"
+        ),
+        pytest.param(
+            rpc_auth.call_metadata(alice), unauthenticated, "invalid credentials", id="a-user"
+        ),
+        pytest.param(
+            rpc_auth.call_metadata(other_account),
+            grpc.StatusCode.PERMISSION_DENIED,
+            'User "system:serviceaccount:kvd:default" cannot call HandlerService',
+            id="another-service-account",
+        ),
+    ]
+
+
+def test_callers_but_the_controller_are_refused(booted: Handler) -> None:
+    for case in refusals(booted.identities):
+        metadata, code, message = case.values
+        with booted.secure_channel() as channel:
+            stub = handler_pb2_grpc.HandlerServiceStub(channel)
+            unary = [
+                lambda stub=stub, md=metadata: stub.GetInfo(
+                    handler_pb2.GetInfoRequest(), metadata=md, timeout=TIMEOUT
+                ),
+                lambda stub=stub, md=metadata: stub.PauseVirtualMachineInstance(
+                    handler_pb2.PauseVirtualMachineInstanceRequest(**booted.vmi()),
+                    metadata=md,
+                    timeout=TIMEOUT,
+                ),
+            ]
+            for call in unary:
+                with pytest.raises(grpc.RpcError) as caught:
+                    call()
+                assert caught.value.code() == code, case.id
+                details = caught.value.details() or ""
+                assert message in details, (case.id, details)
+                for _, value in metadata:
+                    assert value.partition(" ")[2] not in details  # never echoed
+            opened = handler_pb2.ConsoleOpen(mode=RO, **booted.vmi())
+            first = handler_pb2.ConsoleRequest(open=opened)
+            console = GrpcConsole(stub.Console, first, metadata=metadata)
+            error = console.wait_error()
+            assert error.code() == code, case.id
+            assert message in (error.details() or "")
+            assert console.opened is None and console.text == ""
     assert booted.domain_state() == domain_pb2.DOMAIN_STATE_RUNNING  # the pause never got through
 
 
-def test_the_token_in_call_metadata_works_without_the_interceptor(handler: Handler) -> None:
-    with grpc.insecure_channel(handler.address) as channel:
+def test_the_controllers_token_in_call_metadata_works_without_the_interceptor(
+    handler: Handler,
+) -> None:
+    with handler.secure_channel() as channel:
         stub = handler_pb2_grpc.HandlerServiceStub(channel)
         info = stub.GetInfo(
             handler_pb2.GetInfoRequest(), metadata=rpc_auth.call_metadata(handler.token), timeout=10
@@ -344,15 +416,28 @@ def test_the_token_in_call_metadata_works_without_the_interceptor(handler: Handl
     assert info.node_name == NODE
 
 
-def test_health_needs_no_token_and_reflection_does(handler: Handler) -> None:
+def test_plaintext_is_not_served(handler: Handler) -> None:
     with grpc.insecure_channel(handler.address) as channel:
+        stub = handler_pb2_grpc.HandlerServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.GetInfo(
+                handler_pb2.GetInfoRequest(),
+                metadata=rpc_auth.call_metadata(handler.token),
+                timeout=TIMEOUT,
+            )
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_health_needs_no_token_and_reflection_does(handler: Handler) -> None:
+    with handler.secure_channel() as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for name in ("", "kvd.rpc.handler.v1.HandlerService"):
             answer = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=TIMEOUT)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    tls = ["-cacert", str(handler.ca)]
     header = f"authorization: Bearer {handler.token}"
     listed = subprocess.run(
-        [GRPCURL, "-plaintext", "-H", header, handler.address, "list"],
+        [GRPCURL, *tls, "-H", header, handler.address, "list"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -362,7 +447,7 @@ def test_health_needs_no_token_and_reflection_does(handler: Handler) -> None:
     assert "kvd.rpc.handler.v1.HandlerService" in listed.stdout.split()
     assert "grpc.health.v1.Health" in listed.stdout.split()
     refused = subprocess.run(
-        [GRPCURL, "-plaintext", handler.address, "list"],
+        [GRPCURL, *tls, handler.address, "list"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -372,11 +457,13 @@ def test_health_needs_no_token_and_reflection_does(handler: Handler) -> None:
     assert "missing credentials" in refused.stderr
 
 
-def test_serve_refuses_an_empty_token() -> None:
-    with pytest.raises(ValueError, match="empty token"):
-        service.serve(address="127.0.0.1:0", locate=lambda *_: None, node_name=NODE, token="")
-
-
-def test_serve_reports_an_address_it_cannot_bind(handler: Handler) -> None:
+def test_serve_reports_an_address_it_cannot_bind(handler: Handler, api: Server) -> None:
+    cert, key = Certificates(api.data_dir).issue("handler-2", ["127.0.0.1"])
     with pytest.raises(OSError, match="cannot listen"):
-        service.serve(address=handler.address, locate=lambda *_: None, node_name=NODE, token="t")
+        service.serve(
+            address=handler.address,
+            locate=lambda *_: None,
+            node_name=NODE,
+            check=lambda _: None,
+            credentials=rpc_tls.server_credentials(cert, key),
+        )

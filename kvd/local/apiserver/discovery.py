@@ -65,6 +65,12 @@ _POD_SUBRESOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "binding": ("Binding", ("create",)),
 }
 
+# subresource → (group, version, kind, verbs): those whose kind is of another API group
+_OTHER_KINDS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    "scale": ("autoscaling", "v1", "Scale", ("get", "patch", "update")),
+    "token": ("authentication.k8s.io", "v1", "TokenRequest", ("create",)),
+}
+
 
 def _resource_entries(r: ResourceDef, version: str) -> list[dict[str, Any]]:
     v = r.version(version)
@@ -83,16 +89,17 @@ def _resource_entries(r: ResourceDef, version: str) -> list[dict[str, Any]]:
         main["categories"] = list(r.categories)
     out = [main]
     for sub in sorted(v.subresources):
-        if sub == "scale":
+        if sub in _OTHER_KINDS:
+            group, kind_version, kind, verbs = _OTHER_KINDS[sub]
             out.append(
                 {
-                    "name": f"{r.plural}/scale",
+                    "name": f"{r.plural}/{sub}",
                     "singularName": "",
                     "namespaced": r.namespaced,
-                    "group": "autoscaling",
-                    "version": "v1",
-                    "kind": "Scale",
-                    "verbs": ["get", "patch", "update"],
+                    "group": group,
+                    "version": kind_version,
+                    "kind": kind,
+                    "verbs": list(verbs),
                 }
             )
         elif sub in _POD_SUBRESOURCES:

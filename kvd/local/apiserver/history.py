@@ -223,6 +223,13 @@ class Watcher:
                 waiters.discard(future)  # a timed-out future must not pile up
                 self._future = None
 
+    def poll(self) -> Event | None:
+        """The next matching event already written, or None; never waits (for readers that
+        catch up synchronously, such as the RBAC index). Gone and Closed as `next`."""
+        if self._closed or self._history._closed:
+            raise Closed("the watch is closed")
+        return self._scan()
+
     def close(self) -> None:
         """Stop watching; a next() blocked in another task raises Closed."""
         self._closed = True

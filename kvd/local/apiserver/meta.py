@@ -41,11 +41,19 @@ def generate_name(prefix: str) -> str:
     return prefix[: 63 - 5] + "".join(random.choice(_ALPHABET) for _ in range(5))
 
 
-def name_causes(name: object, *, label: bool, path: str = "metadata.name") -> list[Cause]:
-    """Why `name` is not a valid object name (DNS-1123 label for namespaces, else subdomain)."""
+def name_causes(
+    name: object, *, label: bool, path: str = "metadata.name", path_segment: bool = False
+) -> list[Cause]:
+    """Why `name` is not a valid object name: a DNS-1123 label for namespaces, a path segment
+    (anything but '.', '..', '/' and '%') for RBAC's kinds, else a subdomain."""
     if not isinstance(name, str) or not name:
         return [
             Cause("FieldValueRequired", "Required value: name or generateName is required", path)
+        ]
+    if path_segment:
+        return [
+            Cause("FieldValueInvalid", f'Invalid value: "{name}": {message}', path)
+            for message in path_segment_problems(name)
         ]
     limit = 63 if label else 253
     pattern = DNS1123_LABEL if label else DNS1123_SUBDOMAIN
@@ -62,6 +70,13 @@ def name_causes(name: object, *, label: bool, path: str = "metadata.name") -> li
         message = _LABEL_MESSAGE if label else _SUBDOMAIN_MESSAGE
         causes.append(Cause("FieldValueInvalid", f'Invalid value: "{name}": {message}', path))
     return causes
+
+
+def path_segment_problems(name: str) -> list[str]:
+    """apimachinery's IsValidPathSegmentName: the name must survive as one URL path segment."""
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{bad}'" for bad in ("/", "%") if bad in name]
 
 
 def map_causes(meta: dict[str, Any]) -> list[Cause]:

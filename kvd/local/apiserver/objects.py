@@ -143,7 +143,11 @@ class Objects:
         if not metadata.get("name") and metadata.get("generateName"):
             metadata["name"] = meta.generate_name(str(metadata["generateName"]))
         name = metadata.get("name")
-        causes = meta.name_causes(name, label=t.resource.plural == "namespaces")
+        causes = meta.name_causes(
+            name,
+            label=t.resource.plural == "namespaces",
+            path_segment=t.resource.path_segment_names,
+        )
         if causes:
             raise errors.invalid(t.resource.group, t.resource.kind, str(name or ""), causes)
         assert isinstance(name, str)

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from kvd.local.apiserver.store import ResourceKey
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 CREATE_ONLY = ("create",)
 
@@ -77,6 +78,8 @@ class ResourceDef:
     # a second API for another resource's objects (events.k8s.io Events are core Events):
     # read and written in that resource's store, converted by `views`
     stored_as: ResourceKey | None = None
+    # names are any URL path segment, not DNS subdomains (RBAC's: "system:discovery")
+    path_segment_names: bool = False
 
     @property
     def key(self) -> ResourceKey:
@@ -121,6 +124,7 @@ def _builtin(
     categories: tuple[str, ...] = (),
     field_labels: dict[str, tuple[str, ...]] | None = None,
     stored_as: ResourceKey | None = None,
+    path_segment_names: bool = False,
 ) -> ResourceDef:
     return ResourceDef(
         group=group,
@@ -134,6 +138,7 @@ def _builtin(
         verbs=verbs,
         field_labels=field_labels or {},
         stored_as=stored_as,
+        path_segment_names=path_segment_names,
     )
 
 
@@ -212,7 +217,14 @@ BUILTINS: tuple[ResourceDef, ...] = (
     _builtin("", "v1", "events", "Event", short_names=("ev",), field_labels=_EVENT_FIELDS),
     _builtin("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
     _builtin("", "v1", "secrets", "Secret", field_labels={"type": ("type",)}),
-    _builtin("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+    _builtin(
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        short_names=("sa",),
+        subresources=("token",),  # TokenRequest: serviceaccounts.tokenrequest
+    ),
     _builtin(
         "",
         "v1",
@@ -373,12 +385,30 @@ BUILTINS: tuple[ResourceDef, ...] = (
         short_names=("ing",),
         subresources=("status",),
     ),
+    _builtin(
+        "authorization.k8s.io",
+        "v1",
+        "localsubjectaccessreviews",
+        "LocalSubjectAccessReview",
+        verbs=CREATE_ONLY,
+    ),
+    # RBAC (`rbac/`): what the authorizer reads; kube gives them no short names.
+    *(
+        _builtin(RBAC_GROUP, "v1", plural, kind, namespaced=namespaced, path_segment_names=True)
+        for plural, kind, namespaced in (
+            ("roles", "Role", True),
+            ("rolebindings", "RoleBinding", True),
+            ("clusterroles", "ClusterRole", False),
+            ("clusterrolebindings", "ClusterRoleBinding", False),
+        )
+    ),
 )
 # Reviews are answered, never stored.
 VIRTUAL = frozenset(
     {
         "tokenreviews",
         "subjectaccessreviews",
+        "localsubjectaccessreviews",
         "selfsubjectaccessreviews",
         "selfsubjectrulesreviews",
         "selfsubjectreviews",

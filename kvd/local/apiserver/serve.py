@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from kvd import logs
-from kvd.local.apiserver import auth, tls
+from kvd.local.apiserver import auth
 from kvd.local.apiserver.server import APIServer
 
 SHUTDOWN_SECONDS = 1.0
@@ -36,7 +36,7 @@ async def serve(
         server.app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS
     )
     await runner.setup()
-    certs = tls.Certificates(data_dir)
+    certs = server.certificates
     site = web.TCPSite(runner, host, port, ssl_context=certs.server_context())
     await site.start()
     bound = int(runner.addresses[0][1]) if runner.addresses else port
@@ -44,7 +44,7 @@ async def serve(
     kubeconfig = auth.write_kubeconfig(
         data_dir / "kubeconfig",
         server=url,
-        token=server.tokens.admin_token,
+        credentials={"token": server.tokens.admin_token},
         ca=certs.ca_cert.read_bytes(),
     )
     print(f"kvd local apiserver: serving {url}", flush=True)

@@ -1,5 +1,9 @@
 """The local API server's HTTP side: routing, authentication, bodies, watch streams.
 
+Every request is authenticated (`auth`), may then run as the user it impersonates, and is
+authorized for that user by RBAC (`rbac`: system:masters before any rule is read, everyone else
+by the stored roles and bindings).
+
 One asyncio event loop serves everything (aiohttp). Store calls are short synchronous SQLite
 operations made on the loop thread, so requests are naturally serialised and a watch never
 misses a write made between its list and its start. What could hold the loop long is kept off
@@ -50,11 +54,20 @@ from kvd.local.apiserver import (
     pods,
     policy,
     selectors,
+    serviceaccounts,
     tables,
+    tls,
 )
 from kvd.local.apiserver.errors import APIError
 from kvd.local.apiserver.objects import PATCH_TYPES, FieldValidation, Objects, Target
+from kvd.local.apiserver.rbac import bootstrap, escalation, impersonation
+from kvd.local.apiserver.rbac.aggregation import AggregationController
+from kvd.local.apiserver.rbac.escalation import RBACEscalation
+from kvd.local.apiserver.rbac.index import RBACIndex
 from kvd.local.apiserver.registry import VIRTUAL, Registry
+from kvd.local.apiserver.serviceaccounts import admission as sa_admission
+from kvd.local.apiserver.serviceaccounts import controller as sa_controller
+from kvd.local.apiserver.serviceaccounts import discovery as sa_discovery
 from kvd.local.apiserver.store import Store
 from kvd.local.apiserver.watchstream import WatchStream
 
@@ -62,7 +75,8 @@ log = logs.get_logger(__name__)
 
 MAX_BODY = documents.MAX_BYTES  # kube-apiserver's limit for a request body
 AUDIT_ID = web.RequestKey("kvd.audit_id", str)
-USER = web.RequestKey("kvd.user", auth.User)
+USER = web.RequestKey("kvd.user", auth.User)  # whom the request acts as
+CALLER = web.RequestKey("kvd.caller", auth.User)  # who authenticated (differs when impersonating)
 _AUDIT_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,254}[A-Za-z0-9])?")
 # Static paths kube-apiserver answers whatever the method: health checks (its healthz mux) and
 # the group lists (the aggregator's handlers). The others are go-restful routes: 405.
@@ -94,14 +108,21 @@ class APIServer:
         self.data_dir = data_dir
         self.store = Store(data_dir / "state.db", history=history)
         self.registry = Registry()
+        self.certificates = tls.Certificates(data_dir)
+        self.service_accounts = serviceaccounts.ServiceAccounts(data_dir, self.store)
+        self.rbac = RBACIndex(self.store)
+        self.authorizer = policy.Authorizer(self.rbac)
         # The admission chain, in kube-apiserver's order: built-in defaults and create
-        # strategies, built-in validation, then webhooks.
+        # strategies (RBAC's escalation guard is its storage's), the ServiceAccount plugin,
+        # built-in validation, then webhooks.
         self.objects = Objects(
             self.store,
             self.registry,
             admission=(
                 pods.PodDefaults(),
+                sa_admission.ServiceAccountAdmission(self.store, self._default_account),
                 namespaces.NamespaceStrategy(),
+                RBACEscalation(self.rbac, self.authorizer),
                 crds.CRDValidation(),
                 admission.KubeVirtAdmission(),
             ),
@@ -111,17 +132,30 @@ class APIServer:
         self.collector = deletion.Collector(self.deleter)
         self.namespace_controller = namespace_controller.NamespaceController(self.deleter)
         self.crds = crds.CRDs(self.objects)
-        self.tokens = auth.Tokens(data_dir)
-        self.authorizer = policy.Authorizer()
+        self.sa_controller = sa_controller.ServiceAccountsController(
+            self.objects, self.certificates.ca_cert.read_bytes()
+        )
+        self.tokens = auth.Tokens(
+            data_dir,
+            audiences=serviceaccounts.API_AUDIENCES,
+            authenticators=(self.service_accounts.authenticator,),
+        )
         # the local node serves logs and exec there (`kvd local apiserver --kubelet-socket`)
         self.kubelet = kubelet.Kubelet(kubelet_socket or data_dir / "node" / "kubelet.sock")
         self.log_source: LogSource = self.kubelet
         self.accounting = accounting.Accounting()
-        self.audit = audit.AuditLog(audit_log, audit_id=AUDIT_ID, user=USER) if audit_log else None
+        self.audit = (
+            audit.AuditLog(audit_log, audit_id=AUDIT_ID, user=USER, caller=CALLER)
+            if audit_log
+            else None
+        )
         self.openapi = openapi.OpenAPIService(self.registry, openapi.load)
         self._tasks: list[asyncio.Task[None]] = []
         self.crds.load()
         self._ensure_namespaces()
+        self.aggregation = AggregationController(self.objects)
+        bootstrap.ensure(self.objects)
+        self.aggregation.settle()
 
     def _ensure_namespaces(self) -> None:
         ns = self.registry.get("", "namespaces")
@@ -136,6 +170,14 @@ class APIServer:
                     dry_run=False,
                     manager="kube-apiserver",
                 )
+        items, _ = self.store.list(ns.key, None)
+        for namespace in items:  # before the first request, not on the controller's first pass
+            self.sa_controller.sync(namespace["metadata"]["name"])
+
+    def _default_account(self, namespace: str) -> None:
+        """Admission's call when a pod comes before the controller made `default` (the
+        controller exists by the time any pod is admitted)."""
+        self.sa_controller.sync(namespace)
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -161,6 +203,8 @@ class APIServer:
             ("garbage_collector", self.collector.run),
             ("namespace_controller", self.namespace_controller.run),
             ("crds", self.crds.run),
+            ("serviceaccounts", self.sa_controller.run),
+            ("clusterrole_aggregation", self.aggregation.run),
         ):
             self._tasks.append(asyncio.create_task(_keep_running(name, run)))
 
@@ -169,6 +213,7 @@ class APIServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.kubelet.close()
+        self.rbac.close()
         decoding.PARSER.close()
         self.store.close()
         if self.audit:
@@ -204,12 +249,22 @@ class APIServer:
         )
         if user is None:
             raise errors.unauthorized()
-        if not self.authorizer.privileged(user):
-            asked = policy.attributes(request.method, request.path, request.query)
-            if not self.authorizer.allows(user, asked):
-                raise policy.forbidden(user, asked)
+        request[CALLER] = user
+        user = self._impersonated(request, user)
         request[USER] = user
-        return await handler(request)
+        if self.authorizer.privileged(user):
+            return await handler(request)
+        asked = policy.attributes(request.method, request.path, request.query)
+        decision = self.authorizer.decide(user, asked)
+        if not decision.allowed:
+            raise policy.forbidden(user, asked, decision.reason)
+        with escalation.acting_as(user, asked):  # whose writes RBAC's escalation guard checks
+            return await handler(request)
+
+    def _impersonated(self, request: web.Request, user: auth.User) -> auth.User:
+        """The user the request runs as: the authenticated one, or whom it impersonates
+        (`Impersonate-*` headers, each authorized for the authenticated user: `rbac`)."""
+        return impersonation.impersonate(request.headers, user, self.authorizer) or user
 
     # --- routing -----------------------------------------------------------------------------
 
@@ -218,6 +273,12 @@ class APIServer:
         parts = [p for p in path.split("/") if p]
         if request.method == "GET" and path == "/metrics":
             return self.accounting.response()
+        if path in sa_discovery.PATHS:
+            if request.method != "GET":
+                raise errors.method_not_allowed(
+                    "the server does not allow this method on the requested resource"
+                )
+            return sa_discovery.respond(path, self.service_accounts.key)
         if parts[:1] == ["openapi"]:
             if request.method != "GET":
                 raise errors.method_not_allowed(
@@ -300,11 +361,14 @@ class APIServer:
                 self.tokens,
                 request[USER],
                 self.authorizer,
+                namespace=t.namespace,
             )
             review.update(apiVersion=t.resource.api_version(t.version), kind=t.resource.kind)
             return _respond(request, review, status=201)
         if collection:
             return await self._collection(request, t, validation, dry_run, delete_options)
+        if t.subresource == "token":
+            return await self._token_request(request, t)
         if t.subresource in ("log", "exec", "binding", "scale"):
             return await self._subresource(request, t, validation, dry_run)
         if method == "GET":
@@ -512,6 +576,17 @@ class APIServer:
             )
             return _respond(request, status, status=201)
         return _respond(request, await self._scale(request, t, validation, dry_run))
+
+    async def _token_request(self, request: web.Request, t: Target) -> web.StreamResponse:
+        """`POST …/serviceaccounts/NAME/token`: a TokenRequest (`serviceaccounts.tokenrequest`);
+        kubectl sends it in protobuf."""
+        if request.method != "POST":
+            raise errors.method_not_allowed(
+                "the server does not allow this method on the requested resource"
+            )
+        body = await decoding.body(request, protobuf=True)
+        answer = self.service_accounts.token_request(t.namespace, t.name, body)
+        return _respond(request, answer, status=201)
 
     def _pod(self, t: Target) -> dict[str, Any]:
         """The pod a subresource request names (404 when there is none)."""

@@ -132,12 +132,43 @@ def _involved(event: dict[str, Any]) -> str:
     return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
 
 
+def _binding_cells(binding: dict[str, Any]) -> list[Any]:
+    """ROLE and AGE, then (kubectl -o wide) the subjects by kind, as kube's printer lists them
+    (a service account as namespace/name)."""
+    ref = binding.get("roleRef") or {}
+    subjects = [s for s in binding.get("subjects") or [] if isinstance(s, dict)]
+
+    def named(kind: str) -> str:
+        return ", ".join(str(s.get("name", "")) for s in subjects if s.get("kind") == kind)
+
+    accounts = ", ".join(
+        f"{s.get('namespace', '')}/{s.get('name', '')}"
+        for s in subjects
+        if s.get("kind") == "ServiceAccount"
+    )
+    return [
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        age(binding["metadata"].get("creationTimestamp")),
+        named("User"),
+        named("Group"),
+        accounts,
+    ]
+
+
 Builtin = tuple[list[dict[str, Any]], Callable[[dict[str, Any]], list[Any]]]
 
 
 def _col(name: str, kind: str = "string", priority: int = 0) -> dict[str, Any]:
     return {"name": name, "type": kind, "format": "", "description": name, "priority": priority}
 
+
+_BINDING_COLUMNS = [
+    _col("Role"),
+    _col("Age"),
+    _col("Users", priority=1),
+    _col("Groups", priority=1),
+    _col("ServiceAccounts", priority=1),
+]
 
 _BUILTIN: dict[tuple[str, str], Builtin] = {
     ("", "pods"): (
@@ -207,6 +238,19 @@ _BUILTIN: dict[tuple[str, str], Builtin] = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): (
         [_col("Created At", "date")],
         lambda o: [o["metadata"].get("creationTimestamp", "")],
+    ),
+    ("rbac.authorization.k8s.io", "roles"): (
+        [_col("Created At", "date")],
+        lambda o: [o["metadata"].get("creationTimestamp", "")],
+    ),
+    ("rbac.authorization.k8s.io", "clusterroles"): (
+        [_col("Created At", "date")],
+        lambda o: [o["metadata"].get("creationTimestamp", "")],
+    ),
+    ("rbac.authorization.k8s.io", "rolebindings"): (_BINDING_COLUMNS, _binding_cells),
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): (
+        _BINDING_COLUMNS,
+        _binding_cells,
     ),
 }
 

@@ -4,6 +4,10 @@ kubectl (client-go) does not send a bearer token over plain HTTP, and kube-apise
 serves without TLS, so neither does this server. On first start a CA and a serving certificate
 for 127.0.0.1, ::1 and localhost are generated into the data directory (keys 0600) and reused
 afterwards; the kubeconfig carries the CA so clients verify the server.
+
+The same CA signs the serving certificates of kvd's own TLS services in the local cluster
+(`issue`: the handler's HandlerService, the controller's ControllerService), as a real
+cluster's CA would, so that a client holding only a kubeconfig (its CA) can verify them too.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import datetime
 import ipaddress
 import os
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -20,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 VALIDITY = datetime.timedelta(days=3650)
+ISSUED_VALIDITY = datetime.timedelta(days=365)
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
@@ -77,33 +83,26 @@ class Certificates:
             )
             .sign(ca_key, hashes.SHA256())
         )
-        key = ec.generate_private_key(ec.SECP256R1())
-        names: list[x509.GeneralName] = []
-        for host in hosts:
-            try:
-                names.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                names.append(x509.DNSName(host))
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(
-                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kvd-local-apiserver")])
-            )
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + VALIDITY)
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(
-                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
+        key, cert = _serving(ca_key, ca_name, "kvd-local-apiserver", hosts, VALIDITY)
         _write(self.dir / "ca.key", _key_bytes(ca_key), 0o600)
         _write(self.ca_cert, ca.public_bytes(serialization.Encoding.PEM), 0o644)
         _write(self.key, _key_bytes(key), 0o600)
         _write(self.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+    def issue(self, name: str, hosts: Sequence[str]) -> tuple[Path, Path]:
+        """A serving certificate for the component `name`, valid for `hosts` (IP addresses and
+        DNS names), signed by this CA: written to `pki/<name>.crt` and `pki/<name>.key`
+        (0600), replacing an earlier one; returns (certificate, key)."""
+        if not name or "/" in name or name in ("ca", "apiserver", "sa"):
+            raise ValueError(f"{name!r} cannot name a component's certificate")
+        if not hosts:
+            raise ValueError(f"a certificate for {name} must name at least one host")
+        ca, ca_key = self.authority()
+        key, cert = _serving(ca_key, ca.subject, f"kvd-local-{name}", hosts, ISSUED_VALIDITY)
+        cert_path, key_path = self.dir / f"{name}.crt", self.dir / f"{name}.key"
+        _write(key_path, _key_bytes(key), 0o600)  # the key first: a new cert never pairs an old key
+        _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        return cert_path, key_path
 
     def server_context(self) -> ssl.SSLContext:
         """Serves with the server certificate; asks for, and verifies against the CA, a client
@@ -121,3 +120,35 @@ class Certificates:
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise TypeError(f"{self.dir / 'ca.key'} is not an EC key")
         return cert, key
+
+
+def _serving(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_name: x509.Name,
+    common_name: str,
+    hosts: Sequence[str],
+    validity: datetime.timedelta,
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + validity)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return key, cert

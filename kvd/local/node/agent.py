@@ -4,7 +4,9 @@ Wiring, as a kubelet: register the Node and keep its Lease fresh; three informer
 pods bound nowhere, this Node); one work queue whose keys are `("pod", ns/name)` (reconcile with
 `PodWorker`), `("schedule", ns/name)` (bind or report Unschedulable) and `("sweep", "")` (tear down
 what runs for a pod whose object is gone); a monitor that notices process exits and enqueues
-their pod; a prober; the node API for logs and exec. Handlers only enqueue.
+their pod; a prober; the node API for logs and exec. Handlers only enqueue. Everything it asks of
+the API server — pods' service-account tokens (TokenRequests) included — it asks with the
+credentials of its kubeconfig.
 
 Start-up adopts: after the informers have synced, a sweep removes what belongs to pods that no
 longer exist, and every pod bound here is reconciled against what still runs — nothing is started
@@ -25,7 +27,7 @@ from kvd import logs
 from kvd.kube import client, informer
 from kvd.kube.workqueue import WorkQueue
 from kvd.local import images
-from kvd.local.node import containers, kubelet_api, network, registration, scheduler
+from kvd.local.node import containers, kubelet_api, network, registration, scheduler, tokens
 from kvd.local.node.locator import Locator
 from kvd.local.node.podworker import PodWorker
 from kvd.local.node.prober import Prober
@@ -103,6 +105,7 @@ class LocalNode:
             prober=self.prober,
             lookup=self._lookup,
             read_pvc=self._read_pvc,
+            tokens=tokens.TokenManager(self._request_token),
         )
         self.locator = Locator(pod=self.here.get, runtime=self.runtime)
         self._stop = threading.Event()
@@ -352,6 +355,12 @@ class LocalNode:
             if exc.not_found:
                 return None
             raise
+
+    def _request_token(self, namespace: str, account: str, body: Json) -> Json:
+        """A TokenRequest, made with the node's own credentials (its kubeconfig)."""
+        return self.raw.create(
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token", body
+        )
 
     def _read_pvc(self, namespace: str, claim: str) -> tuple[Json | None, Json | None]:
         pvc = self._lookup("persistentvolumeclaims", namespace, claim)

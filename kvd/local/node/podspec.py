@@ -174,7 +174,7 @@ def _value_from(
     if "fieldRef" in source:
         return _field(pod, source["fieldRef"]["fieldPath"], context)
     if "resourceFieldRef" in source:
-        return _resource_field(container, source["resourceFieldRef"])
+        return resource_field(container, source["resourceFieldRef"])
     for key, kind in (("configMapKeyRef", "configmaps"), ("secretKeyRef", "secrets")):
         if key in source:
             ref = source[key]
@@ -219,7 +219,8 @@ def _field(pod: Json, path: str, context: PodContext) -> str:
     raise ContainerConfigError("CreateContainerConfigError", f'fieldRef "{path}" is not supported')
 
 
-def _resource_field(container: Json, ref: Json) -> str:
+def resource_field(container: Json, ref: Json) -> str:
+    """A `resourceFieldRef` of `container` (env or downward-API file), in its divisor."""
     kind, _, resource = ref["resource"].partition(".")
     raw = ((container.get("resources") or {}).get(kind) or {}).get(resource)
     if raw is None:

@@ -3,11 +3,12 @@
 `sync(pod)` is level-triggered and idempotent: it reads what runs from the runtime, starts what
 should run (the network sandbox, then init containers one at a time, then the containers),
 restarts per `restartPolicy` with the kubelet's crash-loop backoff, computes the status and writes
-it only when it differs. A pod with a `deletionTimestamp` gets SIGTERM in each running container,
-SIGKILL when its grace period (counted from the first time any node process saw the deletion, kept
-in the pod's record) is over, then its network, processes and files are torn down and only then is
-the object deleted with grace 0 — the kubelet's confirmation. `forget(uid)` tears down a pod whose
-object is already gone.
+it only when it differs. Volumes are prepared on every sync (unchanged ones write nothing), and a
+pod holding projected service-account tokens is synced again when the next is due for renewal.
+A pod with a `deletionTimestamp` gets SIGTERM in each running container, SIGKILL when its grace
+period (counted from the first time any node process saw the deletion, kept in the pod's record) is
+over, then its network, processes and files are torn down and only then is the object deleted with
+grace 0 — the kubelet's confirmation. `forget(uid)` tears down a pod whose object is already gone.
 
 After a node restart nothing is started twice: the runtime reports containers that still run, and
 a container the API says was started but the runtime has no trace of is "lost": reported as
@@ -25,7 +26,7 @@ from kvd import logs
 from kvd import records as kvd_records
 from kvd.kube.client import ApiError, Raw
 from kvd.local import images
-from kvd.local.node import containers, network, podspec, status, volumes
+from kvd.local.node import containers, network, podspec, status, tokens, volumes
 from kvd.local.node.prober import Prober
 from kvd.local.node.records import Record
 from kvd.local.node.registration import now
@@ -66,6 +67,7 @@ class PodWorker:
         prober: Prober,
         lookup: podspec.Lookup,
         read_pvc: volumes.ReadPVC,
+        tokens: tokens.TokenManager | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.raw = raw
@@ -78,6 +80,7 @@ class PodWorker:
         self.prober = prober
         self.lookup = lookup
         self.read_pvc = read_pvc
+        self.tokens = tokens
         self.clock = clock
         self._state: dict[str, _PodState] = {}
 
@@ -103,6 +106,7 @@ class PodWorker:
                 store=self.store,
                 lookup=self.lookup,
                 read_pvc=self.read_pvc,
+                tokens=self.tokens,
             )
         except podspec.ContainerConfigError as exc:
             for c in _all_containers(pod):
@@ -114,11 +118,19 @@ class PodWorker:
         if phase in status.TERMINAL:
             self._stop_runtime(uid, keep_logs=True)
             return None
-        return delay
+        return _sooner(delay, self._token_refresh(uid))
+
+    def _token_refresh(self, uid: str) -> float | None:
+        """Seconds until one of the pod's projected tokens is due for renewal (the next sync
+        writes it)."""
+        due = self.tokens.refresh_at(uid) if self.tokens is not None else None
+        return None if due is None else max(due - self.clock(), 0.0)
 
     def forget(self, uid: str) -> None:
         """The pod object is gone: nothing of it may remain."""
         self._stop_runtime(uid, keep_logs=False)
+        if self.tokens is not None:
+            self.tokens.forget(uid)
         self.records.remove(uid)
         self._state.pop(uid, None)
         log.info("pod_cleaned_up", uid=uid)
@@ -388,6 +400,10 @@ class PodWorker:
             )
             self.records.put(record)
         return record
+
+
+def _sooner(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _all_containers(pod: Json) -> list[Json]:

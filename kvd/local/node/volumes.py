@@ -3,8 +3,10 @@
 emptyDir → a directory the runtime keeps per pod; hostPath → the path, checked or created per
 its `type`; `image` (the Kubernetes image volume) → the image's root in the local store,
 read-only; configMap/secret → their keys written as files under a per-pod directory;
-persistentVolumeClaim → the bound PersistentVolume's `hostPath`/`local` path (a block device when
-`volumeMode: Block`). Anything else is refused with a message that names the volume type.
+projected/downwardAPI → files from several sources (a service-account token among them), kept
+current and swapped atomically (`projected`); persistentVolumeClaim → the bound
+PersistentVolume's `hostPath`/`local` path (a block device when `volumeMode: Block`). Anything
+else is refused with a message that names the volume type.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kvd.local import images
+from kvd.local.node import projected
 from kvd.local.node.podspec import ContainerConfigError, Lookup, Volume
 
 Json = dict[str, Any]
@@ -32,6 +35,7 @@ def prepare(
     store: images.ImageStore,
     lookup: Lookup,
     read_pvc: ReadPVC,
+    tokens: projected.TokenSource | None = None,
 ) -> dict[str, Volume]:
     namespace = pod["metadata"]["namespace"]
     prepared: dict[str, Volume] = {}
@@ -45,6 +49,10 @@ def prepare(
             prepared[name] = _image(name, volume["image"], store)
         elif "configMap" in volume or "secret" in volume:
             prepared[name] = _projection(name, volume, namespace, volume_dir(name), lookup)
+        elif "projected" in volume or "downwardAPI" in volume:
+            target = volume_dir(name)
+            projected.write(name, volume, pod, target, lookup=lookup, tokens=tokens)
+            prepared[name] = Volume(source=target, read_only=True)
         elif "persistentVolumeClaim" in volume:
             prepared[name] = _claim(name, volume["persistentVolumeClaim"], namespace, read_pvc)
         else:
@@ -52,8 +60,8 @@ def prepare(
             raise ContainerConfigError(
                 "CreateContainerConfigError",
                 f'volume "{name}": {", ".join(kinds) or "no source"} volumes are not supported by '
-                "kvd's local node (emptyDir, hostPath, image, configMap, secret, "
-                "persistentVolumeClaim are)",
+                "kvd's local node (emptyDir, hostPath, image, configMap, secret, projected, "
+                "downwardAPI, persistentVolumeClaim are)",
             )
     return prepared
 

@@ -15,6 +15,7 @@ import yaml
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
+from kvd.local.apiserver.serviceaccounts.controller import ROOT_CA
 from tests.local.apiserver.conftest import CRDS, Server, start_server
 from tests.support.waiting import wait_for
 
@@ -90,7 +91,7 @@ def test_expired_resource_version_is_410_and_a_relist_recovers(tmp_path: Path) -
                 pass
         assert caught.value.status == 410
         relisted = core.list_namespaced_config_map("default")
-        assert len(relisted.items) == 11
+        assert len(relisted.items) == 11 + 1  # and kube-root-ca.crt
         names = []
         for event in watch.Watch().stream(
             core.list_namespaced_config_map,
@@ -136,7 +137,7 @@ def test_deleting_an_owner_collects_its_dependents(server: Server) -> None:
 
     wait_for(
         "the dependents to be collected",
-        lambda: names() == {"unrelated"},
+        lambda: names() == {"unrelated", ROOT_CA},
         timeout=10,
         diagnose=names,
     )
@@ -159,20 +160,21 @@ def test_label_and_field_selectors(server: Server) -> None:
         )
 
     assert names(label_selector="app=web") == ["a", "b"]
-    assert names(label_selector="app!=web") == ["c"]
+    # kube-root-ca.crt, in every namespace, has no labels
+    assert names(label_selector="app!=web") == ["c", ROOT_CA]
     assert names(label_selector="app in (db,cache)") == ["c"]
-    assert names(label_selector="app notin (db)") == ["a", "b"]
+    assert names(label_selector="app notin (db)") == ["a", "b", ROOT_CA]
     assert names(label_selector="tier") == ["a"]
-    assert names(label_selector="!tier") == ["b", "c"]
+    assert names(label_selector="!tier") == ["b", "c", ROOT_CA]
     assert names(field_selector="metadata.name=b") == ["b"]
-    assert names(field_selector="metadata.name!=b") == ["a", "c"]
+    assert names(field_selector="metadata.name!=b") == ["a", "c", ROOT_CA]
     with pytest.raises(ApiException) as caught:
         core.list_namespaced_config_map("default", field_selector="spec.nope=1")
     assert caught.value.status == 400
     page = core.list_namespaced_config_map("default", limit=2)
     assert len(page.items) == 2 and page.metadata._continue
     rest = core.list_namespaced_config_map("default", limit=2, _continue=page.metadata._continue)
-    assert [c.metadata.name for c in page.items + rest.items] == ["a", "b", "c"]
+    assert [c.metadata.name for c in page.items + rest.items] == ["a", "b", "c", ROOT_CA]
 
 
 def test_crd_then_custom_objects_with_schema_status_and_restart(tmp_path: Path) -> None:

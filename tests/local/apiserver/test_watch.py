@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from kubernetes import client, watch
 
 from kvd.local.apiserver import watchstream
+from kvd.local.apiserver.serviceaccounts.controller import ROOT_CA
 from tests.local.apiserver.conftest import KUBECTL, Server
 from tests.local.apiserver.watching import Event, Local, local_server
 
@@ -247,10 +248,11 @@ def test_a_watch_list_from_the_next_version_gets_it_once_written(tmp_path: Path)
         await local.write("POST", CMS, _cm("next"))
         events = await watching
         assert [(e["type"], e["object"]["metadata"].get("name")) for e in events] == [
+            ("ADDED", ROOT_CA),  # in every namespace from its start
             ("ADDED", "next"),
             ("BOOKMARK", None),
         ]
-        assert events[1]["object"]["metadata"]["resourceVersion"] == str(local.revision)
+        assert events[-1]["object"]["metadata"]["resourceVersion"] == str(local.revision)
 
     _run_local(tmp_path, scenario)
 
@@ -331,6 +333,7 @@ async def _replay_every_version(
     recorded = Recorded()
     async with local_server(data, history=history) as local:
         first = local.revision
+        await recorded.seed(local)
         for i, (name, op, labels) in enumerate(writes):
             if i == restart:
                 break
@@ -384,6 +387,15 @@ class Recorded:
 
     changes: list[Change] = field(default_factory=list)
     state: dict[str, dict[str, str]] = field(default_factory=dict)
+    seeded: dict[str, int] = field(default_factory=dict)  # what existed before: its version
+
+    async def seed(self, local: Local) -> None:
+        """What the namespace holds before the first write (kube-root-ca.crt)."""
+        _, listed = await local.call("GET", CMS)
+        for item in listed["items"]:
+            meta = item["metadata"]
+            self.state[meta["name"]] = meta.get("labels") or {}
+            self.seeded[meta["name"]] = int(meta["resourceVersion"])
 
     async def apply(self, local: Local, name: str, op: str, labels: dict[str, str]) -> None:
         before = self.state.get(name)
@@ -400,4 +412,4 @@ class Recorded:
         self.changes.append(Change(local.revision, name, before, self.state.get(name)))
 
     def last_write(self, name: str) -> int:
-        return max(c.revision for c in self.changes if c.name == name)
+        return max([c.revision for c in self.changes if c.name == name] or [self.seeded[name]])

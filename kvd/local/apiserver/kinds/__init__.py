@@ -4,9 +4,9 @@
 metadata of custom resources): first `decode`, as kube's decoder reads a body into the kind's Go
 type (`decoding`: wrong JSON types refused with Go's words, unknown fields dropped and reported
 for `fieldValidation`), then, once admission has run, `validate`, kube's validation rules for
-the fields kvd's users touch (`data` for ConfigMaps and Secrets, `pods` for Pods, annotation size
-for everything), whose causes make a 422 Invalid. The types come from Kubernetes' own OpenAPI
-definitions (`openapi.definitions`).
+the fields kvd's users touch (`data` for ConfigMaps and Secrets, `pods` for Pods, `rbac` for
+roles and bindings, annotation size for everything), whose causes make a 422 Invalid. The types
+come from Kubernetes' own OpenAPI definitions (`openapi.definitions`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kvd.local.apiserver.errors import APIError, Cause
-from kvd.local.apiserver.kinds import data, fields, pods
+from kvd.local.apiserver.kinds import data, fields, pods, rbac
 from kvd.local.apiserver.kinds.decoding import Compiled, DecodeError, decode
 from kvd.local.apiserver.openapi.definitions import OBJECT_META, Definitions
 from kvd.local.apiserver.registry import ResourceDef
@@ -64,6 +64,8 @@ class BuiltinKinds:
             ) from None
         if resource.group == "" and resource.kind == "Secret":
             data.merge_string_data(decoded)
+        elif resource.group == rbac.GROUP:
+            rbac.default(resource.kind, decoded)
         return decoded, unknown
 
     def validate(
@@ -76,6 +78,8 @@ class BuiltinKinds:
             size = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in annotations.items())
             if size > MAX_ANNOTATIONS:
                 errs.too_long("metadata.annotations", MAX_ANNOTATIONS)
+        if resource.crd_name is None and resource.group == rbac.GROUP:
+            rbac.validate(resource.kind, obj, errs)
         if resource.crd_name is None and resource.group == "" and not subresource:
             if resource.kind == "ConfigMap":
                 data.config_map(obj, errs)

@@ -114,6 +114,11 @@ _KINDS: Final[dict[str, tuple[frozenset[str], _Rules]]] = {
     "Lease": (frozenset({"coordination.k8s.io"}), {}),
     "StorageClass": (frozenset({"storage.k8s.io"}), {}),
     "CustomResourceDefinition": (frozenset({"apiextensions.k8s.io"}), {}),
+    # rules and subjects carry no patch strategy: a patch replaces them whole
+    **{
+        kind: (frozenset({"rbac.authorization.k8s.io"}), {})
+        for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+    },
 }
 
 

@@ -1,0 +1,305 @@
+"""ControllerService: the users' operations on VMs and VMIs, served by every controller replica.
+
+Every call goes the same way, as virt-api's subresource handlers do: authenticate the caller
+(`access.Access`: TokenReview), read what the call names, authorize it
+(SubjectAccessReview on its `subresources.kubevirt.io` resource, before any lookup), then act.
+Each replica serves, leader or not: the calls read only the informer caches every replica
+keeps warm, and write through the API server. The later issue "VirtualMachine verbs" fills in
+start/stop/restart/pause/unpause and VNC (and maps the aggregated `subresources.kubevirt.io`
+API onto these same methods); until then they authenticate and authorize like the rest, then
+answer UNIMPLEMENTED.
+
+Console: the VMI (from the cache) must be Running on a node; the stream is proxied to that
+node's HandlerService.Console (`handlers.Handlers`: TLS, the controller's own token), and
+from there on passes through unchanged. The caller's input is read by the handler call's
+request iterator; whichever side ends first ends the other (a caller that cancels cancels the
+handler call; a handler that ends the stream ends the caller's with the same status, except
+that the handler refusing the controller itself — UNAUTHENTICATED, PERMISSION_DENIED — means
+kvd is misconfigured and becomes INTERNAL, as the contract says).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from typing import Any, NoReturn
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from kvd import logs, rpc_auth
+from kvd.api import kinds
+from kvd.controller import access
+from kvd.controller.handlers import HandlerConfigError, Handlers, HandlerUnreachable
+from kvd.kube.reviews import ResourceAttributes, UserInfo
+from kvd.rpc.controller.v1 import controller_pb2, controller_pb2_grpc
+from kvd.rpc.handler.v1 import handler_pb2
+
+log = logs.get_logger(__name__)
+
+Json = dict[str, Any]
+VmiLookup = Callable[[str], Json | None]
+"""`namespace/name` → the VMI from the controller's cache, or None."""
+
+SERVICE_NAME = controller_pb2.DESCRIPTOR.services_by_name["ControllerService"].full_name
+MAX_WORKERS = 64  # each console holds one for its lifetime
+LATER = 'is not implemented yet: it comes with the issue "VirtualMachine verbs"'
+VMIS = kinds.VMI.plural
+VMS = "virtualmachines"
+
+_TO_HANDLER_MODE = {
+    controller_pb2.CONSOLE_MODE_UNSPECIFIED: handler_pb2.CONSOLE_MODE_UNSPECIFIED,
+    controller_pb2.CONSOLE_MODE_READ_ONLY: handler_pb2.CONSOLE_MODE_READ_ONLY,
+    controller_pb2.CONSOLE_MODE_READ_WRITE: handler_pb2.CONSOLE_MODE_READ_WRITE,
+}
+_FROM_HANDLER_MODE = {h: c for c, h in _TO_HANDLER_MODE.items()}
+# The handler refusing the controller is kvd's misconfiguration, not the caller's problem.
+_MISCONFIGURED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
+
+class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
+    def __init__(self, *, access: access.Access, vmis: VmiLookup, handlers: Handlers) -> None:
+        self._access = access
+        self._vmis = vmis
+        self._handlers = handlers
+
+    # --- the VirtualMachine verbs (a later issue) ----------------------------------------------
+
+    def StartVirtualMachine(self, request: Any, context: grpc.ServicerContext) -> NoReturn:  # noqa: N802
+        self._later(context, "StartVirtualMachine", request, VMS, "start")
+
+    def StopVirtualMachine(self, request: Any, context: grpc.ServicerContext) -> NoReturn:  # noqa: N802
+        self._later(context, "StopVirtualMachine", request, VMS, "stop")
+
+    def RestartVirtualMachine(self, request: Any, context: grpc.ServicerContext) -> NoReturn:  # noqa: N802
+        self._later(context, "RestartVirtualMachine", request, VMS, "restart")
+
+    def PauseVirtualMachineInstance(  # noqa: N802
+        self, request: Any, context: grpc.ServicerContext
+    ) -> NoReturn:
+        self._later(context, "PauseVirtualMachineInstance", request, VMIS, "pause")
+
+    def UnpauseVirtualMachineInstance(  # noqa: N802
+        self, request: Any, context: grpc.ServicerContext
+    ) -> NoReturn:
+        self._later(context, "UnpauseVirtualMachineInstance", request, VMIS, "unpause")
+
+    def Vnc(  # noqa: N802
+        self, request_iterator: Iterator[controller_pb2.VncRequest], context: grpc.ServicerContext
+    ) -> Iterator[controller_pb2.VncResponse]:
+        user = self._caller(context)
+        first = _first(request_iterator, context)
+        ns, name = _named(context, first.open.namespace, first.open.name)
+        self._authorize(context, user, access.subresource(VMIS, "vnc", "get", ns, name))
+        _abort(context, grpc.StatusCode.UNIMPLEMENTED, f"Vnc {LATER}")
+        yield  # pragma: no cover - makes this a generator, as a response stream must be
+
+    def _later(
+        self, context: grpc.ServicerContext, rpc: str, request: Any, resource: str, verb: str
+    ) -> NoReturn:
+        user = self._caller(context)
+        ns, name = _named(context, request.namespace, request.name)
+        self._authorize(context, user, access.subresource(resource, verb, "update", ns, name))
+        _abort(context, grpc.StatusCode.UNIMPLEMENTED, f"{rpc} {LATER}")
+
+    # --- console -------------------------------------------------------------------------------
+
+    def Console(  # noqa: N802
+        self,
+        request_iterator: Iterator[controller_pb2.ConsoleRequest],
+        context: grpc.ServicerContext,
+    ) -> Iterator[controller_pb2.ConsoleResponse]:
+        user = self._caller(context)
+        first = _first(request_iterator, context)
+        ns, name = _named(context, first.open.namespace, first.open.name)
+        self._authorize(context, user, access.subresource(VMIS, "console", "get", ns, name))
+        mode = _TO_HANDLER_MODE.get(first.open.mode)
+        if mode is None or mode == handler_pb2.CONSOLE_MODE_UNSPECIFIED:
+            _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"console mode {first.open.mode} is not one: say READ_ONLY or READ_WRITE",
+            )
+        vmi, node = self._running(context, ns, name)
+        session_log = log.bind(rpc="console", vmi=f"{ns}/{name}", user=user.username, node=node)
+        try:
+            channel, stub = self._handlers.connect(node)
+        except HandlerUnreachable as exc:
+            _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
+        except HandlerConfigError as exc:
+            session_log.error("handler_credentials_missing", error=str(exc))
+            _abort(context, grpc.StatusCode.INTERNAL, f"kvd is misconfigured: {exc}")
+        opened = handler_pb2.ConsoleOpen(
+            namespace=ns,
+            name=name,
+            uid=vmi["metadata"]["uid"],
+            mode=mode,
+            replay_bytes=first.open.replay_bytes,
+            take_over=first.open.take_over,
+        )
+        bad_input: list[str] = []
+        call = stub.Console(_upstream(opened, request_iterator, bad_input))
+        if not context.add_callback(call.cancel):
+            call.cancel()  # the caller is gone already
+        session_log.info("console_opened", mode=first.open.mode)
+        failure: tuple[grpc.StatusCode, str] | None = None
+        try:
+            for response in call:
+                yield _from_handler(response)
+        except grpc.RpcError as exc:
+            failure = self._failure(exc, node, bad_input)
+        finally:
+            call.cancel()
+            channel.close()
+        session_log.info("console_closed", error=failure[1] if failure else None)
+        if failure is not None and context.is_active():
+            _abort(context, *failure)
+
+    def _failure(
+        self, exc: grpc.RpcError, node: str, bad_input: list[str]
+    ) -> tuple[grpc.StatusCode, str] | None:
+        code, details = exc.code(), exc.details() or ""
+        if bad_input:
+            return grpc.StatusCode.INVALID_ARGUMENT, bad_input[0]
+        if code == grpc.StatusCode.CANCELLED:
+            return None  # the caller ended it
+        if code in _MISCONFIGURED:
+            log.error("handler_refused_controller", node=node, code=code.name, error=details)
+            return (
+                grpc.StatusCode.INTERNAL,
+                f"kvd is misconfigured: the handler of node {node} refused the controller "
+                f"({code.name}: {details})",
+            )
+        if code == grpc.StatusCode.UNAVAILABLE:  # the handler's, or its launcher's
+            details = f"node {node}: {details}"
+        return code, details
+
+    def _running(self, context: grpc.ServicerContext, ns: str, name: str) -> tuple[Json, str]:
+        vmi = self._vmis(f"{ns}/{name}")
+        if vmi is None:
+            _abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f'{VMIS}.{kinds.GROUP} "{name}" not found in namespace {ns}',
+            )
+        status = vmi.get("status") or {}
+        phase, node = status.get("phase") or "Pending", status.get("nodeName") or ""
+        if phase != "Running" or not node:
+            _abort(
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"VirtualMachineInstance {ns}/{name} is {phase}, not Running",
+            )
+        return vmi, str(node)
+
+    # --- who calls ------------------------------------------------------------------------------
+
+    def _caller(self, context: grpc.ServicerContext) -> UserInfo:
+        try:
+            return self._access.authenticate(context.invocation_metadata())
+        except rpc_auth.Refused as refused:
+            _abort(context, refused.code, refused.message)
+
+    def _authorize(
+        self, context: grpc.ServicerContext, user: UserInfo, attributes: ResourceAttributes
+    ) -> None:
+        try:
+            self._access.authorize(user, attributes)
+        except rpc_auth.Refused as refused:
+            _abort(context, refused.code, refused.message)
+
+
+def _first(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+    try:
+        first = next(requests, None)
+    except grpc.RpcError:
+        first = None  # the caller went away before saying anything
+    if first is None or first.WhichOneof("message") != "open":
+        _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "the first message must be `open`")
+    return first
+
+
+def _named(context: grpc.ServicerContext, namespace: str, name: str) -> tuple[str, str]:
+    missing = [what for what, value in (("namespace", namespace), ("name", name)) if not value]
+    if missing:
+        _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"{' and '.join(missing)} missing")
+    return namespace, name
+
+
+def _upstream(
+    opened: handler_pb2.ConsoleOpen,
+    requests: Iterator[controller_pb2.ConsoleRequest],
+    bad_input: list[str],
+) -> Iterator[handler_pb2.ConsoleRequest]:
+    """The handler call's requests: `open`, then the caller's input as it comes. Ends (a
+    half-close) when the caller's stream ends or fails; gRPC consumes it on its own thread."""
+    yield handler_pb2.ConsoleRequest(open=opened)
+    try:
+        for message in requests:
+            if message.WhichOneof("message") == "open":
+                bad_input.append("`open` may only be the first console message")
+                return
+            yield handler_pb2.ConsoleRequest(input=message.input)
+    except grpc.RpcError:
+        return  # the caller cancelled; the RPC's callback cancels the handler call
+
+
+def _from_handler(response: handler_pb2.ConsoleResponse) -> controller_pb2.ConsoleResponse:
+    if response.WhichOneof("message") == "opened":
+        return controller_pb2.ConsoleResponse(
+            opened=controller_pb2.ConsoleOpened(
+                mode=_FROM_HANDLER_MODE.get(
+                    response.opened.mode, controller_pb2.CONSOLE_MODE_UNSPECIFIED
+                ),
+                replay_bytes=response.opened.replay_bytes,
+            )
+        )
+    return controller_pb2.ConsoleResponse(output=response.output)
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    context.abort(code, message)
+    raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+class RunningService:
+    """A started ControllerService server."""
+
+    def __init__(self, server: grpc.Server, port: int, health: health.HealthServicer) -> None:
+        self._server = server
+        self.port = port
+        self._health = health
+
+    def stop(self, grace: float | None = None) -> None:
+        self._health.enter_graceful_shutdown()
+        self._server.stop(grace).wait((grace or 0) + 5)
+
+
+def serve(
+    *, address: str, servicer: ControllerServicer, credentials: grpc.ServerCredentials
+) -> RunningService:
+    """Serve ControllerService over TLS on `address` (port 0: any free one); started when this
+    returns."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="controller-rpc"),
+        maximum_concurrent_rpcs=MAX_WORKERS,
+        options=[("grpc.so_reuseport", 0)],  # a second controller on the port must fail
+    )
+    controller_pb2_grpc.add_ControllerServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]  # generated, unannotated
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    try:
+        port = server.add_secure_port(address, credentials)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {address}: {exc}") from None
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("controller_service_serving", address=address, port=port)
+    return RunningService(server, port, health_servicer)
