@@ -1,24 +1,22 @@
 """VirtualMachines and replica sets in e2e tests, seen the way a user sees them: `kubectl get`,
 `kubectl get -w` (every printableStatus the controller writes, so a passing state such as
-Stopping is not missed between two polls), the guest's console, and QEMU killed from outside."""
+Stopping is not missed between two polls), the guest powering off, and QEMU killed from
+outside."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
-from pathlib import Path
 
 from tests.e2e.conftest import E2E, Json
 from tests.local.kubectl import KUBECTL
-from tests.local.node.conftest import KVD, processes_mentioning
-from tests.support.console import Transcript, pty_output
+from tests.local.node.conftest import processes_mentioning
+from tests.support.console import Transcript
 from tests.support.waiting import wait_for
 
-KVDCTL = str(Path(KVD).with_name("kvdctl"))
-BOOT = 120.0  # seconds to a guest's console line under TCG, generous for a loaded machine
+BOOT = 120.0  # seconds for a guest to boot under TCG, generous for a loaded machine
 
 
 def vm(e2e: E2E, name: str) -> Json | None:
@@ -137,29 +135,25 @@ def kill_qemu(name: str, namespace: str = "default") -> None:
     os.kill(int(found[0].split(":", 1)[0]), signal.SIGKILL)
 
 
-def guest_poweroff(e2e: E2E, name: str) -> None:
-    """`poweroff -f` in the guest's shell, on its serial console (`kvdctl console`)."""
-    import pty  # noqa: PLC0415 - only this helper needs a terminal
+def guest_poweroff(e2e: E2E, name: str, namespace: str = "default") -> None:
+    """The guest powers itself off: its ACPI power button, pressed with `virsh shutdown` in its
+    launcher pod (`kubectl exec`), makes the demo guest run `poweroff -f`. Pressed again every
+    few seconds until its VMI has ended, since the guest listens for it only once booted."""
+    vmi = e2e.vmi(name)
+    assert vmi is not None, f"{name} has no VMI"
+    [pod] = e2e.pods_of(vmi)
+    domain = f"{namespace}_{name}"
 
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [KVDCTL, "console", name, "--data-dir", str(e2e.cluster.data_dir)],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        close_fds=True,
-    )
-    os.close(slave)
-    screen = Transcript(pty_output(master), what=f"the console of {name}")
-    try:
-        screen.wait_for("KVD-READY", timeout=BOOT)  # replayed or live: the guest has booted
-        os.write(master, b"\r")
-        screen.wait_match(re.escape("kvd-demo:/#"), timeout=30)
-        os.write(master, b"poweroff -f\r")
-        screen.wait_for("poweroff -f", timeout=30)  # echoed: the guest has the command
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        screen.wait_ended()
-        os.close(master)
+    def powered_off() -> bool:
+        now = e2e.vmi(name)
+        if now is None or now["metadata"]["uid"] != vmi["metadata"]["uid"]:
+            return True  # ended, and already gone or replaced
+        if (now.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return True
+        pod_name = pod["metadata"]["name"]
+        e2e.kubectl(
+            "exec", pod_name, "-c", "compute", "--", "virsh", "shutdown", domain, check=False
+        )
+        return False
+
+    wait_for(f"{name}'s guest to power off", powered_off, timeout=BOOT, interval=3.0)
