@@ -6,9 +6,10 @@ are `kvd_<component>_...`; the registry also carries the usual `process_*` and `
 collectors, as the default registry would.
 
 What a reconcile loop measures about itself is pushed (`observe_reconcile`, `time_reconcile`);
-what it holds is read when scraped (`track_queue`, `track_phases`), from the work queue and the
-informer cache, so there is nothing to keep in step. Every VMI phase is always exported, 0 when
-no VMI is in it, so a query never sees a series appear out of nowhere.
+what it holds is read when scraped (`track_queue`, `track_phases`, `track_vm_statuses`), from the
+work queue and the informer caches, so there is nothing to keep in step. Every VMI phase and VM
+printableStatus is always exported, 0 when no VMI or VM is in it, so a query never sees a series
+appear out of nowhere.
 
 `serve` is a small threaded WSGI server around prometheus_client's app: the client's own
 `start_http_server` answers every path with the metrics, and this answers 404 off `/metrics`.
@@ -25,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import Any, get_args
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from prometheus_client import (
@@ -41,11 +42,14 @@ from prometheus_client.registry import Collector
 
 from kvd import logs
 from kvd.api import phases
+from kvd.api import vm as vmtypes
 
 log = logs.get_logger(__name__)
 
 # Every phase a VMI can be counted in; an unset phase is counted as Pending.
 PHASES = tuple(p for p in phases.NAMES if p != phases.UNSET)
+# Every printableStatus a VM can be counted in (KubeVirt's, as kvd.api declares them).
+VM_STATUSES: tuple[str, ...] = get_args(vmtypes.PrintableStatus)
 OUTCOMES = ("ok", "error", "requeue")
 PATH = "/metrics"
 STOP_POLL = 0.1  # how soon `stop()` returns (the server looks this often whether to end)
@@ -105,11 +109,22 @@ class DaemonMetrics:
         "" for none yet) at each scrape."""
         self._live.phases = phases
 
+    def track_vm_statuses(self, statuses: Callable[[], Iterable[str]]) -> None:
+        """Export `kvd_<component>_vms{printable_status=...}`, counted from `statuses()` (one
+        printableStatus per VirtualMachine, "" for none yet) at each scrape."""
+        self._live.vm_statuses = statuses
+
 
 def vmi_phases(vmis: Iterable[Mapping[str, Any]]) -> Iterator[str]:
     """The phase of each VMI object (for `track_phases` over an informer cache)."""
     for vmi in vmis:
         yield str((vmi.get("status") or {}).get("phase") or "")
+
+
+def vm_statuses(vms: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """The printableStatus of each VM object (for `track_vm_statuses`)."""
+    for vm in vms:
+        yield str((vm.get("status") or {}).get("printableStatus") or "")
 
 
 class _Live(Collector):
@@ -119,6 +134,7 @@ class _Live(Collector):
         self.prefix = prefix
         self.depth: Callable[[], int] | None = None
         self.phases: Callable[[], Iterable[str]] | None = None
+        self.vm_statuses: Callable[[], Iterable[str]] | None = None
 
     def collect(self) -> Iterable[Metric]:
         if self.depth is not None:
@@ -134,6 +150,17 @@ class _Live(Collector):
             )
             for phase in [*PHASES, *sorted(counts.keys() - set(PHASES))]:
                 family.add_metric([phase], counts.get(phase, 0))
+            yield family
+        if self.vm_statuses is not None:
+            # a VM the controller has not reached yet has no printableStatus: counted as Unknown
+            counts = Counter(s or "Unknown" for s in self.vm_statuses())
+            family = GaugeMetricFamily(
+                f"{self.prefix}_vms",
+                "VirtualMachines in the informer cache, by printableStatus.",
+                labels=["printable_status"],
+            )
+            for shown in [*VM_STATUSES, *sorted(counts.keys() - set(VM_STATUSES))]:
+                family.add_metric([shown], counts.get(shown, 0))
             yield family
 
 

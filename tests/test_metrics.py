@@ -93,6 +93,21 @@ def test_no_vmis_still_exports_every_phase_as_zero(
     assert phases(scrape(running.port)) == dict.fromkeys(metrics.PHASES, 0)
 
 
+def test_every_vm_status_is_exported_counted_at_scrape_time(
+    daemon: metrics.DaemonMetrics, running: metrics.RunningMetrics
+) -> None:
+    cache = [{"status": {"printableStatus": "Running"}}, {"status": {"printableStatus": "Running"}}]
+    cache.append({})  # not reached by the controller yet
+    daemon.track_vm_statuses(lambda: metrics.vm_statuses(cache))
+    samples = {
+        dict(labels)["printable_status"]: v
+        for (name, labels), v in scrape(running.port).items()
+        if name == "kvd_handler_vms"
+    }
+    assert samples == {**dict.fromkeys(metrics.VM_STATUSES, 0), "Running": 2, "Unknown": 1}
+    assert {"Stopped", "CrashLoopBackOff", "ErrorPvcNotFound"} <= set(samples)
+
+
 def test_reconcile_durations_by_outcome(
     daemon: metrics.DaemonMetrics, running: metrics.RunningMetrics, clock: FakeClock
 ) -> None:

@@ -6,7 +6,8 @@ labels a scheduled VMI with its node (NODE_NAME) and keeps FINALIZER on every VM
 are gone; the handler labels and annotates its node (SCHEDULABLE, HEARTBEAT), and the controller's
 watchdog takes SCHEDULABLE away from a node whose heartbeat stopped. HANDLER_ADDRESS is kvd's
 own (KubeVirt's virt-api finds virt-handler's pod instead): the handler annotates its node with
-where its HandlerService listens, and the controller dials that.
+where its HandlerService listens, and the controller dials that. The VM controller keeps
+VM_FINALIZER on VMs and their VMIs and annotates each VMI with its VM_GENERATION.
 """
 
 from __future__ import annotations
@@ -34,3 +35,14 @@ FINALIZER: Final = "kubevirt.io/foregroundDeleteVirtualMachine"
 VirtualMachineInstanceFinalizer)."""
 HANDLER_ADDRESS: Final = "kvd.io/handler-address"
 """Annotation on a node: HOST:PORT of its handler's HandlerService (TLS), while it serves."""
+VM_FINALIZER: Final = "kubevirt.io/virtualMachineControllerFinalize"
+"""Finalizer the VM controller keeps on each VM until its VMI is gone, and on each VMI it
+created until it has read the VMI's end into the VM's status (KubeVirt's
+VirtualMachineControllerFinalizer)."""
+VM_GENERATION: Final = "kubevirt.io/vm-generation"
+"""Annotation on a VM's VMI: the VM generation the VMI's spec was made from (or, after a change
+that needs no restart, matches)."""
+LAUNCHER_FAIL_FAST: Final = "kubevirt.io/func-test-virt-launcher-fail-fast"
+"""Annotation on a VMI (KubeVirt's FuncTestLauncherFailFastAnnotation): its launcher exits at
+once with an error, as a launcher that keeps crashing would; for tests of the crash-loop
+back-off."""

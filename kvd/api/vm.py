@@ -1,4 +1,9 @@
-"""kubevirt.io/v1 VirtualMachine and VirtualMachineInstanceReplicaSet."""
+"""kubevirt.io/v1 VirtualMachine and VirtualMachineInstanceReplicaSet.
+
+Their statuses are written by kvd's controllers (kvd/controller/vm.py, replicaset.py) with
+KubeVirt's field names, so KubeVirt's tools read them; `stateChangeRequests` is also written by
+whoever asks a VM to start or stop (kvdctl, the ControllerService), as virt-api does.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kvd.api.codec import JSONObject
-from kvd.api.fields import field, many, optional
-from kvd.api.meta import Condition, LabelSelector, ObjectMeta
+from kvd.api.fields import field, many, mapping, optional
+from kvd.api.meta import DATE_TIME, Condition, LabelSelector, ObjectMeta
 from kvd.api.vmi import VirtualMachineInstanceTemplateSpec
 
 RunStrategy = Literal["Always", "RerunOnFailure", "Manual", "Halted", "Once"]
+StateChangeAction = Literal["Start", "Stop"]
 PrintableStatus = Literal[
     "Stopped",
     "Provisioning",
@@ -56,12 +62,44 @@ class VirtualMachineSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class VirtualMachineStateChangeRequest:
+    """A request to start or stop the VM's VMI, acted on (and removed) by the controller."""
+
+    action: StateChangeAction = field("Start or Stop.")
+    data: dict[str, str] = mapping("Additional data for the action.")
+    uid: str | None = optional("The VMI a Stop request is for.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VirtualMachineStartFailure:
+    """Consecutive VMIs that ended before they ran, for the restart back-off."""
+
+    consecutive_fail_count: int | None = optional("How many VMIs in a row failed to start.")
+    last_failed_vmi_uid: str | None = optional(
+        "The uid of the last of them.", wire_name="lastFailedVMIUID"
+    )
+    retry_after_timestamp: str | None = optional(
+        "No new VMI is started before this time.", format=DATE_TIME
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class VirtualMachineStatus:
     created: bool | None = optional("Whether a VMI exists for this VM.")
     ready: bool | None = optional("Whether the VMI is running and ready.")
     printable_status: PrintableStatus | None = optional("Human-readable state.")
     run_strategy: RunStrategy | None = optional("The run strategy in effect.")
     conditions: tuple[Condition, ...] = many("Conditions.")
+    state_change_requests: tuple[VirtualMachineStateChangeRequest, ...] = many(
+        "Start and stop requests not acted on yet, oldest first."
+    )
+    start_failure: VirtualMachineStartFailure | None = optional(
+        "VMIs that failed before they ran, for the CrashLoopBackOff back-off."
+    )
+    observed_generation: int | None = optional(
+        "The VM generation the running VMI was made from (or matches)."
+    )
+    desired_generation: int | None = optional("The VM's generation now.")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from kvd.api.defaults import DEFAULT_GRACE_PERIOD_SECONDS
@@ -72,10 +73,19 @@ def add_parser(subparsers: program.Subparsers) -> None:
         default=300.0,
         help="exit if no DefineDomain arrives within this time (default 300)",
     )
+    parser.add_argument(
+        "--simulate-crash",
+        action="store_true",
+        help="exit at once with an error, as a launcher that keeps crashing would (set for a "
+        "VMI annotated kubevirt.io/func-test-virt-launcher-fail-fast, as KubeVirt does)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.simulate_crash:
+        print("kvd launcher: simulated crash (--simulate-crash)", file=sys.stderr, flush=True)
+        return 1
     # The launcher's dependencies (libvirt, grpc) load only for this command.
     from kvd.launcher import app  # noqa: PLC0415
     from kvd.launcher.model import Identity  # noqa: PLC0415

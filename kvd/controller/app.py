@@ -1,9 +1,11 @@
-"""The controller process: informers, leader election, the VMI work queue and the node watchdog.
+"""The controller process: informers, leader election, the VMI work queue and the node watchdog,
+and the VM and VMIRS controllers (`workloads`).
 
-Every replica keeps its caches warm (VMIs, launcher pods, nodes, the kvd ConfigMap); only the
-one holding the `kvd-controller` Lease works. On winning it enqueues every VMI and starts its
-workers and the watchdog; on losing it stops taking work at once, and the process exits (as
-KubeVirt's virt-controller does) so that a fresh start campaigns again from a clean state.
+Every replica keeps its caches warm (VMIs, launcher pods, nodes, the kvd ConfigMap, VMs, VMIRSs,
+claims); only the one holding the `kvd-controller` Lease works. On winning it enqueues every
+VMI, VM and VMIRS and starts its workers and the watchdog; on losing it stops taking work at
+once, and the process exits (as KubeVirt's virt-controller does) so that a fresh start
+campaigns again from a clean state.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from kvd.api import keys, kinds
 from kvd.controller import config as clusterconfig
 from kvd.controller.vmi import VMIController, VMIControllerSettings
 from kvd.controller.watchdog import NodeWatchdog
+from kvd.controller.workloads import Workloads
 from kvd.kube import events, informer, leader, workqueue
 from kvd.kube.client import Raw, connect, core_v1, list_custom
 from kvd.kube.workqueue import WorkQueue
@@ -108,10 +111,19 @@ class Controller:
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._leading = threading.Event()
+        self.workloads = Workloads(  # VMs and VMIRSs
+            self.api,
+            self.raw,
+            vmis=self.vmis,
+            recorder=recorder,
+            metrics=self.metrics,
+            leading=self._leading.is_set,
+            resync_seconds=settings.resync_seconds,
+        )
         self._threads: list[threading.Thread] = []
         self._config_seen: tuple[str, clusterconfig.ClusterConfig] | None = None
         self._config_lock = threading.Lock()
-        self.metrics.track_queue(lambda: len(self.queue))
+        self.metrics.track_queue(lambda: len(self.queue) + self.workloads.depth())
         self.metrics.track_phases(lambda: metrics.vmi_phases(self.vmis.items()))
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -123,12 +135,17 @@ class Controller:
         # Parsed (and its problems logged) as soon as the ConfigMap changes, not only when the
         # next pod is rendered: whoever edits it sees at once what kvd made of it.
         self.configmaps.add_handler(self._config_changed)
-        for inf in (self.vmis, self.pods, self.nodes, self.configmaps):
+        self.workloads.watch()
+        for inf in self._informers:
             inf.start()
-        for inf in (self.vmis, self.pods, self.nodes, self.configmaps):
+        for inf in self._informers:
             if not inf.wait_synced(timeout):
                 raise TimeoutError(f"the {inf.name} informer did not sync within {timeout}s")
         self.elector.start()
+
+    @property
+    def _informers(self) -> tuple[informer.Informer, ...]:
+        return (self.vmis, self.pods, self.nodes, self.configmaps, *self.workloads.informers)
 
     @property
     def leading(self) -> threading.Event:
@@ -138,7 +155,8 @@ class Controller:
         self._stop.set()
         self.elector.stop()  # the Lease is left to expire: a standby takes over within 15 s
         self.queue.shutdown()
-        for inf in (self.vmis, self.pods, self.nodes, self.configmaps):
+        self.workloads.shutdown()
+        for inf in self._informers:
             inf.stop()
         for t in self._threads:
             t.join(timeout=10)
@@ -151,12 +169,14 @@ class Controller:
         self._spawn(self._watch_nodes, "watchdog")
         for vmi in self.vmis.items():
             self.queue.add(informer.key_of(vmi))
+        self.workloads.lead(self._spawn, self.settings.workers)
 
     def _lose(self) -> None:
         """Stop taking work at once; the process exits (main waits on `lost`)."""
         log.error("leadership_lost", identity=self.identity)
         self._leading.clear()
         self.queue.shutdown()
+        self.workloads.shutdown()
         self.lost.set()
 
     def _enqueue(self, key: str) -> None:

@@ -7,8 +7,10 @@ the handler took over, or when a deleted VMI's handler does not finish it.
   before a restart, its status write lost) → judged as Scheduling.
 - Scheduling: the pod runs on a node → Scheduled on that node. Pending → stay, with the pod's
   trouble as conditions (PodScheduled=False/Unschedulable, Synchronized=False/ErrImagePull …).
-  Ended or gone → Failed, with the pod's reason.
-- Scheduled: the pod failed or is gone → Failed (the handler cannot run it any more).
+  Ended (or its launcher exited, while the console container runs on) or gone → Failed, with
+  the pod's reason.
+- Scheduled: the pod failed or is gone, or the launcher in it exited → Failed (the handler
+  cannot run it any more).
 - Running: the handler's.
 - Deleting: the pods are deleted at once, as KubeVirt does: the launcher takes SIGTERM as a
   shutdown request and ends its guest within the VMI's grace period (the pod's grace adds a
@@ -55,10 +57,13 @@ class Pod:
     unschedulable: str = ""  # PodScheduled=False/Unschedulable's message
     container_error: tuple[str, str] | None = None  # (reason, message) of a container stuck
     failure: tuple[str, str] = ("", "")  # (reason, message) of an ended pod
+    launcher_exited: bool = False  # the compute container terminated (the pod may still run)
 
     @property
     def ended(self) -> bool:
-        return self.phase in ("Succeeded", "Failed")
+        """The pod, or the launcher in it, is done: its console container may keep a pod
+        Running after the launcher exited (KubeVirt's isComputeContainerDown)."""
+        return self.phase in ("Succeeded", "Failed") or self.launcher_exited
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,7 @@ def view(pod: Json) -> Pod:
         "",
     )
     container_error: tuple[str, str] | None = None
+    launcher_exited = False
     failure = (str(status.get("reason") or ""), str(status.get("message") or ""))
     for c in [
         *(status.get("initContainerStatuses") or []),
@@ -171,6 +177,8 @@ def view(pod: Json) -> Pod:
         if waiting.get("reason") in CONTAINER_ERRORS and container_error is None:
             container_error = (str(waiting["reason"]), str(waiting.get("message") or ""))
         ended = state.get("terminated") or {}
+        if c.get("name") == "compute" and ended:
+            launcher_exited = True
         if c.get("name") == "compute" and ended and not failure[0]:
             code = ended.get("exitCode")
             failure = (
@@ -187,4 +195,5 @@ def view(pod: Json) -> Pod:
         unschedulable=unschedulable,
         container_error=container_error,
         failure=failure,
+        launcher_exited=launcher_exited,
     )

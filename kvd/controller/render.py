@@ -94,6 +94,8 @@ def launcher_pod(
     ]  # fmt: skip
     if config.allow_emulation:
         args.append("--allow-emulation")
+    if keys.LAUNCHER_FAIL_FAST in meta.annotations:  # KubeVirt's, for crash-loop tests
+        args.append("--simulate-crash")
     pod_uid = {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}
     compute: Json = {
         "name": "compute",

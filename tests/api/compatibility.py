@@ -10,6 +10,8 @@ from typing import Any, Final
 
 import yaml
 
+from kvd.api import kinds
+
 REPO: Final = Path(__file__).parents[2]
 DOC: Final = REPO / "docs" / "compatibility.md"
 MANIFESTS: Final = Path(__file__).parent / "manifests"
@@ -77,3 +79,11 @@ def rows() -> list[Row]:
             )
         )
     return found
+
+
+def vmi_spec(document: Any) -> Any:
+    """The spec of the VMI(s) a runnable document makes: a VMI's own, a VirtualMachine's or a
+    replica set's template's (kvd.api's `VirtualMachineInstanceSpec`, defaulted)."""
+    obj = kinds.load(document)
+    spec = obj.spec
+    return spec.template.spec if hasattr(spec, "template") else spec

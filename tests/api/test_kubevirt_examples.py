@@ -71,12 +71,13 @@ def test_what_runs_needs_only_what_a_local_cluster_has(row: Row) -> None:
     """The e2e test runs these with their container disks and kernel boot images mapped to the
     demo guest, and makes the claims and host disks they name (tests/e2e/prerequisites.py):
     the demo guest on a hostPath or loop-device PersistentVolume, a host disk under its tmp
-    dir. So each runs from one VMI, and boots from one of those, or has a disk it can make."""
+    dir. So each runs from one VMI (or one VM's or replica set's template), and boots from
+    one of those, or has a disk it can make."""
     (document,) = row.documents()
-    obj = kinds.load(document)
-    assert isinstance(obj, vmitypes.VirtualMachineInstance)
-    volumes = obj.spec.volumes
-    firmware = obj.spec.domain.firmware
+    spec = compatibility.vmi_spec(document)
+    assert isinstance(spec, vmitypes.VirtualMachineInstanceSpec)
+    volumes = spec.volumes
+    firmware = spec.domain.firmware
     kernel_boot = firmware.kernel_boot if firmware else None
     booted = [v.name for v in volumes if v.container_disk or v.persistent_volume_claim]
     made = [v.name for v in volumes if v.host_disk]

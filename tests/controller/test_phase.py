@@ -114,6 +114,20 @@ ENDED = pod("Failed", node="n1", failure=("OOMKilled", "out of memory"))
         pytest.param(
             "Scheduled", [RUNNING], {}, Step(phase="Scheduled", owned=False), id="scheduled-waits"
         ),
+        pytest.param(
+            "Scheduled",
+            [pod("Running", node="n1", launcher_exited=True, failure=("Error", "exit 1"))],
+            {},
+            Step(phase="Failed", reason="Error", message="exit 1"),
+            id="scheduled-launcher-exited-fails-though-the-pod-runs",
+        ),
+        pytest.param(
+            "Scheduling",
+            [pod("Running", node="n1", launcher_exited=True, failure=("Error", "exit 1"))],
+            {},
+            Step(phase="Failed", reason="Error", message="exit 1"),
+            id="scheduling-launcher-exited-fails",
+        ),
         pytest.param("Running", [], {}, Step(phase="Running", owned=False), id="running-handler"),
         # Unknown says nothing of where the VMI is: the pods decide, and no pod is ever created
         pytest.param(
@@ -306,8 +320,32 @@ def launcher(status: dict[str, Any], **meta: Any) -> dict[str, Any]:
                 node="n1",
                 created="t",
                 failure=("Error", "the launcher exited with code 2"),
+                launcher_exited=True,
             ),
             id="launcher-exit",
+        ),
+        pytest.param(
+            {
+                "phase": "Running",
+                "containerStatuses": [
+                    {
+                        "name": "compute",
+                        "state": {"terminated": {"exitCode": 1, "reason": "Error"}},
+                    },
+                    {"name": "guest-console-log", "state": {"running": {}}},
+                ],
+            },
+            {},
+            Pod(
+                name="p",
+                uid="u",
+                phase="Running",
+                node="n1",
+                created="t",
+                failure=("Error", "the launcher exited with code 1"),
+                launcher_exited=True,
+            ),
+            id="launcher-exit-console-runs-on",
         ),
         pytest.param(
             {"phase": "Failed", "reason": "Evicted", "message": "low on memory"},

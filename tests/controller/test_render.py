@@ -320,3 +320,17 @@ def test_the_grace_period_is_the_defaulted_vmis() -> None:
     )
     with pytest.raises(render.RenderError, match="terminationGracePeriodSeconds is not set"):
         render.launcher_pod(undefaulted, CONFIG)
+
+
+def test_kubevirts_fail_fast_annotation_makes_the_launcher_crash() -> None:
+    """KubeVirt's func-test annotation (how its tests make a VM crash-loop) reaches the
+    launcher as --simulate-crash; without it the launcher runs."""
+    plain = vmi()
+    annotated = dataclasses.replace(
+        plain,
+        metadata=dataclasses.replace(
+            plain.metadata, annotations={"kubevirt.io/func-test-virt-launcher-fail-fast": "true"}
+        ),
+    )
+    assert "--simulate-crash" in compute(render.launcher_pod(annotated, CONFIG))["args"]
+    assert "--simulate-crash" not in compute(render.launcher_pod(plain, CONFIG))["args"]

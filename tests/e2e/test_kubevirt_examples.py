@@ -1,19 +1,22 @@
 """KubeVirt's examples on a local cluster, with `kubectl apply -f` of the files themselves.
 
-The rows docs/compatibility.md marks **runs** are VMIs: each is applied, must reach Running (its
-container disk images are imported into a private image store as the demo guest, its kernel
-boot image as the demo guest's kernel and initrd at the paths the example names, and the claims
-or host disk it presumes exist are made first, as a user would: see `prerequisites`), and is
-deleted without a trace, one at a time. An EFI example's domain must have the OVMF build its
-spec asks for (Secure Boot: the secure loader and SMM), and where the demo guest boots with
-the example's own settings, its console must show which firmware started it (and the kernel
-boot example, pointed at a kernel its image lacks, must say so on the VMI). The
-VirtualMachines and replica sets marked **validates** are applied to check the API server
-accepts them (kvd has no VM or VMIRS controller yet) and deleted.
+The rows docs/compatibility.md marks **runs** are mostly VMIs: each is applied, must reach
+Running (its container disk images are imported into a private image store as the demo guest,
+its kernel boot image as the demo guest's kernel and initrd at the paths the example names, and
+the claims or host disk it presumes exist are made first, as a user would: see
+`prerequisites`), and is deleted without a trace, one at a time. An EFI example's domain must
+have the OVMF build its spec asks for (Secure Boot: the secure loader and SMM), and where the
+demo guest boots with the example's own settings, its console must show which firmware started
+it (and the kernel boot example, pointed at a kernel its image lacks, must say so on the VMI).
+A VirtualMachine that runs is applied stopped, started and stopped with `kubectl patch`, its
+printableStatus followed with `kubectl get vm -w`; the replica set runs its replicas and is
+scaled with `kubectl scale`. The VirtualMachine marked **validates** is applied to check the
+API server accepts it, and deleted.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -26,19 +29,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kvd.api import deprecations, kinds
+from kvd.api import deprecations
 from kvd.api import vmi as vmitypes
 from tests.api import compatibility
 from tests.api.compatibility import Row
-from tests.e2e import prerequisites
+from tests.e2e import prerequisites, vms
 from tests.e2e.conftest import E2E, Json
 from tests.local.node.conftest import KVD, new_cluster
-from tests.support.waiting import wait_for
+from tests.support.waiting import holds_for, wait_for
 
 pytestmark = pytest.mark.integration
 
 ROWS = compatibility.rows()
 RUNS = [r for r in ROWS if r.outcome == "runs"]
+RUN_VMIS = [r for r in RUNS if r.kinds == ("VirtualMachineInstance",)]
+RUN_VMS = [r for r in RUNS if r.kinds == ("VirtualMachine",)]
+RUN_SETS = [r for r in RUNS if r.kinds == ("VirtualMachineInstanceReplicaSet",)]
 ACCEPTED = [
     r
     for r in ROWS
@@ -59,26 +65,27 @@ CONSOLE = {
 BOOT = 240.0  # seconds to a console line under TCG (Secure Boot takes ~30 s alone)
 
 
-def _vmis(rows: list[Row]) -> list[vmitypes.VirtualMachineInstance]:
+def _specs(rows: list[Row]) -> list[vmitypes.VirtualMachineInstanceSpec]:
+    """The VMI specs these rows run (a VM's or a replica set's template's)."""
     found = []
     for row in rows:
         for document in row.documents():
-            obj = kinds.load(document)
-            assert isinstance(obj, vmitypes.VirtualMachineInstance)
-            found.append(obj)
+            spec = compatibility.vmi_spec(document)
+            assert isinstance(spec, vmitypes.VirtualMachineInstanceSpec)
+            found.append(spec)
     return found
 
 
 def _images(rows: list[Row]) -> set[str]:
     """The container disk images of these VMIs, as kvd reads them (registryDisk included)."""
-    return {v.container_disk.image for o in _vmis(rows) for v in o.spec.volumes if v.container_disk}
+    return {v.container_disk.image for s in _specs(rows) for v in s.volumes if v.container_disk}
 
 
 def _kernel_images(rows: list[Row]) -> set[tuple[str, str | None, str | None]]:
     """(image, kernelPath, initrdPath) of the kernel-boot containers of these VMIs."""
     found = set()
-    for obj in _vmis(rows):
-        kernel_boot = obj.spec.domain.firmware.kernel_boot if obj.spec.domain.firmware else None
+    for spec in _specs(rows):
+        kernel_boot = spec.domain.firmware.kernel_boot if spec.domain.firmware else None
         if kernel_boot and kernel_boot.container:
             c = kernel_boot.container
             found.add((c.image, c.kernel_path, c.initrd_path))
@@ -124,7 +131,7 @@ def test_what_runs_has_its_storage_made_first() -> None:
     assert needing == set(prerequisites.PREREQUISITES)
 
 
-@pytest.mark.parametrize("row", RUNS, ids=lambda r: r.file)
+@pytest.mark.parametrize("row", RUN_VMIS, ids=lambda r: r.file)
 def test_a_runnable_example_runs_and_deletes(
     e2e: E2E, row: Row, guest_dir: Path, tmp_path: Path
 ) -> None:
@@ -217,6 +224,126 @@ def _check_firmware(e2e: E2E, vmi: Json, pod: Json) -> None:
         assert (root.findtext("os/kernel") or "").endswith(kernel_boot["container"]["kernelPath"])
     else:
         assert root.find("os/kernel") is None, xml
+
+
+# What a VM example's guest prints once booted: its own cloud-init user-data's output.
+VM_CONSOLE = {"kubevirt-examples/vm-cirros.yaml": r"^printed from cloud-init userdata\r?$"}
+
+
+@pytest.mark.parametrize("row", RUN_VMS, ids=lambda r: r.file)
+def test_a_runnable_vm_example_starts_and_stops(e2e: E2E, row: Row) -> None:
+    """Applied Stopped; `running: true` (or `runStrategy: Always`): Starting, Running (and the
+    guest boots); `running: false` (or Halted): Stopping, Stopped, no VMI left."""
+    (document,) = row.documents()
+    name = document["metadata"]["name"]
+    applied = e2e.kubectl("apply", "-f", str(row.path))
+    assert f"virtualmachine.kubevirt.io/{name} created" in applied.stdout
+    for warning in deprecations.warnings(document):
+        assert f"Warning: {warning}" in applied.stderr
+    if "running" in document["spec"]:
+        start, stop = '{"spec":{"running":true}}', '{"spec":{"running":false}}'
+    else:
+        start, stop = '{"spec":{"runStrategy":"Always"}}', '{"spec":{"runStrategy":"Halted"}}'
+    watch = vms.StatusWatch(e2e, name)
+    try:
+        vms.wait_shows(e2e, name, "Stopped", timeout=30)
+        assert e2e.vmi(name) is None
+        header, shown = vms.table(e2e, "vm", name)
+        assert header == ["NAME", "AGE", "STATUS", "READY"]
+        assert (shown[0], shown[2:]) == (name, ["Stopped", "False"])
+
+        e2e.kubectl("patch", "vm", name, "--type=merge", "-p", start)
+        vmi = vms.running_vmi(e2e, name)
+        wait_for(
+            f"kubectl get vm {name}: Running, ready",
+            lambda: vms.table(e2e, "vm", name)[1][2:] == ["Running", "True"],
+            timeout=60,
+        )
+        console = VM_CONSOLE.get(row.file)
+        if console is not None:
+            [pod] = e2e.pods_of(vmi)
+            _wait_console(e2e, pod, console)
+
+        e2e.kubectl("patch", "vm", name, "--type=merge", "-p", stop)
+        vms.wait_stopped(e2e, name)
+        wait_for(f"{name}'s launcher pod gone", lambda: e2e.pods_of(vmi) == [], timeout=30)
+        wait_for(
+            "the watch to show every state",
+            lambda: watch.saw("Stopped", "Starting", "Running", "Stopping", "Stopped"),
+            timeout=10,
+            diagnose=watch.shown,
+        )
+    finally:
+        watch.close()
+    e2e.kubectl("delete", "-f", str(row.path))  # waits for the controller's finalizer
+    assert e2e.kubectl("get", "vms,vmis,pods", "-o", "name").stdout.strip() == ""
+
+
+@pytest.mark.parametrize("row", RUN_SETS, ids=lambda r: r.file)
+def test_a_runnable_replica_set_example_runs_and_scales(e2e: E2E, row: Row) -> None:
+    (document,) = row.documents()
+    name = document["metadata"]["name"]
+    selector = ",".join(f"{k}={v}" for k, v in document["spec"]["selector"]["matchLabels"].items())
+
+    def alive() -> list[Json]:
+        items: list[Json] = json.loads(
+            e2e.kubectl("get", "vmis", "-l", selector, "-o", "json").stdout
+        )["items"]
+        living = [v for v in items if not v["metadata"].get("deletionTimestamp")]
+        return sorted(living, key=lambda v: v["metadata"]["creationTimestamp"])
+
+    def uids(vmis: list[Json]) -> list[str]:
+        return [v["metadata"]["uid"] for v in vmis]
+
+    def counted(n: int) -> list[Json]:
+        def exactly() -> list[Json] | None:
+            found = alive()
+            return found if len(found) == n else None
+
+        found: list[Json] = wait_for(f"{n} VMIs of {name}", exactly, timeout=60)
+        return found
+
+    applied = e2e.kubectl("apply", "-f", str(row.path))
+    assert f"virtualmachineinstancereplicaset.kubevirt.io/{name} created" in applied.stdout
+    replicas = document["spec"]["replicas"]
+    wait_for(
+        f"{replicas} Running",
+        lambda: [(v.get("status") or {}).get("phase") for v in alive()] == ["Running"] * replicas,
+        timeout=180,
+    )
+    wait_for(
+        f"kubectl get vmirs {name}: {replicas} ready",
+        lambda: vms.table(e2e, "vmirs", name)[1][1:4] == [str(replicas)] * 3,
+        timeout=60,
+    )
+    assert vms.table(e2e, "vmirs", name)[0] == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
+    oldest = alive()[0]
+
+    e2e.kubectl("scale", "vmirs", name, "--replicas", "1")  # the newest go first
+    assert uids(counted(1)) == uids([oldest])
+    e2e.kubectl("scale", "vmirs", name, "--replicas", "4")
+    scaled = counted(4)
+    assert uids(scaled)[0] == oldest["metadata"]["uid"]  # 3 created
+    gone = scaled[-1]
+    e2e.kubectl("delete", "vmi", gone["metadata"]["name"])
+    replaced = counted(4)
+    assert gone["metadata"]["uid"] not in uids(replaced)
+
+    e2e.kubectl("patch", "vmirs", name, "--type=merge", "-p", '{"spec":{"paused":true}}')
+    wait_for(
+        "ReplicaPaused",
+        lambda: "ReplicaPaused" in e2e.kubectl("get", "vmirs", name, "-o", "yaml").stdout,
+        timeout=30,
+    )
+    e2e.kubectl("delete", "vmi", replaced[-1]["metadata"]["name"])
+    holds_for("a paused set replaces nothing", lambda: len(alive()) == 3, 3.0)
+
+    e2e.kubectl("delete", "-f", str(row.path))  # its VMIs go with it (owner references)
+    wait_for(
+        "its VMIs and pods gone",
+        lambda: e2e.kubectl("get", "vmis,pods", "-o", "name").stdout.strip() == "",
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("row", ACCEPTED, ids=lambda r: r.file)

@@ -26,13 +26,14 @@ from aiohttp import web
 from kvd import logs
 from kvd.local.apiserver import apply, errors, meta, patches, schema
 from kvd.local.apiserver.errors import Cause
-from kvd.local.apiserver.objects import FieldValidation, Objects, Target
+from kvd.local.apiserver.objects import MODIFIED_MESSAGE, FieldValidation, Objects, Target
 from kvd.local.apiserver.registry import ResourceDef, from_crd
 from kvd.local.apiserver.store import Conflict, NotFound, ResourceKey
 
 log = logs.get_logger(__name__)
 
 CRD_GROUP = "apiextensions.k8s.io"
+SCALE_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json")
 
 
 def is_crd(resource: ResourceDef) -> bool:
@@ -297,12 +298,21 @@ async def scale(
                 f"the body of the request could not be decoded: {exc}"
             ) from None
         if method == "PATCH":
+            # as kube-apiserver patches a custom resource's Scale: no strategic merge patch
+            if request.content_type not in SCALE_PATCH_TYPES:
+                raise errors.unsupported_media_type(request.content_type, SCALE_PATCH_TYPES)
             current = _scale_of(obj, paths)
             body = (
                 patches.merge_patch(current, body)
-                if request.content_type != "application/json-patch+json"
+                if request.content_type == "application/merge-patch+json"
                 else patches.json_patch(current, body)
             )
+        wanted_version = ((body.get("metadata") or {}) if isinstance(body, dict) else {}).get(
+            "resourceVersion"
+        )
+        if wanted_version and wanted_version != obj["metadata"].get("resourceVersion"):
+            # the Scale's resourceVersion is its object's: a stale one conflicts, as on any update
+            raise errors.conflict(t.resource.group, t.resource.plural, t.name, MODIFIED_MESSAGE)
         replicas = (body.get("spec") or {}).get("replicas") if isinstance(body, dict) else None
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise errors.invalid(
