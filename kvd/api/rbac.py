@@ -94,9 +94,25 @@ USER_ROLES: Final = (
 
 # The calls each daemon's code makes (see the module doc for how they are checked).
 CONTROLLER_RULES: Final = (
-    rule((kinds.GROUP,), ("virtualmachineinstances",), ("list", "watch", "patch")),
+    # VMs and replica sets make and remove VMIs; the VMI controller patches their status
+    rule(
+        (kinds.GROUP,),
+        ("virtualmachineinstances",),
+        ("list", "watch", "create", "patch", "delete"),
+    ),
+    rule(
+        (kinds.GROUP,),
+        ("virtualmachines", "virtualmachineinstancereplicasets"),
+        ("list", "watch"),
+    ),
+    rule((kinds.GROUP,), ("virtualmachines",), ("patch",)),  # finalizer, a Start's runStrategy
+    rule(
+        (kinds.GROUP,),
+        ("virtualmachines/status", "virtualmachineinstancereplicasets/status"),
+        ("patch",),
+    ),
     rule(("",), ("pods",), ("list", "watch", "create", "delete")),
-    rule(("",), ("persistentvolumeclaims",), ("get",)),
+    rule(("",), ("persistentvolumeclaims",), ("get", "list", "watch")),
     rule(("",), ("nodes",), ("list", "watch", "patch")),  # the heartbeat watchdog
     rule(("",), ("events",), ("create",)),
     # ControllerService: who calls (TokenReview), and may they (SubjectAccessReview)

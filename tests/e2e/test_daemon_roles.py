@@ -3,7 +3,8 @@
 `kvd local up` runs the node, the handler and the controller each as itself (a client
 certificate for `system:node:<name>`, the `kvd-handler` and `kvd-controller` ServiceAccounts'
 tokens), with the rules of `kvd.api.rbac`. This module drives the cluster through every path
-that makes one of those daemons call the API — a VMI booted and its console opened, a VMI whose
+that makes one of those daemons call the API — a VMI booted and its console opened, a
+VirtualMachine started and stopped, a replica set scaled up and down, a VMI whose
 claim does not exist, a node whose heartbeat is stale, a pod with a Secret, a claim and a
 ServiceAccount token, deletions, a node that restarts — then reads `DATA_DIR/logs/audit.log`
 and fails:
@@ -89,6 +90,11 @@ def _field_name(uri: str) -> str:
             if key == "metadata.name":
                 return value.lstrip("=")
     return ""
+
+
+def _template(spec: Json) -> Json:
+    """A VMI spec for a VM's or a replica set's template: no grace, to stop at once."""
+    return {**json.loads(json.dumps(spec)), "terminationGracePeriodSeconds": 0}
 
 
 def _daemons(e2e: E2E) -> dict[str, tuple[tuple[Json, str], ...]]:
@@ -190,6 +196,33 @@ def exercised(e2e: E2E) -> Iterator[E2E]:
     }
     e2e.apply(yaml.safe_dump(pod))
 
+    # a VirtualMachine started and stopped, a replica set scaled up and down
+    vm = {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": {"name": "roles-machine"},
+        "spec": {"running": False, "template": {"spec": _template(missing["spec"])}},
+    }
+    vm["spec"]["template"]["spec"]["volumes"] = vm["spec"]["template"]["spec"]["volumes"][:1]
+    vm["spec"]["template"]["spec"]["domain"]["devices"]["disks"] = [
+        {"name": "containerdisk", "disk": {"bus": "virtio"}}
+    ]
+    e2e.apply(yaml.safe_dump(vm))
+    e2e.kubectl("patch", "vm", "roles-machine", "--type=merge", "-p", '{"spec":{"running":true}}')
+    replicas = {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstanceReplicaSet",
+        "metadata": {"name": "roles-set"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"set": "roles"}},
+            "template": {
+                "metadata": {"labels": {"set": "roles"}},
+                "spec": vm["spec"]["template"]["spec"],
+            },
+        },
+    }
+    e2e.apply(yaml.safe_dump(replicas))
     e2e.wait_vmi("roles-vm", "Running", timeout=180)
     # its console, through the controller (TokenReview, SubjectAccessReview) and the handler
     # (TokenReview of the controller's token)
@@ -223,7 +256,24 @@ def exercised(e2e: E2E) -> Iterator[E2E]:
         ),
         timeout=90,
     )
-    for kind, name in (("vmi", "roles-vm"), ("vmi", "roles-pvc"), ("pod", "roles-pod")):
+    e2e.wait_vmi("roles-machine", "Running", timeout=180)
+    e2e.kubectl("patch", "vm", "roles-machine", "--type=merge", "-p", '{"spec":{"running":false}}')
+    wait_for("the stopped VM's VMI to go", lambda: e2e.vmi("roles-machine") is None, timeout=120)
+
+    def of_the_set() -> list[str]:
+        listed: str = e2e.kubectl("get", "vmis", "-l", "set=roles", "-o", "name").stdout
+        return listed.split()
+
+    wait_for("the replica set's VMI", of_the_set, timeout=60)
+    e2e.kubectl("scale", "vmirs", "roles-set", "--replicas=0")
+    wait_for("the replica set to scale down", lambda: not of_the_set(), timeout=120)
+    for kind, name in (
+        ("vm", "roles-machine"),
+        ("vmirs", "roles-set"),
+        ("vmi", "roles-vm"),
+        ("vmi", "roles-pvc"),
+        ("pod", "roles-pod"),
+    ):
         e2e.kubectl("delete", kind, name, "--wait=true", "--timeout=120s")
     e2e.kubectl("delete", "node", "roles-ghost")
     e2e.kubectl("delete", "pvc", "roles-claim")
