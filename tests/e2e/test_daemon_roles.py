@@ -33,6 +33,7 @@ from kvd.api import keys, rbac
 from tests.e2e.conftest import E2E, vmi_manifest
 from tests.e2e.prerequisites import volume_and_claim
 from tests.e2e.test_console import Terminal
+from tests.local import kubectl
 from tests.local.node.conftest import kill
 from tests.support.waiting import wait_for
 
@@ -322,3 +323,20 @@ def test_no_daemon_runs_as_the_admin(exercised: E2E) -> None:
         "kvd-handler": {rbac.service_account_user(rbac.HANDLER, KVD_NAMESPACE)},
         "kvd-local-node": {rbac.node_user(exercised.cluster.node_name)},
     }
+
+
+@pytest.mark.parametrize(
+    ("component", "args"),
+    [
+        ("controller", ("get", "secrets", "-n", KVD_NAMESPACE)),  # it never reads a Secret
+        ("handler", ("run", "intruder", "--image=busybox")),  # only the controller makes pods
+        ("node", ("delete", "namespace", KVD_NAMESPACE, "--dry-run=server")),
+    ],
+)
+def test_a_daemons_own_credentials_are_refused_outside_its_role(
+    exercised: E2E, component: str, args: tuple[str, ...]
+) -> None:
+    kubeconfig = exercised.cluster.data_dir / "credentials" / f"{component}.kubeconfig"
+    done = kubectl.run(kubeconfig, exercised.cluster.data_dir, *args, check=False)
+    assert done.returncode == 1
+    assert "Forbidden" in done.stderr and "cannot" in done.stderr, done.stderr
