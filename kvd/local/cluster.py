@@ -387,17 +387,17 @@ def _install(raw: client.Raw) -> None:
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             raw.update(f"{base}/{name}", body)
     _create_absent(raw, "/api/v1/namespaces", {"metadata": {"name": KVD_NAMESPACE}})
+    _create_absent(
+        raw,
+        f"/api/v1/namespaces/{KVD_NAMESPACE}/configmaps",
+        {"metadata": {"name": "kvd-config"}, "data": {"useEmulation": "true"}},
+    )
     for body in (
         *rbac.user_roles(),
         *rbac.daemon_objects(KVD_NAMESPACE),
         *rbac.local_node_objects(),
     ):
         _reconcile(raw, body)
-    _create_absent(
-        raw,
-        f"/api/v1/namespaces/{KVD_NAMESPACE}/configmaps",
-        {"metadata": {"name": "kvd-config"}, "data": {"useEmulation": "true"}},
-    )
     deadline = time.monotonic() + 30
     for kind in kinds.KINDS.values():
         name = f"{kind.plural}.{kinds.GROUP}"

@@ -31,6 +31,7 @@ RUN_ROOT = render.LAUNCHER_ROOT
 def sockets() -> Iterator[Path]:
     # short: the launcher's libvirtd socket lives under it and unix paths are at most 107 bytes
     d = Path(tempfile.mkdtemp(prefix="kvt-sock-"))
+    d.chmod(0o755)  # as the node's launchers dir: QEMU's user passes through to its run dir
     try:
         yield d
     finally:

@@ -100,7 +100,7 @@ def _listeners(cluster: Cluster, lines: list[str]) -> list[Path]:
     paths = []
     for index, name, expected in (
         (3, "handler", {"HandlerService": "handlerService", "metrics": "metrics"}),
-        (4, "controller", {"metrics": "metrics"}),
+        (4, "controller", {"ControllerService": "controllerService", "metrics": "metrics"}),
     ):
         path = cluster.data_dir / name / "address.json"
         listening = address_file.read(path)
