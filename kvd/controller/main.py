@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 
-from kvd import address_file, logs, metrics, rpc_tls
+from kvd import address_file, logs, metrics, rpc_server, rpc_tls
 from kvd.controller import access, service
 from kvd.controller.app import Controller, ControllerSettings
 from kvd.controller.handlers import Handlers
@@ -58,7 +58,7 @@ def run(
         return 1
     controller = Controller(settings)
     served: metrics.RunningMetrics | None = None
-    running: service.RunningService | None = None
+    running: rpc_server.RunningService | None = None
     try:
         controller.start()
         if metrics_listen:
@@ -95,7 +95,7 @@ def run(
 
 def _serve(
     controller: Controller, serving: ServiceSettings, credentials: grpc.ServerCredentials
-) -> service.RunningService:
+) -> rpc_server.RunningService:
     raw = Raw(controller.api, timeout=REVIEW_TIMEOUT)
     # the API server's own audience: users' tokens are the ones their kubeconfig holds
     users = authenticator.TokenAuthenticator(functools.partial(reviews.token_review, raw))
@@ -115,7 +115,7 @@ def _addresses(
     metrics_listen: str | None,
     served: metrics.RunningMetrics | None,
     serving: ServiceSettings | None,
-    running: service.RunningService | None,
+    running: rpc_server.RunningService | None,
 ) -> dict[str, str]:
     listening = {}
     if metrics_listen and served is not None:

@@ -21,14 +21,11 @@ kvd is misconfigured and becomes INTERNAL, as the contract says).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent import futures
 from typing import Any, NoReturn
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from kvd import logs, rpc_auth
+from kvd import logs, rpc_auth, rpc_server
 from kvd.api import kinds
 from kvd.controller import access
 from kvd.controller.handlers import HandlerConfigError, Handlers, HandlerUnreachable
@@ -92,7 +89,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         first = _first(request_iterator, context)
         ns, name = _named(context, first.open.namespace, first.open.name)
         self._authorize(context, user, access.subresource(VMIS, "vnc", "get", ns, name))
-        _abort(context, grpc.StatusCode.UNIMPLEMENTED, f"Vnc {LATER}")
+        rpc_server.abort(context, grpc.StatusCode.UNIMPLEMENTED, f"Vnc {LATER}")
         yield  # pragma: no cover - makes this a generator, as a response stream must be
 
     def _later(
@@ -101,7 +98,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         user = self._caller(context)
         ns, name = _named(context, request.namespace, request.name)
         self._authorize(context, user, access.subresource(resource, verb, "update", ns, name))
-        _abort(context, grpc.StatusCode.UNIMPLEMENTED, f"{rpc} {LATER}")
+        rpc_server.abort(context, grpc.StatusCode.UNIMPLEMENTED, f"{rpc} {LATER}")
 
     # --- console -------------------------------------------------------------------------------
 
@@ -116,7 +113,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         self._authorize(context, user, access.subresource(VMIS, "console", "get", ns, name))
         mode = _TO_HANDLER_MODE.get(first.open.mode)
         if mode is None or mode == handler_pb2.CONSOLE_MODE_UNSPECIFIED:
-            _abort(
+            rpc_server.abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"console mode {first.open.mode} is not one: say READ_ONLY or READ_WRITE",
@@ -126,10 +123,10 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         try:
             channel, stub = self._handlers.connect(node)
         except HandlerUnreachable as exc:
-            _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
+            rpc_server.abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
         except HandlerConfigError as exc:
             session_log.error("handler_credentials_missing", error=str(exc))
-            _abort(context, grpc.StatusCode.INTERNAL, f"kvd is misconfigured: {exc}")
+            rpc_server.abort(context, grpc.StatusCode.INTERNAL, f"kvd is misconfigured: {exc}")
         opened = handler_pb2.ConsoleOpen(
             namespace=ns,
             name=name,
@@ -154,7 +151,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             channel.close()
         session_log.info("console_closed", error=failure[1] if failure else None)
         if failure is not None and context.is_active():
-            _abort(context, *failure)
+            rpc_server.abort(context, *failure)
 
     def _failure(
         self, exc: grpc.RpcError, node: str, bad_input: list[str]
@@ -178,7 +175,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
     def _running(self, context: grpc.ServicerContext, ns: str, name: str) -> tuple[Json, str]:
         vmi = self._vmis(f"{ns}/{name}")
         if vmi is None:
-            _abort(
+            rpc_server.abort(
                 context,
                 grpc.StatusCode.NOT_FOUND,
                 f'{VMIS}.{kinds.GROUP} "{name}" not found in namespace {ns}',
@@ -186,7 +183,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         status = vmi.get("status") or {}
         phase, node = status.get("phase") or "Pending", status.get("nodeName") or ""
         if phase != "Running" or not node:
-            _abort(
+            rpc_server.abort(
                 context,
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"VirtualMachineInstance {ns}/{name} is {phase}, not Running",
@@ -199,7 +196,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         try:
             return self._access.authenticate(context.invocation_metadata())
         except rpc_auth.Refused as refused:
-            _abort(context, refused.code, refused.message)
+            rpc_server.abort(context, refused.code, refused.message)
 
     def _authorize(
         self, context: grpc.ServicerContext, user: UserInfo, attributes: ResourceAttributes
@@ -207,7 +204,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         try:
             self._access.authorize(user, attributes)
         except rpc_auth.Refused as refused:
-            _abort(context, refused.code, refused.message)
+            rpc_server.abort(context, refused.code, refused.message)
 
 
 def _first(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
@@ -216,14 +213,18 @@ def _first(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
     except grpc.RpcError:
         first = None  # the caller went away before saying anything
     if first is None or first.WhichOneof("message") != "open":
-        _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "the first message must be `open`")
+        rpc_server.abort(
+            context, grpc.StatusCode.INVALID_ARGUMENT, "the first message must be `open`"
+        )
     return first
 
 
 def _named(context: grpc.ServicerContext, namespace: str, name: str) -> tuple[str, str]:
     missing = [what for what, value in (("namespace", namespace), ("name", name)) if not value]
     if missing:
-        _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"{' and '.join(missing)} missing")
+        rpc_server.abort(
+            context, grpc.StatusCode.INVALID_ARGUMENT, f"{' and '.join(missing)} missing"
+        )
     return namespace, name
 
 
@@ -258,48 +259,20 @@ def _from_handler(response: handler_pb2.ConsoleResponse) -> controller_pb2.Conso
     return controller_pb2.ConsoleResponse(output=response.output)
 
 
-def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
-    context.abort(code, message)
-    raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
-
-
-class RunningService:
-    """A started ControllerService server."""
-
-    def __init__(self, server: grpc.Server, port: int, health: health.HealthServicer) -> None:
-        self._server = server
-        self.port = port
-        self._health = health
-
-    def stop(self, grace: float | None = None) -> None:
-        self._health.enter_graceful_shutdown()
-        self._server.stop(grace).wait((grace or 0) + 5)
-
-
 def serve(
     *, address: str, servicer: ControllerServicer, credentials: grpc.ServerCredentials
-) -> RunningService:
+) -> rpc_server.RunningService:
     """Serve ControllerService over TLS on `address` (port 0: any free one); started when this
     returns."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="controller-rpc"),
-        maximum_concurrent_rpcs=MAX_WORKERS,
-        options=[("grpc.so_reuseport", 0)],  # a second controller on the port must fail
+    running = rpc_server.serve(
+        address=address,
+        service_name=SERVICE_NAME,
+        add_servicer=lambda server: controller_pb2_grpc.add_ControllerServiceServicer_to_server(  # type: ignore[no-untyped-call]  # generated, unannotated
+            servicer, server
+        ),
+        credentials=credentials,
+        max_workers=MAX_WORKERS,
+        thread_name_prefix="controller-rpc",
     )
-    controller_pb2_grpc.add_ControllerServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]  # generated, unannotated
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-    try:
-        port = server.add_secure_port(address, credentials)
-    except RuntimeError as exc:
-        raise OSError(f"cannot listen on {address}: {exc}") from None
-    if port == 0:
-        raise OSError(f"cannot listen on {address}")
-    server.start()
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("controller_service_serving", address=address, port=port)
-    return RunningService(server, port, health_servicer)
+    log.info("controller_service_serving", address=address, port=running.port)
+    return running

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 
-from kvd import address_file, logs, metrics, rpc_auth, rpc_tls
+from kvd import address_file, logs, metrics, rpc_auth, rpc_server, rpc_tls
 from kvd.handler import advertise, auth, service
 from kvd.handler.agent import Handler, HandlerSettings
 from kvd.kube import authenticator, reviews
@@ -53,7 +53,7 @@ def run(
         print(f"kvd handler: {exc}", file=sys.stderr, flush=True)
         return 1
     handler = Handler(settings)
-    running: service.RunningService | None = None
+    running: rpc_server.RunningService | None = None
     scraped: metrics.RunningMetrics | None = None
     started = False
     try:
@@ -100,7 +100,7 @@ def _credentials(serving: ServiceSettings | None) -> grpc.ServerCredentials | No
 
 def _serve(
     handler: Handler, serving: ServiceSettings, credentials: grpc.ServerCredentials
-) -> service.RunningService:
+) -> rpc_server.RunningService:
     raw = Raw(handler.api, timeout=REVIEW_TIMEOUT)
     review = functools.partial(reviews.token_review, raw, audiences=(serving.audience,))
     check = auth.CallerCheck(
@@ -125,7 +125,7 @@ def _serve(
 
 def _addresses(
     serving: ServiceSettings | None,
-    running: service.RunningService | None,
+    running: rpc_server.RunningService | None,
     metrics_listen: str | None,
     scraped: metrics.RunningMetrics | None,
 ) -> dict[str, str]:

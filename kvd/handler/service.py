@@ -23,16 +23,13 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from kvd import logs
+from kvd import logs, rpc_server
 from kvd.handler import auth
 from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc
 from kvd.rpc.launcher.v1 import launcher_pb2, launcher_pb2_grpc
@@ -145,7 +142,7 @@ class HandlerServicer(handler_pb2_grpc.HandlerServiceServicer):
         except grpc.RpcError:
             return  # the client went away before saying anything
         if first is None or first.WhichOneof("message") != "open":
-            _abort(
+            rpc_server.abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "the first console message must be `open`",
@@ -154,10 +151,10 @@ class HandlerServicer(handler_pb2_grpc.HandlerServiceServicer):
         try:
             socket = self._socket(vmi)
         except _Failed as failed:
-            _abort(context, failed.code, str(failed))
+            rpc_server.abort(context, failed.code, str(failed))
         mode = _TO_LAUNCHER_MODE.get(first.open.mode)
         if mode is None:
-            _abort(
+            rpc_server.abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"unknown console mode {first.open.mode}: say READ_ONLY or READ_WRITE",
@@ -178,14 +175,14 @@ class HandlerServicer(handler_pb2_grpc.HandlerServiceServicer):
         finally:
             proxy.close()
         if proxy.failure is not None and context.is_active():
-            _abort(context, proxy.failure.code, str(proxy.failure))
+            rpc_server.abort(context, proxy.failure.code, str(proxy.failure))
 
     def Vnc(  # noqa: N802
         self, request_iterator: Iterator[handler_pb2.VncRequest], context: grpc.ServicerContext
     ) -> Iterator[handler_pb2.VncResponse]:
         # Nothing to proxy to: LauncherService.Vnc is UNIMPLEMENTED in kvd.launcher, and
         # domains get no VNC display yet.
-        _abort(
+        rpc_server.abort(
             context,
             grpc.StatusCode.UNIMPLEMENTED,
             "VNC is not implemented yet: launchers do not serve LauncherService.Vnc and "
@@ -213,7 +210,7 @@ class HandlerServicer(handler_pb2_grpc.HandlerServiceServicer):
                         raise _from_launcher(exc, vmi, socket) from None
             except _Failed as failed:
                 log.info("rpc_failed", code=failed.code.name, error=str(failed))
-                _abort(context, failed.code, str(failed))
+                rpc_server.abort(context, failed.code, str(failed))
             log.info(f"vmi_{name}d")
 
     def _socket(self, vmi: VmiRef) -> Path:
@@ -336,28 +333,6 @@ def _from_launcher(exc: grpc.RpcError, vmi: VmiRef, socket: Path) -> _Failed:
     return _Failed(code, details)
 
 
-def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
-    context.abort(code, message)
-    raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
-
-
-class RunningService:
-    """A started HandlerService server."""
-
-    def __init__(self, server: grpc.Server, port: int, health: health.HealthServicer) -> None:
-        self._server = server
-        self.port = port
-        self._health = health
-
-    def stop(self, grace: float | None = None) -> None:
-        """Refuse new calls, give running ones `grace` seconds (None: end them now), wait."""
-        self._health.enter_graceful_shutdown()
-        self._server.stop(grace).wait((grace or 0) + 5)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return bool(self._server.wait_for_termination(timeout))
-
-
 def serve(
     *,
     address: str,
@@ -365,33 +340,21 @@ def serve(
     node_name: str,
     check: Callable[[auth.Metadata], object],
     credentials: grpc.ServerCredentials,
-) -> RunningService:
+) -> rpc_server.RunningService:
     """Serve HandlerService on `address` (e.g. `0.0.0.0:8186`, or port 0 for any free port)
     over TLS with `credentials`, admitting the calls `check` admits (`auth.CallerCheck.check`:
     it raises `auth.Refused` for the others); started when this returns."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="handler-rpc"),
-        interceptors=[auth.CallerInterceptor(check)],
-        maximum_concurrent_rpcs=MAX_WORKERS,
-        # gRPC sets SO_REUSEPORT by default: a second handler on the same port would bind
-        # "successfully" and share the traffic instead of failing.
-        options=[("grpc.so_reuseport", 0)],
-    )
     servicer = HandlerServicer(locate=locate, node_name=node_name)
-    handler_pb2_grpc.add_HandlerServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]  # generated, unannotated
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    running = rpc_server.serve(
+        address=address,
+        service_name=SERVICE_NAME,
+        add_servicer=lambda server: handler_pb2_grpc.add_HandlerServiceServicer_to_server(  # type: ignore[no-untyped-call]  # generated, unannotated
+            servicer, server
+        ),
+        credentials=credentials,
+        max_workers=MAX_WORKERS,
+        thread_name_prefix="handler-rpc",
+        interceptors=[auth.CallerInterceptor(check)],
     )
-    try:
-        port = server.add_secure_port(address, credentials)
-    except RuntimeError as exc:
-        raise OSError(f"cannot listen on {address}: {exc}") from None
-    if port == 0:
-        raise OSError(f"cannot listen on {address}")
-    server.start()
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("handler_service_serving", address=address, port=port, node=node_name)
-    return RunningService(server, port, health_servicer)
+    log.info("handler_service_serving", address=address, port=running.port, node=node_name)
+    return running

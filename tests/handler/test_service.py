@@ -18,7 +18,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from kvd import rpc_auth, rpc_tls
+from kvd import rpc_auth, rpc_server, rpc_tls
 from kvd.handler import auth, service
 from kvd.kube import authenticator, client, reviews
 from kvd.local.apiserver.tls import Certificates
@@ -45,7 +45,7 @@ CONTROLLER = "system:serviceaccount:kvd:kvd-controller"
 class Handler:
     def __init__(
         self,
-        running: service.RunningService,
+        running: rpc_server.RunningService,
         launcher: Launcher,
         identities: Identities,
         ca: Path,
