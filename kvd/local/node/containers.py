@@ -125,14 +125,20 @@ class Containers:
             raise ContainerError(f"attempt must be >= 0, not {attempt}")
         adir = self._attempt_dir(uid, spec.name, attempt)
         adir.parent.mkdir(parents=True, exist_ok=True)
+        # Starting before the directory exists: a status read in between would otherwise find
+        # an attempt with no record that nobody is starting, and write it down as lost.
+        with self._lock:
+            if adir in self._starting:
+                raise ContainerError(f"container {spec.name} attempt {attempt} is starting")
+            self._starting.add(adir)
         try:
             adir.mkdir()
         except FileExistsError:
+            with self._lock:
+                self._starting.discard(adir)
             raise ContainerError(
                 f"container {spec.name} attempt {attempt} was started before"
             ) from None
-        with self._lock:
-            self._starting.add(adir)
         cgroup: Path | None = None
         process: subprocess.Popen[bytes] | None = None
         try:

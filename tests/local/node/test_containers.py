@@ -430,3 +430,27 @@ def test_an_attempt_runs_once(rt: containers.Containers, pod: Callable[[], Pod])
     assert finished(rt, p[0]).exit_code == 5
     first = rt.status_of_attempt(p[0], "c", 0)
     assert first is not None and first.exit_code == 0
+
+
+def test_a_status_read_while_a_container_is_being_created_never_finds_it_lost(
+    rt: containers.Containers, pod: Callable[[], Pod], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node's status loop runs beside its pod workers: a read that comes the instant the
+    attempt's directory exists, before anything is recorded in it, must see a container that is
+    starting, not one whose shim died (which is written down for good as lost)."""
+    p = pod()
+    uid = p[0]
+    seen: list[containers.ContainerStatus | None] = []
+    real_mkdir = Path.mkdir
+
+    def mkdir_then_look(self: Path, *args: object, **kwargs: object) -> None:
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+        if self.name == "0" and self.parent.name == "c":  # the attempt's own directory
+            seen.append(rt.status(uid, "c"))
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_then_look)
+    status = start(rt, p, sh("sleep 30"))
+    monkeypatch.undo()
+    assert seen and seen[0] is not None and seen[0].reason is None, seen
+    assert status.running
+    assert rt.status(uid, "c").running  # type: ignore[union-attr]
