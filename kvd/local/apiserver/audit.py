@@ -1,4 +1,9 @@
-"""The audit log: one JSON line per request, as kube-apiserver writes with `--audit-log-path`.
+"""Audit ids and the audit log: one JSON line per request, as kube-apiserver writes with
+`--audit-log-path`.
+
+Every request gets an id (`AUDIT_ID`), answered in the `Audit-Id` header as kube-apiserver does
+(a client's own well-formed `Audit-ID` is kept); the log's events and the server's failure
+lines carry it.
 
 Events are `audit.k8s.io/v1` Events at level `Metadata` (who, which verb on which object, the
 answer's code; never a body), so the tools that read kube's audit logs read this one. A request
@@ -20,7 +25,9 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import threading
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO, Any
@@ -30,9 +37,24 @@ from aiohttp import web
 from kvd.local.apiserver import accounting, auth
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+AUDIT_ID = web.RequestKey("kvd.audit_id", str)
+_WELL_FORMED_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,254}[A-Za-z0-9])?")
 LONG_RUNNING = frozenset({"watch", "log", "exec", "attach", "portforward", "proxy"})
 RECEIVED = web.RequestKey("kvd.audit_received", str)
 STARTED = web.RequestKey("kvd.audit_started", bool)
+
+
+@web.middleware
+async def id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    given = request.headers.get("Audit-ID", "")
+    request[AUDIT_ID] = given if _WELL_FORMED_ID.fullmatch(given) else str(uuid.uuid4())
+    return await handler(request)
+
+
+async def send_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response carries its request's id, errors and streams included."""
+    if "Audit-Id" not in response.headers:
+        response.headers["Audit-Id"] = request.get(AUDIT_ID) or str(uuid.uuid4())
 
 
 class AuditLog:
@@ -42,7 +64,6 @@ class AuditLog:
         self,
         path: Path,
         *,
-        audit_id: web.RequestKey[str],
         user: web.RequestKey[auth.User],
         caller: web.RequestKey[auth.User] | None = None,
         max_bytes: int = 100 * 2**20,
@@ -54,7 +75,6 @@ class AuditLog:
         self._max_backups = max_backups
         self._file = self._open()
         self._lock = threading.Lock()
-        self._audit_id = audit_id
         self._user = user
         self._caller = caller
 
@@ -114,7 +134,7 @@ class AuditLog:
             "kind": "Event",
             "apiVersion": "audit.k8s.io/v1",
             "level": "Metadata",
-            "auditID": request.get(self._audit_id, ""),
+            "auditID": request.get(AUDIT_ID, ""),
             "stage": stage,
             "requestURI": request.path_qs,
             "verb": seen.verb if seen else request.method.lower(),

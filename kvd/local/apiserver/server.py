@@ -11,19 +11,16 @@ it: a body is parsed within bounds, and in a worker thread when it is large (`do
 `APIServer.app()` builds the aiohttp application; `serve()` runs it on loopback (see `kvd local
 apiserver`).
 
-Every request gets an id, answered in the `Audit-Id` header as kube-apiserver does (a client's own
-well-formed `Audit-ID` is kept). A failure the server did not foresee is answered with a short
-500 naming that id, and logged once under it.
+Every request gets an id (`audit.AUDIT_ID`, answered in the `Audit-Id` header). A failure the
+server did not foresee is answered with a short 500 naming that id, and logged once under it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 import traceback
 import unicodedata
-import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -74,10 +71,8 @@ from kvd.local.apiserver.watchstream import WatchStream
 log = logs.get_logger(__name__)
 
 MAX_BODY = documents.MAX_BYTES  # kube-apiserver's limit for a request body
-AUDIT_ID = web.RequestKey("kvd.audit_id", str)
 USER = web.RequestKey("kvd.user", auth.User)  # whom the request acts as
 CALLER = web.RequestKey("kvd.caller", auth.User)  # who authenticated (differs when impersonating)
-_AUDIT_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,254}[A-Za-z0-9])?")
 # Static paths kube-apiserver answers whatever the method: health checks (its healthz mux) and
 # the group lists (the aggregator's handlers). The others are go-restful routes: 405.
 ANY_METHOD_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/apis"})
@@ -144,11 +139,7 @@ class APIServer:
         self.kubelet = kubelet.Kubelet(kubelet_socket or data_dir / "node" / "kubelet.sock")
         self.log_source: LogSource = self.kubelet
         self.accounting = accounting.Accounting()
-        self.audit = (
-            audit.AuditLog(audit_log, audit_id=AUDIT_ID, user=USER, caller=CALLER)
-            if audit_log
-            else None
-        )
+        self.audit = audit.AuditLog(audit_log, user=USER, caller=CALLER) if audit_log else None
         self.openapi = openapi.OpenAPIService(self.registry, openapi.load)
         self._tasks: list[asyncio.Task[None]] = []
         self.crds.load()
@@ -182,7 +173,7 @@ class APIServer:
     def app(self) -> web.Application:
         app = web.Application(
             middlewares=[
-                _audit_id_middleware,
+                audit.id_middleware,
                 *([self.audit.middleware] if self.audit else []),
                 self.accounting.middleware,
                 self._errors_middleware,
@@ -191,7 +182,7 @@ class APIServer:
             client_max_size=MAX_BODY,
         )
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        app.on_response_prepare.append(_send_audit_id)
+        app.on_response_prepare.append(audit.send_id)
         if self.audit:
             app.on_response_prepare.append(self.audit.on_response_prepare)
         app.on_startup.append(self._start_background)
@@ -234,7 +225,7 @@ class APIServer:
         except web.HTTPException:
             raise
         except Exception as exc:
-            audit_id = request.get(AUDIT_ID, "")
+            audit_id = request.get(audit.AUDIT_ID, "")
             _log_failure(request, audit_id, exc)
             return _status_response(request, errors.internal_error(audit_id))
 
@@ -658,21 +649,6 @@ def _patch_options(request: web.Request, content_type: str) -> bool:
     if force not in ("true", "false", "1", "0", "True", "False"):
         raise errors.bad_request(f'force: invalid value "{force}": must be true or false')
     return force in ("true", "1", "True")
-
-
-@web.middleware
-async def _audit_id_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    given = request.headers.get("Audit-ID", "")
-    request[AUDIT_ID] = given if _AUDIT_ID.fullmatch(given) else str(uuid.uuid4())
-    return await handler(request)
-
-
-async def _send_audit_id(request: web.Request, response: web.StreamResponse) -> None:
-    """Every response carries its request's id, errors and streams included."""
-    if "Audit-Id" not in response.headers:
-        response.headers["Audit-Id"] = request.get(AUDIT_ID) or str(uuid.uuid4())
 
 
 def _log_failure(request: web.Request, audit_id: str, exc: Exception) -> None:

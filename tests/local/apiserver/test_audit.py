@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from kvd.local.apiserver import audit
-from kvd.local.apiserver.server import AUDIT_ID, USER
+from kvd.local.apiserver.server import USER
 from tests.local.apiserver.conftest import KUBECTL, start_server
 from tests.support.waiting import wait_for
 
@@ -84,7 +84,7 @@ def test_an_unauthenticated_request_is_logged_as_anonymous(tmp_path: Path) -> No
 def test_the_log_rotates_past_its_size_keeping_its_backups(tmp_path: Path) -> None:
     """In-process: the rotation is the file's business, not the HTTP server's."""
     path = tmp_path / "audit.log"
-    log = audit.AuditLog(path, audit_id=AUDIT_ID, user=USER, max_bytes=2_000, max_backups=2)
+    log = audit.AuditLog(path, user=USER, max_bytes=2_000, max_backups=2)
     for n in range(40):
         request = make_mocked_request("GET", f"/api/v1/namespaces/default/configmaps/c{n}")
         log._write(request, "ResponseComplete", 200)
