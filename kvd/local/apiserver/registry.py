@@ -311,7 +311,8 @@ BUILTINS: tuple[ResourceDef, ...] = (
     ),
     # Stored, with nothing acting on them yet: `kubectl apply --prune` without an allowlist maps
     # every kind of its default list before it prunes anything, so each must be served. Services
-    # (and what fills Endpoints) and the apps/batch controllers come with their own issues.
+    # (and what fills Endpoints and EndpointSlices), PodDisruptionBudgets, APIServices and the
+    # apps/batch controllers come with their own issues.
     _builtin("", "v1", "endpoints", "Endpoints", short_names=("ep",)),
     _builtin(
         "",
@@ -366,6 +367,31 @@ BUILTINS: tuple[ResourceDef, ...] = (
         short_names=("sts",),
         subresources=("status",),
         categories=("all",),
+    ),
+    _builtin(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "EndpointSlice",
+        field_labels={"addressType": ("addressType",)},
+    ),
+    _builtin(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        short_names=("pdb",),
+        subresources=("status",),
+    ),
+    # The aggregation layer's registrations (kube-aggregator serves them; so does this server).
+    _builtin(
+        "apiregistration.k8s.io",
+        "v1",
+        "apiservices",
+        "APIService",
+        namespaced=False,
+        subresources=("status",),
+        categories=("api-extensions",),
     ),
     _builtin("batch", "v1", "jobs", "Job", subresources=("status",), categories=("all",)),
     _builtin(
