@@ -91,6 +91,9 @@ _CHECKPOINT_EVERY = 200
 # A WAL this many pages long (8 MiB) is caught up with in the event loop's thread. Smaller
 # limits stall more often, larger ones longer: the checkpoint's fsync grows with the WAL.
 _WAL_LIMIT = 2048
+# Requests in a row the checkpointer may leave unanswered before the store checkpoints itself:
+# each is _CHECKPOINT_EVERY writes, so a starved thread leaves about _WAL_LIMIT pages behind.
+_STARVED_REQUESTS = 4
 # How soon the checkpointer looks again for a pause in the writes.
 _RECHECK_SECONDS = 0.02
 
@@ -385,13 +388,14 @@ class Store:
             raise StoreError(f"cannot write {key} {_path(event.namespace, event.name)}: {e}") from e
         self._history.append(event)
         if revision % _CHECKPOINT_EVERY == 0:
-            if self._checkpointer.wal_pages > _WAL_LIMIT:
-                # Writes have not paused long enough for the thread's checkpoints to catch up.
+            if self._checkpointer.wal_pages > _WAL_LIMIT or self._checkpointer.starved():
+                # Writes have not paused long enough for the thread's checkpoints to catch up,
+                # or the thread has not run at all (a machine busy enough to starve it).
                 # Copy what they left behind here (a few ms, once per _WAL_LIMIT pages of
                 # steady writing), so the next write starts the WAL over.
                 with contextlib.suppress(sqlite3.Error):
                     if _checkpoint(db) >= 0:  # -1: the thread's was running; next round
-                        self._checkpointer.wal_pages = 0
+                        self._checkpointer.caught_up()
             self._checkpointer.request()
 
 
@@ -407,6 +411,11 @@ class _Checkpointer:
 
     def __init__(self, path: Path) -> None:
         self.wal_pages = 0  # written here, read by the store: an int assignment is atomic
+        # Checkpoints this thread has run, and what the store saw of that count at each of its
+        # requests: a count that does not move means `wal_pages` is stale, however long it is.
+        self._passes = 0
+        self._seen = 0
+        self._unanswered = 0
         self._wanted = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(
@@ -416,6 +425,19 @@ class _Checkpointer:
 
     def request(self) -> None:
         self._wanted.set()
+
+    def starved(self) -> bool:
+        """True once `_STARVED_REQUESTS` requests in a row found that no checkpoint had run since
+        the one before (the store's thread: only it calls `request` and this)."""
+        passes = self._passes
+        self._unanswered = self._unanswered + 1 if passes == self._seen else 0
+        self._seen = passes
+        return self._unanswered >= _STARVED_REQUESTS
+
+    def caught_up(self) -> None:
+        """The store copied the WAL back itself."""
+        self.wal_pages = 0
+        self._unanswered = 0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -434,6 +456,7 @@ class _Checkpointer:
     def _catch_up(self, db: sqlite3.Connection) -> None:
         last = -1
         while (pages := _checkpoint(db)) != last:
+            self._passes += 1
             if pages >= 0:  # -1: the store's own checkpoint was running
                 self.wal_pages = pages
             last = pages
