@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvd import procfs
+
 SETUP_FAILED = 125
 """Exit status of a sandbox whose mounts failed before the program started."""
 
@@ -185,19 +187,26 @@ def kill_all(namespace: str, *, timeout: float = 10.0) -> list[int]:
 def kill_until_gone(find: Callable[[], list[int]], *, timeout: float) -> list[int]:
     """SIGKILL whatever `find()` returns until it returns nothing (a process forking meanwhile
     is found next time); returns every pid signalled. TimeoutError names the survivors."""
-    killed: list[int] = []
+    killed: dict[int, int | None] = {}  # pid → its start time, so a reused pid is not waited on
     deadline = time.monotonic() + timeout
     while pids := find():
         if time.monotonic() > deadline:
             raise TimeoutError(f"processes {pids} survive SIGKILL after {timeout}s")
         for pid in pids:
+            started = procfs.start_time(pid)
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 continue
-            if pid not in killed:
-                killed.append(pid)
+            killed.setdefault(pid, started)
         # A zombie has no namespace link any more, so it drops out of `pids_in` without being
         # reaped here (reaping would steal a `Popen`'s exit status from its owner).
         time.sleep(0.005)
-    return killed
+    # A process that is exiting loses its namespace links before it has exited (it is still
+    # tearing down its memory and files), so `find()` stops seeing it a moment early: wait
+    # until each one is a zombie or gone, as the caller was promised.
+    while survivors := [p for p, s in killed.items() if s is not None and procfs.running(p, s)]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"processes {survivors} survive SIGKILL after {timeout}s")
+        time.sleep(0.005)
+    return list(killed)
