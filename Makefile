@@ -25,7 +25,7 @@ lint:             ## ruff, mypy --strict, import-linter
 	lint-imports
 
 test: lint        ## lint, then every test (unit and integration); a skip not allowlisted fails
-	$(PY) -m pytest --strict-skips
+	$(PY) -m pytest --strict-skips -n auto --dist loadgroup
 
 unit:             ## the fast tests only (skips reported, failing only with CI=true)
 	$(PY) -m pytest -m "not integration"

@@ -34,3 +34,24 @@ def guest_dir() -> Path:
                 f"{tool} not found: apt-get install qemu-system-x86 qemu-utils", pytrace=False
             )
     return d
+
+
+# Tests that boot guests or whole local clusters: under pytest-xdist (`make test` runs two
+# workers) they all run on one worker, one at a time, as before, so two TCG guests never
+# compete for this machine's two cores inside one test's deadlines. Every other test file is
+# a group of its own (its module fixtures set up once), spread over both workers.
+MACHINE_TESTS = (
+    "tests/e2e/",
+    "tests/launcher/",
+    "tests/handler/",
+    "tests/guest/",
+    "tests/controller/",
+    "tests/cli/test_demo.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        group = "machines" if path.startswith(MACHINE_TESTS) else path
+        item.add_marker(pytest.mark.xdist_group(group))
