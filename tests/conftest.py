@@ -36,7 +36,8 @@ def guest_dir() -> Path:
     return d
 
 
-# Tests that boot guests or whole local clusters: under pytest-xdist (`make test` runs two
+# Tests that boot guests or whole local clusters (these directories, and any integration test
+# that asks for the built guest): under pytest-xdist (`make test` runs two
 # workers) they all run on one worker, one at a time, as before, so two TCG guests never
 # compete for this machine's two cores inside one test's deadlines. Every other test file is
 # a group of its own (its module fixtures set up once), spread over both workers.
@@ -53,5 +54,6 @@ MACHINE_TESTS = (
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         path = item.nodeid.split("::")[0]
-        group = "machines" if path.startswith(MACHINE_TESTS) else path
+        boots = item.get_closest_marker("integration") and "guest_dir" in item.fixturenames
+        group = "machines" if boots or path.startswith(MACHINE_TESTS) else path
         item.add_marker(pytest.mark.xdist_group(group))

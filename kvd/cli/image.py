@@ -1,9 +1,11 @@
 """`kvd image …`: the local image store, which the local node reads instead of pulling.
 
-  kvd image import NAME FILE                         a qcow2 or raw disk (containerDisk)
+  kvd image import NAME FILE                         a qcow2 or raw disk (containerDisk), or
+                                                     a containerDisk image saved as an OCI or
+                                                     docker archive (its /disk/ file)
   kvd image import NAME --kernel K [--initrd I]      a kernel-boot image (kernelBoot.container):
         [--kernel-path P] [--initrd-path P]          at /boot/vmlinuz, /boot/initrd.img, or P
-  kvd image list                                     REFERENCE KIND FORMAT SIZE IMPORTED
+  kvd image list                                     REFERENCE KIND FORMAT SIZE IMPORTED SOURCE
   kvd image rm NAME...
 
 NAME is an image reference as a pod spec writes it (`kvd-demo` is `kvd-demo:latest`). Importing
@@ -23,10 +25,10 @@ from pathlib import Path
 from kvd import logs
 from kvd.cli import program
 from kvd.local import images
-from kvd.local.images import ImageError, ImageNotFound, ImageStore, StoredImage
+from kvd.local.images import ImageError, ImageNotFound, ImageStore, StoredImage, archive
 
 PREFIX = "kvd image"
-COLUMNS = ("REFERENCE", "KIND", "FORMAT", "SIZE", "IMPORTED")
+COLUMNS = ("REFERENCE", "KIND", "FORMAT", "SIZE", "IMPORTED", "SOURCE")
 
 
 def add_parser(subparsers: program.Subparsers) -> None:
@@ -42,11 +44,19 @@ def add_parser(subparsers: program.Subparsers) -> None:
     imp = commands.add_parser(
         "import",
         help="import a disk, or a kernel and initrd, under an image name",
-        description="Import a qcow2/raw disk (FILE) or a kernel-boot image (--kernel, --initrd) "
-        "as image NAME. The file is copied into the store and checked there.",
+        description="Import a qcow2/raw disk (FILE), the disk of a containerDisk image saved as "
+        "an OCI or docker archive (FILE: `podman save`, `docker save`, `podman save --format "
+        "oci-archive`), or a kernel-boot image (--kernel, --initrd) as image NAME. The disk is "
+        "copied into the store and checked there.",
     )
     imp.add_argument("name", metavar="NAME", help="image reference, e.g. kvd-demo or x/y:1.0")
-    imp.add_argument("file", metavar="FILE", type=Path, nargs="?", help="qcow2 or raw disk")
+    imp.add_argument(
+        "file",
+        metavar="FILE",
+        type=Path,
+        nargs="?",
+        help="qcow2 or raw disk, or an OCI/docker archive of a containerDisk image",
+    )
     imp.add_argument("--kernel", type=Path, help="kernel (vmlinuz): a kernel-boot image")
     imp.add_argument("--initrd", type=Path, help="initrd to go with --kernel")
     imp.add_argument(
@@ -105,6 +115,8 @@ def run_import(args: argparse.Namespace) -> int:
         before = store.get(args.name)
         if args.kernel is not None:
             image = store.import_kernel(args.name, kernel=args.kernel, initrd=args.initrd, **paths)
+        elif archive.is_archive(args.file):
+            image = store.import_archive(args.name, args.file)
         else:
             image = store.import_disk(args.name, args.file)
         shown = images.familiar(image.reference)
@@ -126,6 +138,7 @@ def run_list(args: argparse.Namespace) -> int:
                 i.format or "-",
                 _size(i.size),
                 _time(i),
+                _source(i),
             )
             for i in store.list()
         ]
@@ -194,6 +207,15 @@ def _size(size: int) -> str:
             return f"{size}B" if unit == "B" else f"{value:.1f}{unit}"
         value /= 1024
     return f"{value:.1f}TiB"
+
+
+def _source(image: StoredImage) -> str:
+    """Where the image was imported from: the file, and for an archive the disk's path in it."""
+    source = image.source
+    if not source:
+        return "-"
+    inside = f" ({source['path']})" if "path" in source else ""
+    return f"{source['format']}:{source['file']}{inside}"
 
 
 def _time(image: StoredImage) -> str:

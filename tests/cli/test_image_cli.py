@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kvd.local.images import ImageNotFound, ImageStore, StoredImage
+from tests.support.image_archives import layer, oci_archive
 
 pytestmark = pytest.mark.integration  # runs the installed kvd and kvdctl programs
 
@@ -82,12 +83,16 @@ def test_import_list_rm(store: str, guest_dir: Path) -> None:
     listed = kvd("image", "--store", store, "list")
     assert listed.returncode == 0, listed.stderr
     rows = table(listed.stdout)
-    assert rows[0] == ["REFERENCE", "KIND", "FORMAT", "SIZE", "IMPORTED"]
+    assert rows[0] == ["REFERENCE", "KIND", "FORMAT", "SIZE", "IMPORTED", "SOURCE"]
     assert [r[:4] for r in rows[1:]] == [
         ["kvd-demo-kernel:v1", "kernel", "-", rows[1][3]],
         ["kvd-demo:latest", "disk", "qcow2", "15.2MiB"],
     ]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r[4]) for r in rows[1:])
+    assert [r[5] for r in rows[1:]] == [
+        f"kernel:{guest_dir / 'vmlinuz'}",
+        f"qcow2:{disk}",
+    ]
 
     removed = kvd("image", "--store", store, "rm", "kvd-demo")
     assert (removed.returncode, removed.stdout) == (0, "removed kvd-demo:latest\n")
@@ -95,6 +100,24 @@ def test_import_list_rm(store: str, guest_dir: Path) -> None:
         "REFERENCE",
         "kvd-demo-kernel:v1",
     ]
+
+
+def test_a_saved_containerdisk_image_imports_and_lists_where_it_came_from(
+    store: str, qcow2: Path, tmp_path: Path
+) -> None:
+    archive = oci_archive(tmp_path / "cirros.tar", [layer({"disk/cirros.qcow2": qcow2})])
+    imported = kvd("image", "--store", store, "import", "localhost/cirros:1", str(archive))
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout == "imported localhost/cirros:1 (disk, qcow2, 192.0KiB)\n"
+    rows = table(kvd("image", "--store", store, "list").stdout)
+    assert rows[1][0] == "localhost/cirros:1"
+    assert rows[1][5:] == [f"oci-archive:{archive}", "(/disk/cirros.qcow2)"]
+
+    empty = oci_archive(tmp_path / "empty.tar", [layer({"etc/os-release": b"ID=x\n"})])
+    assert_fails(
+        kvd("image", "--store", store, "import", "other", str(empty)),
+        "the image has no disk under /disk/",
+    )
 
 
 def test_a_kernel_image_holds_its_files_where_the_vmi_looks(store: str, guest_dir: Path) -> None:

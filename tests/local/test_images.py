@@ -27,6 +27,7 @@ from kvd.local.images.table import HostImage, KvdImage
 from kvd.version import KVD_IMAGE, kvd_image
 from tests.conftest import QEMU, REPO
 from tests.support.console import Transcript, tail
+from tests.support.image_archives import layer, oci_archive
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
@@ -427,7 +428,8 @@ def test_stored_and_unknown_images(store: ImageStore, qcow2: Path) -> None:
     assert str(caught.value) == (
         f'image "example.com/vm:2" is not in the local image store ({store.root}); import it '
         f"with: kvd image --store {store.root} import example.com/vm:2 FILE (a qcow2 or raw "
-        f"disk), or kvd image --store {store.root} import example.com/vm:2 --kernel VMLINUZ "
+        "disk, or a containerDisk image saved as an OCI or docker archive), or "
+        f"kvd image --store {store.root} import example.com/vm:2 --kernel VMLINUZ "
         "[--initrd INITRD] (a kernel-boot image)"
     )
     assert caught.value.reference == "example.com/vm:2"
@@ -443,8 +445,16 @@ def test_default_store_message_has_no_store_option() -> None:
 
 @pytest.mark.integration
 @pytest.mark.timeout(120)
-def test_an_imported_disk_boots(store: ImageStore, guest_dir: Path, tmp_path: Path) -> None:
-    image = store.import_disk("kvd-demo", guest_dir / "kvd-demo.qcow2")
+@pytest.mark.parametrize("saved_as", ["qcow2", "oci-archive"])
+def test_an_imported_disk_boots(
+    store: ImageStore, guest_dir: Path, tmp_path: Path, saved_as: str
+) -> None:
+    qcow2 = guest_dir / "kvd-demo.qcow2"
+    if saved_as == "qcow2":
+        image = store.import_disk("kvd-demo", qcow2)
+    else:  # KubeVirt's containerDisk shape: FROM scratch + ADD --chown=107:107 disk.qcow2 /disk/
+        archive = oci_archive(tmp_path / "kvd-demo.tar", [layer({"disk/disk.qcow2": qcow2})])
+        image = store.import_archive("kvd-demo", archive)
     assert image.disk is not None
     console = tmp_path / "console.log"
     console.touch()

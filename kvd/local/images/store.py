@@ -3,8 +3,9 @@
 Layout under the root (default /var/lib/kvd/images, or KVD_IMAGE_STORE):
 
     <name>                 symlink → .versions/<name>.<id>: the image as readers see it
-    .versions/<name>.<id>/ manifest.json (reference, kind, format, digests, …) and rootfs/, the
-                           image's filesystem: rootfs/disk/<file> (KubeVirt's containerDisk
+    .versions/<name>.<id>/ manifest.json (reference, kind, format, digests, source: where it
+                           was imported from, …) and rootfs/, the image's filesystem:
+                           rootfs/disk/<file> (KubeVirt's containerDisk
                            convention) or rootfs/boot/vmlinuz [+ rootfs/boot/initrd.img], or
                            the kernel and initrd at the paths the import named
     .staging/<id>/         imports in progress, and old versions on their way out
@@ -34,15 +35,16 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from kvd import logs
-from kvd.local.images import files, reference, table
+from kvd.local.images import archive, files, reference, table
 from kvd.local.images.files import DiskFormat
 from kvd.local.images.reference import ImageError
 
@@ -74,7 +76,8 @@ class ImageNotFound(LookupError):
         command = f"kvd image{store} import {ref}"
         super().__init__(
             f'image "{ref}" is not in the local image store ({root}); import it with: '
-            f"{command} FILE (a qcow2 or raw disk), or {command} --kernel VMLINUZ "
+            f"{command} FILE (a qcow2 or raw disk, or a containerDisk image saved as an OCI or "
+            f"docker archive), or {command} --kernel VMLINUZ "
             "[--initrd INITRD] (a kernel-boot image)"
         )
 
@@ -89,6 +92,10 @@ class StoredImage:
     imported: datetime
     digest: str  # of the content: equal digests, identical images
     files: tuple[str, ...]  # paths relative to root
+    # where it was imported from: {"format": qcow2|raw|kernel|oci-archive|docker-archive,
+    # "file": path, and for archives "image" (its digest) and "path" (the disk's, in it)};
+    # empty for images imported before kvd recorded it
+    source: dict[str, str] = field(default_factory=dict)
 
     @property
     def disk(self) -> Path | None:
@@ -110,18 +117,36 @@ class ImageStore:
     def __init__(self, root: Path = DEFAULT_ROOT) -> None:
         self.root = root.absolute()
 
-    def import_disk(self, ref: str, file: Path) -> StoredImage:
-        """Import a qcow2 or raw disk; replaces an image of the same reference atomically."""
+    def import_disk(
+        self, ref: str, file: Path, *, source: archive.Source | None = None
+    ) -> StoredImage:
+        """Import a qcow2 or raw disk; replaces an image of the same reference atomically.
+        `source`: the archive the disk was read from, when it was (`import_archive`)."""
         parsed = self._importable(ref)
         name = file.name if _SAFE_FILE.fullmatch(file.name) else "disk.img"
         with self._staging() as staged:
             target = staged / ROOTFS / DISK_DIR / name
             _make_dirs(target.parent)
             digest = files.copy(file, target)
-            fmt = files.check_disk(target, source=file)
+            # what an error names: the user's file, or the archive and the disk's path in it
+            shown = Path(f"{source.file} (its {source.path})") if source else file
+            fmt = files.check_disk(target, source=shown)
+            origin = source.as_json() if source else {"format": fmt, "file": str(file.absolute())}
             return self._publish(
-                parsed, staged, kind="disk", fmt=fmt, digests={f"{DISK_DIR}/{name}": digest}
+                parsed,
+                staged,
+                kind="disk",
+                fmt=fmt,
+                digests={f"{DISK_DIR}/{name}": digest},
+                source=origin,
             )
+
+    def import_archive(self, ref: str, file: Path) -> StoredImage:
+        """Import the disk of a containerDisk image saved as an OCI or docker archive."""
+        self._importable(ref)  # before reading a large archive for nothing
+        with tempfile.TemporaryDirectory(prefix="kvd-image-") as scratch:
+            disk, source = archive.extract_disk(file, Path(scratch))
+            return self.import_disk(ref, disk, source=source)
 
     def import_kernel(
         self,
@@ -149,7 +174,10 @@ class ImageStore:
                 _make_dirs((rootfs / inside[1]).parent)
                 digests[inside[1]] = files.copy(initrd, rootfs / inside[1])
                 files.check_initrd(rootfs / inside[1], source=initrd)
-            return self._publish(parsed, staged, kind="kernel", fmt=None, digests=digests)
+            origin = {"format": "kernel", "file": str(kernel.absolute())}
+            return self._publish(
+                parsed, staged, kind="kernel", fmt=None, digests=digests, source=origin
+            )
 
     def get(self, ref: str) -> StoredImage | None:
         """The stored image `ref` names; ImageError when `ref` is no valid reference."""
@@ -243,6 +271,7 @@ class ImageStore:
         kind: Kind,
         fmt: DiskFormat | None,
         digests: dict[str, str],
+        source: dict[str, str],
     ) -> StoredImage:
         rootfs = staged / ROOTFS
         manifest = {
@@ -253,6 +282,7 @@ class ImageStore:
             "imported": datetime.now(UTC).isoformat(),
             "digest": _content_digest(kind, digests),
             "files": digests,
+            "source": source,
         }
         _write_manifest(staged / MANIFEST, manifest)
         name = _name(parsed)
@@ -363,6 +393,7 @@ def _from_manifest(manifest: dict[str, Any], *, root: Path) -> StoredImage:
         imported=datetime.fromisoformat(manifest["imported"]),
         digest=manifest["digest"],
         files=tuple(manifest["files"]),
+        source=dict(manifest.get("source") or {}),
     )
 
 
