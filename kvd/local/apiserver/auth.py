@@ -83,10 +83,13 @@ class Tokens:
 
     def authenticate(self, header: str | None) -> User | None:
         """The user of a request's Authorization header, or None (401)."""
-        if not header or not header.startswith("Bearer "):
+        # kube-apiserver reads the scheme case-insensitively: the official Python client sends
+        # "bearer" for a pod's in-cluster token.
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
             return None
         try:
-            found = self.review(header.removeprefix("Bearer ").strip())
+            found = self.review(token.strip())
         except InvalidToken:
             return None
         return found.user

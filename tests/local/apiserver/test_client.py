@@ -264,11 +264,17 @@ def test_crd_then_custom_objects_with_schema_status_and_restart(tmp_path: Path) 
             {"Authorization": "Bearer wrong"}, "/api/v1/namespaces", 401, id="wrong-token"
         ),
         pytest.param({}, "/apis", 401, id="discovery-needs-a-token"),
+        pytest.param({"Authorization": "Basic x"}, "/api/v1/namespaces", 401, id="basic"),
+        # the scheme is case-insensitive, as kube's: the Python client sends "bearer"
+        pytest.param({"Authorization": "bearer {token}"}, "/api/v1/namespaces", 200, id="bearer"),
+        pytest.param({"Authorization": "BEARER {token}"}, "/api/v1/namespaces", 200, id="BEARER"),
         pytest.param({}, "/version", 200, id="version-is-public"),
         pytest.param({}, "/healthz", 200, id="healthz-is-public"),
     ],
 )
 def test_authentication(server: Server, headers: dict[str, str], path: str, code: int) -> None:
+    token = (server.data_dir / "token").read_text().strip()
+    headers = {k: v.format(token=token) for k, v in headers.items()}
     request = urllib.request.Request(server.url + path, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10, context=_context(server)) as response:
