@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.config import incluster_config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.config import incluster_config
 
 from kvd.version import kvd_version
 
