@@ -96,7 +96,8 @@ def _canonical_bearer(configuration: client.Configuration) -> None:
             conf.api_key["BearerToken"] = f"Bearer {token}"
             read_at[0] = now
 
-    configuration.refresh_api_key_hook = refresh
+    # the client declares the hook None-typed, though it calls it when set
+    configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]
     refresh(configuration)
 
 
