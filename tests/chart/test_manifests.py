@@ -17,6 +17,7 @@ import kubernetes_validate
 import pytest
 from cryptography import x509
 
+from kvd import rpc_auth
 from kvd.api import rbac
 from kvd.cli import kvd as kvd_cli
 from kvd.cli import program
@@ -207,8 +208,12 @@ def test_the_controller_is_replicated_probed_and_unprivileged() -> None:
     assert security["readOnlyRootFilesystem"] and not security["allowPrivilegeEscalation"]
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert pod["securityContext"]["runAsNonRoot"] is True
+    # the token the controller presents is for the audience the handlers check
     (token,) = [v for v in pod["volumes"] if v["name"] == "handler-token"]
-    assert token["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "kvd-handler"
+    audience = token["projected"]["sources"][0]["serviceAccountToken"]["audience"]
+    handler = chart.find(docs, "DaemonSet", "kvd-handler")["spec"]["template"]["spec"]
+    assert audience == rpc_auth.HANDLER_AUDIENCE
+    assert f"--token-audience={audience}" in handler["containers"][0]["args"]
     pdb = chart.find(docs, "PodDisruptionBudget", "kvd-controller")
     assert pdb["spec"]["selector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"]
     service = chart.find(docs, "Service", "kvd-controller")
