@@ -12,7 +12,9 @@ printableStatus is always exported, 0 when no VMI or VM is in it, so a query nev
 appear out of nowhere.
 
 `serve` is a small threaded WSGI server around prometheus_client's app: the client's own
-`start_http_server` answers every path with the metrics, and this answers 404 off `/metrics`.
+`start_http_server` answers every path with the metrics, and this answers 404 off `/metrics`,
+except for the kubelet's probes: `/healthz` (200 while the process serves) and `/readyz` (200
+when the daemon's `ready` check passes, 503 with the reason otherwise).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ PHASES = tuple(p for p in phases.NAMES if p != phases.UNSET)
 VM_STATUSES: tuple[str, ...] = get_args(vmtypes.PrintableStatus)
 OUTCOMES = ("ok", "error", "requeue")
 PATH = "/metrics"
+HEALTH = "/healthz"
+READY = "/readyz"
 STOP_POLL = 0.1  # how soon `stop()` returns (the server looks this often whether to end)
 
 
@@ -181,17 +185,32 @@ class RunningMetrics:
         self._thread.join(timeout=5)
 
 
-def serve(metrics: DaemonMetrics, address: str) -> RunningMetrics:
+def serve(
+    metrics: DaemonMetrics, address: str, *, ready: Callable[[], str | None] | None = None
+) -> RunningMetrics:
     """Serve `metrics` on `GET /metrics` at `address` ("HOST:PORT", "[v6]:PORT"; port 0 for any
-    free port), on a daemon thread; started when this returns."""
+    free port), and the probes on `/healthz` and `/readyz`, on a daemon thread; started when
+    this returns. `ready()` returns None when ready, else why not (None: always ready)."""
     host, port = _split(address)
     server_class = _Server6 if ":" in host else _Server
     app = exposition.make_wsgi_app(metrics.registry)
 
+    def plain(start_response: StartResponse, status: str, body: str) -> list[bytes]:
+        # a new header list each time: wsgiref adds Content-Length to the one it is given
+        start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+        return [body.encode()]
+
     def only_metrics(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != PATH:
-            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
-            return [f"not found; metrics are at {PATH}\n".encode()]
+        path = environ.get("PATH_INFO")
+        if path == HEALTH:
+            return plain(start_response, "200 OK", "ok\n")
+        if path == READY:
+            problem = ready() if ready is not None else None
+            if problem is None:
+                return plain(start_response, "200 OK", "ok\n")
+            return plain(start_response, "503 Service Unavailable", f"not ready: {problem}\n")
+        if path != PATH:
+            return plain(start_response, "404 Not Found", f"not found; metrics are at {PATH}\n")
         body: Iterable[bytes] = app(environ, start_response)
         return body
 

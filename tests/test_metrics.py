@@ -175,6 +175,23 @@ def test_other_paths_are_not_found(running: metrics.RunningMetrics, path: str) -
     assert "/metrics" in body
 
 
+def test_the_probes_answer_beside_the_metrics(daemon: metrics.DaemonMetrics) -> None:
+    problem: list[str] = ["caches not synced"]
+    served = metrics.serve(daemon, "127.0.0.1:0", ready=lambda: problem[0] if problem else None)
+    try:
+        assert get(served.port, "/healthz")[0::2] == (200, "ok\n")
+        assert get(served.port, "/readyz")[0::2] == (503, "not ready: caches not synced\n")
+        problem.clear()
+        assert get(served.port, "/readyz")[0::2] == (200, "ok\n")
+    finally:
+        served.stop()
+
+
+def test_without_a_check_the_daemon_is_always_ready(running: metrics.RunningMetrics) -> None:
+    assert get(running.port, "/readyz")[0] == 200
+    assert get(running.port, "/healthz")[0] == 200
+
+
 def test_daemons_in_one_process_keep_their_own_metrics() -> None:
     first, second = metrics.DaemonMetrics("handler"), metrics.DaemonMetrics("handler")
     controller = metrics.DaemonMetrics("controller")

@@ -59,6 +59,13 @@ def add_parser(subparsers: program.Subparsers) -> None:
         help="the controller's ServiceAccount token for the audience kvd-handler, presented to "
         "the handlers (a projected token; read again when it changes)",
     )
+    parser.add_argument(
+        "--handler-server-name",
+        default="",
+        metavar="NAME",
+        help="the name every handler's certificate carries (the chart's: kvd-handler.NAMESPACE."
+        "svc), checked instead of the address dialled; default: the address's host",
+    )
     program.add_address_file_option(parser)
     parser.add_argument(
         "--node-heartbeat-timeout",
@@ -95,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             key_file=args.tls_key_file.absolute(),
             handler_ca_file=args.handler_ca_file.absolute(),
             handler_token_file=args.handler_token_file.absolute(),
+            handler_server_name=args.handler_server_name,
         )
     code = main.run(
         ControllerSettings(

@@ -3,7 +3,9 @@
 A node's handler publishes where it listens as the node annotation `kvd.io/handler-address`
 (`keys.HANDLER_ADDRESS`), which the controller reads from its node cache. The channel is TLS,
 verified against the CA bundle the controller is given (`--handler-ca-file`, read at each
-connection so a rotated bundle takes effect), the address's host included; every call carries
+connection so a rotated bundle takes effect), the address's host included, or instead the one
+name every handler's certificate carries (`--handler-server-name`: on a real cluster handlers
+listen on pod IPs, which no certificate made ahead of time can name); every call carries
 the controller's ServiceAccount token for the handler's audience (`--handler-token-file`, a
 projected token the kubelet rotates, read again whenever it changes). The handler admits
 nobody else.
@@ -39,10 +41,14 @@ class HandlerConfigError(Exception):
 
 
 class Handlers:
-    def __init__(self, nodes: NodeLookup, *, ca_file: Path, token_file: Path) -> None:
+    def __init__(
+        self, nodes: NodeLookup, *, ca_file: Path, token_file: Path, server_name: str = ""
+    ) -> None:
         self._nodes = nodes
         self._ca_file = ca_file
         self._token = rpc_auth.TokenFile(token_file)
+        # "" = the address's host; else the name the certificate must carry wherever it is
+        self._options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
 
     def address(self, node_name: str) -> str:
         node = self._nodes(node_name)
@@ -66,6 +72,6 @@ class Handlers:
         except (rpc_tls.TLSError, rpc_auth.TokenError) as exc:
             raise HandlerConfigError(str(exc)) from None
         channel = rpc_auth.authorized_channel(
-            grpc.secure_channel(address, credentials), self._token
+            grpc.secure_channel(address, credentials, options=self._options), self._token
         )
         return channel, handler_pb2_grpc.HandlerServiceStub(channel)  # type: ignore[no-untyped-call]  # generated

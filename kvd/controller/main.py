@@ -37,6 +37,7 @@ class ServiceSettings:
     key_file: Path
     handler_ca_file: Path
     handler_token_file: Path
+    handler_server_name: str = ""  # "" = check each handler's certificate against its address
 
 
 def run(
@@ -62,7 +63,9 @@ def run(
     try:
         controller.start()
         if metrics_listen:
-            served = metrics.serve(controller.metrics, metrics_listen)
+            served = metrics.serve(
+                controller.metrics, metrics_listen, ready=functools.partial(_unready, controller)
+            )
         if serving is not None and credentials is not None:
             running = _serve(controller, serving, credentials)
         if address_path is not None:  # for tools: the ports the ready line shows to people
@@ -106,6 +109,7 @@ def _serve(
             controller.nodes.get,
             ca_file=serving.handler_ca_file,
             token_file=serving.handler_token_file,
+            server_name=serving.handler_server_name,
         ),
     )
     return service.serve(address=serving.listen, servicer=servicer, credentials=credentials)
@@ -123,6 +127,12 @@ def _addresses(
     if serving is not None and running is not None:
         listening["controllerService"] = address_file.bound(serving.listen, running.port)
     return listening
+
+
+def _unready(controller: Controller) -> str | None:
+    """Why this replica should take no traffic (`/readyz`), None when it may: serving starts
+    only once its caches are synced, so only a lost lease (the process is on its way out)."""
+    return "lost the leader lease; exiting" if controller.lost.is_set() else None
 
 
 def _relay(lost: threading.Event, stop: threading.Event) -> None:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.config import incluster_config
 
 from kvd.version import kvd_version
 
@@ -52,8 +55,13 @@ def connect(kubeconfig: Path | None = None, *, agent: str = "kvd") -> client.Api
     do, so the API server's audit log and a cluster admin can tell the daemons apart."""
     try:
         if kubeconfig is None:
+            if not os.environ.get("KUBERNETES_SERVICE_HOST"):
+                raise ConfigError(
+                    "no --kubeconfig, and not in a pod: KUBERNETES_SERVICE_HOST is unset"
+                )
             config.load_incluster_config()
             api = client.ApiClient()
+            _canonical_bearer(api.configuration)
         elif not kubeconfig.is_file():  # the client would only say "No configuration found"
             raise ConfigError(f"kubeconfig {kubeconfig} does not exist")
         else:
@@ -63,6 +71,34 @@ def connect(kubeconfig: Path | None = None, *, agent: str = "kvd") -> client.Api
         raise ConfigError(f"{where}: {exc}") from None
     api.user_agent = f"{agent}/{kvd_version()} {api.user_agent}"
     return api
+
+
+TOKEN_REREAD = 60.0  # seconds; the kubelet rotates a projected token well before it expires
+
+
+def _canonical_bearer(configuration: client.Configuration) -> None:
+    """Send the pod's token as `Bearer <token>`, as client-go does, re-read from its file at
+    most every TOKEN_REREAD seconds. The client's own in-cluster hook sends `bearer <token>`:
+    kube-apiserver takes the scheme in any case, but not every server does, and the hook
+    re-installs itself on every refresh, so it cannot be wrapped; this replaces it."""
+    path = Path(incluster_config.SERVICE_TOKEN_FILENAME)  # read at call time: tests point it
+    read_at = [-TOKEN_REREAD]
+
+    def refresh(conf: client.Configuration) -> None:
+        now = time.monotonic()
+        if now - read_at[0] < TOKEN_REREAD:
+            return
+        try:
+            token = path.read_text().strip()
+        except OSError:
+            return  # keep the token in use; the next call tries the file again
+        if token:
+            conf.api_key["BearerToken"] = f"Bearer {token}"
+            read_at[0] = now
+
+    # the client declares the hook None-typed, though it calls it when set
+    configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]
+    refresh(configuration)
 
 
 def bearer_token(api: client.ApiClient) -> str | None:
