@@ -21,8 +21,10 @@ input thread, both gone when the session is.
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -32,6 +34,27 @@ from kvd.launcher.errors import Conflict
 
 log = logs.get_logger(__name__)
 CHUNK = 64 * 1024
+
+
+def _connect(path: Path, timeout: float) -> socket.socket:
+    """Connect to QEMU's socket. QEMU listens with a backlog of one and accepts from its main
+    loop, so a busy QEMU (TCG) or a few clients at once find the backlog full: a non-blocking
+    unix connect then fails with EAGAIN at once, which is retried until `timeout`."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            sock.connect(str(path))
+            sock.settimeout(None)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if exc.errno != errno.EAGAIN or time.monotonic() + delay > deadline:
+                raise Conflict(f"the guest's VNC display at {path} does not answer: {exc}") from exc
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 def vnc_socket_in(domain_xml: str) -> Path | None:
@@ -44,20 +67,10 @@ def vnc_socket_in(domain_xml: str) -> Path | None:
 
 
 class VncSession:
-    """One RFB connection to QEMU, fed by `pump_input` and drained by `output`."""
+    """One RFB connection to QEMU, fed by `start_input` and drained by `output`."""
 
-    def __init__(self, socket_path: Path, *, timeout: float = 5.0) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(str(socket_path))
-            sock.settimeout(None)
-        except OSError as exc:
-            sock.close()
-            raise Conflict(
-                f"the guest's VNC display at {socket_path} does not answer: {exc}"
-            ) from exc
-        self._sock = sock
+    def __init__(self, socket_path: Path, *, timeout: float = 10.0) -> None:
+        self._sock = _connect(socket_path, timeout)
         self._lock = threading.Lock()
         self._closed = False
         self._input: threading.Thread | None = None
