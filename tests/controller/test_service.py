@@ -410,3 +410,27 @@ def test_vnc_is_authorized_as_its_own_subresource(stack: Stack) -> None:
     )
     missing = stack.vnc(stack.admin(), name="nothere").wait_ended()
     assert missing is not None and missing.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_vnc_sessions_ended_either_way_leave_no_threads(stack: Stack) -> None:
+    admin = stack.admin()
+    # both servers keep the worker threads they grew for the most concurrent calls so far
+    warm_up = [stack.vnc(admin) for _ in range(3)]
+    for pipe in warm_up:
+        rfb.handshake(pipe)
+    for pipe in warm_up:
+        pipe.cancel()
+        pipe.wait_ended()
+    before, baseline = _names(), threading.active_count()
+    _threads_settle(baseline, before)
+    for _ in range(2):
+        closing, cancelled, hung_up = stack.vnc(admin), stack.vnc(admin), stack.vnc(admin)
+        for pipe in (closing, cancelled, hung_up):
+            rfb.handshake(pipe)
+        closing.half_close()  # the caller is done: passed on to QEMU, which closes, OK
+        assert closing.wait_ended() is None
+        cancelled.cancel()
+        hung_up.send(b"\x99")  # no RFB message: QEMU hangs up, and the stream ends OK
+        assert hung_up.wait_ended() is None
+        cancelled.wait_ended()
+        _threads_settle(baseline, before)
