@@ -116,6 +116,16 @@ def test_vnc_from_no_domain_to_a_shared_display_with_nothing_leaked(launcher: La
             lambda: _resources(pid) <= baseline,
         )
 
+    # QEMU's share policy is its default, allow-exclusive: a client asking for the display to
+    # itself disconnects the others (their streams end OK), as RFB says
+    shared = _vnc(launcher)
+    rfb.handshake(shared)
+    exclusive = _vnc(launcher)
+    rfb.handshake(exclusive, shared=False)
+    assert shared.wait_ended() is None
+    exclusive.half_close()
+    assert exclusive.wait_ended() is None
+
     # the domain stops: an open stream ends with OK
     last = _vnc(launcher)
     rfb.handshake(last)
