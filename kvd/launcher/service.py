@@ -273,11 +273,15 @@ class LauncherServicer(launcher_pb2_grpc.LauncherServiceServicer):
         if not context.add_callback(session.close):
             session.close()  # the RPC ended already
         session.start_input(_vnc_input(request_iterator))
+        log.info("vnc_opened")
+        sent = 0
         try:
             for data in session.output():
+                sent += len(data)
                 yield launcher_pb2.VncResponse(data=data)
         finally:
             session.close()
+            log.info("vnc_closed", bytes_sent=sent)
 
     def _command(self, request: _ForVmi, operation: Callable[[], Snapshot]) -> domain_pb2.Domain:
         self._manager.check_uid(request.vmi_uid)
