@@ -284,6 +284,9 @@ class Devices:
     interfaces: tuple[Interface, ...] = many("NICs, each connected to one network.")
     rng: Rng | None = optional("Attach a virtio RNG.")
     autoattach_serial_console: bool | None = optional("Attach a serial console (default true).")
+    autoattach_graphics_device: bool | None = optional(
+        "Attach a video device and a VNC display (default true)."
+    )
     autoattach_pod_interface: bool | None = optional(
         "Add the default pod interface when none is given (default true)."
     )

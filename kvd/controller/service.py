@@ -5,13 +5,14 @@ Every call goes the same way, as virt-api's subresource handlers do: authenticat
 (SubjectAccessReview on its `subresources.kubevirt.io` resource, before any lookup), then act.
 Each replica serves, leader or not: the calls read only the informer caches every replica
 keeps warm, and write through the API server. The later issue "VirtualMachine verbs" fills in
-start/stop/restart/pause/unpause and VNC (and maps the aggregated `subresources.kubevirt.io`
+start/stop/restart/pause/unpause (and maps the aggregated `subresources.kubevirt.io`
 API onto these same methods); until then they authenticate and authorize like the rest, then
 answer UNIMPLEMENTED.
 
-Console: the VMI (from the cache) must be Running on a node; the stream is proxied to that
-node's HandlerService.Console (`handlers.Handlers`: TLS, the controller's own token), and
-from there on passes through unchanged. The caller's input is read by the handler call's
+Console and Vnc (one path, `_stream`, parameterized by the handler RPC and the subresource
+authorized): the VMI (from the cache) must be Running on a node; the stream is proxied to that
+node's HandlerService.Console or .Vnc (`handlers.Handlers`: TLS, the controller's own token),
+and from there on passes through unchanged. The caller's input is read by the handler call's
 request iterator; whichever side ends first ends the other (a caller that cancels cancels the
 handler call; a handler that ends the stream ends the caller's with the same status, except
 that the handler refusing the controller itself — UNAUTHENTICATED, PERMISSION_DENIED — means
@@ -85,12 +86,19 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
     def Vnc(  # noqa: N802
         self, request_iterator: Iterator[controller_pb2.VncRequest], context: grpc.ServicerContext
     ) -> Iterator[controller_pb2.VncResponse]:
-        user = self._caller(context)
-        first = _first(request_iterator, context)
-        ns, name = _named(context, first.open.namespace, first.open.name)
-        self._authorize(context, user, access.subresource(VMIS, "vnc", "get", ns, name))
-        rpc_server.abort(context, grpc.StatusCode.UNIMPLEMENTED, f"Vnc {LATER}")
-        yield  # pragma: no cover - makes this a generator, as a response stream must be
+        yield from self._stream(
+            context,
+            request_iterator,
+            subresource="vnc",
+            handler_call=lambda stub: stub.Vnc,
+            opening=lambda first, uid: handler_pb2.VncRequest(
+                open=handler_pb2.VncOpen(
+                    namespace=first.open.namespace, name=first.open.name, uid=uid
+                )
+            ),
+            upstream=lambda message: handler_pb2.VncRequest(data=message.data),
+            downstream=lambda response: controller_pb2.VncResponse(data=response.data),
+        )
 
     def _later(
         self, context: grpc.ServicerContext, rpc: str, request: Any, resource: str, verb: str
@@ -107,19 +115,61 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         request_iterator: Iterator[controller_pb2.ConsoleRequest],
         context: grpc.ServicerContext,
     ) -> Iterator[controller_pb2.ConsoleResponse]:
+        def check(first: controller_pb2.ConsoleRequest) -> None:
+            mode = _TO_HANDLER_MODE.get(first.open.mode)
+            if mode is None or mode == handler_pb2.CONSOLE_MODE_UNSPECIFIED:
+                rpc_server.abort(
+                    context,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"console mode {first.open.mode} is not one: say READ_ONLY or READ_WRITE",
+                )
+
+        def opening(first: controller_pb2.ConsoleRequest, uid: str) -> handler_pb2.ConsoleRequest:
+            return handler_pb2.ConsoleRequest(
+                open=handler_pb2.ConsoleOpen(
+                    namespace=first.open.namespace,
+                    name=first.open.name,
+                    uid=uid,
+                    mode=_TO_HANDLER_MODE[first.open.mode],
+                    replay_bytes=first.open.replay_bytes,
+                    take_over=first.open.take_over,
+                )
+            )
+
+        yield from self._stream(
+            context,
+            request_iterator,
+            subresource="console",
+            check=check,
+            handler_call=lambda stub: stub.Console,
+            opening=opening,
+            upstream=lambda message: handler_pb2.ConsoleRequest(input=message.input),
+            downstream=_from_handler,
+        )
+
+    def _stream(
+        self,
+        context: grpc.ServicerContext,
+        request_iterator: Iterator[Any],
+        *,
+        subresource: str,
+        handler_call: Callable[[Any], Callable[..., Any]],
+        opening: Callable[[Any, str], Any],
+        upstream: Callable[[Any], Any],
+        downstream: Callable[[Any], Any],
+        check: Callable[[Any], None] = lambda first: None,
+    ) -> Iterator[Any]:
+        """A stream to the VMI's node's handler (Console, Vnc): authenticate, authorize
+        `virtualmachineinstances/<subresource>`, find the running VMI's node, then proxy
+        the caller's messages (`upstream`) and the handler's (`downstream`) until either
+        side ends. `opening(first, uid)` is the handler call's first request."""
         user = self._caller(context)
         first = _first(request_iterator, context)
         ns, name = _named(context, first.open.namespace, first.open.name)
-        self._authorize(context, user, access.subresource(VMIS, "console", "get", ns, name))
-        mode = _TO_HANDLER_MODE.get(first.open.mode)
-        if mode is None or mode == handler_pb2.CONSOLE_MODE_UNSPECIFIED:
-            rpc_server.abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"console mode {first.open.mode} is not one: say READ_ONLY or READ_WRITE",
-            )
+        self._authorize(context, user, access.subresource(VMIS, subresource, "get", ns, name))
+        check(first)
         vmi, node = self._running(context, ns, name)
-        session_log = log.bind(rpc="console", vmi=f"{ns}/{name}", user=user.username, node=node)
+        session_log = log.bind(rpc=subresource, vmi=f"{ns}/{name}", user=user.username, node=node)
         try:
             channel, stub = self._handlers.connect(node)
         except HandlerUnreachable as exc:
@@ -127,29 +177,28 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         except HandlerConfigError as exc:
             session_log.error("handler_credentials_missing", error=str(exc))
             rpc_server.abort(context, grpc.StatusCode.INTERNAL, f"kvd is misconfigured: {exc}")
-        opened = handler_pb2.ConsoleOpen(
-            namespace=ns,
-            name=name,
-            uid=vmi["metadata"]["uid"],
-            mode=mode,
-            replay_bytes=first.open.replay_bytes,
-            take_over=first.open.take_over,
-        )
         bad_input: list[str] = []
-        call = stub.Console(_upstream(opened, request_iterator, bad_input))
+        requests = _upstream(
+            opening(first, vmi["metadata"]["uid"]),
+            request_iterator,
+            bad_input,
+            convert=upstream,
+            what=subresource,
+        )
+        call = handler_call(stub)(requests)
         if not context.add_callback(call.cancel):
             call.cancel()  # the caller is gone already
-        session_log.info("console_opened", mode=first.open.mode)
+        session_log.info(f"{subresource}_opened")
         failure: tuple[grpc.StatusCode, str] | None = None
         try:
             for response in call:
-                yield _from_handler(response)
+                yield downstream(response)
         except grpc.RpcError as exc:
             failure = self._failure(exc, node, bad_input)
         finally:
             call.cancel()
             channel.close()
-        session_log.info("console_closed", error=failure[1] if failure else None)
+        session_log.info(f"{subresource}_closed", error=failure[1] if failure else None)
         if failure is not None and context.is_active():
             rpc_server.abort(context, *failure)
 
@@ -229,19 +278,23 @@ def _named(context: grpc.ServicerContext, namespace: str, name: str) -> tuple[st
 
 
 def _upstream(
-    opened: handler_pb2.ConsoleOpen,
-    requests: Iterator[controller_pb2.ConsoleRequest],
+    opened: Any,
+    requests: Iterator[Any],
     bad_input: list[str],
-) -> Iterator[handler_pb2.ConsoleRequest]:
-    """The handler call's requests: `open`, then the caller's input as it comes. Ends (a
-    half-close) when the caller's stream ends or fails; gRPC consumes it on its own thread."""
-    yield handler_pb2.ConsoleRequest(open=opened)
+    *,
+    convert: Callable[[Any], Any],
+    what: str,
+) -> Iterator[Any]:
+    """The handler call's requests: `opened`, then the caller's messages as they come
+    (`convert`ed). Ends (a half-close) when the caller's stream ends or fails; gRPC consumes
+    it on its own thread."""
+    yield opened
     try:
         for message in requests:
             if message.WhichOneof("message") == "open":
-                bad_input.append("`open` may only be the first console message")
+                bad_input.append(f"`open` may only be the first {what} message")
                 return
-            yield handler_pb2.ConsoleRequest(input=message.input)
+            yield convert(message)
     except grpc.RpcError:
         return  # the caller cancelled; the RPC's callback cancels the handler call
 

@@ -6,9 +6,11 @@ NOT_FOUND. The handler talks to the launcher only through the generated kvd.rpc 
 channel opened per call and closed with it, so nothing outlives a call: a launcher that went
 away leaves no cached channel behind. The launcher's status codes pass through unchanged.
 
-The console is a proxy between two bidirectional streams. The output side runs on the
-servicer's thread (launcher responses re-encoded as handler responses); the input side is one
-`console-input` thread that reads the client's stream into a queue the launcher call consumes.
+The console and the VNC display are proxies between two bidirectional streams, one shape for
+both (`_StreamProxy`; VNC's bytes pass unchanged, its `open` stops here since a launcher serves
+one domain). The output side runs on the servicer's thread (launcher responses re-encoded as
+handler responses); the input side is one `console-input` (`vnc-input`) thread that reads the
+client's stream into a queue the launcher call consumes.
 Whichever side ends first ends the other: a client that cancels cancels the launcher call (an
 RPC callback), a launcher that ends the stream ends the client's with the same status, and
 the input thread ends when the client's stream does, which gRPC ends with the RPC.
@@ -78,10 +80,10 @@ _VmiRequest = (
 """A unary request that names a VMI (namespace, name, uid)."""
 
 
-class _ConsoleCall(Protocol):
-    """The launcher's Console call, as the proxy uses it (a grpc stream-stream call)."""
+class _StreamCall(Protocol):
+    """The launcher's Console or Vnc call, as the proxy uses it (a grpc stream-stream call)."""
 
-    def __iter__(self) -> Iterator[launcher_pb2.ConsoleResponse]: ...
+    def __iter__(self) -> Iterator[Any]: ...
 
     def cancel(self) -> bool: ...
 
@@ -164,31 +166,32 @@ class HandlerServicer(handler_pb2_grpc.HandlerServiceServicer):
             replay_bytes=first.open.replay_bytes,
             take_over=first.open.take_over,
         )
-        # A bound logger rather than logs.bound: context variables set here would be reset
-        # wherever gRPC drops the generator, possibly in another context.
-        session_log = log.bind(rpc="console", vmi=str(vmi), uid=vmi.uid, node=self._node_name)
-        proxy = _ConsoleProxy(vmi, socket, opened, session_log)
-        if not context.add_callback(proxy.close):
-            proxy.close()  # the RPC ended already; run() then returns at once
-        try:
-            yield from proxy.run(request_iterator)
-        finally:
-            proxy.close()
-        if proxy.failure is not None and context.is_active():
-            rpc_server.abort(context, proxy.failure.code, str(proxy.failure))
+        proxy = _ConsoleProxy(vmi, socket, opened, self._session_log("console", vmi))
+        yield from _proxied(proxy, request_iterator, context)
 
     def Vnc(  # noqa: N802
         self, request_iterator: Iterator[handler_pb2.VncRequest], context: grpc.ServicerContext
     ) -> Iterator[handler_pb2.VncResponse]:
-        # Nothing to proxy to: LauncherService.Vnc is UNIMPLEMENTED in kvd.launcher, and
-        # domains get no VNC display yet.
-        rpc_server.abort(
-            context,
-            grpc.StatusCode.UNIMPLEMENTED,
-            "VNC is not implemented yet: launchers do not serve LauncherService.Vnc and "
-            "domains have no VNC display",
-        )
-        yield  # pragma: no cover - makes this a generator, as a response stream must be
+        try:
+            first = next(request_iterator, None)
+        except grpc.RpcError:
+            return  # the client went away before saying anything
+        if first is None or first.WhichOneof("message") != "open":
+            rpc_server.abort(
+                context, grpc.StatusCode.INVALID_ARGUMENT, "the first VNC message must be `open`"
+            )
+        vmi = VmiRef(first.open.namespace, first.open.name, first.open.uid)
+        try:
+            socket = self._socket(vmi)
+        except _Failed as failed:
+            rpc_server.abort(context, failed.code, str(failed))
+        proxy = _VncProxy(vmi, socket, self._session_log("vnc", vmi))
+        yield from _proxied(proxy, request_iterator, context)
+
+    def _session_log(self, rpc: str, vmi: VmiRef) -> Any:
+        # A bound logger rather than logs.bound: context variables set here would be reset
+        # wherever gRPC drops the generator, possibly in another context.
+        return log.bind(rpc=rpc, vmi=str(vmi), uid=vmi.uid, node=self._node_name)
 
     def _unary(
         self,
@@ -229,52 +232,62 @@ class HandlerServicer(handler_pb2_grpc.HandlerServiceServicer):
         return socket
 
 
-class _ConsoleProxy:
-    """One console session: a launcher Console call fed from, and feeding, a client's stream."""
+class _StreamProxy:
+    """One streaming session (console, VNC): a launcher call fed from, and feeding, a client's
+    stream. Subclasses say how the two contracts' messages map onto each other."""
 
-    def __init__(
-        self, vmi: VmiRef, socket: Path, opened: launcher_pb2.ConsoleOpen, session_log: Any
-    ) -> None:
+    what = "stream"
+
+    def __init__(self, vmi: VmiRef, socket: Path, session_log: Any) -> None:
         self._vmi = vmi
         self._log = session_log
         self._socket = socket
-        self._opened = opened
         self._inbox: queue.Queue[bytes | None] = queue.Queue()
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._channel = _launcher_channel(socket)
-        self._call: _ConsoleCall | None = None
+        self._call: _StreamCall | None = None
         self.failure: _Failed | None = None
 
-    def run(
-        self, client_requests: Iterator[handler_pb2.ConsoleRequest]
-    ) -> Iterator[handler_pb2.ConsoleResponse]:
+    # --- what differs between streams ---------------------------------------------------------
+
+    def _open(
+        self, stub: launcher_pb2_grpc.LauncherServiceStub, requests: Iterator[Any]
+    ) -> _StreamCall:
+        raise NotImplementedError
+
+    def _first(self) -> Any | None:
+        """The launcher call's first request, if it has one of its own."""
+        return None
+
+    def _to_launcher_request(self, data: bytes) -> Any:
+        raise NotImplementedError
+
+    def _client_data(self, message: Any) -> bytes:
+        """The bytes a client's message carries; raises `_Failed` on a protocol violation."""
+        raise NotImplementedError
+
+    def _to_client(self, response: Any) -> Any:
+        raise NotImplementedError
+
+    # --- the proxy --------------------------------------------------------------------------
+
+    def run(self, client_requests: Iterator[Any]) -> Iterator[Any]:
         """Launcher output as handler responses; sets `failure` when the session ends badly."""
         with self._lock:
             if self._closed.is_set():
                 return
-            self._call = _stub(self._channel).Console(self._to_launcher())
+            self._call = self._open(_stub(self._channel), self._to_launcher())
         threading.Thread(
-            target=self._pump, args=(client_requests,), name="console-input", daemon=True
+            target=self._pump, args=(client_requests,), name=f"{self.what}-input", daemon=True
         ).start()
-        self._log.info("console_opened", mode=self._opened.mode, take_over=self._opened.take_over)
         try:
             for response in self._call:
-                if response.WhichOneof("message") == "opened":
-                    yield handler_pb2.ConsoleResponse(
-                        opened=handler_pb2.ConsoleOpened(
-                            mode=_FROM_LAUNCHER_MODE.get(
-                                response.opened.mode, handler_pb2.CONSOLE_MODE_UNSPECIFIED
-                            ),
-                            replay_bytes=response.opened.replay_bytes,
-                        )
-                    )
-                else:
-                    yield handler_pb2.ConsoleResponse(output=response.output)
+                yield self._to_client(response)
         except grpc.RpcError as exc:
             if self.failure is None and exc.code() != grpc.StatusCode.CANCELLED:
                 self.failure = _from_launcher(exc, self._vmi, self._socket)
-        self._log.info("console_closed", error=str(self.failure) if self.failure else None)
+        self._log.info(f"{self.what}_closed", error=str(self.failure) if self.failure else None)
 
     def close(self) -> None:
         """End the session from any thread; idempotent."""
@@ -288,8 +301,10 @@ class _ConsoleProxy:
             call.cancel()
         self._channel.close()
 
-    def _to_launcher(self) -> Iterator[launcher_pb2.ConsoleRequest]:
-        yield launcher_pb2.ConsoleRequest(open=self._opened)
+    def _to_launcher(self) -> Iterator[Any]:
+        first = self._first()
+        if first is not None:
+            yield first
         # Polls so that gRPC's request-consuming thread never waits on a session that ended.
         while not self._closed.is_set():
             try:
@@ -298,23 +313,106 @@ class _ConsoleProxy:
                 continue
             if data is None:
                 return
-            yield launcher_pb2.ConsoleRequest(input=data)
+            yield self._to_launcher_request(data)
 
-    def _pump(self, client_requests: Iterator[handler_pb2.ConsoleRequest]) -> None:
+    def _pump(self, client_requests: Iterator[Any]) -> None:
         try:
             for message in client_requests:
-                if message.WhichOneof("message") == "open":
-                    self.failure = _Failed(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        "`open` may only be the first console message",
-                    )
+                try:
+                    data = self._client_data(message)
+                except _Failed as failed:
+                    self.failure = failed
                     self.close()
                     return
-                self._inbox.put(bytes(message.input))
+                self._inbox.put(data)
         except grpc.RpcError:
             self.close()  # the client cancelled; the RPC callback does the same
             return
         self._inbox.put(None)  # the client half-closed: so does the launcher call
+
+
+class _ConsoleProxy(_StreamProxy):
+    what = "console"
+
+    def __init__(
+        self, vmi: VmiRef, socket: Path, opened: launcher_pb2.ConsoleOpen, session_log: Any
+    ) -> None:
+        super().__init__(vmi, socket, session_log)
+        self._opened = opened
+        self._log.info("console_opened", mode=opened.mode, take_over=opened.take_over)
+
+    def _open(
+        self, stub: launcher_pb2_grpc.LauncherServiceStub, requests: Iterator[Any]
+    ) -> _StreamCall:
+        return stub.Console(requests)  # type: ignore[no-any-return]  # generated, unannotated
+
+    def _first(self) -> launcher_pb2.ConsoleRequest:
+        return launcher_pb2.ConsoleRequest(open=self._opened)
+
+    def _to_launcher_request(self, data: bytes) -> launcher_pb2.ConsoleRequest:
+        return launcher_pb2.ConsoleRequest(input=data)
+
+    def _client_data(self, message: handler_pb2.ConsoleRequest) -> bytes:
+        if message.WhichOneof("message") == "open":
+            raise _Failed(
+                grpc.StatusCode.INVALID_ARGUMENT, "`open` may only be the first console message"
+            )
+        return bytes(message.input)
+
+    def _to_client(self, response: launcher_pb2.ConsoleResponse) -> handler_pb2.ConsoleResponse:
+        if response.WhichOneof("message") == "opened":
+            return handler_pb2.ConsoleResponse(
+                opened=handler_pb2.ConsoleOpened(
+                    mode=_FROM_LAUNCHER_MODE.get(
+                        response.opened.mode, handler_pb2.CONSOLE_MODE_UNSPECIFIED
+                    ),
+                    replay_bytes=response.opened.replay_bytes,
+                )
+            )
+        return handler_pb2.ConsoleResponse(output=response.output)
+
+
+class _VncProxy(_StreamProxy):
+    """RFB bytes, unchanged both ways: the launcher's Vnc has no `open` of its own (it serves
+    one domain), so the client's `open` stops here."""
+
+    what = "vnc"
+
+    def __init__(self, vmi: VmiRef, socket: Path, session_log: Any) -> None:
+        super().__init__(vmi, socket, session_log)
+        self._log.info("vnc_opened")
+
+    def _open(
+        self, stub: launcher_pb2_grpc.LauncherServiceStub, requests: Iterator[Any]
+    ) -> _StreamCall:
+        return stub.Vnc(requests)  # type: ignore[no-any-return]  # generated, unannotated
+
+    def _to_launcher_request(self, data: bytes) -> launcher_pb2.VncRequest:
+        return launcher_pb2.VncRequest(data=data)
+
+    def _client_data(self, message: handler_pb2.VncRequest) -> bytes:
+        if message.WhichOneof("message") == "open":
+            raise _Failed(
+                grpc.StatusCode.INVALID_ARGUMENT, "`open` may only be the first VNC message"
+            )
+        return bytes(message.data)
+
+    def _to_client(self, response: launcher_pb2.VncResponse) -> handler_pb2.VncResponse:
+        return handler_pb2.VncResponse(data=response.data)
+
+
+def _proxied(
+    proxy: _StreamProxy, client_requests: Iterator[Any], context: grpc.ServicerContext
+) -> Iterator[Any]:
+    """Run `proxy` for this RPC: a cancelled RPC closes it, its failure ends the RPC."""
+    if not context.add_callback(proxy.close):
+        proxy.close()  # the RPC ended already; run() then returns at once
+    try:
+        yield from proxy.run(client_requests)
+    finally:
+        proxy.close()
+    if proxy.failure is not None and context.is_active():
+        rpc_server.abort(context, proxy.failure.code, str(proxy.failure))
 
 
 def _launcher_channel(socket: Path) -> grpc.Channel:

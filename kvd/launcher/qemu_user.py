@@ -20,7 +20,9 @@ its tests:
   of a block PVC, a DiskOrCreate hostDisk, the console log) is made owned by QEMU's user, mode
   0600 (0400 where only read), inside directories — the run dir too — owned root:<QEMU's
   group>, mode 0710: QEMU can pass through them, only root lists them, and nobody but root and
-  QEMU's group gets in (launcher.sock stays root's, 0600);
+  QEMU's group gets in (launcher.sock stays root's, 0600); where QEMU creates a file itself
+  (the VNC socket), the directory is QEMU's user's, 0700 (`own_private_directory`), so not
+  even QEMU's group reaches the socket;
 - what is only read and shared beyond this VMI (container disk images and their backing chain
   in the image store, kernel-boot files, OVMF code) is never changed: it must already be
   readable by QEMU's user (the image store's files are 0444 in 0755 directories), and a file
@@ -54,6 +56,7 @@ QEMU_USER_FIX: Final = (
 )
 DIR_MODE: Final = 0o710  # root:<QEMU's group>: QEMU passes through, only root lists or writes
 FILE_MODE: Final = 0o600
+PRIVATE_DIR_MODE: Final = 0o700  # QEMU's user's: where QEMU itself creates sockets
 READ_ONLY_MODE: Final = 0o400
 _READ, _WRITE, _SEARCH = 4, 2, 1
 
@@ -139,6 +142,15 @@ class QemuUser:
         """A directory of the launcher's that QEMU must pass through: root:<group>, 0710."""
         os.chown(path, 0, self.gid, follow_symlinks=False)
         os.chmod(path, DIR_MODE)
+
+    def own_private_directory(self, path: Path) -> None:
+        """A directory where QEMU creates files of its own (its VNC socket): made if missing,
+        QEMU's user's, 0700, so nobody but that user and root can reach what is in it."""
+        path.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+        if path.is_symlink() or not path.is_dir():
+            raise QemuUserError(f"{path} is not a directory the launcher made")
+        os.chown(path, self.uid, self.gid, follow_symlinks=False)
+        os.chmod(path, PRIVATE_DIR_MODE)
 
     def adopt(self, path: Path, what: str, *, write: bool) -> bool:
         """Give the VMI's own disk file to QEMU's user if QEMU could not open it otherwise

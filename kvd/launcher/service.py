@@ -25,6 +25,7 @@ from kvd.launcher.errors import Conflict, InvalidSpec, LauncherError, NotDefined
 from kvd.launcher.events import Dispatcher
 from kvd.launcher.model import Event, Snapshot
 from kvd.launcher.virt.manager import DomainManager
+from kvd.launcher.vnc import VncSession, vnc_socket_in
 from kvd.rpc.launcher.v1 import domain_pb2, launcher_pb2, launcher_pb2_grpc
 from kvd.version import kvd_version
 
@@ -50,6 +51,15 @@ _CODES: dict[type[LauncherError], grpc.StatusCode] = {
     _TakenOver: grpc.StatusCode.ABORTED,
 }
 F = TypeVar("F", bound=Callable[..., Any])
+# Domain states in which QEMU runs, and so serves the display (a paused guest's screen too).
+_DISPLAYING = frozenset(
+    {
+        domain_pb2.DOMAIN_STATE_RUNNING,
+        domain_pb2.DOMAIN_STATE_PAUSED,
+        domain_pb2.DOMAIN_STATE_BLOCKED,
+        domain_pb2.DOMAIN_STATE_SHUTTING_DOWN,
+    }
+)
 
 
 class _ForVmi(Protocol):
@@ -242,6 +252,37 @@ class LauncherServicer(launcher_pb2_grpc.LauncherServiceServicer):
         if sub.overflowed:
             raise _TooSlow("this console reader fell too far behind; open it again")
 
+    @_streaming_errors
+    def Vnc(  # noqa: N802
+        self,
+        request_iterator: Iterator[launcher_pb2.VncRequest],
+        context: grpc.ServicerContext,
+    ) -> Iterator[launcher_pb2.VncResponse]:
+        snap = self._manager.snapshot()
+        if not snap.defined:
+            raise NotDefined("no domain is defined; call DefineDomain first")
+        socket_path = vnc_socket_in(self._manager.xml())
+        if socket_path is None:
+            raise Conflict(
+                "the domain has no VNC display: its VMI sets "
+                "spec.domain.devices.autoattachGraphicsDevice to false"
+            )
+        if snap.state not in _DISPLAYING:
+            raise Conflict("the domain does not run, so its VNC display is closed")
+        session = VncSession(socket_path)
+        if not context.add_callback(session.close):
+            session.close()  # the RPC ended already
+        session.start_input(_vnc_input(request_iterator))
+        log.info("vnc_opened")
+        sent = 0
+        try:
+            for data in session.output():
+                sent += len(data)
+                yield launcher_pb2.VncResponse(data=data)
+        finally:
+            session.close()
+            log.info("vnc_closed", bytes_sent=sent)
+
     def _command(self, request: _ForVmi, operation: Callable[[], Snapshot]) -> domain_pb2.Domain:
         self._manager.check_uid(request.vmi_uid)
         snap = operation()
@@ -276,6 +317,14 @@ def _pump_input(
         with contextlib.suppress(Exception):
             if problem:
                 sub.close()
+
+
+def _vnc_input(requests: Iterator[launcher_pb2.VncRequest]) -> Iterator[bytes]:
+    try:
+        for message in requests:
+            yield bytes(message.data)
+    except grpc.RpcError:
+        return  # the client cancelled; the RPC callback closes the session
 
 
 def encode_domain(snap: Snapshot) -> domain_pb2.Domain:

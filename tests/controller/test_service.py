@@ -7,6 +7,9 @@ to users, is tests/e2e/test_console.py.)"""
 from __future__ import annotations
 
 import functools
+import itertools
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,8 +19,9 @@ from typing import Any
 
 import grpc
 import pytest
+from PIL import Image
 
-from kvd import rpc_auth, rpc_tls
+from kvd import portforward, rpc_auth, rpc_tls
 from kvd.api import keys, kinds
 from kvd.controller import access, service
 from kvd.controller.handlers import Handlers
@@ -30,7 +34,7 @@ from kvd.rpc.launcher.v1 import launcher_pb2
 from tests.kube.identities import Identities
 from tests.launcher.harness import RPC_TIMEOUT, Launcher, vmi_manifest
 from tests.local.apiserver.conftest import CRDS, Server, start_server
-from tests.support import waiting
+from tests.support import rfb, waiting
 from tests.support.console import GrpcConsole
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -61,6 +65,13 @@ class Stack:
 
     def admin(self) -> str:
         return (self.api.data_dir / "token").read_text().strip()
+
+    def vnc(self, token: str | None, *, name: str = NAME) -> rfb.GrpcVnc:
+        return rfb.GrpcVnc(
+            self.stub(token).Vnc,
+            lambda data: controller_pb2.VncRequest(data=data),
+            first=controller_pb2.VncRequest(open=controller_pb2.VncOpen(namespace=NS, name=name)),
+        )
 
     def console(
         self, token: str | None, *, mode: int = RO, name: str = NAME, **kw: Any
@@ -339,3 +350,87 @@ def test_consoles_ended_either_way_leave_no_threads(stack: Stack) -> None:
     assert writer.wait_error().code() == grpc.StatusCode.ABORTED
     taker.cancel()
     _threads_settle(baseline, before)
+
+
+class _VncBytes:
+    """ControllerService.Vnc as the bridge wants it: bytes in, bytes out, and cancel."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (response.data for response in self._call)
+
+    def cancel(self) -> object:
+        return self._call.cancel()
+
+
+def test_a_real_vnc_client_through_the_bridge_sees_the_guests_screen(
+    stack: Stack, tmp_path: Path
+) -> None:
+    stub = stack.stub(stack.admin())
+    opened = controller_pb2.VncRequest(open=controller_pb2.VncOpen(namespace=NS, name=NAME))
+
+    def open_stream(outgoing: Iterator[bytes]) -> _VncBytes:
+        data = (controller_pb2.VncRequest(data=chunk) for chunk in outgoing)
+        return _VncBytes(stub.Vnc(itertools.chain([opened], data)))
+
+    errors: list[BaseException] = []
+    shot = tmp_path / "screen.png"
+    vncdo = str(Path(sys.executable).parent / "vncdo")
+    with portforward.Bridge(open_stream, on_error=errors.append) as bridge:
+        done = subprocess.run(
+            [vncdo, "-s", f"127.0.0.1::{bridge.port}", "-t", "120", "capture", str(shot)],
+            check=False,  # its output goes into the failure message below
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, (done.stdout, done.stderr, errors)
+        waiting.wait_for("the client's connection to end", lambda: bridge.connections == 0)
+    assert errors == []
+    with Image.open(shot) as image:
+        assert image.size == stack.launcher.screen_size()
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+    assert colours is not None and len(colours) > 1, "the guest's screen is blank"
+
+
+def test_vnc_is_authorized_as_its_own_subresource(stack: Stack) -> None:
+    pipe = stack.vnc(stack.admin())
+    init = rfb.handshake(pipe)
+    assert (init.width, init.height) == stack.launcher.screen_size()
+    pipe.half_close()
+    assert pipe.wait_ended() is None
+
+    error = stack.vnc(stack.identities.user_token("bob")).wait_ended()
+    assert error is not None and error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error.details() == (
+        'User "bob" cannot get virtualmachineinstances/vnc in API group '
+        '"subresources.kubevirt.io" in the namespace "a"'
+    )
+    missing = stack.vnc(stack.admin(), name="nothere").wait_ended()
+    assert missing is not None and missing.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_vnc_sessions_ended_either_way_leave_no_threads(stack: Stack) -> None:
+    admin = stack.admin()
+    # both servers keep the worker threads they grew for the most concurrent calls so far
+    warm_up = [stack.vnc(admin) for _ in range(3)]
+    for pipe in warm_up:
+        rfb.handshake(pipe)
+    for pipe in warm_up:
+        pipe.cancel()
+        pipe.wait_ended()
+    before, baseline = _names(), threading.active_count()
+    _threads_settle(baseline, before)
+    for _ in range(2):
+        closing, cancelled, hung_up = stack.vnc(admin), stack.vnc(admin), stack.vnc(admin)
+        for pipe in (closing, cancelled, hung_up):
+            rfb.handshake(pipe)
+        closing.half_close()  # the caller is done: passed on to QEMU, which closes, OK
+        assert closing.wait_ended() is None
+        cancelled.cancel()
+        hung_up.send(b"\x99")  # no RFB message: QEMU hangs up, and the stream ends OK
+        assert hung_up.wait_ended() is None
+        cancelled.wait_ended()
+        _threads_settle(baseline, before)

@@ -282,6 +282,21 @@ def test_console_and_pause_through_the_handlers_service(env: Env) -> None:
     remote.wait_for("remote-marker")
     remote.cancel()
 
+    def guest_uptime() -> float:
+        """The guest's own clock (/proc/uptime), read through the handler's console."""
+        opened = handler_pb2.ConsoleOpen(
+            **ref, mode=handler_pb2.CONSOLE_MODE_READ_WRITE, replay_bytes=0, take_over=True
+        )
+        shell = GrpcConsole(
+            stub.Console, handler_pb2.ConsoleRequest(open=opened), what="the guest's shell"
+        )
+        try:
+            shell.send(b"\necho uptime-$(cut -d' ' -f1 /proc/uptime)\n")
+            return float(shell.wait_match(r"uptime-(\d+\.\d+)", timeout=60).group(1))
+        finally:
+            shell.cancel()
+
+    before = guest_uptime()
     stub.PauseVirtualMachineInstance(
         handler_pb2.PauseVirtualMachineInstanceRequest(**ref), timeout=30
     )
@@ -291,8 +306,24 @@ def test_console_and_pause_through_the_handlers_service(env: Env) -> None:
     stub.UnpauseVirtualMachineInstance(
         handler_pb2.UnpauseVirtualMachineInstanceRequest(**ref), timeout=30
     )
-    env.wait_vmi_condition("remote", "Ready", "True")
-    assert not condition(env.vmi("remote") or {}, "Paused")
+    wait_for(
+        "the Paused condition to go away",
+        lambda: not condition(env.vmi("remote") or {}, "Paused"),
+        timeout=60,
+        diagnose=env.status("remote"),
+    )
+    resumed = env.vmi("remote") or {}
+    assert resumed["status"]["phase"] == "Running"
+    assert condition(resumed, "Ready")["status"] == "True"
+    # the guest runs again: its clock goes on from where it was, and keeps advancing
+    after = guest_uptime()
+    assert after > before
+    wait_for(
+        f"the guest's clock to advance past {after}",
+        lambda: guest_uptime() > after,
+        timeout=60,
+        interval=0.5,
+    )
     channel.close()
 
 

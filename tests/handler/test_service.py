@@ -28,7 +28,7 @@ from kvd.version import kvd_version
 from tests.kube.identities import Identities
 from tests.launcher.harness import RPC_TIMEOUT, Launcher
 from tests.local.apiserver.conftest import Server, start_server
-from tests.support import waiting
+from tests.support import rfb, waiting
 from tests.support.console import GrpcConsole
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -316,6 +316,9 @@ def test_vmis_not_served_here_are_refused(
     error = open_console(handler, **vmi).wait_error()
     assert error.code() == code
     assert message in (error.details() or "")
+    vnc_error = open_vnc(handler, **vmi).wait_ended()
+    assert vnc_error is not None and vnc_error.code() == code
+    assert message in (vnc_error.details() or "")
 
 
 def test_console_must_start_with_open(handler: Handler) -> None:
@@ -331,12 +334,48 @@ def test_an_unknown_console_mode_is_refused_before_the_launcher(handler: Handler
     assert "unknown console mode 7" in (error.details() or "")
 
 
-def test_vnc_is_unimplemented_and_says_why(handler: Handler) -> None:
-    opened = handler_pb2.VncRequest(open=handler_pb2.VncOpen(**handler.vmi()))
-    with pytest.raises(grpc.RpcError) as caught:
-        list(handler.stub.Vnc(iter([opened]), timeout=TIMEOUT))
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "LauncherService.Vnc" in (caught.value.details() or "")
+def open_vnc(
+    handler: Handler, *, metadata: list[tuple[str, str]] | None = None, **vmi: str
+) -> rfb.GrpcVnc:
+    """A HandlerService Vnc stream of the launcher's VMI (or of the VMI `vmi` names)."""
+    return rfb.GrpcVnc(
+        handler.stub.Vnc,
+        lambda data: handler_pb2.VncRequest(data=data),
+        first=handler_pb2.VncRequest(open=handler_pb2.VncOpen(**handler.vmi(**vmi))),
+        metadata=metadata,
+    )
+
+
+def test_vnc_passes_rfb_through_both_ways_and_leaves_no_threads(booted: Handler) -> None:
+    # as for consoles: the worker pool first grows to more sessions than are open below
+    warm_up = [open_vnc(booted) for _ in range(3)]
+    for pipe in warm_up:
+        rfb.handshake(pipe)
+        pipe.cancel()
+        pipe.wait_ended()
+    before = _thread_names()
+    baseline = threading.active_count()
+
+    first, second = open_vnc(booted), open_vnc(booted)
+    one, two = rfb.handshake(first), rfb.handshake(second)
+    assert (one.width, one.height) == (two.width, two.height) == booted.launcher.screen_size()
+    first.half_close()  # passed on to QEMU, which hangs up: the stream ends OK
+    assert first.wait_ended() is None
+    second.cancel()
+    error = second.wait_ended()
+    assert error is not None and error.code() == grpc.StatusCode.CANCELLED
+    _wait_for_threads(baseline, before)
+
+
+def test_vnc_must_start_with_open(handler: Handler) -> None:
+    pipe = rfb.GrpcVnc(
+        handler.stub.Vnc,
+        lambda data: handler_pb2.VncRequest(data=data),
+        first=handler_pb2.VncRequest(data=rfb.BANNER),
+    )
+    error = pipe.wait_ended()
+    assert error is not None and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "first VNC message must be `open`" in (error.details() or "")
 
 
 def refusals(identities: Identities) -> list[Any]:
@@ -402,6 +441,15 @@ def test_callers_but_the_controller_are_refused(booted: Handler) -> None:
             assert error.code() == code, case.id
             assert message in (error.details() or "")
             assert console.opened is None and console.text == ""
+            vnc = rfb.GrpcVnc(
+                stub.Vnc,
+                lambda data: handler_pb2.VncRequest(data=data),
+                first=handler_pb2.VncRequest(open=handler_pb2.VncOpen(**booted.vmi())),
+                metadata=metadata,
+            )
+            vnc_error = vnc.wait_ended()
+            assert vnc_error is not None and vnc_error.code() == code, case.id
+            assert message in (vnc_error.details() or "")
     assert booted.domain_state() == domain_pb2.DOMAIN_STATE_RUNNING  # the pause never got through
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -236,6 +237,26 @@ class Launcher:
 
     def watch(self) -> Iterator[launcher_pb2.WatchDomainResponse]:
         return self.stub.WatchDomain(launcher_pb2.WatchDomainRequest(), timeout=600)  # type: ignore[no-any-return]
+
+    def screen_size(self) -> tuple[int, int]:
+        """The guest framebuffer's (width, height) as QEMU reports it: `virsh screenshot`,
+        QEMU's screendump, through this launcher's own libvirtd (a PNG, or PPM from an older
+        QEMU)."""
+        uri = f"qemu:///system?socket={self.run_dir / 'libvirt' / 'sock' / 'libvirt-sock'}"
+        shot = self.base / "screen.img"
+        subprocess.run(
+            ["virsh", "-c", uri, "screenshot", f"{self.namespace}_{self.name}", str(shot)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        data = shot.read_bytes()
+        if data.startswith(b"\x89PNG"):
+            width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk comes first
+            return width, height
+        magic, width_text, height_text = data.split(maxsplit=3)[:3]
+        assert magic == b"P6", f"virsh screenshot wrote neither PNG nor PPM: {data[:16]!r}"
+        return int(width_text), int(height_text)
 
     def wait_exit(self, timeout: float) -> int:
         assert self.proc is not None

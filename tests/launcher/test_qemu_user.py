@@ -76,6 +76,21 @@ def test_own_and_own_directory(reachable_tmp: Path) -> None:
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, QEMU.gid, 0o710)
 
 
+def test_a_private_directory_is_made_and_only_qemus(reachable_tmp: Path) -> None:
+    vnc = reachable_tmp / "vnc"
+    QEMU.own_private_directory(vnc)  # made when missing
+    vnc.chmod(0o755)
+    QEMU.own_private_directory(vnc)  # and put right when it exists
+    st = vnc.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (QEMU.uid, QEMU.gid, 0o700)
+    elsewhere = reachable_tmp / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    (reachable_tmp / "link").symlink_to(elsewhere)
+    with pytest.raises(QemuUserError, match="not a directory the launcher made"):
+        QEMU.own_private_directory(reachable_tmp / "link")
+    assert (elsewhere.stat().st_uid, elsewhere.stat().st_mode & 0o777) == (0, 0o755)
+
+
 def test_own_refuses_a_symlink_rather_than_chmod_what_it_names(reachable_tmp: Path) -> None:
     target = reachable_tmp / "target"
     target.write_bytes(b"x")

@@ -1,9 +1,9 @@
 """What the converter needs beyond the VMI: facts about this launcher, decided elsewhere.
 
 The converter is pure (VMI + context → domain XML). Everything it cannot know from the VMI —
-where storage put each disk, where the console socket lives, whether KVM is usable, which tap
-device the network prepared, which uid and gid QEMU runs as — arrives here, decided by the
-launcher's other parts.
+where storage put each disk, where the console and VNC sockets live, whether KVM is usable,
+which tap device the network prepared, which uid and gid QEMU runs as — arrives here, decided
+by the launcher's other parts.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class ConverterContext:
     disks: dict[str, DiskSource]  # volume name → source
     console_socket: Path  # the serial console's unix socket (QEMU listens)
     console_log: Path  # the serial console also logged here
+    vnc_socket: Path  # the VNC display's unix socket (QEMU listens), when graphics are on
     vmi_uid: str
     grace_period_seconds: int
     kernel_boot: KernelBootFiles | None = None

@@ -1,8 +1,9 @@
 """`<devices>`: the emulator, then each device area's elements, in libvirt's own order.
 
-What is *not* here is a decision too. No graphics, video, sound or USB: a kvd guest is reached
-through its serial console (and later VNC on request), and every emulated device costs boot
-time, memory and attack surface. libvirt adds a USB controller unless told `model='none'`, so
+What is *not* here is a decision too. No sound, USB or input devices beyond the PS/2 ones the
+machine has: a kvd guest is reached through its serial console and its VNC display (graphics.py,
+as KubeVirt gives every VMI by default), and every emulated device costs boot time, memory and
+attack surface. libvirt adds a USB controller unless told `model='none'`, so
 that is said explicitly. No memory balloon (`model='none'`): kvd never resizes a running guest,
 and the pod's memory request already accounts for all of guest RAM.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from kvd.api.vmi import VirtualMachineInstanceSpec
-from kvd.launcher.converter import console, disks, interfaces, rng
+from kvd.launcher.converter import console, disks, graphics, interfaces, rng
 from kvd.launcher.converter.context import ConverterContext
 
 
@@ -26,6 +27,7 @@ def devices(spec: VirtualMachineInstanceSpec, ctx: ConverterContext) -> ET.Eleme
     ET.SubElement(element, "controller", type="usb", model="none")
     element.extend(interfaces.interfaces(spec, ctx))
     element.extend(console.console(spec, ctx))
+    element.extend(graphics.graphics(spec, ctx))
     ET.SubElement(element, "memballoon", model="none")
     element.extend(rng.rng(spec))
     return element

@@ -80,6 +80,15 @@ class Paths:
         return self.run_dir / "console.log"
 
     @property
+    def vnc_dir(self) -> Path:
+        """QEMU's own directory for the VNC socket: only QEMU's user (and root) get in."""
+        return self.run_dir / "vnc"
+
+    @property
+    def vnc_socket(self) -> Path:
+        return self.vnc_dir / "vnc.sock"
+
+    @property
     def converted_xml(self) -> Path:
         """The converter's last output, to tell an identical DefineDomain from a changed one."""
         return self.run_dir / "domain.xml"
@@ -184,6 +193,7 @@ class DomainManager:
                     vmi.spec, self._firmware, run_dir=self.paths.run_dir, qemu=self._qemu
                 )
                 self._console_log()
+                self._qemu.own_private_directory(self.paths.vnc_dir)
                 context = self._context(vmi, disks, interfaces, kernel=kernel, firmware=firmware)
                 xml = converter.convert(vmi, context)
             except storage.StorageError as exc:
@@ -345,6 +355,7 @@ class DomainManager:
             disks=disks,
             console_socket=self.paths.console_socket,
             console_log=self.paths.console_log,
+            vnc_socket=self.paths.vnc_socket,
             vmi_uid=self.identity.uid,
             grace_period_seconds=DEFAULT_GRACE_PERIOD_SECONDS if grace is None else grace,
             interfaces=interfaces,

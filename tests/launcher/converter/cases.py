@@ -160,6 +160,7 @@ CASES = (
                 "features": {"acpi": {"enabled": False}},
                 "devices": {
                     "autoattachSerialConsole": False,
+                    "autoattachGraphicsDevice": False,
                     "rng": {},
                     "interfaces": [
                         {

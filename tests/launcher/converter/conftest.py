@@ -67,6 +67,7 @@ def context(**overrides: Any) -> ConverterContext:
         disks={"rootdisk": ROOTDISK},
         console_socket=RUN / "console.sock",
         console_log=RUN / "console.log",
+        vnc_socket=RUN / "vnc" / "vnc.sock",
         vmi_uid=UID,
         grace_period_seconds=30,
     )

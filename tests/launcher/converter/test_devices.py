@@ -1,4 +1,4 @@
-"""Serial console, RNG, and the assembled `<devices>` (no USB, balloon, graphics)."""
+"""Serial console, display, RNG, and the assembled `<devices>` (no USB, no balloon)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kvd.launcher.converter import console, devices, rng
+from kvd.launcher.converter import console, devices, graphics, rng
 from tests.launcher.converter.conftest import assert_xml, context, spec
 
 RUN = "/var/run/kvd/pods/0b2c6f4e"
@@ -29,6 +29,30 @@ CONSOLE = (
 )
 def test_console(devices_spec: dict[str, Any], expected: str) -> None:
     assert_xml(console.console(spec({"devices": devices_spec}), context()), expected)
+
+
+DISPLAY = (
+    f'<graphics type="vnc"><listen type="socket" socket="{RUN}/vnc/vnc.sock"/></graphics>'
+    '<video><model type="vga" vram="16384" heads="1" primary="yes"/></video>'
+)
+
+
+@pytest.mark.parametrize(
+    ("devices_spec", "expected"),
+    [
+        pytest.param({}, DISPLAY, id="default-on"),
+        pytest.param({"autoattachGraphicsDevice": True}, DISPLAY, id="on"),
+        pytest.param({"autoattachGraphicsDevice": False}, "", id="off"),
+    ],
+)
+def test_display_is_vga_and_vnc_on_a_unix_socket_only(
+    devices_spec: dict[str, Any], expected: str
+) -> None:
+    elements = graphics.graphics(spec({"devices": devices_spec}), context())
+    assert_xml(elements, expected)
+    for element in elements:
+        assert "port" not in element.attrib  # never a TCP port, not even an automatic one
+        assert element.find("listen[@type='address']") is None
 
 
 @pytest.mark.parametrize(
@@ -53,12 +77,14 @@ def test_devices_are_minimal_and_in_libvirt_order() -> None:
         "controller",
         "serial",
         "console",
+        "graphics",
+        "video",
         "memballoon",
         "rng",
     ]
     assert_xml(element.findall("controller"), '<controller type="usb" model="none"/>')
     assert_xml(element.findall("memballoon"), '<memballoon model="none"/>')
-    for absent in ("graphics", "video", "sound", "input", "interface"):
+    for absent in ("sound", "input", "interface"):
         assert element.find(absent) is None, absent
 
 

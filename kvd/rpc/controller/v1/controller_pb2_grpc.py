@@ -173,8 +173,9 @@ class ControllerServiceServicer:
         naming the VMI; then RFB bytes flow unchanged in both directions as
         `data`, proxied through the VMI's node's HandlerService.Vnc.
 
-        For later issues: until implemented, UNIMPLEMENTED. Checks
-        `virtualmachineinstances/vnc` (get). Codes then as for Console.
+        Checks `virtualmachineinstances/vnc` (get). Codes as for Console, and
+        the launcher's FAILED_PRECONDITION for a VMI without a display
+        (`autoattachGraphicsDevice: false`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -120,8 +120,7 @@ class HandlerServiceServicer:
         Protocol: the caller's first message is `open`, naming the VMI; then RFB
         bytes flow unchanged in both directions as `data`.
 
-        For later issues: until implemented, UNIMPLEMENTED. Codes then as for
-        Console.
+        Codes as for Console; the launcher's pass through unchanged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -288,13 +288,16 @@ class LauncherServiceServicer:
     def Vnc(self, request_iterator, context):
         """The guest's VNC display as a bidirectional byte stream: each stream is one
         RFB connection to QEMU's VNC server, bytes passed through unchanged in
-        both directions. Several streams may be open at once (QEMU shares the
-        display). The server ends the stream with OK when the domain stops or
-        QEMU closes the connection.
+        both directions. Several streams may be open at once: QEMU's share
+        policy is its default, allow-exclusive, so clients asking for shared
+        access (RFB ClientInit) see the same screen, and one asking for
+        exclusive access disconnects the others. The server ends the stream with
+        OK when the domain stops or QEMU closes the connection; the caller's
+        half-close is passed on to QEMU, which then closes.
 
-        For later issues: until implemented, UNIMPLEMENTED. Codes then: NOT_FOUND
-        if no domain is defined; FAILED_PRECONDITION when the domain is not
-        running or has no VNC display.
+        Codes: NOT_FOUND if no domain is defined; FAILED_PRECONDITION when the
+        domain is not running or has no VNC display
+        (`autoattachGraphicsDevice: false`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
