@@ -117,7 +117,7 @@ class DataVolumeController:
                 f"PersistentVolumeClaim {name} already exists and is not owned by this DataVolume",
             )
             return None
-        bound = (claim.get("status") or {}).get("phase") == "Bound"
+        bound = dvrender.claim_bound(claim)
         now = _now()
         self._condition(status, dvapi.BOUND, bound, *_bound_reason(claim), now=now)
         pod = self.pods.get(f"{namespace}/{dvrender.importer_name(name)}")
@@ -331,9 +331,9 @@ def _owned_by(obj: Json, dv: Json) -> bool:
 
 def _bound_reason(claim: Json) -> tuple[str, str]:
     name = claim["metadata"]["name"]
-    phase = (claim.get("status") or {}).get("phase") or "Pending"
-    if phase == "Bound":
+    if dvrender.claim_bound(claim):
         return dvapi.REASON_BOUND, f"PVC {name} Bound"
+    phase = (claim.get("status") or {}).get("phase") or "Pending"
     return dvapi.REASON_CLAIM_PENDING, f"PVC {name} {phase}"
 
 

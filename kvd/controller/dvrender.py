@@ -121,6 +121,15 @@ def claim(dv: DataVolume, raw: Json, *, source_claim: Json | None = None) -> Jso
     }
 
 
+def claim_bound(claim: Json) -> bool:
+    """Bound as kube's binder says it (phase Bound), or, with no phase at all, bound to a volume
+    by name (a cluster without a binder: the node mounts the named volume)."""
+    phase = (claim.get("status") or {}).get("phase")
+    if phase:
+        return bool(phase == "Bound")
+    return bool((claim.get("spec") or {}).get("volumeName"))
+
+
 def claim_bytes(claim: Json) -> int | None:
     """The claim's size: its capacity once bound, else what it requests."""
     from kvd.api.quantity import Quantity, QuantityError  # noqa: PLC0415
