@@ -118,6 +118,13 @@ CONTROLLER_RULES: Final = (
     ),
     rule(("",), ("pods",), ("list", "watch", "create", "delete")),
     rule(("",), ("persistentvolumeclaims",), ("get", "list", "watch")),
+    # DataVolumes: VMs make them from their templates; the DV controller makes each one's claim
+    # and importer pod, and reads the importer's outcome from its log
+    rule(("cdi.kubevirt.io",), ("datavolumes",), ("list", "watch", "create")),
+    rule(("cdi.kubevirt.io",), ("datavolumes/status",), ("patch",)),
+    rule(("",), ("persistentvolumeclaims",), ("create",)),
+    rule(("",), ("pods/log",), ("get",)),
+    rule(("storage.k8s.io",), ("storageclasses",), ("get",)),
     rule(("",), ("nodes",), ("list", "watch", "patch")),  # the heartbeat watchdog
     rule(("",), ("events",), ("create",)),
     # ControllerService: who calls (TokenReview), and may they (SubjectAccessReview)

@@ -109,13 +109,10 @@ FIELDS: Final[dict[tuple[str, str], str]] = {
 }
 
 # Fields kvd's types declare, so that the CRD schema carries them as KubeVirt's does, but that
-# admission refuses until the feature behind them arrives: a DataVolume needs CDI, which kvd
-# does not have, and an accepted one would only fail later, when its pod cannot be made.
-# (kvd class name, wire name) → the feature; a test checks each names a declared field.
-DECLARED_NOT_SUPPORTED: Final[dict[tuple[str, str], str]] = {
-    ("Volume", "dataVolume"): "CDI DataVolumes",
-    ("VirtualMachineSpec", "dataVolumeTemplates"): "CDI DataVolumes",
-}
+# admission refuses until the feature behind them arrives (an accepted one would only fail
+# later). (kvd class name, wire name) → the feature; a test checks each names a declared field.
+# Empty since DataVolumes arrived (kvd/api/datavolume.py).
+DECLARED_NOT_SUPPORTED: Final[dict[tuple[str, str], str]] = {}
 
 # KubeVirt kinds (their own API groups included) that kvd does not serve.
 KINDS: Final[dict[str, str]] = {
@@ -133,7 +130,6 @@ KINDS: Final[dict[str, str]] = {
     "VirtualMachineRestore": "snapshots",
     "VirtualMachineExport": "VM export",
     "VirtualMachineClone": "cloning",
-    "DataVolume": "CDI DataVolumes",
     "KubeVirt": "the KubeVirt operator's CR (kvd is configured by its Helm chart)",
 }
 

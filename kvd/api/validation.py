@@ -80,7 +80,12 @@ def vm(obj: vmtypes.VirtualMachine) -> list[FieldError]:
         )
     if spec.running is None and spec.run_strategy is None:
         errors.append((root / "spec").error("one of running or runStrategy must be specified"))
-    # dataVolumeTemplates are refused while decoding (unsupported.DECLARED_NOT_SUPPORTED)
+    for i, template in enumerate(spec.data_volume_templates):
+        name = (template.metadata or {}).get("name")
+        if not isinstance(name, str) or not name:
+            errors.append(
+                (root / "spec" / "dataVolumeTemplates")[i].error("metadata.name is required")
+            )
     return errors
 
 
@@ -235,7 +240,7 @@ def _disks(spec: vmitypes.VirtualMachineInstanceSpec, path: Path) -> Iterator[Fi
         if volume is None:
             yield (here / "name").error(f'no volume named "{disk.name}"')
         elif disk.lun is not None and not volume.persistent_volume_claim:
-            # (KubeVirt's dataVolume too; kvd refuses dataVolume volumes for now)
+            # (KubeVirt's dataVolume too; kvd's luns present only claims named directly)
             yield (here / "lun").error("a lun can only present a persistentVolumeClaim volume")
         if disk.boot_order is not None:
             if disk.boot_order in boot_orders:

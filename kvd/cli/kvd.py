@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import sys
 
-from kvd.cli import controller, demo, handler, image, launcher, local, program, validate, version
+from kvd.cli import (
+    controller,
+    demo,
+    handler,
+    image,
+    importer,
+    launcher,
+    local,
+    program,
+    validate,
+    version,
+)
 
 COMMANDS = (
     controller.add_parser,
     demo.add_parser,
     handler.add_parser,
     image.add_parser,
+    importer.add_parser,
     launcher.add_parser,
     local.add_parser,
     validate.add_parser,

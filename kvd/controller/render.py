@@ -40,7 +40,7 @@ from typing import Any
 
 from kvd.api import codec, keys
 from kvd.api.quantity import Quantity
-from kvd.api.vmi import VirtualMachineInstance
+from kvd.api.vmi import PersistentVolumeClaimSource, VirtualMachineInstance
 from kvd.version import kvd_image
 
 Json = dict[str, Any]
@@ -185,8 +185,11 @@ def _volumes(
             if sub:
                 mount["subPath"] = sub
             mounts.append(mount)
-        elif volume.persistent_volume_claim is not None:
-            claim = volume.persistent_volume_claim
+        elif volume.persistent_volume_claim is not None or volume.data_volume is not None:
+            # a dataVolume is its DataVolume's claim, of the same name (as KubeVirt renders it)
+            claim = volume.persistent_volume_claim or PersistentVolumeClaimSource(
+                claim_name=volume.data_volume.name  # type: ignore[union-attr]
+            )
             read_only = bool(claim.read_only)
             volumes.append(
                 {

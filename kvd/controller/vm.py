@@ -19,6 +19,7 @@ it as soon as it ends.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from typing import Any
 
 from kvd import logs
 from kvd.api import keys, kinds, phases
-from kvd.controller import vmrun, vmstatus, vmtemplate
+from kvd.controller import vmrun, vmstatus, vmtemplate, vmvolumes
 from kvd.kube import events, informer
 from kvd.kube.client import ApiError, Raw
 from kvd.kube.expectations import Expectations
@@ -50,14 +51,15 @@ class SyncFailed(Exception):
 
 
 def claims_of(vm: Json) -> list[str]:
-    """The index of VMs by the claims (`namespace/name`) their template's volumes name."""
+    """The index of VMs by the claims (`namespace/name`) their template's volumes name; a
+    dataVolume names its DataVolume's claim, which has the DataVolume's name."""
     namespace = vm["metadata"].get("namespace")
     volumes = (((vm.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes")
     return [
         f"{namespace}/{v['persistentVolumeClaim']['claimName']}"
         for v in volumes or []
         if isinstance(v, dict) and (v.get("persistentVolumeClaim") or {}).get("claimName")
-    ]
+    ] + [f"{namespace}/{name}" for name in vmvolumes.data_volume_names(vm)]
 
 
 def ended(vmi: Json) -> bool:
@@ -85,6 +87,7 @@ class VMController:
         recorder: events.Recorder,
         expectations: Expectations | None = None,
         jitter: Callable[[], float] = random.random,
+        dvs: informer.Informer | None = None,
     ) -> None:
         self.raw = raw
         self.vms = vms
@@ -93,6 +96,7 @@ class VMController:
         self.recorder = recorder
         self.expectations = expectations or Expectations()
         self.jitter = jitter
+        self.volumes = vmvolumes.DataVolumes(raw=raw, dvs=dvs, recorder=recorder)
         # key → resourceVersions our writes replaced: a cache still showing one is stale
         self._replaced: dict[str, set[str]] = {}
         vms.add_index(BY_CLAIM, claims_of)
@@ -119,6 +123,10 @@ class VMController:
     def on_claim(self, _kind: str, claim: Json, enqueue: Callable[[str], None]) -> None:
         for vm in self.vms.by_index(BY_CLAIM, informer.key_of(claim)):
             enqueue(informer.key_of(vm))
+
+    def on_dv(self, kind: str, dv: Json, enqueue: Callable[[str], None]) -> None:
+        """A DataVolume: the VMs that name it (its claim has its name) are enqueued."""
+        self.on_claim(kind, dv, enqueue)
 
     # --- reconcile ----------------------------------------------------------------------------
 
@@ -167,6 +175,9 @@ class VMController:
                     action = vmrun.decide(
                         strategy, vm.get("status") or {}, vmrun.view(vmi), now=now
                     )
+                    self.volumes.ensure(vm)
+                    if action.start and not self.volumes.view(vm).ready:
+                        action = dataclasses.replace(action, start=False)  # a DV's event: again
                     vm, started = self._act(key, vm, vmi, action)
                     again = action.again
             except SyncFailed as exc:
@@ -176,6 +187,7 @@ class VMController:
             start_expected=pending[0] > 0,
             stop_expected=pending[1] > 0,
             claims_unbound=self._claims_unbound(vm),
+            data_volumes=self.volumes.view(vm),
             error=(error.reason, error.message) if error is not None else None,
             restart_required=(
                 False

@@ -12,8 +12,10 @@ way. Pure. KubeVirt's `updateStatus` (pkg/virt-controller/watch/vm/vm.go), field
   reconcile's error; RestartRequired is set by the caller, who compares the VMI with the
   template; every other condition is the VMI's, copied, and goes when the VMI drops it.
 - `printableStatus`: the first of KubeVirt's tests that holds, in KubeVirt's order (below).
-  Migrating, Provisioning, DataVolumeError and WaitingForReceiver concern features kvd does not
-  have (live migration, CDI DataVolumes, migration receivers) and never hold.
+  DataVolumeError (a DataVolume of the VM failed, or its importer fails and restarts),
+  Provisioning (one is on its way) and WaitingForVolumeBinding (a claim, or a DataVolume waiting
+  for its first consumer) come from `vmvolumes`. Migrating and WaitingForReceiver concern
+  features kvd does not have (live migration, migration receivers) and never hold.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, Final
 
 from kvd.api import phases
 from kvd.conditions import condition as make_condition
-from kvd.controller import vmrun, vmtemplate
+from kvd.controller import vmrun, vmtemplate, vmvolumes
 
 Json = dict[str, Any]
 
@@ -41,6 +43,7 @@ class Observed:
     claims_unbound: bool = False  # a claim of the template is not bound yet
     error: tuple[str, str] | None = None  # (reason, message) of this reconcile's failure
     restart_required: bool | None = None  # set or clear RestartRequired; None: leave it
+    data_volumes: vmvolumes.View = vmvolumes.ALL_READY  # the VM's DataVolumes
 
 
 def compute(
@@ -178,13 +181,16 @@ def printable(
         ("Paused", phase == phases.RUNNING and paused),
         ("Running", phase == phases.RUNNING and not paused),
         ("ErrorPvcNotFound", sync_failed and synchronized.get("reason") == "FailedPvcNotFound"),
+        ("DataVolumeError", observed.data_volumes.error),
         (
             "ErrorUnschedulable",
             scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable",
         ),
+        ("Provisioning", observed.data_volumes.provisioning),
         (
             "WaitingForVolumeBinding",
-            observed.claims_unbound and set_to_start(strategy, status, view),
+            (observed.claims_unbound or observed.data_volumes.waiting_for_binding)
+            and set_to_start(strategy, status, view),
         ),
         ("ErrImagePull", sync_failed and synchronized.get("reason") == "ErrImagePull"),
         ("ImagePullBackOff", sync_failed and synchronized.get("reason") == "ImagePullBackOff"),

@@ -374,8 +374,7 @@ def _install(raw: client.Raw) -> None:
     from kvd.kube import client  # noqa: PLC0415
 
     base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-    for kind in kinds.KINDS.values():
-        body = crds.crd(kind)
+    for body in crds.all_crds():
         name = body["metadata"]["name"]
         try:
             current = raw.get(f"{base}/{name}")
@@ -399,8 +398,8 @@ def _install(raw: client.Raw) -> None:
     ):
         _reconcile(raw, body)
     deadline = time.monotonic() + 30
-    for kind in kinds.KINDS.values():
-        name = f"{kind.plural}.{kinds.GROUP}"
+    for body in crds.all_crds():
+        name = body["metadata"]["name"]
         while not _established(raw.get(f"{base}/{name}")):
             if time.monotonic() > deadline:
                 raise ClusterError(f"CRD {name} not Established after 30s")

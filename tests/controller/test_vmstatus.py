@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kvd.controller import vmstatus
+from kvd.controller import vmstatus, vmvolumes
 from kvd.controller.vmstatus import Observed
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -163,6 +163,34 @@ CRASHED = {"startFailure": {"consecutiveFailCount": 2, "lastFailedVMIUID": "u0"}
             Observed(claims_unbound=True),
             "Stopped",
             id="unbound-claim-of-a-stopped-vm",
+        ),
+        pytest.param(
+            vm(),
+            None,
+            Observed(data_volumes=vmvolumes.View(ready=False, provisioning=True)),
+            "Provisioning",
+            id="data-volume-importing",
+        ),
+        pytest.param(
+            vm(),
+            None,
+            Observed(data_volumes=vmvolumes.View(ready=False, error=True, provisioning=True)),
+            "DataVolumeError",
+            id="data-volume-failed",
+        ),
+        pytest.param(
+            vm(),
+            None,
+            Observed(data_volumes=vmvolumes.View(ready=False, waiting_for_binding=True)),
+            "WaitingForVolumeBinding",
+            id="data-volume-waits-for-first-consumer",
+        ),
+        pytest.param(
+            vm("Halted"),
+            None,
+            Observed(data_volumes=vmvolumes.View(ready=False, waiting_for_binding=True)),
+            "Stopped",
+            id="data-volume-of-a-stopped-vm-waits",
         ),
         pytest.param(vm(status=CRASHED), None, Observed(), "CrashLoopBackOff", id="crash-loop"),
         pytest.param(

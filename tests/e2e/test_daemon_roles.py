@@ -268,6 +268,68 @@ def exercised(e2e: E2E) -> Iterator[E2E]:
     wait_for("the replica set's VMI", of_the_set, timeout=60)
     e2e.kubectl("scale", "vmirs", "roles-set", "--replicas=0")
     wait_for("the replica set to scale down", lambda: not of_the_set(), timeout=120)
+    # DataVolumes: a VM's template makes one whose claim waits on a storage class (the
+    # controller looks the class up); one on a hand-made volume imports blank, and the
+    # controller reads its importer's log
+    blank_dir = e2e.cluster.data_dir / "roles-blank"
+    blank_dir.mkdir()
+    pv = yaml.safe_load_all(
+        volume_and_claim(
+            "roles-blank",
+            mode="Filesystem",
+            size=2**22,
+            source={"hostPath": {"path": str(blank_dir), "type": "Directory"}},
+        )
+    )
+    e2e.apply(yaml.safe_dump(next(iter(pv))))
+    blank = {
+        "apiVersion": "cdi.kubevirt.io/v1beta1",
+        "kind": "DataVolume",
+        "metadata": {"name": "roles-blank"},
+        "spec": {
+            "source": {"blank": {}},
+            "storage": {
+                "storageClassName": "",
+                "volumeName": "roles-blank-pv",
+                "resources": {"requests": {"storage": "4Mi"}},
+            },
+        },
+    }
+    waiting = {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": {"name": "roles-dv-vm"},
+        "spec": {
+            "running": False,
+            "dataVolumeTemplates": [
+                {
+                    "metadata": {"name": "roles-dv"},
+                    "spec": {
+                        "source": {"blank": {}},
+                        "storage": {
+                            "storageClassName": "roles-class",
+                            "resources": {"requests": {"storage": "4Mi"}},
+                        },
+                    },
+                }
+            ],
+            "template": {"spec": _template(vm["spec"]["template"]["spec"])},
+        },
+    }
+    e2e.apply(yaml.safe_dump_all([blank, waiting]))
+
+    def dv_phase(name: str) -> str:
+        done = e2e.kubectl("get", "dv", name, "-o", "jsonpath={.status.phase}", check=False)
+        return str(done.stdout)
+
+    wait_for("the blank DataVolume to succeed", lambda: dv_phase("roles-blank") == "Succeeded")
+    wait_for(
+        "the VM's DataVolume to wait for its claim",
+        lambda: dv_phase("roles-dv") in ("Pending", "WaitForFirstConsumer", "ImportScheduled"),
+    )
+    e2e.kubectl("delete", "vm", "roles-dv-vm", "--wait=true", "--timeout=120s")
+    e2e.kubectl("delete", "dv", "roles-blank", "--wait=true", "--timeout=120s")
+    e2e.kubectl("delete", "pv", "roles-blank-pv")
     for kind, name in (
         ("vm", "roles-machine"),
         ("vmirs", "roles-set"),

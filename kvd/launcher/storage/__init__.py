@@ -186,12 +186,14 @@ def _dispatch(
         return host_disk.prepare(
             name, volume.host_disk, mount=layout.host_disk_dir / name, journal=journal, qemu=qemu
         )
-    if volume.persistent_volume_claim is not None:
+    if volume.persistent_volume_claim is not None or volume.data_volume is not None:
         claim = volume.persistent_volume_claim
+        # a dataVolume reaches the pod as its DataVolume's claim, which has its name
+        claim_name = claim.claim_name if claim else volume.data_volume.name  # type: ignore[union-attr]
         return pvc.prepare(
             name,
-            claim.claim_name,
-            read_only=bool(claim.read_only),
+            claim_name,
+            read_only=bool(claim and claim.read_only),
             pvc_dir=layout.pvc_dir,
             node=layout.block_node(name),
             journal=journal,

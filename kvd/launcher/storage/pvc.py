@@ -5,7 +5,7 @@ filesystem-mode PVC (mounted), or a block device for a block-mode PVC (volumeDev
 controller renders the pod from the claim's volumeMode. Which one is read off the path itself,
 so the launcher needs no API access. The disk is raw, never probed (see host_disk) and never
 created or deleted here: it belongs to the cluster. (A dataVolume, CDI's wrapper around a PVC of
-the same name, is refused by the API until kvd has DataVolumes.)
+the same name, arrives here as that claim.)
 
 QEMU runs unprivileged (kvd/launcher/qemu_user.py):
 
