@@ -33,6 +33,7 @@ from kvd.local.node.podworker import PodWorker
 from kvd.local.node.prober import Prober
 from kvd.local.node.records import Record, records
 from kvd.local.storage import scheduling
+from kvd.local.storage.backing import STORAGE_DIR
 from kvd.local.storage.controller import StorageController
 
 log = logs.get_logger(__name__)
@@ -111,7 +112,7 @@ class LocalNode:
         )
         self.locator = Locator(pod=self.here.get, runtime=self.runtime)
         self.storage = StorageController(
-            self.api, node_name=self.name, root=settings.state_dir / "storage"
+            self.api, node_name=self.name, root=settings.state_dir / STORAGE_DIR
         )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -25,6 +25,7 @@ from kvd.local.storage import loop
 
 log = logs.get_logger(__name__)
 
+STORAGE_DIR = "storage"  # under the node's state dir
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
