@@ -149,9 +149,15 @@ LOCAL_NODE_RULES: Final = (
     rule(("",), ("pods/status",), ("patch",)),
     rule(("",), ("pods/binding",), ("create",)),  # it schedules its own pods
     rule(("coordination.k8s.io",), ("leases",), ("create", "patch")),
-    rule(("",), ("configmaps", "secrets", "persistentvolumeclaims"), ("get",)),
-    rule(("",), ("persistentvolumes",), ("get",)),
+    rule(("",), ("configmaps", "secrets"), ("get",)),
     rule(("",), ("serviceaccounts/token",), ("create",)),  # projected token volumes
+    # its storage controller: kube's persistent-volume-binder plus a provisioner and resizer
+    rule(("",), ("persistentvolumeclaims",), ("get", "list", "watch", "patch")),
+    rule(("",), ("persistentvolumeclaims/status",), ("patch",)),
+    rule(("",), ("persistentvolumes",), ("get", "list", "watch", "create", "patch", "delete")),
+    rule(("",), ("persistentvolumes/status",), ("patch",)),
+    rule(("storage.k8s.io",), ("storageclasses",), ("get", "list", "watch", "create")),
+    rule(("",), ("events",), ("create",)),
 )
 
 

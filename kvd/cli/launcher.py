@@ -54,6 +54,15 @@ def add_parser(subparsers: program.Subparsers) -> None:
         help="where the pod mounts PVCs, one entry per claim",
     )
     parser.add_argument(
+        "--pvc-capacity",
+        action="append",
+        default=[],
+        metavar="CLAIM=QUANTITY",
+        type=_claim_capacity,
+        help="a filesystem claim's capacity (repeatable): a missing disk.img on it is created "
+        "sparse at this size less KubeVirt's file system overhead",
+    )
+    parser.add_argument(
         "--host-disk-dir",
         type=Path,
         default=Path("/var/run/kvd/host-disks"),
@@ -96,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir=args.run_dir.absolute(),
         container_disk_dir=args.container_disk_dir.absolute(),
         pvc_dir=args.pvc_dir.absolute(),
+        pvc_capacities=dict(args.pvc_capacity),
         host_disk_dir=args.host_disk_dir.absolute(),
         kernel_boot_dir=args.kernel_boot_dir.absolute(),
         grace_period_seconds=args.grace_period_seconds,
@@ -104,6 +114,20 @@ def run(args: argparse.Namespace) -> int:
         pod_network=args.pod_network,
     )
     return app.run(settings)
+
+
+def _claim_capacity(value: str) -> tuple[str, int]:
+    """CLAIM=QUANTITY → (claim, bytes); argparse reports anything else as a usage error."""
+    from kvd.api.quantity import Quantity, QuantityError  # noqa: PLC0415
+
+    claim, _, raw = value.partition("=")
+    try:
+        size = Quantity.parse(raw).bytes()
+    except QuantityError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
+    if not claim or size <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected CLAIM=QUANTITY, e.g. data=1Gi")
+    return claim, size
 
 
 def _seconds(value: str) -> int:

@@ -17,7 +17,8 @@ handler and the local node expect to find.
   the controller reads the claim first (as KubeVirt's renderer does): a Filesystem claim is
   mounted there (the launcher uses its `disk.img`), a Block claim is mapped there as a device
   (`volumeDevices`; a kubelet refuses to mount one). The launcher tells them apart by the path's
-  file type, so it needs no API access.
+  file type, so it needs no API access; a Filesystem claim's size comes as `--pvc-capacity`, so
+  the launcher can make a missing `disk.img`.
 - A hostDisk's directory is a `hostPath` volume (`DirectoryOrCreate` for DiskOrCreate,
   `Directory` for Disk, as KubeVirt renders it) mounted at `<host disk dir>/<volume>`, where the
   launcher finds (or creates) the file under its own name: the pod needs nothing of the node's
@@ -92,6 +93,7 @@ def launcher_pod(
         "--container-disk-dir", CONTAINER_DISK_DIR, "--pvc-dir", PVC_DIR,
         "--host-disk-dir", HOST_DISK_DIR, "--kernel-boot-dir", KERNEL_BOOT_DIR, "--pod-network",
     ]  # fmt: skip
+    args += _capacities(vmi, claims or {})
     if config.allow_emulation:
         args.append("--allow-emulation")
     if keys.LAUNCHER_FAIL_FAST in meta.annotations:  # KubeVirt's, for crash-loop tests
@@ -220,6 +222,26 @@ def _volumes(
         volumes.append({"name": "kernel-boot", "image": source})
         mounts.append({"name": "kernel-boot", "mountPath": KERNEL_BOOT_DIR, "readOnly": True})
     return volumes, mounts, devices
+
+
+def _capacities(vmi: VirtualMachineInstance, claims: Mapping[str, Json]) -> list[str]:
+    """`--pvc-capacity` for each filesystem claim: the launcher sizes a missing disk.img from
+    it, as KubeVirt's does from the claim. Its capacity once bound, else what it requests (a
+    WaitForFirstConsumer claim is bound only after this pod is scheduled; a volume is never
+    smaller than the request)."""
+    args: list[str] = []
+    for volume in vmi.spec.volumes:
+        claim = volume.persistent_volume_claim
+        if claim is None or _volume_mode(volume.name, claim.claim_name, claims) == "Block":
+            continue
+        pvc = claims[claim.claim_name]
+        size = ((pvc.get("status") or {}).get("capacity") or {}).get("storage") or (
+            ((pvc.get("spec") or {}).get("resources") or {}).get("requests") or {}
+        ).get("storage")
+        flag = f"{claim.claim_name}={size}"
+        if size and flag not in args:  # two volumes of one claim: said once
+            args += ["--pvc-capacity", flag]
+    return args
 
 
 def _volume_mode(volume: str, claim: str, claims: Mapping[str, Json]) -> str:

@@ -41,7 +41,8 @@ import queue
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -81,6 +82,7 @@ class Settings:
     container_disk_dir: Path
     pvc_dir: Path
     host_disk_dir: Path
+    pvc_capacities: Mapping[str, int] = field(default_factory=dict)  # claim → bytes
     kernel_boot_dir: Path
     grace_period_seconds: int
     allow_emulation: bool
@@ -138,6 +140,7 @@ def _run(settings: Settings) -> int:
         run_dir=settings.run_dir,
         container_disk_dir=settings.container_disk_dir,
         pvc_dir=settings.pvc_dir,
+        pvc_capacities=settings.pvc_capacities,
         host_disk_dir=settings.host_disk_dir,
         kernel_boot_dir=settings.kernel_boot_dir,
     )

@@ -19,3 +19,13 @@ def test_a_simulated_crash_exits_1_at_once(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "simulated crash" in done.stderr
     assert not run_dir.exists()  # nothing was started or left behind
+
+
+def test_a_bad_pvc_capacity_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [KVD, "launcher", "--namespace", "ns", "--name", "n", "--uid", "u",
+         "--run-dir", str(tmp_path / "run"), "--pvc-capacity", "data=lots", "--simulate-crash"],
+        check=False, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--pvc-capacity: 'data=lots'" in done.stderr

@@ -214,6 +214,23 @@ def test_the_launcher_looks_where_the_volumes_are() -> None:
     assert args[args.index("--container-disk-dir") + 1] == "/var/run/kvd/container-disks"
 
 
+def test_filesystem_claims_tell_the_launcher_their_size() -> None:
+    """Bound: the claim's capacity; not yet (WaitForFirstConsumer): its request. Block claims
+    have no disk.img to make."""
+    claims = {
+        "bound": {**_claim("bound"), "status": {"capacity": {"storage": "2Gi"}}},
+        "waiting": _claim("waiting", resources={"requests": {"storage": "512Mi"}}),
+        "blocks": CLAIMS["blocks"],
+    }
+    volumes = [
+        {"name": n, "persistentVolumeClaim": {"claimName": n}}
+        for n in ("bound", "waiting", "blocks")
+    ]
+    args = compute(render.launcher_pod(vmi(volumes=volumes), CONFIG, claims=claims))["args"]
+    flags = [args[i + 1] for i, a in enumerate(args) if a == "--pvc-capacity"]
+    assert flags == ["bound=2Gi", "waiting=512Mi"]
+
+
 def test_a_pvc_and_a_host_disk_together() -> None:
     pod = render.launcher_pod(
         vmi(

@@ -5,9 +5,9 @@ certificate for `system:node:<name>`, the `kvd-handler` and `kvd-controller` Ser
 tokens), with the rules of `kvd.api.rbac`. This module drives the cluster through every path
 that makes one of those daemons call the API — a VMI booted and its console opened, a
 VirtualMachine started and stopped, a replica set scaled up and down, a VMI whose
-claim does not exist, a node whose heartbeat is stale, a pod with a Secret, a claim and a
-ServiceAccount token, deletions, a node that restarts — then reads `DATA_DIR/logs/audit.log`
-and fails:
+claim does not exist, a node whose heartbeat is stale, a pod with a Secret, a claim, a claim
+the node provisions and a ServiceAccount token, deletions, a node that restarts — then reads
+`DATA_DIR/logs/audit.log` and fails:
 
 - on any call of a daemon that was refused (403): the role lacks a rule the code needs;
 - on any rule of a daemon's role that no call of that daemon used: the role grants too much.
@@ -185,16 +185,27 @@ def exercised(e2e: E2E) -> Iterator[E2E]:
                     "volumeMounts": [
                         {"name": "s", "mountPath": "/etc/s"},
                         {"name": "c", "mountPath": "/data"},
+                        {"name": "p", "mountPath": "/provisioned"},
                     ],
                 }
             ],
             "volumes": [
                 {"name": "s", "secret": {"secretName": "roles-secret"}},
                 {"name": "c", "persistentVolumeClaim": {"claimName": "roles-claim"}},
+                {"name": "p", "persistentVolumeClaim": {"claimName": "roles-provisioned"}},
             ],
             "terminationGracePeriodSeconds": 0,
         },
     }
+    # ... and a claim of the default class, which the node's storage controller provisions for
+    # the pod, binds, and deletes with its data once the claim goes
+    provisioned = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "roles-provisioned"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}},
+    }
+    e2e.apply(yaml.safe_dump(provisioned))
     e2e.apply(yaml.safe_dump(pod))
 
     # a VirtualMachine started and stopped, a replica set scaled up and down
@@ -341,6 +352,12 @@ def exercised(e2e: E2E) -> Iterator[E2E]:
     e2e.kubectl("delete", "node", "roles-ghost")
     e2e.kubectl("delete", "pvc", "roles-claim")
     e2e.kubectl("delete", "pv", "roles-claim-pv")
+    e2e.kubectl("delete", "pvc", "roles-provisioned")
+    wait_for(
+        "the provisioned volume to be reclaimed",
+        lambda: "pvc-" not in e2e.kubectl("get", "pv", "-o", "name").stdout,
+        timeout=60,
+    )
     # a node that restarts finds its Node and brings its labels up to date
     kill(e2e.cluster.components()["node"])
     e2e.cluster.up()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -61,6 +62,7 @@ class _Layout:
     container_disk_dir: Path
     pvc_dir: Path
     host_disk_dir: Path
+    pvc_capacities: Mapping[str, int]
 
     @property
     def disks(self) -> Path:
@@ -87,6 +89,7 @@ def prepare(
     pvc_dir: Path,
     host_disk_dir: Path,
     qemu: QemuUser,
+    pvc_capacities: Mapping[str, int] | None = None,
 ) -> dict[str, DiskSource]:
     """Every volume of `vmi` → where its disk is, usable by `qemu`; all or nothing."""
     layout = _Layout(
@@ -94,6 +97,7 @@ def prepare(
         container_disk_dir.absolute(),
         pvc_dir.absolute(),
         host_disk_dir.absolute(),
+        pvc_capacities or {},
     )
     log = logs.get_logger(__name__)  # the launcher binds vmi and uid for the whole call
     journal = Journal(qemu.own_directory)
@@ -195,6 +199,7 @@ def _dispatch(
             claim_name,
             read_only=bool(claim and claim.read_only),
             pvc_dir=layout.pvc_dir,
+            capacity=layout.pvc_capacities.get(claim.claim_name),
             node=layout.block_node(name),
             journal=journal,
             qemu=qemu,

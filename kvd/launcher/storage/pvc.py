@@ -19,8 +19,12 @@ QEMU runs unprivileged (kvd/launcher/qemu_user.py):
   That needs CAP_MKNOD (a container runtime's default) and a run dir on a file system not
   mounted `nodev`; a launcher without either refuses the volume, saying which.
 
-KubeVirt creates a missing `disk.img` on a filesystem PVC sized from the claim; kvd's launcher
-does not know the claim's size, so a missing image is an error naming the claim.
+A filesystem claim without `disk.img` gets one, as KubeVirt's launcher makes it: sparse (nothing
+is written until the guest writes), sized from the claim's capacity (the controller renders it
+as `--pvc-capacity`) less KubeVirt's default file system overhead of 5.5% — room the file
+system's own metadata needs, so the guest can fill its disk without the volume filling up
+first — rounded down to whole MiB. A claim whose capacity the launcher was not given keeps the
+old rule: a missing image is an error naming the claim. An existing image is used as it is.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from fractions import Fraction
 from pathlib import Path
 from typing import Final
 
@@ -39,6 +44,8 @@ from kvd.launcher.storage.errors import StorageError
 from kvd.launcher.storage.journal import Journal
 
 DISK_IMAGE: Final = "disk.img"
+FILESYSTEM_OVERHEAD: Final = Fraction(55, 1000)  # KubeVirt's (CDI's) default, 0.055
+_MIB: Final = 1 << 20
 _CLAIM_NAME: Final = re.compile(DNS1123_SUBDOMAIN)
 log = logs.get_logger(__name__)
 
@@ -52,6 +59,7 @@ def prepare(
     node: Path,
     journal: Journal,
     qemu: QemuUser,
+    capacity: int | None = None,
 ) -> DiskSource:
     """The claim's disk; `node` is where QEMU's own node of a block device goes."""
     what = f'persistentVolumeClaim "{claim}"'
@@ -70,6 +78,8 @@ def prepare(
         return DiskSource(path=node, format="raw", kind="block", read_only=read_only)
     if stat.S_ISDIR(mode):
         image = mount / DISK_IMAGE
+        if not image.exists() and capacity is not None and not read_only:
+            _create_image(name, what, image, capacity, journal=journal, qemu=qemu)
         if image.is_file():
             if qemu.adopt(image, f"{what}:", write=not read_only):
                 log.info("pvc_disk_given_to_qemu", volume=name, path=str(image), user=qemu.name)
@@ -128,3 +138,37 @@ def _private_node(
         device=f"{os.major(rdev)}:{os.minor(rdev)}",
         user=qemu.name,
     )
+
+
+def image_size(capacity: int) -> int:
+    """The size of the disk.img KubeVirt makes on a claim of `capacity` bytes."""
+    usable = int(capacity * (1 - FILESYSTEM_OVERHEAD))
+    return usable // _MIB * _MIB
+
+
+def _create_image(
+    name: str, what: str, image: Path, capacity: int, *, journal: Journal, qemu: QemuUser
+) -> None:
+    size = image_size(capacity)
+    if size <= 0:
+        raise StorageError(
+            name,
+            f"{what}: its capacity ({capacity} bytes) leaves no room for a disk after the "
+            f"file system overhead of {float(FILESYSTEM_OVERHEAD):.1%}",
+            reason="PVCNotUsable",
+        )
+    try:
+        fd = os.open(image, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return  # made meanwhile: used as it is
+    except OSError as exc:
+        raise StorageError(
+            name, f"{what}: cannot create {image}: {exc.strerror}", reason="PVCNotUsable"
+        ) from exc
+    journal.created_file(image)  # before sizing it, so a failed truncate is rolled back too
+    try:
+        os.fchown(fd, qemu.uid, qemu.gid)
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
+    log.info("pvc_disk_created", volume=name, path=str(image), size=size, capacity=capacity)

@@ -13,8 +13,8 @@ import functools
 import json
 import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,6 +70,7 @@ class Paths:
     pvc_dir: Path
     host_disk_dir: Path  # where the pod mounts each hostDisk's directory
     kernel_boot_dir: Path  # where the pod mounts the kernelBoot container's image
+    pvc_capacities: Mapping[str, int] = field(default_factory=dict)  # claim → bytes (its flag)
 
     @property
     def console_socket(self) -> Path:
@@ -186,6 +187,7 @@ class DomainManager:
                     run_dir=self.paths.run_dir,
                     container_disk_dir=self.paths.container_disk_dir,
                     pvc_dir=self.paths.pvc_dir,
+                    pvc_capacities=self.paths.pvc_capacities,
                     host_disk_dir=self.paths.host_disk_dir,
                     qemu=self._qemu,
                 )

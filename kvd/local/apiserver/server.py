@@ -48,6 +48,7 @@ from kvd.local.apiserver import (
     namespace_controller,
     namespaces,
     openapi,
+    persistentvolumes,
     pods,
     policy,
     selectors,
@@ -115,6 +116,7 @@ class APIServer:
             self.registry,
             admission=(
                 pods.PodDefaults(),
+                persistentvolumes.StorageAdmission(self.store),
                 sa_admission.ServiceAccountAdmission(self.store, self._default_account),
                 namespaces.NamespaceStrategy(),
                 RBACEscalation(self.rbac, self.authorizer),

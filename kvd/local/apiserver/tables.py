@@ -155,6 +155,62 @@ def _binding_cells(binding: dict[str, Any]) -> list[Any]:
     ]
 
 
+_ACCESS_MODE_SHORT = {
+    "ReadWriteOnce": "RWO",
+    "ReadOnlyMany": "ROX",
+    "ReadWriteMany": "RWX",
+    "ReadWriteOncePod": "RWOP",
+}
+
+
+def _access_modes(modes: Any, obj: dict[str, Any], *, claim: bool = False) -> str:
+    """kubectl's short access modes, in its order (RWO,ROX,RWX,RWOP), comma-joined (a claim's
+    only once it is bound, as kube's printer shows them)."""
+    if claim and not (obj.get("spec") or {}).get("volumeName"):
+        return ""
+    given = set(modes or [])
+    return ",".join(short for mode, short in _ACCESS_MODE_SHORT.items() if mode in given)
+
+
+def _capacity(capacity: Any, claim: dict[str, Any]) -> str:
+    # an unbound claim shows no capacity, as kubectl does
+    if not (claim.get("spec") or {}).get("volumeName"):
+        return ""
+    return str((capacity or {}).get("storage", ""))
+
+
+def _claim_phase(claim: dict[str, Any]) -> str:
+    if claim["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    return str((claim.get("status") or {}).get("phase", ""))
+
+
+def _class_name(obj: dict[str, Any]) -> str:
+    spec = obj.get("spec") or {}
+    annotations = obj["metadata"].get("annotations") or {}
+    return str(
+        spec.get("storageClassName")
+        or annotations.get("volume.beta.kubernetes.io/storage-class")
+        or ""
+    )
+
+
+def _name(obj: dict[str, Any]) -> str:
+    return str(obj["metadata"].get("name", ""))
+
+
+def _default_class_name(storage_class: dict[str, Any]) -> str:
+    """kube's StorageClass printer marks the default class in the NAME column."""
+    annotations = storage_class["metadata"].get("annotations") or {}
+    default = annotations.get("storageclass.kubernetes.io/is-default-class") == "true"
+    return _name(storage_class) + (" (default)" if default else "")
+
+
+def _claim_of(volume: dict[str, Any]) -> str:
+    ref = (volume.get("spec") or {}).get("claimRef") or {}
+    return f"{ref['namespace']}/{ref['name']}" if ref.get("name") else ""
+
+
 Builtin = tuple[list[dict[str, Any]], Callable[[dict[str, Any]], list[Any]]]
 
 
@@ -254,6 +310,76 @@ _BUILTIN: dict[tuple[str, str], Builtin] = {
     ),
 }
 
+# kubectl's columns for storage (kube's printers: printPersistentVolume, …Claim, StorageClass)
+_BUILTIN.update(
+    {
+        ("", "persistentvolumeclaims"): (
+            [
+                _col("Status"),
+                _col("Volume"),
+                _col("Capacity"),
+                _col("Access Modes"),
+                _col("StorageClass"),
+                _col("VolumeAttributesClass"),
+                _col("Age"),
+                _col("VolumeMode", priority=1),
+            ],
+            lambda o: [
+                _claim_phase(o),
+                (o.get("spec") or {}).get("volumeName") or "",
+                _capacity((o.get("status") or {}).get("capacity"), o),
+                _access_modes((o.get("status") or {}).get("accessModes"), o, claim=True),
+                _class_name(o),
+                (o.get("spec") or {}).get("volumeAttributesClassName") or "<unset>",
+                age(o["metadata"].get("creationTimestamp")),
+                (o.get("spec") or {}).get("volumeMode") or "<unset>",
+            ],
+        ),
+        ("", "persistentvolumes"): (
+            [
+                _col("Capacity"),
+                _col("Access Modes"),
+                _col("Reclaim Policy"),
+                _col("Status"),
+                _col("Claim"),
+                _col("StorageClass"),
+                _col("VolumeAttributesClass"),
+                _col("Reason"),
+                _col("Age"),
+                _col("VolumeMode", priority=1),
+            ],
+            lambda o: [
+                ((o.get("spec") or {}).get("capacity") or {}).get("storage", ""),
+                _access_modes((o.get("spec") or {}).get("accessModes"), o),
+                (o.get("spec") or {}).get("persistentVolumeReclaimPolicy", ""),
+                (o.get("status") or {}).get("phase", ""),
+                _claim_of(o),
+                _class_name(o),
+                (o.get("spec") or {}).get("volumeAttributesClassName") or "<unset>",
+                (o.get("status") or {}).get("reason", ""),
+                age(o["metadata"].get("creationTimestamp")),
+                (o.get("spec") or {}).get("volumeMode") or "<unset>",
+            ],
+        ),
+        ("storage.k8s.io", "storageclasses"): (
+            [
+                _col("Provisioner"),
+                _col("ReclaimPolicy"),
+                _col("VolumeBindingMode"),
+                _col("AllowVolumeExpansion"),
+                _col("Age"),
+            ],
+            lambda o: [
+                o.get("provisioner", ""),
+                o.get("reclaimPolicy") or "Delete",
+                o.get("volumeBindingMode") or "Immediate",
+                bool(o.get("allowVolumeExpansion")),
+                age(o["metadata"].get("creationTimestamp")),
+            ],
+        ),
+    }
+)
+
 
 def columns_for(
     resource: ResourceDef, version: str
@@ -261,7 +387,8 @@ def columns_for(
     builtin = _BUILTIN.get((resource.group, resource.plural))
     if builtin is not None:
         builtin_defs, builtin_cells = builtin
-        return [NAME, *builtin_defs], lambda o: [o["metadata"].get("name", ""), *builtin_cells(o)]
+        name = _default_class_name if resource.kind == "StorageClass" else _name
+        return [NAME, *builtin_defs], lambda o: [name(o), *builtin_cells(o)]
     v = resource.version(version)
     columns = list(v.columns) if v is not None and v.columns else [AGE]
     compiled = [(c, jsonpath.compile(c.json_path)) for c in columns]

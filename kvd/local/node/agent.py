@@ -32,6 +32,9 @@ from kvd.local.node.locator import Locator
 from kvd.local.node.podworker import PodWorker
 from kvd.local.node.prober import Prober
 from kvd.local.node.records import Record, records
+from kvd.local.storage import scheduling
+from kvd.local.storage.backing import STORAGE_DIR
+from kvd.local.storage.controller import StorageController
 
 log = logs.get_logger(__name__)
 
@@ -108,6 +111,9 @@ class LocalNode:
             tokens=tokens.TokenManager(self._request_token),
         )
         self.locator = Locator(pod=self.here.get, runtime=self.runtime)
+        self.storage = StorageController(
+            self.api, node_name=self.name, root=settings.state_dir / STORAGE_DIR
+        )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._seen: dict[str, tuple[Any, ...]] = {}
@@ -121,6 +127,9 @@ class LocalNode:
         self._api_server = kubelet_api.serve_in_thread(self.settings.kubelet_socket, self.locator)
         self.net.ensure_bridge()
         self._register()
+        # a claim's change (bound, say) may let a pending pod be placed
+        self.storage.claims.add_handler(lambda _kind, _claim: self._requeue_pending())
+        self.storage.start(timeout=timeout)
         self.here.add_handler(self._on_here)
         self.pending.add_handler(self._on_pending)
         self.node.add_handler(self._on_node)
@@ -146,6 +155,7 @@ class LocalNode:
         self.prober.stop()
         for inf in (self.node, self.here, self.pending):
             inf.stop()
+        self.storage.stop()
         if self._api_server is not None:
             self._api_server.stop()
         for t in self._threads:
@@ -226,6 +236,18 @@ class LocalNode:
         why = scheduler.unschedulable_reason(pod, node, self.here.items())
         meta = pod["metadata"]
         base = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
+        volumes = scheduling.decide(
+            pod, claim=self.storage.claim, storage_class=self.storage.storage_class
+        )
+        if why is None and volumes.unschedulable is not None:
+            why = f"0/1 nodes are available: {volumes.unschedulable}."
+        if why is None and not volumes.ready:
+            # VolumeBinding's PreBind: the claims are provisioned for this node, and the pod
+            # is bound once they are (a claim's change requeues every pending pod)
+            for claim in volumes.select:
+                self.storage.select_node(meta["namespace"], claim)
+            log.info("pod_waits_for_volumes", pod=key, claims=volumes.select + volumes.waiting)
+            return UNSCHEDULABLE_RETRY
         if why is None:
             try:
                 self.raw.create(

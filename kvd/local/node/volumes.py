@@ -5,8 +5,11 @@ its `type`; `image` (the Kubernetes image volume) → the image's root in the lo
 read-only; configMap/secret → their keys written as files under a per-pod directory;
 projected/downwardAPI → files from several sources (a service-account token among them), kept
 current and swapped atomically (`projected`); persistentVolumeClaim → the bound
-PersistentVolume's `hostPath`/`local` path (a block device when `volumeMode: Block`). Anything
-else is refused with a message that names the volume type.
+PersistentVolume's `hostPath`/`local` path (a block device when `volumeMode: Block`; a Block
+volume whose path is a regular file — kvd's local provisioner makes them so — gets the loop
+device over that file, attached if none is). A claim that is missing or not bound yet keeps the
+pod in ContainerCreating, retried, as a kubelet waits for its volumes. Anything else is refused
+with a message that names the volume type.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from kvd.local import images
 from kvd.local.node import projected
 from kvd.local.node.podspec import ContainerConfigError, Lookup, Volume
+from kvd.local.storage import loop
 
 Json = dict[str, Any]
 
@@ -172,4 +176,11 @@ def _claim(name: str, spec: Json, namespace: str, read_pvc: ReadPVC) -> Volume:
             "ContainerCreating", f'volume "{name}": {path} of persistentvolume does not exist'
         )
     block = (volume.get("spec") or {}).get("volumeMode") == "Block"
+    if block and path.is_file():
+        try:
+            path = loop.attach(path)
+        except loop.LoopError as exc:
+            raise ContainerConfigError(
+                "ContainerCreating", f'MapVolume.SetUpDevice failed for volume "{name}": {exc}'
+            ) from exc
     return Volume(source=path, read_only=bool(spec.get("readOnly")), block=block, block_claim=block)

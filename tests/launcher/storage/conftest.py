@@ -36,7 +36,9 @@ class Pod:
     pvc_dir: Path
     host_disk_dir: Path
 
-    def prepare(self, vmi: VirtualMachineInstance) -> dict[str, DiskSource]:
+    def prepare(
+        self, vmi: VirtualMachineInstance, *, pvc_capacities: dict[str, int] | None = None
+    ) -> dict[str, DiskSource]:
         return storage.prepare(
             vmi,
             run_dir=self.run_dir,
@@ -44,6 +46,7 @@ class Pod:
             pvc_dir=self.pvc_dir,
             host_disk_dir=self.host_disk_dir,
             qemu=QEMU,
+            pvc_capacities=pvc_capacities,
         )
 
     def host_dir(self, volume: str) -> Path:

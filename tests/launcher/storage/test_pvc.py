@@ -1,5 +1,5 @@
-"""PVCs: a disk.img in the claim's directory, or the claim itself as a block
-device; never created or removed by storage."""
+"""PVCs: a disk.img in the claim's directory (made, sparse, when missing and the claim's
+capacity is known), or the claim itself as a block device; never removed by storage."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from kvd.launcher import storage
 from kvd.launcher.converter.context import DiskSource
 from tests.launcher.conftest import QEMU
-from tests.launcher.storage.conftest import Pod, make_vmi
+from tests.launcher.storage.conftest import MiB, Pod, make_vmi
 
 
 def _claim(pod: Pod, claim: str) -> Path:
@@ -153,3 +153,34 @@ def test_unusable_claim_names_the_claim(
     with pytest.raises(storage.StorageError, match=message) as caught:
         pod.prepare(make_vmi({"name": "data", **volume}))
     assert (caught.value.volume, caught.value.reason) == ("data", reason)
+
+
+def test_a_missing_disk_img_is_made_sparse_at_the_capacity_less_kubevirts_overhead(
+    pod: Pod,
+) -> None:
+    (pod.pvc_dir / "fresh").mkdir(mode=0o777)
+    (pod.pvc_dir / "fresh").chmod(0o777)
+    volume = {"name": "data", "persistentVolumeClaim": {"claimName": "fresh"}}
+    sources = pod.prepare(make_vmi(volume), pvc_capacities={"fresh": 64 * MiB})
+    image = pod.pvc_dir / "fresh" / "disk.img"
+    assert sources == {"data": DiskSource(path=image, format="raw")}
+    st = image.stat()
+    # 64 MiB less 5.5% is 60.48 MiB: whole MiB, rounded down
+    assert st.st_size == 60 * MiB == storage.pvc.image_size(64 * MiB)
+    assert st.st_blocks == 0  # sparse
+    assert (st.st_uid, st.st_gid) == (QEMU.uid, QEMU.gid)
+
+    image.write_bytes(b"guest data")  # the guest's from now on: used as it is, never resized
+    pod.prepare(make_vmi(volume), pvc_capacities={"fresh": 128 * MiB})
+    assert image.read_bytes() == b"guest data"
+    storage.cleanup(pod.run_dir)
+    assert image.exists(), "the claim's disk belongs to the claim, not to the launcher"
+
+
+def test_a_capacity_too_small_for_any_disk_is_refused(pod: Pod) -> None:
+    (pod.pvc_dir / "tiny").mkdir()
+    volume = {"name": "data", "persistentVolumeClaim": {"claimName": "tiny"}}
+    with pytest.raises(storage.StorageError, match="leaves no room for a disk") as caught:
+        pod.prepare(make_vmi(volume), pvc_capacities={"tiny": MiB})
+    assert caught.value.reason == "PVCNotUsable"
+    assert not (pod.pvc_dir / "tiny" / "disk.img").exists()

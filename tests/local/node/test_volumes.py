@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from kvd.local import images
 from kvd.local.node import volumes
 from kvd.local.node.podspec import ContainerConfigError, Volume
+from kvd.local.storage import loop
 
 Json = dict[str, Any]
 
@@ -49,9 +51,24 @@ def test_a_filesystem_claim_is_its_volumes_directory(tmp_path: Path) -> None:
 
 def test_a_block_claim_is_a_device_to_map_not_to_mount(tmp_path: Path) -> None:
     device = tmp_path / "dev"
-    device.touch()  # the mode decides, as the kubelet's volumeMode does, not the file's type
+    device.mkdir()  # the mode decides, as the kubelet's volumeMode does, not the file's type
     volume = _prepare(tmp_path, "c", {"c": _pv(device, volumeMode="Block")})
     assert volume == Volume(source=device, block=True, block_claim=True)
+
+
+def test_a_block_claim_over_a_file_gets_the_loop_device_over_it(tmp_path: Path) -> None:
+    backing = tmp_path / "pv.img"
+    backing.write_bytes(b"\0" * (1 << 20))
+    try:
+        volume = _prepare(tmp_path, "c", {"c": _pv(backing, volumeMode="Block")})
+        [device] = loop.devices(backing)
+        assert volume == Volume(source=device, block=True, block_claim=True)
+        assert stat.S_ISBLK(device.stat().st_mode)
+        # a second pod (or a node restart) gets the same device, not another one
+        assert _prepare(tmp_path, "c", {"c": _pv(backing, volumeMode="Block")}).source == device
+    finally:
+        loop.detach(backing)
+    assert loop.devices(backing) == []
 
 
 @pytest.mark.parametrize(

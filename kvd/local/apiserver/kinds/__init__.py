@@ -5,7 +5,8 @@ metadata of custom resources): first `decode`, as kube's decoder reads a body in
 type (`decoding`: wrong JSON types refused with Go's words, unknown fields dropped and reported
 for `fieldValidation`), then, once admission has run, `validate`, kube's validation rules for
 the fields kvd's users touch (`data` for ConfigMaps and Secrets, `pods` for Pods, `rbac` for
-roles and bindings, annotation size for everything), whose causes make a 422 Invalid. The types
+roles and bindings, `storage` for claims, volumes and classes, annotation size for
+everything), whose causes make a 422 Invalid. The types
 come from Kubernetes' own OpenAPI definitions (`openapi.definitions`).
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kvd.local.apiserver.errors import APIError, Cause
-from kvd.local.apiserver.kinds import data, fields, pods, rbac
+from kvd.local.apiserver.kinds import data, fields, pods, rbac, storage
 from kvd.local.apiserver.kinds.decoding import Compiled, DecodeError, decode
 from kvd.local.apiserver.openapi.definitions import OBJECT_META, Definitions
 from kvd.local.apiserver.registry import ResourceDef
@@ -88,4 +89,10 @@ class BuiltinKinds:
             elif resource.kind == "Pod":
                 spec = obj.get("spec")
                 pods.pod_spec(spec if isinstance(spec, dict) else {}, errs)
+            elif resource.kind == "PersistentVolumeClaim":
+                storage.claim(obj, errs)
+            elif resource.kind == "PersistentVolume":
+                storage.volume(obj, errs)
+        if resource.crd_name is None and not subresource and resource.kind == "StorageClass":
+            storage.storage_class(obj, errs)
         return errs.causes
