@@ -405,6 +405,13 @@ class Volume:
         "Deprecated: the old name of containerDisk; defaulting converts it to one."
     )
 
+    def claim(self) -> PersistentVolumeClaimSource | None:
+        """The PVC this volume is: its persistentVolumeClaim, or a dataVolume's claim, which has
+        the DataVolume's name (as KubeVirt resolves it); None for every other source."""
+        if self.data_volume is not None:
+            return PersistentVolumeClaimSource(claim_name=self.data_volume.name)
+        return self.persistent_volume_claim
+
 
 # --- the VMI ----------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ from typing import Any
 
 from kvd.api import codec, keys
 from kvd.api.quantity import Quantity
-from kvd.api.vmi import PersistentVolumeClaimSource, VirtualMachineInstance
+from kvd.api.vmi import VirtualMachineInstance
 from kvd.version import kvd_image
 
 Json = dict[str, Any]
@@ -187,11 +187,7 @@ def _volumes(
             if sub:
                 mount["subPath"] = sub
             mounts.append(mount)
-        elif volume.persistent_volume_claim is not None or volume.data_volume is not None:
-            # a dataVolume is its DataVolume's claim, of the same name (as KubeVirt renders it)
-            claim = volume.persistent_volume_claim or PersistentVolumeClaimSource(
-                claim_name=volume.data_volume.name  # type: ignore[union-attr]
-            )
+        elif (claim := volume.claim()) is not None:  # a dataVolume is its DataVolume's claim
             read_only = bool(claim.read_only)
             volumes.append(
                 {
@@ -231,7 +227,7 @@ def _capacities(vmi: VirtualMachineInstance, claims: Mapping[str, Json]) -> list
     smaller than the request)."""
     args: list[str] = []
     for volume in vmi.spec.volumes:
-        claim = volume.persistent_volume_claim
+        claim = volume.claim()
         if claim is None or _volume_mode(volume.name, claim.claim_name, claims) == "Block":
             continue
         pvc = claims[claim.claim_name]

@@ -26,7 +26,7 @@ from typing import Any
 from kvd import logs, timestamps
 from kvd.api import keys, kinds, phases
 from kvd.api.errors import ValidationError
-from kvd.api.vmi import PersistentVolumeClaimSource, VirtualMachineInstance
+from kvd.api.vmi import VirtualMachineInstance
 from kvd.conditions import condition as make_condition
 from kvd.controller import phase, render
 from kvd.controller.config import ClusterConfig
@@ -193,10 +193,7 @@ class VMIController:
         stale): the pod waits for a missing one, and each one's volumeMode shapes the pod."""
         claims: dict[str, Json] = {}
         for volume in vmi.spec.volumes:
-            claim = volume.persistent_volume_claim
-            if claim is None and volume.data_volume is not None:
-                # a DataVolume's claim has its name (KubeVirt resolves it the same way)
-                claim = PersistentVolumeClaimSource(claim_name=volume.data_volume.name)
+            claim = volume.claim()  # a dataVolume's too
             if claim is None or claim.claim_name in claims:
                 continue
             path = (

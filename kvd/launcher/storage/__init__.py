@@ -190,14 +190,11 @@ def _dispatch(
         return host_disk.prepare(
             name, volume.host_disk, mount=layout.host_disk_dir / name, journal=journal, qemu=qemu
         )
-    if volume.persistent_volume_claim is not None or volume.data_volume is not None:
-        claim = volume.persistent_volume_claim
-        # a dataVolume reaches the pod as its DataVolume's claim, which has its name
-        claim_name = claim.claim_name if claim else volume.data_volume.name  # type: ignore[union-attr]
+    if (claim := volume.claim()) is not None:  # a dataVolume reaches the pod as its claim
         return pvc.prepare(
             name,
-            claim_name,
-            read_only=bool(claim and claim.read_only),
+            claim.claim_name,
+            read_only=bool(claim.read_only),
             pvc_dir=layout.pvc_dir,
             capacity=layout.pvc_capacities.get(claim.claim_name),
             node=layout.block_node(name),
