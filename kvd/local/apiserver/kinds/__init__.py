@@ -5,8 +5,10 @@ metadata of custom resources): first `decode`, as kube's decoder reads a body in
 type (`decoding`: wrong JSON types refused with Go's words, unknown fields dropped and reported
 for `fieldValidation`), then, once admission has run, `validate`, kube's validation rules for
 the fields kvd's users touch (`data` for ConfigMaps and Secrets, `pods` for Pods, `rbac` for
-roles and bindings, annotation size for everything), whose causes make a 422 Invalid. The types
-come from Kubernetes' own OpenAPI definitions (`openapi.definitions`).
+roles and bindings, `apps` for workloads and disruption budgets, `services` for Services,
+annotation size for everything), whose causes make a 422 Invalid. The types come from
+Kubernetes' own OpenAPI definitions (`openapi.definitions`). Defaults kube's decoder sets (RBAC
+bindings, apps workloads, Services) are set in `decode`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kvd.local.apiserver.errors import APIError, Cause
-from kvd.local.apiserver.kinds import data, fields, pods, rbac
+from kvd.local.apiserver.kinds import apps, data, fields, pods, rbac, services
 from kvd.local.apiserver.kinds.decoding import Compiled, DecodeError, decode
 from kvd.local.apiserver.openapi.definitions import OBJECT_META, Definitions
 from kvd.local.apiserver.registry import ResourceDef
@@ -66,6 +68,10 @@ class BuiltinKinds:
             data.merge_string_data(decoded)
         elif resource.group == rbac.GROUP:
             rbac.default(resource.kind, decoded)
+        elif resource.group == apps.GROUP:
+            apps.default(resource.kind, decoded)
+        elif resource.group == "" and resource.kind == "Service":
+            services.default(decoded)
         return decoded, unknown
 
     def validate(
@@ -80,11 +86,18 @@ class BuiltinKinds:
                 errs.too_long("metadata.annotations", MAX_ANNOTATIONS)
         if resource.crd_name is None and resource.group == rbac.GROUP:
             rbac.validate(resource.kind, obj, errs)
+        if resource.crd_name is None and not subresource:
+            if resource.group == apps.GROUP:
+                apps.validate(resource.kind, obj, errs)
+            elif resource.group == "policy" and resource.kind == "PodDisruptionBudget":
+                apps.disruption_budget(obj, errs)
         if resource.crd_name is None and resource.group == "" and not subresource:
             if resource.kind == "ConfigMap":
                 data.config_map(obj, errs)
             elif resource.kind == "Secret":
                 data.secret(obj, errs)
+            elif resource.kind == "Service":
+                services.validate(obj, errs)
             elif resource.kind == "Pod":
                 spec = obj.get("spec")
                 pods.pod_spec(spec if isinstance(spec, dict) else {}, errs)
