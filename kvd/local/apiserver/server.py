@@ -68,7 +68,7 @@ from kvd.local.apiserver.serviceaccounts import controller as sa_controller
 from kvd.local.apiserver.serviceaccounts import discovery as sa_discovery
 from kvd.local.apiserver.store import Store
 from kvd.local.apiserver.watchstream import WatchStream
-from kvd.local.apiserver.workloads import services as workload_services
+from kvd.local.apiserver.workloads.strategy import WorkloadStrategy
 
 log = logs.get_logger(__name__)
 
@@ -117,7 +117,7 @@ class APIServer:
             self.registry,
             admission=(
                 pods.PodDefaults(),
-                workload_services.ServiceAllocation(self.store),
+                WorkloadStrategy(self.store),
                 sa_admission.ServiceAccountAdmission(self.store, self._default_account),
                 namespaces.NamespaceStrategy(),
                 RBACEscalation(self.rbac, self.authorizer),

@@ -251,7 +251,9 @@ class DaemonSetController:
         mine = [r for r in items if (ownership.controller_of(r) or {}).get("uid") == uid]
         newest = max([0, *(int(r.get("revision") or 0) for r in mine)])
         data = {"spec": {"template": {**copy.deepcopy(template), "$patch": "replace"}}}
-        found = next((r for r in mine if r.get("data") == data), None)
+        found = next(
+            (r for r in mine if rollout.semantic(r.get("data")) == rollout.semantic(data)), None
+        )
         if found is not None:
             if int(found.get("revision") or 0) < newest:
                 found["revision"] = newest + 1

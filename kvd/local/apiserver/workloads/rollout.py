@@ -49,7 +49,7 @@ class Collision(Exception):
 def template_hash(template: Json, collisions: int) -> str:
     """A stable label value for a template (kube hashes its Go struct with FNV-32a, then
     encodes the decimal digits with a vowel-free alphabet; the same shape here)."""
-    data = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+    data = json.dumps(semantic(template), sort_keys=True, separators=(",", ":")).encode()
     if collisions:
         data += str(collisions).encode()
     h = 0x811C9DC5
@@ -58,8 +58,20 @@ def template_hash(template: Json, collisions: int) -> str:
     return "".join(_SAFE[ord(c) % len(_SAFE)] for c in str(h))
 
 
+def semantic(value: Any) -> Any:
+    """`value` without the empty and null fields a typed client adds on a round trip
+    (`creationTimestamp: null`, `resources: {}`): kube compares templates as Go values, where
+    those equal their absence."""
+    if isinstance(value, dict):
+        out = {k: semantic(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [semantic(v) for v in value]
+    return value
+
+
 def _without_hash(template: Json) -> Json:
-    t = copy.deepcopy(template or {})
+    t: Json = semantic(copy.deepcopy(template or {}))
     labels = (t.get("metadata") or {}).get("labels")
     if isinstance(labels, dict):
         labels.pop(HASH_LABEL, None)
