@@ -153,3 +153,35 @@ def test_one_pod_per_eligible_node_and_rolling_updates(server: Server) -> None:
             "its pods and revisions collected",
             lambda: not _get(server, "pods,controllerrevisions")["items"],
         )
+
+
+def test_on_delete_waits_for_the_user(server: Server) -> None:
+    server.kubectl("create", "-f", "-", stdin=_node("n1"))
+    on_delete = json.loads(json.dumps(DAEMONSET))
+    on_delete["spec"]["updateStrategy"] = {"type": "OnDelete"}
+    with KubeletDouble(server.api()):
+        server.kubectl("apply", "-f", "-", stdin=json.dumps(on_delete))
+        # (kubectl's rollout status only follows RollingUpdate)
+        wait_for(
+            "the pod ready",
+            lambda: _get(server, "ds/agent").get("status", {}).get("numberReady") == 1,
+        )
+        [first] = _pods(server)
+        server.kubectl("set", "image", "ds/agent", "c=busybox:2")
+        wait_for(
+            "the status to see the change",
+            lambda: _get(server, "ds/agent")["status"].get("observedGeneration") == 2,
+        )
+        assert [p["metadata"]["name"] for p in _pods(server)] == [first["metadata"]["name"]]
+        assert "updatedNumberScheduled" not in _get(server, "ds/agent")["status"]
+        server.kubectl("delete", "pod", first["metadata"]["name"])
+        [second] = wait_for(
+            "a pod of the new template",
+            lambda: (
+                p
+                if len(p := _pods(server)) == 1
+                and p[0]["metadata"]["name"] != first["metadata"]["name"]
+                else None
+            ),
+        )
+        assert second["spec"]["containers"][0]["image"] == "busybox:2"

@@ -195,3 +195,55 @@ def test_recreate_and_refusals(server: Server) -> None:
     refused = server.kubectl("apply", "-f", "-", stdin=bad, check=False)
     assert refused.returncode != 0
     assert "`selector` does not match template `labels`" in refused.stderr
+
+
+def test_pause_restart_history_and_deadline(server: Server) -> None:
+    limited = DEPLOYMENT.replace("replicas: 3", "replicas: 1\n  revisionHistoryLimit: 1")
+    with KubeletDouble(server.api()):
+        server.kubectl("apply", "-f", "-", stdin=limited)
+        _rolled_out(server)
+        server.kubectl("rollout", "pause", "deploy/web")
+        server.kubectl("set", "image", "deploy/web", "c=busybox:2")
+        progressing = wait_for(
+            "the paused condition",
+            lambda: next(
+                (
+                    c
+                    for c in _get(server, "deploy/web")["status"]["conditions"]
+                    if c["type"] == "Progressing" and c["reason"] == "DeploymentPaused"
+                ),
+                None,
+            ),
+        )
+        assert (progressing["status"], progressing["message"]) == (
+            "Unknown",
+            "Deployment is paused",
+        )
+        assert len(_replicasets(server)) == 1, "a paused Deployment does not roll"
+        server.kubectl("rollout", "resume", "deploy/web")
+        _rolled_out(server)
+        server.kubectl("rollout", "restart", "deploy/web")
+        _rolled_out(server)
+        # three templates so far, one kept besides the current one
+        kept = wait_for(
+            "history trimmed to one", lambda: r if len(r := _replicasets(server)) == 2 else None
+        )
+        assert [
+            rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] for rs in kept
+        ] == ["2", "3"]
+        restarted = _get(server, "deploy/web")["spec"]["template"]["metadata"]["annotations"]
+        assert "kubectl.kubernetes.io/restartedAt" in restarted
+    # with nobody making the pods ready, a short deadline passes
+    server.kubectl(
+        "patch", "deploy/web", "--type=merge", "-p", '{"spec":{"progressDeadlineSeconds":2}}'
+    )
+    server.kubectl("set", "image", "deploy/web", "c=busybox:3")
+    failed = server.kubectl(
+        "rollout", "status", "deploy/web", "--timeout=60s", check=False, timeout=90
+    )
+    assert failed.returncode != 0
+    assert 'deployment "web" exceeded its progress deadline' in failed.stderr
+    [condition] = [
+        c for c in _get(server, "deploy/web")["status"]["conditions"] if c["type"] == "Progressing"
+    ]
+    assert (condition["status"], condition["reason"]) == ("False", "ProgressDeadlineExceeded")
