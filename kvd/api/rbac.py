@@ -140,6 +140,9 @@ LOCAL_NODE_RULES: Final = (
     rule(("",), ("configmaps", "secrets", "persistentvolumeclaims"), ("get",)),
     rule(("",), ("persistentvolumes",), ("get",)),
     rule(("",), ("serviceaccounts/token",), ("create",)),  # projected token volumes
+    # cluster IPs made reachable (kvd/local/node/proxy.py), as kube's system:node-proxier reads
+    rule(("",), ("services",), ("list", "watch")),
+    rule(("discovery.k8s.io",), ("endpointslices",), ("list", "watch")),
 )
 
 

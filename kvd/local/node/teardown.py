@@ -3,7 +3,8 @@
 The node records the settings that name its host-global things (bridge, pod CIDR, cgroup parent)
 in `STATE_DIR/node.json` when it starts, so a teardown — possibly by another process, after the
 node crashed — removes exactly those: every pod's processes (through their cgroups), network
-namespace, veth and IP allocation, then the bridge, then the state directory's pod files.
+namespace, veth and IP allocation, then the Services' nftables table and the bridge, then the
+state directory's pod files.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvd import logs
-from kvd.local.node import containers, network
+from kvd.local.node import containers, network, proxy
 
 log = logs.get_logger(__name__)
 
@@ -62,6 +63,7 @@ def everything(state_dir: Path) -> list[str]:
     for uid in uids:
         runtime.remove(uid)
         net.detach(uid)
+    proxy.remove(names.bridge)
     net.remove_bridge()
     shutil.rmtree(state_dir / "records", ignore_errors=True)
     log.info("node_torn_down", pods=len(uids), bridge=names.bridge)

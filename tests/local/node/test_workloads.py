@@ -1,18 +1,19 @@
 """Workloads on the real local node, driven with real kubectl: a Deployment's pods run, scale,
 roll to a new template, roll back and are collected with it; a DaemonSet's pod lands on the
-node and rolls; a Service gets a cluster IP and an EndpointSlice of the running pods' IPs; a
-PodDisruptionBudget counts them."""
+node and rolls; a Service gets a cluster IP and an EndpointSlice of the running pods' IPs, and
+the cluster IP answers from the host and from a pod; a PodDisruptionBudget counts them."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import subprocess
 from typing import Any
 
 import pytest
 
 from kvd.local.apiserver.workloads.services import SERVICE_CIDR
-from tests.local.node.conftest import Cluster
+from tests.local.node.conftest import KUBECTL, Cluster
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]  # a local cluster
@@ -176,3 +177,94 @@ def test_daemonset_runs_on_the_node_and_rolls(cluster: Cluster) -> None:
     wait_for(
         "its pod to go", lambda: not _get(cluster, "pods", "-l", "app=agent")["items"], timeout=90
     )
+
+
+SERVED = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hello}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      volumes: [{name: www, emptyDir: {}}]
+      containers:
+      - name: httpd
+        image: busybox
+        command:
+        - sh
+        - -c
+        - echo "hello from $POD" > /www/index.html && exec busybox httpd -f -p 8080 -h /www
+        env: [{name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
+        ports: [{name: http, containerPort: 8080}]
+        volumeMounts: [{name: www, mountPath: /www}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: hello}
+spec:
+  selector: {app: hello}
+  ports: [{port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
+"""
+
+
+def _fetch(*prefix: str, url: str) -> str:
+    done = subprocess.run(
+        [*prefix, "busybox", "wget", "-q", "-O", "-", url],  # (-T makes Debian's segfault)
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return done.stdout.strip() if done.returncode == 0 else f"failed: {done.stderr.strip()}"
+
+
+def test_cluster_ips_reach_the_pods(cluster: Cluster) -> None:
+    cluster.kubectl("apply", "-f", "-", stdin=SERVED)
+    _rollout(cluster, "deploy/hello")
+    cluster.wait_pod("client", lambda p: p["status"].get("phase") == "Running", what="running")
+    ip = _get(cluster, "svc/hello")["spec"]["clusterIP"]
+    names = {p["metadata"]["name"] for p in _running(cluster, "app=hello")}
+    wanted = {f"hello from {n}" for n in names}
+    url = f"http://{ip}/"
+
+    # from the host: every answer comes from one of the pods, and both pods answer in time
+    seen: set[str] = set()
+
+    def host_sees_both() -> bool:
+        answer = _fetch(url=url)
+        assert answer in wanted or answer.startswith("failed"), answer
+        seen.add(answer)
+        return wanted <= seen
+
+    wait_for("both pods to answer the cluster IP from the host", host_sees_both, timeout=60)
+    # from a pod, through the bridge and back
+    from_pod = _fetch(
+        KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "exec", "client", "--", url=url
+    )
+    assert from_pod in wanted, from_pod
+
+    cluster.kubectl("scale", "deploy/hello", "--replicas=0")
+    wait_for("the rule to go with the endpoints", lambda: ip not in _table(cluster), timeout=60)
+    cluster.kubectl("delete", "-f", "-", "--timeout=60s", stdin=SERVED, timeout=90)
+
+
+def _table(cluster: Cluster) -> str:
+    done = subprocess.run(
+        ["nft", "list", "table", "ip", f"kvd-{cluster.bridge}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return done.stdout
