@@ -5,7 +5,8 @@ One nftables table per node, `ip kvd-<bridge>`: a `services` chain, jumped to fr
 of its ready endpoints, picked at random (`numgen random mod N`). Traffic from the pod network
 that was DNATed is masqueraded on its way out, so a pod reaching a pod through a Service (both on
 the bridge) gets its answer back through the host, which undoes the translation; forwarding is
-turned on for the bridge alone (`net.ipv4.conf.<bridge>.forwarding`), never host-wide.
+turned on for the bridge alone (`net.ipv4.conf.<bridge>.forwarding`, and `route_localnet` for
+the API server's loopback endpoint), never host-wide.
 
 `ruleset` is pure: Services and EndpointSlices in, the nft script out. The script replaces the
 table in one transaction (create, delete, define), so a rule set is never half applied.
@@ -142,8 +143,11 @@ def remove(bridge: str) -> None:
 
 
 def enable_forwarding(bridge: str) -> None:
-    """Packets that come in on the bridge may be routed (back onto it, DNATed to a pod)."""
-    Path(f"/proc/sys/net/ipv4/conf/{bridge}/forwarding").write_text("1\n")
+    """Packets that come in on the bridge may be routed (back onto it, DNATed to a pod), or
+    DNATed to loopback: the `kubernetes` Service's endpoint is where the API server listens,
+    127.0.0.1 (`route_localnet`, as kube-proxy sets it for localhost node ports)."""
+    for setting in ("forwarding", "route_localnet"):
+        Path(f"/proc/sys/net/ipv4/conf/{bridge}/{setting}").write_text("1\n")
 
 
 class ServiceProxy:

@@ -218,6 +218,15 @@ spec:
 """
 
 
+API_VERSION_SCRIPT = """
+import ssl, urllib.request
+ca = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+context = ssl.create_default_context(cafile=ca)
+answer = urllib.request.urlopen("https://10.43.0.1/version", context=context, timeout=10)
+print(answer.read().decode())
+"""
+
+
 def _fetch(*prefix: str, url: str) -> str:
     done = subprocess.run(
         [*prefix, "busybox", "wget", "-q", "-O", "-", url],  # (-T makes Debian's segfault)
@@ -253,6 +262,9 @@ def test_cluster_ips_reach_the_pods(cluster: Cluster) -> None:
         KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "exec", "client", "--", url=url
     )
     assert from_pod in wanted, from_pod
+    # the API server, by the `kubernetes` Service, verified with the CA the pod is given
+    version = cluster.kubectl("exec", "client", "--", "python3", "-c", API_VERSION_SCRIPT)
+    assert json.loads(version.stdout)["major"] == "1"
 
     cluster.kubectl("scale", "deploy/hello", "--replicas=0")
     wait_for("the rule to go with the endpoints", lambda: ip not in _table(cluster), timeout=60)
