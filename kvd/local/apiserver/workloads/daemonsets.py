@@ -156,7 +156,32 @@ class DaemonSetController:
         pods, _ = self.store.list(PODS, namespace)
         uid = ds["metadata"]["uid"]
         owned = [p for p in pods if (ownership.controller_of(p) or {}).get("uid") == uid]
+        self._cleanup_history(ds, owned, current)
         return self._write_status(ds, owned, eligible, current)
+
+    def _cleanup_history(self, ds: Json, pods: list[Json], current: str) -> None:
+        """Old ControllerRevisions beyond `revisionHistoryLimit` go, oldest first, unless a pod
+        still runs that template (kube's cleanupHistory)."""
+        limit = int((ds.get("spec") or {}).get("revisionHistoryLimit", 10))
+        namespace, uid = ds["metadata"]["namespace"], ds["metadata"]["uid"]
+        live = {ownership.labels_of(p).get(HASH_LABEL) for p in pods} | {current}
+        items, _ = self.store.list(REVISIONS, namespace)
+        old = sorted(
+            (
+                r
+                for r in items
+                if (ownership.controller_of(r) or {}).get("uid") == uid
+                and ownership.labels_of(r).get(HASH_LABEL) not in live
+            ),
+            key=lambda r: int(r.get("revision") or 0),
+        )
+        for revision in old[: max(0, len(old) - limit)]:
+            t = Target(self.revision_resource, "v1", namespace, revision["metadata"]["name"])
+            try:
+                self.deleter.delete(t, {}, dry_run=False)
+            except errors.APIError as exc:
+                if exc.code != 404:
+                    raise
 
     def _manage_node(
         self, ds: Json, ref: Json, node: str, *, eligible: bool, pods: list[Json], current: str

@@ -185,3 +185,20 @@ def test_on_delete_waits_for_the_user(server: Server) -> None:
             ),
         )
         assert second["spec"]["containers"][0]["image"] == "busybox:2"
+
+
+def test_history_beyond_the_limit_goes(server: Server) -> None:
+    server.kubectl("create", "-f", "-", stdin=_node("n1"))
+    limited = json.loads(json.dumps(DAEMONSET))
+    limited["spec"]["revisionHistoryLimit"] = 1
+    with KubeletDouble(server.api()):
+        server.kubectl("apply", "-f", "-", stdin=json.dumps(limited))
+        for image in ("busybox:2", "busybox:3"):
+            _rolled_out(server)
+            server.kubectl("set", "image", "ds/agent", f"c={image}")
+        _rolled_out(server)
+
+        def revisions() -> list[int]:
+            return sorted(r["revision"] for r in _get(server, "controllerrevisions")["items"])
+
+        wait_for("one old revision kept besides the current", lambda: revisions() == [2, 3])
