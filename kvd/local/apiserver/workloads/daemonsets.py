@@ -27,7 +27,7 @@ from kvd.local.apiserver.deletion import Deleter
 from kvd.local.apiserver.kinds import apps
 from kvd.local.apiserver.objects import Target
 from kvd.local.apiserver.store import Event, ResourceKey
-from kvd.local.apiserver.workloads import ownership, rollout
+from kvd.local.apiserver.workloads import events, ownership, rollout
 from kvd.local.apiserver.workloads.loop import Key
 from kvd.local.apiserver.workloads.replicasets import PODS, owners_of_pod
 from kvd.local.node import scheduler
@@ -257,6 +257,7 @@ class DaemonSetController:
             node=node,
             pod=created["metadata"]["name"],
         )
+        self._event(ds, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
 
     def _delete(self, pod: Json) -> None:
         t = Target(self.pod_resource, "v1", pod["metadata"]["namespace"], pod["metadata"]["name"])
@@ -265,6 +266,17 @@ class DaemonSetController:
         except errors.APIError as exc:
             if exc.code != 404:
                 raise
+            return
+        ref = ownership.controller_of(pod) or {}
+        ds = self.store.get(DAEMONSETS, t.namespace, str(ref.get("name")))
+        if ds is not None:
+            self._event(ds, "SuccessfulDelete", f"Deleted pod: {t.name}")
+
+    def _event(self, ds: Json, reason: str, message: str) -> None:
+        shown = {**ds, "apiVersion": "apps/v1", "kind": "DaemonSet"}
+        events.record(
+            self.objects, shown, component="daemonset-controller", reason=reason, message=message
+        )
 
     def _revision(self, ds: Json, template: Json) -> str:
         """The hash of the current template, its ControllerRevision made (or given the newest

@@ -25,7 +25,7 @@ from kvd.local.apiserver import errors
 from kvd.local.apiserver.deletion import Deleter
 from kvd.local.apiserver.objects import Target
 from kvd.local.apiserver.store import Event, ResourceKey
-from kvd.local.apiserver.workloads import ownership, rollout
+from kvd.local.apiserver.workloads import events, ownership, rollout
 from kvd.local.apiserver.workloads.loop import Key
 from kvd.local.apiserver.workloads.replicasets import PODS, REPLICASETS
 
@@ -47,6 +47,7 @@ class DeploymentController:
         rs_resource = deleter.registry.get("apps", "replicasets")
         assert d_resource is not None and rs_resource is not None
         self.d_resource, self.rs_resource = d_resource, rs_resource
+        self._current: Json = {}  # the Deployment being synced, for its Events
 
     def keys(self) -> Iterable[Key]:
         items, _ = self.store.list(DEPLOYMENTS, None)
@@ -94,6 +95,7 @@ class DeploymentController:
             candidates=items,
             selector=ownership.selector_of(d),
         )
+        self._current = d
         r = rollout.Rollout(
             d,
             owned,
@@ -128,9 +130,23 @@ class DeploymentController:
             return rs
         t = Target(self.rs_resource, "v1", rs["metadata"]["namespace"], rs["metadata"]["name"])
         log.info("deployment_scaled_replicaset", rs=t.name, replicas=replicas)
-        return self.objects.update(
+        stored = self.objects.update(
             t, updated, validation="Ignore", dry_run=False, manager=ownership.MANAGER
         ).object
+        before = int((rs.get("spec") or {}).get("replicas") or 0)
+        if before != replicas:
+            way = "up" if replicas > before else "down"
+            self._event(
+                "ScalingReplicaSet",
+                f"Scaled {way} replica set {t.name} from {before} to {replicas}",
+            )
+        return stored
+
+    def _event(self, reason: str, message: str) -> None:
+        shown = {**self._current, "apiVersion": "apps/v1", "kind": "Deployment"}
+        events.record(
+            self.objects, shown, component="deployment-controller", reason=reason, message=message
+        )
 
     def _create(self, rs: Json) -> Json:
         t = Target(self.rs_resource, "v1", rs["metadata"]["namespace"])
@@ -146,6 +162,11 @@ class DeploymentController:
                 return existing  # ours already (adopted on the next pass)
             raise rollout.Collision() from None
         log.info("deployment_created_replicaset", rs=created["metadata"]["name"])
+        replicas = int(created["spec"].get("replicas") or 0)
+        self._event(
+            "ScalingReplicaSet",
+            f"Scaled up replica set {created['metadata']['name']} from 0 to {replicas}",
+        )
         return created
 
     def _pods_of(self, namespace: str, rs: Json) -> list[Json]:

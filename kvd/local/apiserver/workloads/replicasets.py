@@ -23,7 +23,7 @@ from kvd.local.apiserver import errors, meta
 from kvd.local.apiserver.deletion import Deleter
 from kvd.local.apiserver.objects import Target
 from kvd.local.apiserver.store import Event, ResourceKey
-from kvd.local.apiserver.workloads import ownership
+from kvd.local.apiserver.workloads import events, ownership
 from kvd.local.apiserver.workloads.loop import Key
 
 log = logs.get_logger(__name__)
@@ -102,12 +102,14 @@ class ReplicaSetController:
                     ).object
                 except errors.APIError as exc:
                     log.info("replicaset_create_failed", rs=f"{namespace}/{name}", error=str(exc))
+                    self._event(rs, "FailedCreate", f"Error creating: {exc}", events.WARNING)
                     return str(exc)
                 log.info(
                     "replicaset_pod_created",
                     rs=f"{namespace}/{name}",
                     pod=created["metadata"]["name"],
                 )
+                self._event(rs, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
         elif diff > 0:
             for pod in sorted(live, key=deletion_rank)[: min(diff, BURST)]:
                 t = Target(self.pod_resource, "v1", namespace, pod["metadata"]["name"])
@@ -117,7 +119,19 @@ class ReplicaSetController:
                     if exc.code != 404:
                         raise
                 log.info("replicaset_pod_deleted", rs=f"{namespace}/{name}", pod=t.name)
+                self._event(rs, "SuccessfulDelete", f"Deleted pod: {t.name}")
         return None
+
+    def _event(self, rs: Json, reason: str, message: str, kind: str = events.NORMAL) -> None:
+        shown = {**rs, "apiVersion": "apps/v1", "kind": "ReplicaSet"}
+        events.record(
+            self.objects,
+            shown,
+            component="replicaset-controller",
+            reason=reason,
+            message=message,
+            kind=kind,
+        )
 
     def _write_status(self, rs: Json, live: list[Json], failure: str | None) -> float | None:
         spec = rs.get("spec") or {}

@@ -81,6 +81,12 @@ def test_rollout_scale_update_undo_and_cascade(server: Server) -> None:
         [rs] = _replicasets(server)
         pod_hash = rs["spec"]["template"]["metadata"]["labels"]["pod-template-hash"]
         assert rs["metadata"]["name"] == f"web-{pod_hash}"
+        events = _get(server, "events", "--field-selector", "involvedObject.kind=Deployment")
+        assert [(e["reason"], e["message"]) for e in events["items"]] == [
+            ("ScalingReplicaSet", f"Scaled up replica set web-{pod_hash} from 0 to 3")
+        ]
+        events = _get(server, "events", "--field-selector", "involvedObject.kind=ReplicaSet")
+        assert sorted({e["reason"] for e in events["items"]}) == ["SuccessfulCreate"]
         pods = _get(server, "pods", "-l", "app=web")["items"]
         assert len(pods) == 3
         for pod in pods:
