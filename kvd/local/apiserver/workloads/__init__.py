@@ -4,8 +4,9 @@ Each controller is a `loop.Reconciler` run in the server's event loop on the sto
 the namespace and ServiceAccount controllers are: `replicasets`, `deployments` (`rollout` holds
 its arithmetic), `daemonsets`, `endpointslices` (Services with a selector) and `disruption`
 (PodDisruptionBudget status). `ownership` is what they share: controller references, adoption,
-pods from templates and pod readiness. `services` allocates cluster IPs at admission.
-`controllers` lists them for `server.APIServer` to start.
+pods from templates and pod readiness; `events` their Events. `strategy` is their admission
+link (cluster IPs and node ports from `services`, immutable selectors), and `columns` their
+`kubectl get` columns. `controllers` lists the controllers for `server.APIServer` to start.
 """
 
 from __future__ import annotations
