@@ -219,10 +219,11 @@ spec:
 
 
 API_VERSION_SCRIPT = """
-import ssl, urllib.request
+import os, ssl, urllib.request
 ca = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 context = ssl.create_default_context(cafile=ca)
-answer = urllib.request.urlopen("https://10.43.0.1/version", context=context, timeout=10)
+where = os.environ["KUBERNETES_SERVICE_HOST"] + ":" + os.environ["KUBERNETES_SERVICE_PORT"]
+answer = urllib.request.urlopen(f"https://{where}/version", context=context, timeout=10)
 print(answer.read().decode())
 """
 
@@ -262,7 +263,8 @@ def test_cluster_ips_reach_the_pods(cluster: Cluster) -> None:
         KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "exec", "client", "--", url=url
     )
     assert from_pod in wanted, from_pod
-    # the API server, by the `kubernetes` Service, verified with the CA the pod is given
+    # the API server, where the pod is told it is (the `kubernetes` Service), verified with the
+    # CA the pod is given, as in-cluster clients do
     version = cluster.kubectl("exec", "client", "--", "python3", "-c", API_VERSION_SCRIPT)
     assert json.loads(version.stdout)["major"] == "1"
 
