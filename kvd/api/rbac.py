@@ -158,6 +158,9 @@ LOCAL_NODE_RULES: Final = (
     rule(("",), ("persistentvolumes/status",), ("patch",)),
     rule(("storage.k8s.io",), ("storageclasses",), ("get", "list", "watch", "create")),
     rule(("",), ("events",), ("create",)),
+    # cluster IPs made reachable (kvd/local/node/proxy.py), as kube's system:node-proxier reads
+    rule(("",), ("services",), ("list", "watch")),
+    rule(("discovery.k8s.io",), ("endpointslices",), ("list", "watch")),
 )
 
 

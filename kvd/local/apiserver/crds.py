@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from kvd import logs
-from kvd.local.apiserver import apply, errors, meta, patches, schema
+from kvd.local.apiserver import apply, errors, meta, patches, schema, selectors
 from kvd.local.apiserver.errors import Cause
 from kvd.local.apiserver.objects import MODIFIED_MESSAGE, FieldValidation, Objects, Target
 from kvd.local.apiserver.registry import ResourceDef, from_crd
@@ -344,6 +344,8 @@ def _scale_of(obj: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
     status: dict[str, Any] = {"replicas": _path_get(obj, paths["statusReplicasPath"]) or 0}
     if paths.get("labelSelectorPath"):
         selector = _path_get(obj, paths["labelSelectorPath"])
+        if isinstance(selector, dict):  # a built-in workload's LabelSelector, as text
+            selector = str(selectors.from_label_selector_object(selector))
         if selector:
             status["selector"] = selector
     return {

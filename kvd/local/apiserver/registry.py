@@ -19,6 +19,13 @@ ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "up
 CREATE_ONLY = ("create",)
 
 
+# The scale subresource of apps workloads (autoscaling/v1 Scale; the selector printed as text)
+_REPLICAS_SCALE = {
+    "specReplicasPath": ".spec.replicas",
+    "statusReplicasPath": ".status.replicas",
+    "labelSelectorPath": ".spec.selector",
+}
+
 # Built-in kinds whose kube-apiserver strategy sets metadata.generation at create and bumps it
 # when the spec changes (pods since PodGeneration, GA in 1.35); the others have none.
 GENERATION_KINDS: Final = frozenset(
@@ -125,6 +132,7 @@ def _builtin(
     field_labels: dict[str, tuple[str, ...]] | None = None,
     stored_as: ResourceKey | None = None,
     path_segment_names: bool = False,
+    scale: dict[str, str] | None = None,
 ) -> ResourceDef:
     return ResourceDef(
         group=group,
@@ -132,7 +140,7 @@ def _builtin(
         singular=kind.lower(),
         kind=kind,
         namespaced=namespaced,
-        versions=(VersionDef(version, subresources=frozenset(subresources)),),
+        versions=(VersionDef(version, subresources=frozenset(subresources), scale=scale),),
         short_names=short_names,
         categories=categories,
         verbs=verbs,
@@ -338,8 +346,9 @@ BUILTINS: tuple[ResourceDef, ...] = (
         "deployments",
         "Deployment",
         short_names=("deploy",),
-        subresources=("status",),
+        subresources=("status", "scale"),
         categories=("all",),
+        scale=_REPLICAS_SCALE,
     ),
     _builtin(
         "apps",
@@ -347,8 +356,9 @@ BUILTINS: tuple[ResourceDef, ...] = (
         "replicasets",
         "ReplicaSet",
         short_names=("rs",),
-        subresources=("status",),
+        subresources=("status", "scale"),
         categories=("all",),
+        scale=_REPLICAS_SCALE,
     ),
     _builtin(
         "apps",
@@ -368,6 +378,8 @@ BUILTINS: tuple[ResourceDef, ...] = (
         subresources=("status",),
         categories=("all",),
     ),
+    # DaemonSets' history (their rollout undo reads it); Deployments use ReplicaSets for theirs
+    _builtin("apps", "v1", "controllerrevisions", "ControllerRevision"),
     _builtin(
         "discovery.k8s.io",
         "v1",

@@ -11,6 +11,7 @@ from aiohttp import web
 from kvd import logs
 from kvd.local.apiserver import auth
 from kvd.local.apiserver.server import APIServer
+from kvd.local.apiserver.workloads import services as workload_services
 
 SHUTDOWN_SECONDS = 1.0
 
@@ -40,6 +41,7 @@ async def serve(
     site = web.TCPSite(runner, host, port, ssl_context=certs.server_context())
     await site.start()
     bound = int(runner.addresses[0][1]) if runner.addresses else port
+    workload_services.publish_apiserver(server.objects, host=host, port=bound)
     url = f"https://[{host}]:{bound}" if ":" in host else f"https://{host}:{bound}"
     kubeconfig = auth.write_kubeconfig(
         data_dir / "kubeconfig",

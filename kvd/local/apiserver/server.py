@@ -55,6 +55,7 @@ from kvd.local.apiserver import (
     serviceaccounts,
     tables,
     tls,
+    workloads,
 )
 from kvd.local.apiserver.errors import APIError
 from kvd.local.apiserver.objects import PATCH_TYPES, FieldValidation, Objects, Target
@@ -68,6 +69,7 @@ from kvd.local.apiserver.serviceaccounts import controller as sa_controller
 from kvd.local.apiserver.serviceaccounts import discovery as sa_discovery
 from kvd.local.apiserver.store import Store
 from kvd.local.apiserver.watchstream import WatchStream
+from kvd.local.apiserver.workloads.strategy import WorkloadStrategy
 
 log = logs.get_logger(__name__)
 
@@ -117,6 +119,7 @@ class APIServer:
             admission=(
                 pods.PodDefaults(),
                 persistentvolumes.StorageAdmission(self.store),
+                WorkloadStrategy(self.store),
                 sa_admission.ServiceAccountAdmission(self.store, self._default_account),
                 namespaces.NamespaceStrategy(),
                 RBACEscalation(self.rbac, self.authorizer),
@@ -198,6 +201,7 @@ class APIServer:
             ("crds", self.crds.run),
             ("serviceaccounts", self.sa_controller.run),
             ("clusterrole_aggregation", self.aggregation.run),
+            *workloads.controllers(self.deleter),
         ):
             self._tasks.append(asyncio.create_task(_keep_running(name, run)))
 

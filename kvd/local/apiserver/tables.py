@@ -14,6 +14,7 @@ from typing import Any
 
 from kvd.local.apiserver import jsonpath
 from kvd.local.apiserver.registry import Column, ResourceDef
+from kvd.local.apiserver.workloads import columns as workload_columns
 
 AGE = Column("Age", "date", ".metadata.creationTimestamp")
 NAME = {
@@ -379,6 +380,9 @@ _BUILTIN.update(
         ),
     }
 )
+
+
+_BUILTIN.update(workload_columns.columns(age))
 
 
 def columns_for(

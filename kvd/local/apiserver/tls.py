@@ -42,10 +42,22 @@ def _key_bytes(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
+# Where clients reach the API server: loopback, and from pods the `kubernetes` Service (its
+# cluster IP is the first of workloads.services.SERVICE_CIDR) by address or name.
+HOSTS = (
+    "127.0.0.1",
+    "::1",
+    "localhost",
+    "10.43.0.1",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+
+
 class Certificates:
-    def __init__(
-        self, data_dir: Path, *, hosts: tuple[str, ...] = ("127.0.0.1", "::1", "localhost")
-    ) -> None:
+    def __init__(self, data_dir: Path, *, hosts: tuple[str, ...] = HOSTS) -> None:
         self.dir = data_dir / "pki"
         self.ca_cert = self.dir / "ca.crt"
         self.cert = self.dir / "apiserver.crt"

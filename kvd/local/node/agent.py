@@ -11,7 +11,8 @@ credentials of its kubeconfig.
 Start-up adopts: after the informers have synced, a sweep removes what belongs to pods that no
 longer exist, and every pod bound here is reconciled against what still runs — nothing is started
 twice. Stopping (SIGTERM) leaves pods running, as a kubelet restart does; `teardown()` is the
-separate, explicit "remove everything this node runs" of `kvd local down`.
+separate, explicit "remove everything this node runs" of `kvd local down`. Services' cluster
+IPs are made reachable here too (`proxy`, kube-proxy's part).
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from kvd import logs
 from kvd.kube import client, informer
 from kvd.kube.workqueue import WorkQueue
 from kvd.local import images
-from kvd.local.node import containers, kubelet_api, network, registration, scheduler, tokens
+from kvd.local.node import (
+    containers,
+    kubelet_api,
+    network,
+    proxy,
+    registration,
+    scheduler,
+    tokens,
+)
 from kvd.local.node.locator import Locator
 from kvd.local.node.podworker import PodWorker
 from kvd.local.node.prober import Prober
@@ -114,6 +123,9 @@ class LocalNode:
         self.storage = StorageController(
             self.api, node_name=self.name, root=settings.state_dir / STORAGE_DIR
         )
+        self.proxy = proxy.ServiceProxy(
+            self.api, bridge=settings.network.bridge, cidr=settings.network.cidr
+        )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._seen: dict[str, tuple[Any, ...]] = {}
@@ -130,6 +142,7 @@ class LocalNode:
         # a claim's change (bound, say) may let a pending pod be placed
         self.storage.claims.add_handler(lambda _kind, _claim: self._requeue_pending())
         self.storage.start(timeout=timeout)
+        self.proxy.start(timeout=timeout)
         self.here.add_handler(self._on_here)
         self.pending.add_handler(self._on_pending)
         self.node.add_handler(self._on_node)
@@ -153,6 +166,7 @@ class LocalNode:
         self._stop.set()
         self.queue.shutdown()
         self.prober.stop()
+        self.proxy.stop()
         for inf in (self.node, self.here, self.pending):
             inf.stop()
         self.storage.stop()

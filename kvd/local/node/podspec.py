@@ -1,11 +1,11 @@
 """From a Pod's container to what the runtime starts (pure).
 
 The kubelet's part of "make a container": the argv from the image's entrypoint and the container's
-`command`/`args` with `$(VAR)` expansion, the environment (`env` with downward-API `fieldRef` and
-`resourceFieldRef`, ConfigMap/Secret keys, `envFrom`), volume mounts (with `subPath`) and devices,
-the memory limit. Images never run here: a reference resolved to kvd's own image runs this
-installation's `kvd`; a host-tool image (busybox) the host's binaries; a stored disk image has no
-program, so its container needs a `command`.
+`command`/`args` with `$(VAR)` expansion, the environment (the `kubernetes` Service's variables,
+`env` with downward-API `fieldRef` and `resourceFieldRef`, ConfigMap/Secret keys, `envFrom`),
+volume mounts (with `subPath`) and devices, the memory limit. Images never run here: a reference
+resolved to kvd's own image runs this installation's `kvd`; a host-tool image (busybox) the host's
+binaries; a stored disk image has no program, so its container needs a `command`.
 
 Errors carry the reason the kubelet would report in the container's `waiting` state
 (`CreateContainerConfigError`, `ErrImagePull`, `ContainerCreating`) or, for a program that is not
@@ -29,6 +29,21 @@ from kvd.local.node import containers
 Json = dict[str, Any]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# What a kubelet gives every container about the `kubernetes` Service, so in-cluster clients
+# find the API server (its cluster IP: the first of the API server's service CIDR,
+# `workloads.services.SERVICE_CIDR`; the node makes it reachable, `proxy`). A container's own
+# `env` overrides them.
+API_SERVICE_HOST, API_SERVICE_PORT = "10.43.0.1", "443"
+API_SERVICE_ENV = {
+    "KUBERNETES_SERVICE_HOST": API_SERVICE_HOST,
+    "KUBERNETES_SERVICE_PORT": API_SERVICE_PORT,
+    "KUBERNETES_SERVICE_PORT_HTTPS": API_SERVICE_PORT,
+    "KUBERNETES_PORT": f"tcp://{API_SERVICE_HOST}:{API_SERVICE_PORT}",
+    f"KUBERNETES_PORT_{API_SERVICE_PORT}_TCP": f"tcp://{API_SERVICE_HOST}:{API_SERVICE_PORT}",
+    f"KUBERNETES_PORT_{API_SERVICE_PORT}_TCP_PROTO": "tcp",
+    f"KUBERNETES_PORT_{API_SERVICE_PORT}_TCP_PORT": API_SERVICE_PORT,
+    f"KUBERNETES_PORT_{API_SERVICE_PORT}_TCP_ADDR": API_SERVICE_HOST,
+}
 
 Lookup = Callable[[str, str, str], Json | None]
 """(kind "configmaps" | "secrets", namespace, name) → the object, or None when it does not exist."""
@@ -95,7 +110,7 @@ def environment(
 ) -> dict[str, str]:
     namespace = pod["metadata"]["namespace"]
     path = f"{image.bin_dir}:{DEFAULT_PATH}" if isinstance(image, images.KvdImage) else DEFAULT_PATH
-    env: dict[str, str] = {"PATH": path, "HOSTNAME": pod["metadata"]["name"]}
+    env: dict[str, str] = {"PATH": path, "HOSTNAME": pod["metadata"]["name"], **API_SERVICE_ENV}
     for source in container.get("envFrom") or []:
         env.update(_env_from(source, namespace, lookup))
     for var in container.get("env") or []:

@@ -22,6 +22,7 @@ from kvd.api.quantity import Quantity, QuantityError
 Json = dict[str, Any]
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
+UNSCHEDULABLE_TAINT: Json = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 # matchFields: kube turns In/NotIn on a field into an equality with exactly one value.
 _FIELD_OPERATORS = {"In": labelsel.Operator.EQUALS, "NotIn": labelsel.Operator.NOT_EQUALS}
 
@@ -64,18 +65,16 @@ def unschedulable_reason(pod: Json, node: Json, bound: Iterable[Json]) -> str | 
 def _why_not(pod: Json, node: Json, bound: Iterable[Json]) -> str | None:
     spec = pod.get("spec") or {}
     node_spec = node.get("spec") or {}
-    node_meta = node.get("metadata") or {}
-    labels = node_meta.get("labels") or {}
-    fields = {"metadata.name": node_meta.get("name") or ""}
-    if node_spec.get("unschedulable"):
-        return "node(s) were unschedulable"
-    if not _selector_matches(spec.get("nodeSelector") or {}, labels) or not _affinity_matches(
-        spec.get("affinity") or {}, labels, fields
+    tolerations = spec.get("tolerations") or []
+    # kube-scheduler's NodeUnschedulable: a pod tolerating the unschedulable taint (a DaemonSet's
+    # pods do) goes on a cordoned node
+    if node_spec.get("unschedulable") and not any(
+        _tolerates(t, UNSCHEDULABLE_TAINT) for t in tolerations
     ):
-        return "node(s) didn't match Pod's node affinity/selector"
-    taint = _untolerated_taint(node_spec.get("taints") or [], spec.get("tolerations") or [])
-    if taint is not None:
-        return f"node(s) had untolerated taint {{{taint}}}"
+        return "node(s) were unschedulable"
+    why = placement_refusal(pod, node)
+    if why is not None:
+        return why
     used = _sum(
         requests(p)
         for p in bound
@@ -96,6 +95,24 @@ def _why_not(pod: Json, node: Json, bound: Iterable[Json]) -> str | None:
         return "Too many pods"
     if short:
         return ", ".join(f"Insufficient {name}" for name in short)
+    return None
+
+
+def placement_refusal(pod: Json, node: Json) -> str | None:
+    """Why the pod's node selector, required node affinity or tolerations keep it off `node`
+    (None: they allow it); what a DaemonSet's controller asks of each node."""
+    spec = pod.get("spec") or {}
+    node_meta = node.get("metadata") or {}
+    labels = node_meta.get("labels") or {}
+    fields = {"metadata.name": node_meta.get("name") or ""}
+    if not _selector_matches(spec.get("nodeSelector") or {}, labels) or not _affinity_matches(
+        spec.get("affinity") or {}, labels, fields
+    ):
+        return "node(s) didn't match Pod's node affinity/selector"
+    taints = (node.get("spec") or {}).get("taints") or []
+    taint = _untolerated_taint(taints, spec.get("tolerations") or [])
+    if taint is not None:
+        return f"node(s) had untolerated taint {{{taint}}}"
     return None
 
 

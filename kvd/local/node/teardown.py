@@ -3,8 +3,8 @@
 The node records the settings that name its host-global things (bridge, pod CIDR, cgroup parent)
 in `STATE_DIR/node.json` when it starts, so a teardown — possibly by another process, after the
 node crashed — removes exactly those: every pod's processes (through their cgroups), network
-namespace, veth and IP allocation, then the bridge, then the loop devices of its Block volumes
-(their data stays), then the state directory's pod files.
+namespace, veth and IP allocation, then the Services' nftables table and the bridge, then the
+loop devices of its Block volumes (their data stays), then the state directory's pod files.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvd import logs
-from kvd.local.node import containers, network
+from kvd.local.node import containers, network, proxy
 from kvd.local.storage.backing import STORAGE_DIR, Backing
 
 log = logs.get_logger(__name__)
@@ -64,6 +64,7 @@ def everything(state_dir: Path) -> list[str]:
     for uid in uids:
         runtime.remove(uid)
         net.detach(uid)
+    proxy.remove(names.bridge)
     net.remove_bridge()
     # after the pods, which held them open: the volumes' data stays, their devices go
     Backing(state_dir / STORAGE_DIR).detach_all()

@@ -143,6 +143,12 @@ class Cluster:
                 found.append(f"mount {line[:200]}")
         for root in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}"):
             found.append(f"cgroup {root}")
+        tables = subprocess.run(
+            ["nft", "list", "tables"], capture_output=True, text=True, check=True
+        ).stdout
+        found += [
+            f"nft {line}" for line in tables.splitlines() if line.endswith(f"kvd-{self.bridge}")
+        ]
         return found
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from kvd.local import images
+from kvd.local.apiserver.workloads import services as workload_services
 from kvd.local.node import podspec
 
 CONTEXT = podspec.PodContext(node_name="node-1", pod_ip="10.88.0.7", host_ip="10.88.0.1")
@@ -70,6 +71,18 @@ def test_environment_from_values_downward_api_config_maps_and_secrets() -> None:
     )
     assert (env["APP"], env["COLOR"], env["TOKEN"]) == ("x", "blue", "s3cr3t")
     assert (env["CM_color"], env["CM_size"]) == ("blue", "L")
+
+
+def test_every_container_is_told_where_the_api_server_is() -> None:
+    """As a kubelet sets them, pointing at the `kubernetes` Service the API server publishes;
+    a container's own value wins."""
+    env = spec(
+        {"command": ["true"], "env": [{"name": "KUBERNETES_SERVICE_PORT", "value": "1"}]}
+    ).env
+    first = workload_services.SERVICE_CIDR.network_address + 1
+    assert env["KUBERNETES_SERVICE_HOST"] == str(first)
+    assert env["KUBERNETES_PORT_443_TCP"] == f"tcp://{first}:443"
+    assert env["KUBERNETES_SERVICE_PORT"] == "1"
 
 
 def test_command_and_args_expand_variables_and_resolve_on_path() -> None:

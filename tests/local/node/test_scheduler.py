@@ -223,3 +223,17 @@ SIZED = {**NODE, "metadata": {"name": "n1", "labels": {"size": "8", "zone": "a",
 def test_required_node_affinity(candidate: dict[str, Any], fits: bool) -> None:
     why = scheduler.unschedulable_reason(candidate, SIZED, [])
     assert (why is None) is fits, why
+
+
+def test_a_cordoned_node_takes_only_pods_tolerating_it() -> None:
+    """kube-scheduler's NodeUnschedulable: DaemonSet pods tolerate the unschedulable taint."""
+    cordoned = {**NODE, "spec": {"unschedulable": True}}
+    assert scheduler.unschedulable_reason(pod(), cordoned, []) == (
+        "0/1 nodes are available: 1 node(s) were unschedulable."
+    )
+    toleration = {
+        "key": "node.kubernetes.io/unschedulable",
+        "operator": "Exists",
+        "effect": "NoSchedule",
+    }
+    assert scheduler.unschedulable_reason(pod(tolerations=[toleration]), cordoned, []) is None

@@ -5,9 +5,10 @@ metadata of custom resources): first `decode`, as kube's decoder reads a body in
 type (`decoding`: wrong JSON types refused with Go's words, unknown fields dropped and reported
 for `fieldValidation`), then, once admission has run, `validate`, kube's validation rules for
 the fields kvd's users touch (`data` for ConfigMaps and Secrets, `pods` for Pods, `rbac` for
-roles and bindings, `storage` for claims, volumes and classes, annotation size for
-everything), whose causes make a 422 Invalid. The types
-come from Kubernetes' own OpenAPI definitions (`openapi.definitions`).
+roles and bindings, `apps` for workloads and disruption budgets, `services` for Services,
+`storage` for claims, volumes and classes, annotation size for everything), whose causes make a
+422 Invalid. The types come from Kubernetes' own OpenAPI definitions (`openapi.definitions`).
+Defaults kube's decoder sets (RBAC bindings, apps workloads, Services) are set in `decode`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,30 @@ from collections.abc import Callable
 from typing import Any
 
 from kvd.local.apiserver.errors import APIError, Cause
-from kvd.local.apiserver.kinds import data, fields, pods, rbac, storage
+from kvd.local.apiserver.kinds import apps, data, fields, pods, rbac, services, storage
 from kvd.local.apiserver.kinds.decoding import Compiled, DecodeError, decode
 from kvd.local.apiserver.openapi.definitions import OBJECT_META, Definitions
 from kvd.local.apiserver.registry import ResourceDef
 
 MAX_ANNOTATIONS = 256 * 1024  # apimachinery's TotalAnnotationSizeLimitB
+
+
+def _pod(obj: dict[str, Any], errs: fields.Errors) -> None:
+    spec = obj.get("spec")
+    pods.pod_spec(spec if isinstance(spec, dict) else {}, errs)
+
+
+# kube's validation of a built-in kind's whole object (never of a subresource's write)
+_WHOLE_OBJECT: dict[tuple[str, str], Callable[[dict[str, Any], fields.Errors], None]] = {
+    ("", "ConfigMap"): data.config_map,
+    ("", "Secret"): data.secret,
+    ("", "Service"): services.validate,
+    ("", "Pod"): _pod,
+    ("", "PersistentVolumeClaim"): storage.claim,
+    ("", "PersistentVolume"): storage.volume,
+    ("policy", "PodDisruptionBudget"): apps.disruption_budget,
+    ("storage.k8s.io", "StorageClass"): storage.storage_class,
+}
 
 
 class BuiltinKinds:
@@ -67,6 +86,10 @@ class BuiltinKinds:
             data.merge_string_data(decoded)
         elif resource.group == rbac.GROUP:
             rbac.default(resource.kind, decoded)
+        elif resource.group == apps.GROUP:
+            apps.default(resource.kind, decoded)
+        elif resource.group == "" and resource.kind == "Service":
+            services.default(decoded)
         return decoded, unknown
 
     def validate(
@@ -79,20 +102,13 @@ class BuiltinKinds:
             size = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in annotations.items())
             if size > MAX_ANNOTATIONS:
                 errs.too_long("metadata.annotations", MAX_ANNOTATIONS)
-        if resource.crd_name is None and resource.group == rbac.GROUP:
+        if resource.crd_name is not None:
+            return errs.causes
+        if resource.group == rbac.GROUP:
             rbac.validate(resource.kind, obj, errs)
-        if resource.crd_name is None and resource.group == "" and not subresource:
-            if resource.kind == "ConfigMap":
-                data.config_map(obj, errs)
-            elif resource.kind == "Secret":
-                data.secret(obj, errs)
-            elif resource.kind == "Pod":
-                spec = obj.get("spec")
-                pods.pod_spec(spec if isinstance(spec, dict) else {}, errs)
-            elif resource.kind == "PersistentVolumeClaim":
-                storage.claim(obj, errs)
-            elif resource.kind == "PersistentVolume":
-                storage.volume(obj, errs)
-        if resource.crd_name is None and not subresource and resource.kind == "StorageClass":
-            storage.storage_class(obj, errs)
+        if not subresource:
+            if resource.group == apps.GROUP:
+                apps.validate(resource.kind, obj, errs)
+            elif check := _WHOLE_OBJECT.get((resource.group, resource.kind)):
+                check(obj, errs)
         return errs.causes

@@ -114,6 +114,15 @@ _KINDS: Final[dict[str, tuple[frozenset[str], _Rules]]] = {
     "Lease": (frozenset({"coordination.k8s.io"}), {}),
     "StorageClass": (frozenset({"storage.k8s.io"}), {}),
     "CustomResourceDefinition": (frozenset({"apiextensions.k8s.io"}), {}),
+    # apps workloads: their pod template merges as a pod's spec does
+    **{
+        kind: (frozenset({"apps"}), _pod_spec(("spec", "template", "spec")) | _STATUS_CONDITIONS)
+        for kind in ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet")
+    },
+    "ControllerRevision": (frozenset({"apps"}), {}),
+    "PodDisruptionBudget": (frozenset({"policy"}), _STATUS_CONDITIONS),
+    # endpoints and ports carry no patch strategy (atomic lists)
+    "EndpointSlice": (frozenset({"discovery.k8s.io"}), {}),
     # rules and subjects carry no patch strategy: a patch replaces them whole
     **{
         kind: (frozenset({"rbac.authorization.k8s.io"}), {})
