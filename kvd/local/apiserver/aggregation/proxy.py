@@ -31,7 +31,7 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
 from kvd import logs
-from kvd.local.apiserver import auth, kubelet
+from kvd.local.apiserver import audit, auth, kubelet
 from kvd.local.apiserver.aggregation import endpoints
 from kvd.local.apiserver.aggregation.availability import available
 from kvd.local.apiserver.aggregation.transport import Transport
@@ -57,7 +57,7 @@ HOP_BY_HOP = frozenset(
         "Content-Length",
     )
 )
-STRIPPED_PREFIXES = ("impersonate-", "x-remote-")
+STRIPPED_PREFIXES = ("impersonate-", "x-remote-", "audit-id")
 WEBSOCKET_HEADERS = frozenset(
     h.lower()
     for h in (
@@ -101,6 +101,8 @@ class Proxy:
         except (ssl.SSLError, ValueError) as exc:
             return _plain(503, f"invalid caBundle: {exc}")
         headers = forwarded_headers(request.headers, user)
+        # the backend's audit events carry this request's id, as kube's proxy passes it on
+        headers["Audit-ID"] = request.get(audit.AUDIT_ID, "")
         url = self.transport.url(target, request.rel_url.raw_path_qs)
         upgrade = request.headers.get(hdrs.UPGRADE, "")
         if upgrade:
@@ -188,6 +190,8 @@ def forwarded_headers(incoming: Any, user: auth.User) -> CIMultiDict[str]:
 async def _stream_back(request: web.Request, backend: aiohttp.ClientResponse) -> web.StreamResponse:
     response = web.StreamResponse(status=backend.status, reason=backend.reason)
     for name, value in backend.headers.items():
+        if name.lower() == "audit-id":
+            continue  # this server answers with its own (the same, from a kube backend)
         if name.lower() not in HOP_BY_HOP or name.lower() == "content-length":
             response.headers.add(name, value)
     if hdrs.CONTENT_LENGTH not in response.headers:

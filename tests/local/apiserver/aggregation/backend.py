@@ -12,7 +12,7 @@ recorded (`seen`) with the identity it got; it answers:
   upper-cased, and closes when the client does;
 - `…/stream`: three chunks, the last after the test sets `release`;
 - anything else: a JSON echo of what it got (method, path, query, user, groups, extra, body,
-  whether an Authorization header arrived).
+  whether an Authorization header arrived, the Audit-ID).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class Seen:
     authorization: bool
     body: str
     client_cn: str
+    audit_id: str
 
 
 @dataclass
@@ -125,6 +126,7 @@ class Backend:
             "Authorization" in request.headers,
             (await request.read()).decode(errors="replace"),
             names[0],
+            request.headers.get("Audit-ID", ""),
         )
         self.seen.append(seen)
         if request.path == f"/apis/{GROUP}/v1":
@@ -157,6 +159,7 @@ class Backend:
                 "extra": seen.extra,
                 "authorization": seen.authorization,
                 "body": seen.body,
+                "auditID": seen.audit_id,
             },
             status=201 if request.method == "POST" else 200,
         )

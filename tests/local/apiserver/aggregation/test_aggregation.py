@@ -145,6 +145,7 @@ def test_proxied_requests_carry_the_callers_identity(
     assert echo["user"] == "kvd-admin"
     assert echo["groups"] == ["system:masters", "system:authenticated"]
     assert echo["extra"] == {} and echo["authorization"] is False
+    assert echo["auditID"] and echo["auditID"] == answer.headers["Audit-Id"]
 
     # impersonation: the backend hears of the impersonated user (authorized as that user
     # here: masters, so allowed), extras included
