@@ -66,6 +66,7 @@ class Backend:
     allowed_names: list[str]
     seen: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    streamed: threading.Event = field(default_factory=threading.Event)  # `…/stream` ended
     port: int = 0
     refused: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
@@ -148,6 +149,7 @@ class Backend:
             await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 30)
             await response.write(b"three\n")
             await response.write_eof()
+            self.streamed.set()
             return response
         return web.json_response(
             {

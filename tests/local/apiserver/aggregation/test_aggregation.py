@@ -250,8 +250,10 @@ def test_websocket_and_streams_pass_through(aggregated: Aggregated) -> None:
 
     response = aggregated.request("GET", f"{VMI}/stream", preload_content=False)
     assert response.status == 200
-    first = response.read1(4) + response.read1(4)  # before the backend has finished
+    first = response.read1(4) + response.read1(4)
     assert first == b"one\ntwo\n"
+    # a proxy that buffered would have let these through only once the backend was done
+    assert not aggregated.backend.streamed.is_set()
     aggregated.backend.release.set()
     assert response.read() == b"three\n"
 
