@@ -357,7 +357,12 @@ def test_an_accepted_vm_or_replica_set_is_stored(e2e: E2E, row: Row) -> None:
         stored = e2e.kubectl("get", kind, name, "-o", "jsonpath={.metadata.uid}").stdout
         assert stored
     e2e.kubectl("delete", "-f", str(row.path))
-    assert e2e.kubectl("get", "vmis,pods", "-o", "name").stdout.strip() == ""
+    # what the VM made goes after it: a dataVolumeTemplate's DataVolume, and its importer pod
+    wait_for(
+        "nothing left of it",
+        lambda: e2e.kubectl("get", "vmis,pods,dv,pvc", "-o", "name").stdout.strip() == "",
+        timeout=60,
+    )
 
 
 def test_a_kernel_the_image_lacks_is_a_condition_naming_the_field(e2e: E2E) -> None:
