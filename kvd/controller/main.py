@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 
 from kvd import address_file, logs, metrics, rpc_server, rpc_tls
-from kvd.controller import access, service
+from kvd.controller import access, operations, service
 from kvd.controller.app import Controller, ControllerSettings
 from kvd.controller.handlers import Handlers
 from kvd.kube import authenticator, reviews
@@ -99,13 +99,18 @@ def _serve(
     raw = Raw(controller.api, timeout=REVIEW_TIMEOUT)
     # the API server's own audience: users' tokens are the ones their kubeconfig holds
     users = authenticator.TokenAuthenticator(functools.partial(reviews.token_review, raw))
+    checks = access.Access(users.authenticate, functools.partial(reviews.access_review, raw))
     servicer = service.ControllerServicer(
-        access=access.Access(users.authenticate, functools.partial(reviews.access_review, raw)),
-        vmis=controller.vmis.get,
-        handlers=Handlers(
-            controller.nodes.get,
-            ca_file=serving.handler_ca_file,
-            token_file=serving.handler_token_file,
+        access=checks,
+        operations=operations.Operations(
+            access=checks,
+            raw=raw,
+            vmis=controller.vmis.get,
+            handlers=Handlers(
+                controller.nodes.get,
+                ca_file=serving.handler_ca_file,
+                token_file=serving.handler_token_file,
+            ),
         ),
     )
     return service.serve(address=serving.listen, servicer=servicer, credentials=credentials)

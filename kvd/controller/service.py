@@ -1,21 +1,17 @@
 """ControllerService: the users' operations on VMs and VMIs, served by every controller replica.
 
-Every call goes the same way, as virt-api's subresource handlers do: authenticate the caller
-(`access.Access`: TokenReview), read what the call names, authorize it
-(SubjectAccessReview on its `subresources.kubevirt.io` resource, before any lookup), then act.
-Each replica serves, leader or not: the calls read only the informer caches every replica
-keeps warm, and write through the API server. The later issue "VirtualMachine verbs" fills in
-start/stop/restart/pause/unpause and VNC (and maps the aggregated `subresources.kubevirt.io`
-API onto these same methods); until then they authenticate and authorize like the rest, then
-answer UNIMPLEMENTED.
+The servicer is a thin adapter over `operations.Operations`, which the aggregated API
+(`subresources.py`) shares: each method authenticates the caller (`access.Access`: the bearer
+token's TokenReview), decodes the request, calls the operation (which authorizes with a
+SubjectAccessReview before any lookup, then acts), and maps a `lifecycle.Refusal` onto the
+contract's status code. Each replica serves, leader or not: the calls read the informer caches
+every replica keeps warm, or the API server, and write through it.
 
-Console: the VMI (from the cache) must be Running on a node; the stream is proxied to that
-node's HandlerService.Console (`handlers.Handlers`: TLS, the controller's own token), and
-from there on passes through unchanged. The caller's input is read by the handler call's
-request iterator; whichever side ends first ends the other (a caller that cancels cancels the
-handler call; a handler that ends the stream ends the caller's with the same status, except
-that the handler refusing the controller itself — UNAUTHENTICATED, PERMISSION_DENIED — means
-kvd is misconfigured and becomes INTERNAL, as the contract says).
+Console: the first message names the VMI; the operation opens the stream to its node's
+HandlerService.Console and answers with the handler's `opened`, then the guest's output. The
+caller's input is read by the handler call's request iterator; whichever side ends first ends
+the other (a caller that cancels closes the stream; a stream that fails ends the caller's call
+with the mapped status).
 """
 
 from __future__ import annotations
@@ -28,59 +24,89 @@ import grpc
 from kvd import logs, rpc_auth, rpc_server
 from kvd.api import kinds
 from kvd.controller import access
-from kvd.controller.handlers import HandlerConfigError, Handlers, HandlerUnreachable
+from kvd.controller import operations as ops
+from kvd.controller.lifecycle import Kind, Refusal
 from kvd.kube.reviews import ResourceAttributes, UserInfo
 from kvd.rpc.controller.v1 import controller_pb2, controller_pb2_grpc
-from kvd.rpc.handler.v1 import handler_pb2
 
 log = logs.get_logger(__name__)
-
-Json = dict[str, Any]
-VmiLookup = Callable[[str], Json | None]
-"""`namespace/name` → the VMI from the controller's cache, or None."""
 
 SERVICE_NAME = controller_pb2.DESCRIPTOR.services_by_name["ControllerService"].full_name
 MAX_WORKERS = 64  # each console holds one for its lifetime
 LATER = 'is not implemented yet: it comes with the issue "VirtualMachine verbs"'
 VMIS = kinds.VMI.plural
-VMS = "virtualmachines"
+VMS = kinds.VM.plural
 
-_TO_HANDLER_MODE = {
-    controller_pb2.CONSOLE_MODE_UNSPECIFIED: handler_pb2.CONSOLE_MODE_UNSPECIFIED,
-    controller_pb2.CONSOLE_MODE_READ_ONLY: handler_pb2.CONSOLE_MODE_READ_ONLY,
-    controller_pb2.CONSOLE_MODE_READ_WRITE: handler_pb2.CONSOLE_MODE_READ_WRITE,
+_MODES = {
+    controller_pb2.CONSOLE_MODE_READ_ONLY: "read-only",
+    controller_pb2.CONSOLE_MODE_READ_WRITE: "read-write",
 }
-_FROM_HANDLER_MODE = {h: c for c, h in _TO_HANDLER_MODE.items()}
-# The handler refusing the controller is kvd's misconfiguration, not the caller's problem.
-_MISCONFIGURED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+_TO_MODE = {name: mode for mode, name in _MODES.items()}
+_CODES = {
+    Kind.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    Kind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    Kind.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
+    Kind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Kind.CONFLICT: grpc.StatusCode.FAILED_PRECONDITION,
+    Kind.ABORTED: grpc.StatusCode.ABORTED,
+    Kind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Kind.INTERNAL: grpc.StatusCode.INTERNAL,
+}
 
 
 class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
-    def __init__(self, *, access: access.Access, vmis: VmiLookup, handlers: Handlers) -> None:
+    def __init__(self, *, access: access.Access, operations: ops.Operations) -> None:
         self._access = access
-        self._vmis = vmis
-        self._handlers = handlers
+        self._ops = operations
 
-    # --- the VirtualMachine verbs (a later issue) ----------------------------------------------
+    # --- the VirtualMachine verbs --------------------------------------------------------------
 
-    def StartVirtualMachine(self, request: Any, context: grpc.ServicerContext) -> NoReturn:  # noqa: N802
-        self._later(context, "StartVirtualMachine", request, VMS, "start")
+    def StartVirtualMachine(  # noqa: N802
+        self, request: controller_pb2.StartVirtualMachineRequest, context: grpc.ServicerContext
+    ) -> controller_pb2.StartVirtualMachineResponse:
+        user = self._caller(context)
+        _run(context, lambda: self._ops.start(user, request.namespace, request.name))
+        return controller_pb2.StartVirtualMachineResponse()
 
-    def StopVirtualMachine(self, request: Any, context: grpc.ServicerContext) -> NoReturn:  # noqa: N802
-        self._later(context, "StopVirtualMachine", request, VMS, "stop")
+    def StopVirtualMachine(  # noqa: N802
+        self, request: controller_pb2.StopVirtualMachineRequest, context: grpc.ServicerContext
+    ) -> controller_pb2.StopVirtualMachineResponse:
+        user = self._caller(context)
+        grace = _grace(context, request)
+        _run(
+            context,
+            lambda: self._ops.stop(user, request.namespace, request.name, grace_period=grace),
+        )
+        return controller_pb2.StopVirtualMachineResponse()
 
-    def RestartVirtualMachine(self, request: Any, context: grpc.ServicerContext) -> NoReturn:  # noqa: N802
-        self._later(context, "RestartVirtualMachine", request, VMS, "restart")
+    def RestartVirtualMachine(  # noqa: N802
+        self, request: controller_pb2.RestartVirtualMachineRequest, context: grpc.ServicerContext
+    ) -> controller_pb2.RestartVirtualMachineResponse:
+        user = self._caller(context)
+        grace = _grace(context, request)
+        _run(
+            context,
+            lambda: self._ops.restart(user, request.namespace, request.name, grace_period=grace),
+        )
+        return controller_pb2.RestartVirtualMachineResponse()
 
     def PauseVirtualMachineInstance(  # noqa: N802
-        self, request: Any, context: grpc.ServicerContext
-    ) -> NoReturn:
-        self._later(context, "PauseVirtualMachineInstance", request, VMIS, "pause")
+        self,
+        request: controller_pb2.PauseVirtualMachineInstanceRequest,
+        context: grpc.ServicerContext,
+    ) -> controller_pb2.PauseVirtualMachineInstanceResponse:
+        user = self._caller(context)
+        _run(context, lambda: self._ops.pause(user, request.namespace, request.name))
+        return controller_pb2.PauseVirtualMachineInstanceResponse()
 
     def UnpauseVirtualMachineInstance(  # noqa: N802
-        self, request: Any, context: grpc.ServicerContext
-    ) -> NoReturn:
-        self._later(context, "UnpauseVirtualMachineInstance", request, VMIS, "unpause")
+        self,
+        request: controller_pb2.UnpauseVirtualMachineInstanceRequest,
+        context: grpc.ServicerContext,
+    ) -> controller_pb2.UnpauseVirtualMachineInstanceResponse:
+        user = self._caller(context)
+        _run(context, lambda: self._ops.unpause(user, request.namespace, request.name))
+        return controller_pb2.UnpauseVirtualMachineInstanceResponse()
 
     def Vnc(  # noqa: N802
         self, request_iterator: Iterator[controller_pb2.VncRequest], context: grpc.ServicerContext
@@ -92,14 +118,6 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         rpc_server.abort(context, grpc.StatusCode.UNIMPLEMENTED, f"Vnc {LATER}")
         yield  # pragma: no cover - makes this a generator, as a response stream must be
 
-    def _later(
-        self, context: grpc.ServicerContext, rpc: str, request: Any, resource: str, verb: str
-    ) -> NoReturn:
-        user = self._caller(context)
-        ns, name = _named(context, request.namespace, request.name)
-        self._authorize(context, user, access.subresource(resource, verb, "update", ns, name))
-        rpc_server.abort(context, grpc.StatusCode.UNIMPLEMENTED, f"{rpc} {LATER}")
-
     # --- console -------------------------------------------------------------------------------
 
     def Console(  # noqa: N802
@@ -109,86 +127,42 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
     ) -> Iterator[controller_pb2.ConsoleResponse]:
         user = self._caller(context)
         first = _first(request_iterator, context)
-        ns, name = _named(context, first.open.namespace, first.open.name)
-        self._authorize(context, user, access.subresource(VMIS, "console", "get", ns, name))
-        mode = _TO_HANDLER_MODE.get(first.open.mode)
-        if mode is None or mode == handler_pb2.CONSOLE_MODE_UNSPECIFIED:
-            rpc_server.abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"console mode {first.open.mode} is not one: say READ_ONLY or READ_WRITE",
-            )
-        vmi, node = self._running(context, ns, name)
-        session_log = log.bind(rpc="console", vmi=f"{ns}/{name}", user=user.username, node=node)
-        try:
-            channel, stub = self._handlers.connect(node)
-        except HandlerUnreachable as exc:
-            rpc_server.abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
-        except HandlerConfigError as exc:
-            session_log.error("handler_credentials_missing", error=str(exc))
-            rpc_server.abort(context, grpc.StatusCode.INTERNAL, f"kvd is misconfigured: {exc}")
-        opened = handler_pb2.ConsoleOpen(
-            namespace=ns,
-            name=name,
-            uid=vmi["metadata"]["uid"],
-            mode=mode,
-            replay_bytes=first.open.replay_bytes,
-            take_over=first.open.take_over,
-        )
         bad_input: list[str] = []
-        call = stub.Console(_upstream(opened, request_iterator, bad_input))
-        if not context.add_callback(call.cancel):
-            call.cancel()  # the caller is gone already
-        session_log.info("console_opened", mode=first.open.mode)
-        failure: tuple[grpc.StatusCode, str] | None = None
+        closing: list[Callable[[], None]] = []
+        inputs = _inputs(request_iterator, bad_input, closing)
         try:
-            for response in call:
-                yield _from_handler(response)
-        except grpc.RpcError as exc:
-            failure = self._failure(exc, node, bad_input)
+            stream = self._ops.console(
+                user,
+                first.open.namespace,
+                first.open.name,
+                inputs,
+                mode=_MODES.get(first.open.mode, str(first.open.mode)),
+                replay_bytes=first.open.replay_bytes,
+                take_over=first.open.take_over,
+            )
+        except Refusal as refusal:
+            _abort(context, refusal)
+        closing.append(stream.close)
+        if not context.add_callback(stream.close):
+            stream.close()  # the caller is gone already
+        yield controller_pb2.ConsoleResponse(
+            opened=controller_pb2.ConsoleOpened(
+                mode=_TO_MODE[stream.mode or "read-only"], replay_bytes=stream.replay_bytes
+            )
+        )
+        failure: Refusal | None = None
+        try:
+            for chunk in stream:
+                yield controller_pb2.ConsoleResponse(output=chunk)
+        except Refusal as refusal:
+            failure = refusal
         finally:
-            call.cancel()
-            channel.close()
-        session_log.info("console_closed", error=failure[1] if failure else None)
-        if failure is not None and context.is_active():
-            rpc_server.abort(context, *failure)
-
-    def _failure(
-        self, exc: grpc.RpcError, node: str, bad_input: list[str]
-    ) -> tuple[grpc.StatusCode, str] | None:
-        code, details = exc.code(), exc.details() or ""
+            stream.close()
+        log.info("console_closed", error=failure.message if failure else None)
         if bad_input:
-            return grpc.StatusCode.INVALID_ARGUMENT, bad_input[0]
-        if code == grpc.StatusCode.CANCELLED:
-            return None  # the caller ended it
-        if code in _MISCONFIGURED:
-            log.error("handler_refused_controller", node=node, code=code.name, error=details)
-            return (
-                grpc.StatusCode.INTERNAL,
-                f"kvd is misconfigured: the handler of node {node} refused the controller "
-                f"({code.name}: {details})",
-            )
-        if code == grpc.StatusCode.UNAVAILABLE:  # the handler's, or its launcher's
-            details = f"node {node}: {details}"
-        return code, details
-
-    def _running(self, context: grpc.ServicerContext, ns: str, name: str) -> tuple[Json, str]:
-        vmi = self._vmis(f"{ns}/{name}")
-        if vmi is None:
-            rpc_server.abort(
-                context,
-                grpc.StatusCode.NOT_FOUND,
-                f'{VMIS}.{kinds.GROUP} "{name}" not found in namespace {ns}',
-            )
-        status = vmi.get("status") or {}
-        phase, node = status.get("phase") or "Pending", status.get("nodeName") or ""
-        if phase != "Running" or not node:
-            rpc_server.abort(
-                context,
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"VirtualMachineInstance {ns}/{name} is {phase}, not Running",
-            )
-        return vmi, str(node)
+            rpc_server.abort(context, grpc.StatusCode.INVALID_ARGUMENT, bad_input[0])
+        if failure is not None and context.is_active():
+            _abort(context, failure)
 
     # --- who calls ------------------------------------------------------------------------------
 
@@ -228,35 +202,52 @@ def _named(context: grpc.ServicerContext, namespace: str, name: str) -> tuple[st
     return namespace, name
 
 
-def _upstream(
-    opened: handler_pb2.ConsoleOpen,
+def _inputs(
     requests: Iterator[controller_pb2.ConsoleRequest],
     bad_input: list[str],
-) -> Iterator[handler_pb2.ConsoleRequest]:
-    """The handler call's requests: `open`, then the caller's input as it comes. Ends (a
-    half-close) when the caller's stream ends or fails; gRPC consumes it on its own thread."""
-    yield handler_pb2.ConsoleRequest(open=opened)
+    closing: list[Callable[[], None]],
+) -> Iterator[bytes]:
+    """The caller's keys, as they come; ends (a half-close upstream) when the caller's stream
+    ends or fails. A second `open` is an error: recorded, and the session closed."""
     try:
         for message in requests:
             if message.WhichOneof("message") == "open":
                 bad_input.append("`open` may only be the first console message")
+                for close in closing:
+                    close()
                 return
-            yield handler_pb2.ConsoleRequest(input=message.input)
+            yield message.input
     except grpc.RpcError:
-        return  # the caller cancelled; the RPC's callback cancels the handler call
+        return  # the caller cancelled; the RPC's callback closes the stream
 
 
-def _from_handler(response: handler_pb2.ConsoleResponse) -> controller_pb2.ConsoleResponse:
-    if response.WhichOneof("message") == "opened":
-        return controller_pb2.ConsoleResponse(
-            opened=controller_pb2.ConsoleOpened(
-                mode=_FROM_HANDLER_MODE.get(
-                    response.opened.mode, controller_pb2.CONSOLE_MODE_UNSPECIFIED
-                ),
-                replay_bytes=response.opened.replay_bytes,
+def _grace(
+    context: grpc.ServicerContext,
+    request: controller_pb2.StopVirtualMachineRequest | controller_pb2.RestartVirtualMachineRequest,
+) -> int | None:
+    """The grace period a stop asks for: None for the VMI's own, 0 for `force`."""
+    given = request.HasField("grace_period")
+    seconds = request.grace_period.seconds if given else None
+    if request.force:
+        if seconds:
+            rpc_server.abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"force stops at once: grace_period must be unset or 0, not {seconds}s",
             )
-        )
-    return controller_pb2.ConsoleResponse(output=response.output)
+        return 0
+    return seconds
+
+
+def _run(context: grpc.ServicerContext, call: Callable[[], None]) -> None:
+    try:
+        call()
+    except Refusal as refusal:
+        _abort(context, refusal)
+
+
+def _abort(context: grpc.ServicerContext, refusal: Refusal) -> NoReturn:
+    rpc_server.abort(context, _CODES[refusal.kind], refusal.message)
 
 
 def serve(
