@@ -1,12 +1,14 @@
-"""`kvdctl`: the user's CLI for VMs: `console` (start, stop, … arrive with the VM controller)."""
+"""`kvdctl`: the user's CLI for VMs, virtctl's verbs with virtctl's names and flags: `start`,
+`stop`, `restart`, `pause`, `unpause`, `console`, `vnc`, `version`. Each talks to the API server
+only (the aggregated API `subresources.kubevirt.io`), with the kubeconfig's credentials."""
 
 from __future__ import annotations
 
 import sys
 
-from kvd.cli import console, program, version
+from kvd.cli import console, program, verbs, vnc
 
-COMMANDS = (console.add_parser, version.add_parser)
+COMMANDS = (verbs.add_parsers, console.add_parser, vnc.add_parser)
 
 
 def main(argv: list[str] | None = None) -> int:
