@@ -27,7 +27,7 @@ from kvd.cli import program, verbs
 ESCAPE = b"\x1d"  # Ctrl+]
 REPLAY_BYTES = 4096  # enough of the recent output to show the prompt after connecting
 RETRY = 2.0  # seconds between attempts while the VMI is not running yet
-WAITING = (404, 409, 503)  # no VMI yet, not running yet, its node not reachable yet
+WAITING = (409, 503)  # not running yet, its node not reachable yet
 
 
 def add_parser(subparsers: program.Subparsers) -> None:
