@@ -8,7 +8,11 @@ through it, from `kvd.api.crds` — the same source as the chart's), the local n
 absent). It prints one line per component and the `export KUBECONFIG=…` line. The handler
 and the controller listen on ports they pick; each writes where to `DATA_DIR/<name>/address.json`
 (`kvd.address_file`) before its ready line, and that file, not the line, is what `up` and
-`kvdctl` read. Without `--detach` it stays in the foreground and Ctrl-C brings
+`kvdctl` read. Last, the controller's HTTPS API (`subresources.kubevirt.io`, address
+`subresources`) is registered as KubeVirt registers virt-api: a selectorless Service `kvd-api`,
+its EndpointSlice and the APIService `v1.subresources.kubevirt.io`, which `up` waits to see
+Available, so `kubectl get --raw /apis/subresources.kubevirt.io/v1/...` reaches the controller
+through the API server. Without `--detach` it stays in the foreground and Ctrl-C brings
 everything down; with it, `kvd local down` does.
 
 What runs is recorded in `DATA_DIR/cluster.json` (pid and kernel start time per component, so a
@@ -22,6 +26,7 @@ server answers is in `DATA_DIR/logs/audit.log` (kube's audit Events, level Metad
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -56,6 +61,11 @@ ADDRESS_FILE = "address.json"  # DATA_DIR/<component>/, written by the component
 LISTENERS = ("handler", "controller")  # the components that write one
 LOOPBACK = "127.0.0.1"  # where the handler and controller serve gRPC in the local cluster
 AUDIT_LOG = "audit.log"  # DATA_DIR/logs/, the API server's audit.k8s.io Events (one per request)
+API_SERVICE = "kvd-api"  # the selectorless Service in front of the controller's HTTPS API
+API_SERVICE_HOST = f"{API_SERVICE}.{KVD_NAMESPACE}.svc"
+SUBRESOURCES = "subresources.kubevirt.io"
+API_ADDRESS = "subresources"  # the controller's address file names its HTTPS API so
+AVAILABLE_TIMEOUT = 30.0
 
 
 class ClusterError(RuntimeError):
@@ -129,6 +139,9 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
             _save(data, list(alive.values()))
         raise
     _save(data, started)  # also the ones kept running after the last one started here
+    controller = next(c for c in started if c.name == "controller")
+    said = register_api(data, _listening(data, controller))
+    print(f"{'apiservice':<10} {said}", file=out, flush=True)
     print(f"\nexport KUBECONFIG={kubeconfig}", file=out, flush=True)
     return started
 
@@ -153,7 +166,10 @@ def _command(name: str, options: Options) -> tuple[list[str], str, str]:
     kubeconfig = credentials.service_account(
         raw, data, name, namespace=KVD_NAMESPACE, account=f"kvd-{name}"
     )
-    cert, key = tls.Certificates(data).issue(name, [LOOPBACK])
+    # the controller's certificate also serves subresources.kubevirt.io, which the API server
+    # verifies as the Service's name (`kvd-api.kvd.svc`), as kube-aggregator does
+    hosts = [LOOPBACK, *([API_SERVICE_HOST] if name == "controller" else [])]
+    cert, key = tls.Certificates(data).issue(name, hosts)
     serving = [
         "--listen", f"{LOOPBACK}:0", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
     ]  # fmt: skip
@@ -165,6 +181,7 @@ def _command(name: str, options: Options) -> tuple[list[str], str, str]:
             "--handler-token-file", str(handler_token), "--api-listen", f"{LOOPBACK}:0",
             "--launcher-dir", str(data / LAUNCHER_DIR), "--identity", f"{options.node_name}-local",
             "--metrics-listen", "127.0.0.1:0", "--address-file", str(_address_path(data, name)),
+            "--api-listen", f"{LOOPBACK}:0",
         ], "kvd controller: ready", "ready "  # fmt: skip
     return [
         "handler", "--node-name", options.node_name, "--kubeconfig", str(kubeconfig), *serving,
@@ -426,6 +443,114 @@ def _reconcile(raw: client.Raw, body: dict[str, Any]) -> None:
         current = raw.get(path)
         wanted = {**body, "metadata": {**current["metadata"], **body["metadata"]}}
         raw.update(path, wanted)
+
+
+def register_api(data: Path, controller: address_file.Listening) -> str:
+    """Register the controller's `subresources.kubevirt.io` API with the API server, as
+    KubeVirt's virt-api is registered: the selectorless Service `kvd-api`, an EndpointSlice
+    naming where the controller listens (it changes at each start), and the APIService
+    `v1.subresources.kubevirt.io` trusting the local CA. Waits until the API server finds it
+    Available; a controller that does not serve it is left unregistered. Returns what to show."""
+    address = controller.addresses.get(API_ADDRESS)
+    if address is None:
+        return f"not registered: the controller serves no {SUBRESOURCES} API"
+    host, _, port = address.rpartition(":")
+    raw = _admin(data)
+    ca = (data / "pki" / "ca.crt").read_bytes()
+    _reconcile_service(raw, int(port))
+    for body in (_endpoint_slice(host.strip("[]"), int(port)), _apiservice(ca)):
+        _reconcile_retrying(raw, body)
+    name = f"v1.{SUBRESOURCES}"
+    deadline = time.monotonic() + AVAILABLE_TIMEOUT
+    while True:
+        found = raw.get(f"/apis/apiregistration.k8s.io/v1/apiservices/{name}")
+        condition: dict[str, Any] = next(
+            (
+                c
+                for c in (found.get("status") or {}).get("conditions") or []
+                if c["type"] == "Available"
+            ),
+            {},
+        )
+        if condition.get("status") == "True":
+            return f"{name} Available ({address})"
+        if time.monotonic() > deadline:
+            raise ClusterError(
+                f"APIService {name} not Available after {AVAILABLE_TIMEOUT:.0f}s: "
+                f"{condition.get('reason', 'no condition')}: {condition.get('message', '')}"
+            )
+        time.sleep(0.1)
+
+
+def _reconcile_retrying(raw: client.Raw, body: dict[str, Any], attempts: int = 5) -> None:
+    """`_reconcile`, again when the object changed between its read and its write (the API
+    server's availability controller writes the APIService's status meanwhile)."""
+    from kvd.kube import client  # noqa: PLC0415
+
+    for attempt in range(attempts):
+        try:
+            _reconcile(raw, body)
+            return
+        except client.ApiError as exc:
+            if not exc.conflict or attempt == attempts - 1:
+                raise
+
+
+def _reconcile_service(raw: client.Raw, port: int) -> None:
+    """The Service, keeping what the API server allocated (its cluster IP) on an update."""
+    from kvd.kube import client  # noqa: PLC0415
+
+    path = f"/api/v1/namespaces/{KVD_NAMESPACE}/services"
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": API_SERVICE, "namespace": KVD_NAMESPACE},
+        "spec": {"ports": [{"name": "api", "port": 443, "protocol": "TCP", "targetPort": port}]},
+    }
+    try:
+        current = raw.get(f"{path}/{API_SERVICE}")
+    except client.ApiError as exc:
+        if not exc.not_found:
+            raise
+        raw.create(path, body)
+        return
+    spec = {**(current.get("spec") or {}), **body["spec"]}
+    raw.update(f"{path}/{API_SERVICE}", {**body, "metadata": current["metadata"], "spec": spec})
+
+
+def _endpoint_slice(host: str, port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": API_SERVICE,
+            "namespace": KVD_NAMESPACE,
+            "labels": {
+                "kubernetes.io/service-name": API_SERVICE,
+                "endpointslice.kubernetes.io/managed-by": "kvd-local-up",
+            },
+        },
+        "addressType": "IPv6" if ":" in host else "IPv4",
+        "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
+        "ports": [{"name": "api", "port": port, "protocol": "TCP"}],
+    }
+
+
+def _apiservice(ca: bytes) -> dict[str, Any]:
+    """KubeVirt's registration of virt-api (its priorities), trusting the local CA."""
+    return {
+        "apiVersion": "apiregistration.k8s.io/v1",
+        "kind": "APIService",
+        "metadata": {"name": f"v1.{SUBRESOURCES}"},
+        "spec": {
+            "group": SUBRESOURCES,
+            "version": "v1",
+            "groupPriorityMinimum": 1000,
+            "versionPriority": 15,
+            "service": {"name": API_SERVICE, "namespace": KVD_NAMESPACE, "port": 443},
+            "caBundle": base64.b64encode(ca).decode(),
+        },
+    }
 
 
 def _create_absent(raw: Any, path: str, body: dict[str, Any]) -> None:

@@ -124,7 +124,7 @@ class Kubelet:
                 protocols=(node.protocol,) if node.protocol else (), max_msg_size=0
             )
             await client.prepare(request)
-            await _relay(client, node)
+            await relay(client, node)
         finally:
             await node.close()
         return client
@@ -264,7 +264,7 @@ def _gone(request: web.Request) -> bool:
     return request.transport is None or request.transport.is_closing()
 
 
-async def _relay(client: web.WebSocketResponse, node: aiohttp.ClientWebSocketResponse) -> None:
+async def relay(client: web.WebSocketResponse, node: aiohttp.ClientWebSocketResponse) -> None:
     """Copy messages both ways until one side closes; then close the other with its code."""
 
     async def copy(

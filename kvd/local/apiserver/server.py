@@ -55,6 +55,8 @@ from kvd.local.apiserver import (
     tables,
     tls,
 )
+from kvd.local.apiserver.aggregation import aggregator
+from kvd.local.apiserver.aggregation import validation as apiservices
 from kvd.local.apiserver.errors import APIError
 from kvd.local.apiserver.objects import PATCH_TYPES, FieldValidation, Objects, Target
 from kvd.local.apiserver.rbac import bootstrap, escalation, impersonation
@@ -119,6 +121,7 @@ class APIServer:
                 namespaces.NamespaceStrategy(),
                 RBACEscalation(self.rbac, self.authorizer),
                 crds.CRDValidation(),
+                apiservices.APIServiceValidation(),
                 admission.KubeVirtAdmission(),
             ),
             kinds=kinds.BuiltinKinds(openapi.load),
@@ -147,6 +150,9 @@ class APIServer:
         self.aggregation = AggregationController(self.objects)
         bootstrap.ensure(self.objects)
         self.aggregation.settle()
+        # API aggregation (APIServices); `aggregation` above is ClusterRole aggregation
+        self.aggregator = aggregator.Aggregator(self.objects, self.certificates)
+        self.aggregator.publish()
 
     def _ensure_namespaces(self) -> None:
         ns = self.registry.get("", "namespaces")
@@ -196,6 +202,7 @@ class APIServer:
             ("crds", self.crds.run),
             ("serviceaccounts", self.sa_controller.run),
             ("clusterrole_aggregation", self.aggregation.run),
+            ("apiservice_availability", self.aggregator.run),
         ):
             self._tasks.append(asyncio.create_task(_keep_running(name, run)))
 
@@ -204,6 +211,7 @@ class APIServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.kubelet.close()
+        await self.aggregator.close()
         self.rbac.close()
         decoding.PARSER.close()
         self.store.close()
@@ -276,6 +284,10 @@ class APIServer:
                     "the server does not allow this method on the requested resource"
                 )
             return self.openapi.handle(request, parts)
+        if len(parts) >= 3 and parts[0] == "apis":
+            apiservice = self.aggregator.apiservice(parts[1], parts[2])
+            if apiservice is not None:  # authenticated and authorized above, as kube's chain
+                return await self.aggregator.handle(request, apiservice, request[USER])
         static = self._static(path, parts, request)
         if static is not None:
             if isinstance(static, APIError):
@@ -300,9 +312,13 @@ class APIServer:
         if path == "/api":
             return discovery.api_versions(request.host)
         if path == "/apis":
-            return discovery.api_group_list(self.registry)
+            return self.aggregator.group_list(discovery.api_group_list(self.registry))
         if len(parts) == 2 and parts[0] == "apis":
-            return discovery.api_group(self.registry, parts[1]) or _not_found()
+            return (
+                discovery.api_group(self.registry, parts[1])
+                or self.aggregator.api_group(parts[1])
+                or _not_found()
+            )
         if len(parts) == 2 and parts[0] == "api":
             return discovery.resource_list(self.registry, "", parts[1]) or _not_found()
         if len(parts) == 3 and parts[0] == "apis":

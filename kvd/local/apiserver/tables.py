@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kvd.local.apiserver import jsonpath
+from kvd.local.apiserver.aggregation import columns as apiservice_columns
 from kvd.local.apiserver.registry import Column, ResourceDef
 
 AGE = Column("Age", "date", ".metadata.creationTimestamp")
@@ -253,6 +254,15 @@ _BUILTIN: dict[tuple[str, str], Builtin] = {
         _binding_cells,
     ),
 }
+
+_BUILTIN[("apiregistration.k8s.io", "apiservices")] = (
+    [_col("Service"), _col("Available"), _col("Age")],
+    lambda o: [
+        apiservice_columns.service(o),
+        apiservice_columns.available(o),
+        age(o["metadata"].get("creationTimestamp")),
+    ],
+)
 
 
 def columns_for(

@@ -26,9 +26,12 @@ from cryptography.x509.oid import NameOID
 
 VALIDITY = datetime.timedelta(days=3650)
 ISSUED_VALIDITY = datetime.timedelta(days=365)
+# the server's own files in pki/, which a component's certificate must not replace
+RESERVED = ("ca", "apiserver", "sa", "front-proxy-ca", "front-proxy-client")
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
+def write_file(path: Path, data: bytes, mode: int) -> None:
+    """Replace `path` atomically with `data`, created with `mode`."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:
@@ -36,7 +39,7 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     tmp.replace(path)
 
 
-def _key_bytes(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_bytes(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -55,53 +58,27 @@ class Certificates:
 
     def _generate(self, hosts: tuple[str, ...]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        now = datetime.datetime.now(datetime.UTC)
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kvd-local-ca")])
-        ca = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        key, cert = _serving(ca_key, ca_name, "kvd-local-apiserver", hosts, VALIDITY)
-        _write(self.dir / "ca.key", _key_bytes(ca_key), 0o600)
-        _write(self.ca_cert, ca.public_bytes(serialization.Encoding.PEM), 0o644)
-        _write(self.key, _key_bytes(key), 0o600)
-        _write(self.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        ca, ca_key = new_authority("kvd-local-ca")
+        key, cert = _serving(ca_key, ca.subject, "kvd-local-apiserver", hosts, VALIDITY)
+        write_file(self.dir / "ca.key", key_bytes(ca_key), 0o600)
+        write_file(self.ca_cert, ca.public_bytes(serialization.Encoding.PEM), 0o644)
+        write_file(self.key, key_bytes(key), 0o600)
+        write_file(self.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
     def issue(self, name: str, hosts: Sequence[str]) -> tuple[Path, Path]:
         """A serving certificate for the component `name`, valid for `hosts` (IP addresses and
         DNS names), signed by this CA: written to `pki/<name>.crt` and `pki/<name>.key`
         (0600), replacing an earlier one; returns (certificate, key)."""
-        if not name or "/" in name or name in ("ca", "apiserver", "sa"):
+        if not name or "/" in name or name in RESERVED:
             raise ValueError(f"{name!r} cannot name a component's certificate")
         if not hosts:
             raise ValueError(f"a certificate for {name} must name at least one host")
         ca, ca_key = self.authority()
         key, cert = _serving(ca_key, ca.subject, f"kvd-local-{name}", hosts, ISSUED_VALIDITY)
         cert_path, key_path = self.dir / f"{name}.crt", self.dir / f"{name}.key"
-        _write(key_path, _key_bytes(key), 0o600)  # the key first: a new cert never pairs an old key
-        _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        # the key first: a new certificate never pairs with an old key
+        write_file(key_path, key_bytes(key), 0o600)
+        write_file(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
         return cert_path, key_path
 
     def server_context(self) -> ssl.SSLContext:
@@ -120,6 +97,39 @@ class Certificates:
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise TypeError(f"{self.dir / 'ca.key'} is not an EC key")
         return cert, key
+
+
+def new_authority(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed CA (certificate, key) that may sign leaf certificates only."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return ca, ca_key
 
 
 def _serving(

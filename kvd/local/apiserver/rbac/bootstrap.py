@@ -320,6 +320,19 @@ def _binding(role: str, *groups: str) -> dict[str, Any]:
     }
 
 
+def namespaced_roles() -> list[dict[str, Any]]:
+    """kube's bootstrap Roles in kube-system that this server has a use for: the reader of the
+    front-proxy trust ConfigMap, which an aggregated API server binds itself to."""
+    reader = {
+        "verbs": list(READ),
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["extension-apiserver-authentication"],
+    }
+    role = _cluster_role("extension-apiserver-authentication-reader", [reader])
+    return [{**role, "kind": "Role", "metadata": {**role["metadata"], "namespace": "kube-system"}}]
+
+
 def cluster_role_bindings() -> list[dict[str, Any]]:
     return [
         _binding("cluster-admin", "system:masters"),
@@ -383,11 +396,13 @@ def ensure(objects: Objects) -> None:
     for plural, wanted, reconcile in (
         ("clusterroles", cluster_roles(), reconcile_role),
         ("clusterrolebindings", cluster_role_bindings(), None),
+        ("roles", namespaced_roles(), reconcile_role),
     ):
         resource = registry.get(RBAC_GROUP, plural)
         assert resource is not None
         for obj in wanted:
-            t = Target(resource, "v1", "", obj["metadata"]["name"])
+            namespace = obj["metadata"].get("namespace", "")
+            t = Target(resource, "v1", namespace, obj["metadata"]["name"])
             try:
                 _ensure_one(objects, t, obj, roles=reconcile is not None)
             except APIError as exc:  # one bad default must not keep the server down
@@ -395,7 +410,7 @@ def ensure(objects: Objects) -> None:
 
 
 def _ensure_one(objects: Objects, t: Target, expected: dict[str, Any], *, roles: bool) -> None:
-    existing = objects.store.get(t.resource.key, "", t.name)
+    existing = objects.store.get(t.resource.key, t.namespace, t.name)
     if existing is None:
         objects.create(t, expected, validation="Strict", dry_run=False, manager=MANAGER)
         return
@@ -403,7 +418,7 @@ def _ensure_one(objects: Objects, t: Target, expected: dict[str, Any], *, roles:
         updated = reconcile_role(existing, expected)
         if updated is not None:
             objects.update(t, updated, validation="Strict", dry_run=False, manager=MANAGER)
-            log.info("rbac_default_reconciled", clusterrole=t.name)
+            log.info("rbac_default_reconciled", role=t.name, kind=t.resource.kind)
         return
     change = reconcile_binding(existing, expected)
     if change is None:
