@@ -178,7 +178,7 @@ def _command(name: str, options: Options) -> tuple[list[str], str, str]:
         return [
             "controller", "--kubeconfig", str(kubeconfig), "--namespace", KVD_NAMESPACE, *serving,
             "--handler-ca-file", str(data / "pki" / "ca.crt"),
-            "--handler-token-file", str(handler_token), "--api-listen", f"{LOOPBACK}:0",
+            "--handler-token-file", str(handler_token),
             "--launcher-dir", str(data / LAUNCHER_DIR), "--identity", f"{options.node_name}-local",
             "--metrics-listen", "127.0.0.1:0", "--address-file", str(_address_path(data, name)),
             "--api-listen", f"{LOOPBACK}:0",
