@@ -49,23 +49,48 @@ def add_parser(subparsers: program.Subparsers) -> None:
     parser.set_defaults(run=run)
 
 
+def wait_running(api: Any, ns: str, name: str, *, minutes: float) -> None:
+    """Until the VMI (read as the user) is Running, or a one-line error saying what it is.
+
+    Read first rather than learnt from a refused upgrade: a proxy in between may not pass the
+    controller's reason on, and the user deserves `not found` or `Scheduled, not Running`."""
+    from kvd.api import kinds  # noqa: PLC0415
+    from kvd.kube import client  # noqa: PLC0415
+
+    deadline = time.monotonic() + max(0.0, minutes) * 60
+    said = False
+    while True:
+        try:
+            vmi = client.Raw(api).get(kinds.VMI.path(ns, name))
+        except client.ApiError as exc:
+            raise verbs.refused(exc) from None
+        phase = (vmi.get("status") or {}).get("phase") or "Pending"
+        if phase == "Running":
+            return
+        if phase in ("Succeeded", "Failed") or time.monotonic() + RETRY > deadline:
+            raise program.CommandError(
+                f"VirtualMachineInstance {ns}/{name} is {phase}, not Running"
+            )
+        if not said:
+            print(f"Waiting for {ns}/{name} to run (it is {phase})", file=sys.stderr, flush=True)
+            said = True
+        time.sleep(RETRY)
+
+
 def open_console(args: argparse.Namespace, api: Any, ns: str) -> Any:
     """The console's websocket, once the VMI runs (or why not, when `--timeout` is over)."""
     from kvd.kube import client, subresources  # noqa: PLC0415 - the client only for this
 
+    wait_running(api, ns, args.name, minutes=args.timeout)
     where = subresources.path(ns, verbs.VMI, args.name, "console")
     deadline = time.monotonic() + max(0.0, args.timeout) * 60
-    said = False
     while True:
         try:
             return subresources.open_stream(api, where, query={"replayBytes": str(REPLAY_BYTES)})
         except client.ApiError as exc:
             if exc.status not in WAITING or time.monotonic() + RETRY > deadline:
                 raise verbs.refused(exc) from None
-            if not said:
-                print(f"Waiting for {ns}/{args.name}: {exc.message}", file=sys.stderr, flush=True)
-                said = True
-            time.sleep(RETRY)
+            time.sleep(RETRY)  # it was Running a moment ago: its node is catching up
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from kvd.cli import program, verbs
+from kvd.cli import console, program, verbs
 
 # viewer → its arguments for 127.0.0.1:PORT
 VIEWERS = {
@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from kvd.kube import client, subresources  # noqa: PLC0415
 
     api, ns = verbs.connect(args)
+    console.wait_running(api, ns, args.name, minutes=0)
     where = subresources.path(ns, verbs.VMI, args.name, "vnc")
     viewer = None if args.proxy_only else _viewer()
     try:  # the first connection now: a refusal is said here, not in a viewer's dialog

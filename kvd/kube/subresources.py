@@ -114,4 +114,6 @@ def _refusal(code: int, body: bytes | str | None) -> ApiError:
     if not isinstance(status, dict):
         status = {}
     message = str(status.get("message") or text.strip() or f"HTTP {code}")
+    if not status.get("message") and len(message) < 40:  # a proxy's word for it, not a reason
+        message = f"the API server refused the connection: HTTP {code} ({message})"
     return ApiError(code, str(status.get("reason") or code), message)
