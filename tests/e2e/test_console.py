@@ -77,6 +77,20 @@ def test_console_is_the_guests_shell_and_ctrl_bracket_leaves_it_running(e2e: E2E
     e2e.kubectl("delete", "vmi", "term")
 
 
+def test_console_waits_for_a_vmi_still_starting(e2e: E2E) -> None:
+    e2e.apply(vmi_manifest("late", marker="late-booted"))
+    terminal = Terminal("late", "--timeout", "3", "--data-dir", str(e2e.cluster.data_dir))
+    try:
+        terminal.expect("Waiting for default/late to run")
+        terminal.expect("Successfully connected to late console", timeout=180)
+        terminal.expect("late-booted", timeout=90)
+        terminal.send(b"\x1d")
+        assert terminal.proc.wait(timeout=10) == 0
+    finally:
+        terminal.close()
+    e2e.kubectl("delete", "vmi", "late")
+
+
 def test_console_of_a_vmi_that_is_not_there_says_so(e2e: E2E) -> None:
     done = subprocess.run(
         [KVDCTL, "console", "nothere", "--data-dir", str(e2e.cluster.data_dir)],
