@@ -7,6 +7,7 @@ with a test front proxy: tests/controller/test_subresources.py.)"""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,9 @@ import pytest
 
 from tests.e2e import vms
 from tests.e2e.conftest import E2E, Json
-from tests.e2e.test_console import KVDCTL
+from tests.e2e.test_console import KVDCTL, Terminal
 from tests.e2e.test_vm import uid, vm_manifest
-from tests.support.waiting import wait_for
+from tests.support.waiting import holds_for, wait_for
 
 pytestmark = pytest.mark.integration
 API = "/apis/subresources.kubevirt.io/v1"
@@ -66,16 +67,47 @@ def test_start_restart_stop_change_the_vm_as_kubevirts_do(e2e: E2E) -> None:
     e2e.kubectl("delete", "vm", "verbs")
 
 
+def uptime(terminal: Terminal, tag: str) -> int:
+    """The guest's uptime in seconds, asked on its console."""
+    terminal.send(f"echo {tag}-$(cut -d. -f1 /proc/uptime)-end\r".encode())
+    terminal.expect(f"{tag}-")
+    found = wait_for(
+        f"the guest's answer {tag}",
+        lambda: re.search(rf"{tag}-(\d+)-end", terminal.screen.text),
+        timeout=30,
+    )
+    return int(found[1])
+
+
 def test_pause_shows_the_paused_condition_and_unpause_clears_it(e2e: E2E) -> None:
     e2e.apply(vm_manifest("sleepy", runStrategy="Always"))
     vms.running_vmi(e2e, "sleepy")
-    assert kvdctl(e2e, "pause", "vmi", "sleepy").stdout == "VMI sleepy was scheduled to pause\n"
-    wait_for("the VMI's Paused condition", lambda: paused(e2e, "sleepy"), timeout=60)
-    twice = kvdctl(e2e, "pause", "vm", "sleepy", check=False)
-    assert twice.returncode == 1 and "already paused" in twice.stderr
-    kvdctl(e2e, "unpause", "vm", "sleepy")
-    wait_for("the Paused condition to go", lambda: not paused(e2e, "sleepy"), timeout=60)
-    assert (e2e.vmi("sleepy") or {})["status"]["phase"] == "Running"
+    terminal = Terminal("sleepy", "--data-dir", str(e2e.cluster.data_dir))
+    try:
+        terminal.expect("Successfully connected to sleepy console")
+        terminal.send(b"\r")
+        terminal.expect("kvd-demo:/#", timeout=120)
+        before = uptime(terminal, "before")
+        assert kvdctl(e2e, "pause", "vmi", "sleepy").stdout == "VMI sleepy was scheduled to pause\n"
+        wait_for("the VMI's Paused condition", lambda: paused(e2e, "sleepy"), timeout=60)
+        twice = kvdctl(e2e, "pause", "vm", "sleepy", check=False)
+        assert twice.returncode == 1 and "already paused" in twice.stderr
+        terminal.send(b"echo while-$((6 * 7))-paused\r")  # typed now, answered once it runs
+        holds_for(
+            "a paused guest not to answer",
+            lambda: "while-42-paused" not in terminal.screen.text,
+            seconds=3,
+        )
+        kvdctl(e2e, "unpause", "vm", "sleepy")
+        wait_for("the Paused condition to go", lambda: not paused(e2e, "sleepy"), timeout=60)
+        assert (e2e.vmi("sleepy") or {})["status"]["phase"] == "Running"
+        terminal.expect("while-42-paused")
+        # the guest runs again and its clock goes on from where it was
+        assert uptime(terminal, "after") >= before
+        terminal.send(b"\x1d")
+        assert terminal.proc.wait(timeout=10) == 0
+    finally:
+        terminal.close()
     e2e.kubectl("delete", "vm", "sleepy")
 
 
