@@ -4,14 +4,19 @@ only (the aggregated API `subresources.kubevirt.io`), with the kubeconfig's cred
 
 from __future__ import annotations
 
+import os
 import sys
 
+from kvd import logs
 from kvd.cli import console, program, verbs, vnc
 
 COMMANDS = (verbs.add_parsers, console.add_parser, vnc.add_parser)
 
 
 def main(argv: list[str] | None = None) -> int:
+    # stdout is the command's answer (`vnc --proxy-only` prints JSON) and a failure is one line
+    # on stderr: the modules' logs are for debugging, asked for with KVD_LOG_LEVEL
+    logs.configure(level=os.environ.get("KVD_LOG_LEVEL", "critical"), stream=sys.stderr)
     return program.run(program.parser("kvdctl", "Control kvd virtual machines.", COMMANDS), argv)
 
 
