@@ -45,6 +45,7 @@ VMS = kinds.VM.plural
 HANDLER_TIMEOUT = 15.0  # a pause or unpause: the launcher answers once libvirt has
 ATTEMPTS = 3  # reads and guarded writes, when another writer got in between
 JSON_PATCH = "application/json-patch+json"
+_TEST_FAILED = ("test failed", "test operation does not apply")
 _MODES: dict[str, handler_pb2.ConsoleMode] = {
     "read-only": handler_pb2.CONSOLE_MODE_READ_ONLY,
     "read-write": handler_pb2.CONSOLE_MODE_READ_WRITE,
@@ -221,9 +222,9 @@ class Operations:
         try:
             self._raw.request("PATCH", path, body=patch.ops, query=query, content_type=JSON_PATCH)
         except ApiError as exc:
-            if exc.status in (409, 422) and "test" in exc.message.lower():
-                raise _Stale from None
-            if exc.conflict:
+            # a failed `test` (422 here, as kube's; KubeVirt matches kube's wording) or a 409
+            test_failed = any(words in exc.message for words in _TEST_FAILED)
+            if exc.conflict or (exc.status == 422 and test_failed):
                 raise _Stale from None
             raise _api_refusal(exc) from None
 

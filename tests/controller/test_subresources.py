@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from kvd.controller import frontproxy, subresources
+from kvd.kube import client
 from tests.controller.stack import NAME, NS, VMIS, VMS, Stack, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -142,19 +143,22 @@ def api(tmp_path_factory: pytest.TempPathFactory, guest_dir: Path) -> Iterator[A
         other_key = ec.generate_private_key(ec.SECP256R1())
         other = ("another-ca", other_key)
         stack.identities.service_account("kube-system", "default")  # and its namespace
-        stack.raw.create(
-            "/api/v1/namespaces/kube-system/configmaps",
-            {
-                "metadata": {"name": frontproxy.NAME},
-                "data": {
-                    "requestheader-client-ca-file": ca_pem,
-                    "requestheader-allowed-names": json.dumps([PROXY_NAME]),
-                    "requestheader-username-headers": json.dumps(["X-Remote-User"]),
-                    "requestheader-group-headers": json.dumps(["X-Remote-Group"]),
-                    "requestheader-extra-headers-prefix": json.dumps(["X-Remote-Extra-"]),
-                },
+        # the test's own front proxy, in place of the one the API server may publish itself
+        current = stack.raw.get(frontproxy.PATH) if _exists(stack, frontproxy.PATH) else None
+        configmap = {
+            "metadata": {"name": frontproxy.NAME, **_version_of(current)},
+            "data": {
+                "requestheader-client-ca-file": ca_pem,
+                "requestheader-allowed-names": json.dumps([PROXY_NAME]),
+                "requestheader-username-headers": json.dumps(["X-Remote-User"]),
+                "requestheader-group-headers": json.dumps(["X-Remote-Group"]),
+                "requestheader-extra-headers-prefix": json.dumps(["X-Remote-Extra-"]),
             },
-        )
+        }
+        if current is None:
+            stack.raw.create("/api/v1/namespaces/kube-system/configmaps", configmap)
+        else:
+            stack.raw.update(frontproxy.PATH, configmap)
         cert, key = stack.pki.issue("subresources", ["127.0.0.1"])
         server = subresources.serve(
             address="127.0.0.1:0",
@@ -172,6 +176,20 @@ def api(tmp_path_factory: pytest.TempPathFactory, guest_dir: Path) -> Iterator[A
             )
         finally:
             server.stop()
+
+
+def _exists(stack: Stack, path: str) -> bool:
+    try:
+        stack.raw.get(path)
+    except client.ApiError as exc:
+        if exc.not_found:
+            return False
+        raise
+    return True
+
+
+def _version_of(obj: dict[str, Any] | None) -> dict[str, Any]:
+    return {"resourceVersion": obj["metadata"]["resourceVersion"]} if obj else {}
 
 
 def test_discovery_version_and_health_need_no_user(api: Api) -> None:
