@@ -103,14 +103,15 @@ CONTROLLER_RULES: Final = (
     rule(
         (kinds.GROUP,),
         ("virtualmachineinstances",),
-        ("list", "watch", "create", "patch", "delete"),
+        ("get", "list", "watch", "create", "patch", "delete"),
     ),
     rule(
         (kinds.GROUP,),
         ("virtualmachines", "virtualmachineinstancereplicasets"),
         ("list", "watch"),
     ),
-    rule((kinds.GROUP,), ("virtualmachines",), ("patch",)),  # finalizer, a Start's runStrategy
+    # finalizer, a Start's runStrategy; the verbs read a VM fresh before they patch it
+    rule((kinds.GROUP,), ("virtualmachines",), ("get", "patch")),
     rule(
         (kinds.GROUP,),
         ("virtualmachines/status", "virtualmachineinstancereplicasets/status"),
@@ -130,6 +131,9 @@ CONTROLLER_RULES: Final = (
     # ControllerService: who calls (TokenReview), and may they (SubjectAccessReview)
     rule(("authentication.k8s.io",), ("tokenreviews",), ("create",)),
     rule(("authorization.k8s.io",), ("subjectaccessreviews",), ("create",)),
+    # subresources.kubevirt.io: the front proxy's CA and identity headers (kube-aggregator's
+    # contract; the ConfigMap lives in kube-system)
+    rule(("",), ("configmaps",), ("get",), ("extension-apiserver-authentication",)),
 )
 CONTROLLER_NAMESPACE_RULES: Final = (
     rule(("coordination.k8s.io",), ("leases",), ("create",)),  # create takes no name

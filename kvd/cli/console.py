@@ -1,13 +1,12 @@
-"""`kvdctl console NAME`: the VMI's serial console, interactive.
+"""`kvdctl console NAME`: the VMI's serial console, interactive, as `virtctl console`.
 
-With nothing but the user's kubeconfig, as `virtctl console`: the VMI is looked up through the
-API as the user (its phase), then the console comes from the controller's ControllerService
-(which authorizes the user for `virtualmachineinstances/console` and proxies to the VMI's node),
-over TLS verified with the kubeconfig's CA, with the kubeconfig's bearer token. The
-controller's address is `--address`, or, on the local cluster, the one its address file in the
-data dir names. A refusal is one line, the controller's (`User "alice" cannot get …`). The
-terminal is put in raw mode, so keys reach the guest unchanged; `Ctrl+]` ends the session, as
-with `virsh console`.
+With nothing but the user's kubeconfig: a websocket (subprotocol `plain.kubevirt.io`) to
+`subresources.kubevirt.io/v1/.../virtualmachineinstances/NAME/console` through the API server,
+which proxies it to kvd's controller, which authorizes the user for
+`virtualmachineinstances/console` and proxies on to the VMI's node. A refusal is one line, the
+server's (`User "bob" cannot get virtualmachineinstances/console …`). A VMI that does not run
+yet is waited for, up to `--timeout` minutes (virtctl's default: 5). The terminal is put in raw
+mode, so keys reach the guest unchanged; `Ctrl+]` ends the session and the VM keeps running.
 """
 
 from __future__ import annotations
@@ -15,156 +14,145 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import queue
 import sys
 import termios
 import threading
+import time
 import tty
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-from kvd.api import kinds
-from kvd.cli import cluster, program
+from kvd.cli import program, verbs
 
 ESCAPE = b"\x1d"  # Ctrl+]
 REPLAY_BYTES = 4096  # enough of the recent output to show the prompt after connecting
+RETRY = 2.0  # seconds between attempts while the VMI is not running yet
+WAITING = (409, 503)  # not running yet, its node not reachable yet
 
 
 def add_parser(subparsers: program.Subparsers) -> None:
     parser = subparsers.add_parser(
         "console",
         help="open a VMI's serial console",
-        description="Connects the terminal to the VMI's serial console through the kvd "
-        "controller, as the kubeconfig's user (who needs `get` on "
-        "virtualmachineinstances/console in subresources.kubevirt.io); Ctrl+] disconnects. "
-        "The VM keeps running.",
+        description="Connects the terminal to the VMI's serial console through the API server "
+        "(subresources.kubevirt.io), as the kubeconfig's user (who needs `get` on "
+        "virtualmachineinstances/console); Ctrl+] disconnects. The VM keeps running.",
     )
     parser.add_argument("name", help="the VirtualMachineInstance")
-    parser.add_argument("-n", "--namespace", default="default")
     parser.add_argument(
-        "--kubeconfig",
-        type=Path,
-        default=None,
-        help="default: $KUBECONFIG, else the local cluster's (DATA_DIR/kubeconfig)",
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="minutes to wait for a VMI that is not running yet (default 5; 0: do not wait)",
     )
-    parser.add_argument(
-        "--address",
-        default=None,
-        metavar="HOST:PORT",
-        help="the controller's ControllerService; default: the local cluster's, from its data dir",
-    )
-    cluster.data_dir_option(parser)
+    verbs.user_options(parser)
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    # grpc, the client and the stubs only for this command
-    import grpc  # noqa: PLC0415
+def wait_running(api: Any, ns: str, name: str, *, minutes: float) -> None:
+    """Until the VMI (read as the user) is Running, or a one-line error saying what it is.
 
-    from kvd import rpc_auth  # noqa: PLC0415
+    Read first rather than learnt from a refused upgrade: a proxy in between may not pass the
+    controller's reason on, and the user deserves `not found` or `Scheduled, not Running`."""
+    from kvd.api import kinds  # noqa: PLC0415
     from kvd.kube import client  # noqa: PLC0415
-    from kvd.local import cluster as local  # noqa: PLC0415
-    from kvd.rpc.controller.v1 import controller_pb2, controller_pb2_grpc  # noqa: PLC0415
 
-    data: Path = args.data_dir.absolute()
-    key = f"{args.namespace}/{args.name}"
-    # the cluster first: without one, that is what to say, not that a kubeconfig is missing
-    address = args.address or local.controller_address(data)
-    api, token = _running_as_user(args, data)
-    credentials = grpc.ssl_channel_credentials(root_certificates=client.ca_bundle(api))
-    channel = rpc_auth.authorized_channel(grpc.secure_channel(address, credentials), token)
-    stub = controller_pb2_grpc.ControllerServiceStub(channel)  # type: ignore[no-untyped-call]  # generated
-    inputs: queue.Queue[bytes | None] = queue.Queue()
-
-    def requests() -> Iterator[controller_pb2.ConsoleRequest]:
-        yield controller_pb2.ConsoleRequest(
-            open=controller_pb2.ConsoleOpen(
-                namespace=args.namespace,
-                name=args.name,
-                mode=controller_pb2.CONSOLE_MODE_READ_WRITE,
-                replay_bytes=REPLAY_BYTES,
+    deadline = time.monotonic() + max(0.0, minutes) * 60
+    said = False
+    while True:
+        try:
+            vmi = client.Raw(api).get(kinds.VMI.path(ns, name))
+        except client.ApiError as exc:
+            raise verbs.refused(exc) from None
+        phase = (vmi.get("status") or {}).get("phase") or "Pending"
+        if phase == "Running":
+            return
+        if phase in ("Succeeded", "Failed") or time.monotonic() + RETRY > deadline:
+            raise program.CommandError(
+                f"VirtualMachineInstance {ns}/{name} is {phase}, not Running"
             )
-        )
-        while (chunk := inputs.get()) is not None:
-            yield controller_pb2.ConsoleRequest(input=chunk)
+        if not said:
+            print(f"Waiting for {ns}/{name} to run (it is {phase})", file=sys.stderr, flush=True)
+            said = True
+        time.sleep(RETRY)
 
-    stream = stub.Console(requests())
-    try:
-        next(stream)  # `opened`, or why the controller, the handler or the launcher refused
-    except (grpc.RpcError, StopIteration) as exc:
-        inputs.put(None)
-        channel.close()
-        why = exc.details() if isinstance(exc, grpc.Call) else "the console closed at once"
-        if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.PERMISSION_DENIED:
-            raise program.CommandError(why) from None  # it names the user, verb and namespace
-        raise program.CommandError(f"{key}: {why}") from None
-    print(f"Connected to {key}; Ctrl+] disconnects.\r", file=sys.stderr, flush=True)
+
+def open_console(args: argparse.Namespace, api: Any, ns: str) -> Any:
+    """The console's websocket, once the VMI runs (or why not, when `--timeout` is over)."""
+    from kvd.kube import client, subresources  # noqa: PLC0415 - the client only for this
+
+    wait_running(api, ns, args.name, minutes=args.timeout)
+    where = subresources.path(ns, verbs.VMI, args.name, "console")
+    deadline = time.monotonic() + max(0.0, args.timeout) * 60
+    while True:
+        try:
+            return subresources.open_stream(api, where, query={"replayBytes": str(REPLAY_BYTES)})
+        except client.ApiError as exc:
+            if exc.status not in WAITING or time.monotonic() + RETRY > deadline:
+                raise verbs.refused(exc) from None
+            time.sleep(RETRY)  # it was Running a moment ago: its node is catching up
+
+
+def run(args: argparse.Namespace) -> int:
+    import websocket  # noqa: PLC0415
+
+    api, ns = verbs.connect(args)
+    ws = open_console(args, api, ns)
+    print(
+        f"Successfully connected to {args.name} console. The escape sequence is ^]\r",
+        file=sys.stderr,
+        flush=True,
+    )
     ended = threading.Event()
-    threading.Thread(target=_read_keys, args=(inputs, ended, stream.cancel), daemon=True).start()
+    threading.Thread(target=_read_keys, args=(ws, ended), daemon=True).start()
     code = 0
     with _raw_terminal():
         try:
-            for message in stream:
-                if message.output:
-                    os.write(sys.stdout.fileno(), message.output)
-        except grpc.RpcError as exc:
+            while True:
+                opcode, data = ws.recv_data()
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    code = _closed(data, ended)
+                    break
+                if data:
+                    os.write(sys.stdout.fileno(), data)
+        except (OSError, websocket.WebSocketException) as exc:
             if not ended.is_set():
-                details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-                print(f"\r\nkvdctl console: {details}\r", file=sys.stderr)
+                print(f"\r\nkvdctl console: {exc}\r", file=sys.stderr)
                 code = 1
-    inputs.put(None)
-    channel.close()
+    with contextlib.suppress(OSError, websocket.WebSocketException):
+        ws.close()
     print("\r\nDisconnected.", file=sys.stderr)
     return code
 
 
-def _running_as_user(args: argparse.Namespace, data: Path) -> tuple[Any, str]:
-    """The user's API client and bearer token, once the VMI is seen Running (as the user)."""
-    from kvd.kube import client  # noqa: PLC0415
-
-    key = f"{args.namespace}/{args.name}"
-    api = client.connect(_kubeconfig(args, data), agent="kvdctl")
-    token = client.bearer_token(api)
-    if token is None:
-        raise program.CommandError(
-            "the kubeconfig's user has no bearer token (token or tokenFile): the console needs one"
-        )
-    try:
-        vmi = client.Raw(api).get(kinds.VMI.path(args.namespace, args.name))
-    except client.ApiError as exc:  # e.g. `virtualmachineinstances… "x" not found`
-        raise program.CommandError(
-            f"{key}: {exc.message if exc.not_found else program.describe(exc)}"
-        ) from None
-    phase = (vmi.get("status") or {}).get("phase") or "Pending"
-    if phase != "Running":
-        raise program.CommandError(f"{key} is {phase}, not Running")
-    return api, token
+def _closed(data: bytes, ended: threading.Event) -> int:
+    """The exit status for the server's close frame: its reason is said when it is a failure."""
+    code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1000
+    if code in (1000, 1001) or ended.is_set():
+        return 0
+    reason = data[2:].decode(errors="replace") or f"closed with code {code}"
+    print(f"\r\nkvdctl console: {reason}\r", file=sys.stderr)
+    return 1
 
 
-def _kubeconfig(args: argparse.Namespace, data: Path) -> Path:
-    if args.kubeconfig is not None:
-        return Path(args.kubeconfig)
-    found = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-    return Path(found) if found else data / "kubeconfig"
-
-
-def _read_keys(
-    inputs: queue.Queue[bytes | None], ended: threading.Event, cancel: Callable[[], object]
-) -> None:
-    """Stdin to the console until Ctrl+] (or end of input), then end the stream."""
+def _read_keys(ws: Any, ended: threading.Event) -> None:
+    """Stdin to the console until Ctrl+] (or end of input), then ask the server to close (the
+    reader sees its close frame and ends the session)."""
     fd = sys.stdin.fileno()
-    while True:
-        chunk = os.read(fd, 1024)
-        if not chunk or ESCAPE in chunk:
-            before = chunk.split(ESCAPE, 1)[0] if chunk else b""
-            if before:
-                inputs.put(before)
-            ended.set()
-            inputs.put(None)
-            cancel()
-            return
-        inputs.put(chunk)
+    try:
+        while True:
+            chunk = os.read(fd, 1024)
+            if not chunk or ESCAPE in chunk:
+                before = chunk.split(ESCAPE, 1)[0] if chunk else b""
+                if before:
+                    ws.send_binary(before)
+                break
+            ws.send_binary(chunk)
+    except Exception:
+        pass
+    ended.set()
+    with contextlib.suppress(Exception):
+        ws.send_close()
 
 
 @contextlib.contextmanager

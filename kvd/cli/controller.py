@@ -39,6 +39,14 @@ def add_parser(subparsers: program.Subparsers) -> None:
         "HOST:PORT (port 0: any free one); needs the four files below",
     )
     parser.add_argument(
+        "--api-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve the aggregated API subresources.kubevirt.io (start, stop, restart, pause, "
+        "console, vnc, as KubeVirt's virt-api) over HTTPS on HOST:PORT, for the API server to "
+        "proxy to; same certificate and files as --listen",
+    )
+    parser.add_argument(
         "--tls-cert-file",
         type=Path,
         default=None,
@@ -86,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     program.configure_logging()
     serving = None
-    if args.listen:
+    if args.listen or args.api_listen:
         files = {
             "--tls-cert-file": args.tls_cert_file,
             "--tls-key-file": args.tls_key_file,
@@ -95,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         }
         missing = [flag for flag, value in files.items() if value is None]
         if missing:
-            raise program.CommandError(f"--listen needs {', '.join(missing)}")
+            flag = "--listen" if args.listen else "--api-listen"
+            raise program.CommandError(f"{flag} needs {', '.join(missing)}")
         serving = main.ServiceSettings(
             listen=args.listen,
             cert_file=args.tls_cert_file.absolute(),
@@ -103,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             handler_ca_file=args.handler_ca_file.absolute(),
             handler_token_file=args.handler_token_file.absolute(),
             handler_server_name=args.handler_server_name,
+            api_listen=args.api_listen,
         )
     code = main.run(
         ControllerSettings(

@@ -2,21 +2,26 @@
 lost its lease starts over, as KubeVirt's virt-controller does).
 
 With `--listen`, every replica (leader or standby) also serves ControllerService over TLS,
-from its warm caches (`kvd.controller.service`)."""
+from its warm caches (`kvd.controller.service`); with `--api-listen`, the aggregated API
+`subresources.kubevirt.io` over HTTPS (`kvd.controller.subresources`). Both map onto one
+`operations.Operations`."""
 
 from __future__ import annotations
 
 import functools
 import signal
+import ssl
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from kvd import address_file, logs, metrics, rpc_server, rpc_tls
-from kvd.controller import access, service
+from kvd.controller import access, frontproxy, operations, service, subresources
 from kvd.controller.app import Controller, ControllerSettings
 from kvd.controller.handlers import Handlers
 from kvd.kube import authenticator, reviews
@@ -32,12 +37,13 @@ REVIEW_TIMEOUT = 10.0  # a caller waits this long at most for each review
 class ServiceSettings:
     """ControllerService: where it listens and its TLS pair; how it reaches the handlers."""
 
-    listen: str
+    listen: str | None
     cert_file: Path
     key_file: Path
     handler_ca_file: Path
     handler_token_file: Path
     handler_server_name: str = ""  # "" = check each handler's certificate against its address
+    api_listen: str | None = None  # the aggregated API's HTTPS address
 
 
 def run(
@@ -60,26 +66,34 @@ def run(
     controller = Controller(settings)
     served: metrics.RunningMetrics | None = None
     running: rpc_server.RunningService | None = None
+    api: subresources.RunningServer | None = None
+    stops: list[Callable[[], None]] = []  # what started, to stop in reverse
     try:
         controller.start()
         if metrics_listen:
             served = metrics.serve(
                 controller.metrics, metrics_listen, ready=functools.partial(_unready, controller)
             )
+            stops.append(served.stop)
         if serving is not None and credentials is not None:
-            running = _serve(controller, serving, credentials)
+            running, api = _serve(controller, serving, credentials)
+            if running is not None:
+                stops.append(functools.partial(running.stop, grace=1.0))
+            if api is not None:
+                stops.append(api.stop)
         if address_path is not None:  # for tools: the ports the ready line shows to people
-            address_file.write(address_path, _addresses(metrics_listen, served, serving, running))
-    except (OSError, TimeoutError, ApiError) as exc:
-        if running is not None:
-            running.stop()
-        if served is not None:
-            served.stop()
+            address_file.write(
+                address_path, _addresses(metrics_listen, served, serving, running, api)
+            )
+    except (OSError, TimeoutError, ApiError, ssl.SSLError) as exc:
+        for stopping in reversed(stops):
+            stopping()
         controller.stop()
         print(f"kvd controller: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
     role = "leading" if controller.leading.wait(READY_WAIT) else "standby"
     where = f" (ControllerService on port {running.port})" if running else ""
+    where += f" (subresources.kubevirt.io on port {api.port})" if api else ""
     where += f" (metrics on port {served.port})" if served else ""
     print(f"kvd controller: ready {controller.identity} ({role}){where}", flush=True)
     threading.Thread(target=_relay, args=(controller.lost, stop), daemon=True).start()
@@ -88,22 +102,22 @@ def run(
     log.info("controller_stopping", identity=controller.identity, lost_lease=bool(code))
     if address_path is not None:
         address_file.remove(address_path)
-    if running is not None:
-        running.stop(grace=1.0)
-    if served is not None:
-        served.stop()
+    for stopping in reversed(stops):
+        stopping()
     controller.stop()
     return code
 
 
 def _serve(
     controller: Controller, serving: ServiceSettings, credentials: grpc.ServerCredentials
-) -> rpc_server.RunningService:
+) -> tuple[rpc_server.RunningService | None, subresources.RunningServer | None]:
     raw = Raw(controller.api, timeout=REVIEW_TIMEOUT)
     # the API server's own audience: users' tokens are the ones their kubeconfig holds
     users = authenticator.TokenAuthenticator(functools.partial(reviews.token_review, raw))
-    servicer = service.ControllerServicer(
-        access=access.Access(users.authenticate, functools.partial(reviews.access_review, raw)),
+    checks = access.Access(users.authenticate, functools.partial(reviews.access_review, raw))
+    verbs = operations.Operations(
+        access=checks,
+        raw=raw,
         vmis=controller.vmis.get,
         handlers=Handlers(
             controller.nodes.get,
@@ -112,7 +126,33 @@ def _serve(
             server_name=serving.handler_server_name,
         ),
     )
-    return service.serve(address=serving.listen, servicer=servicer, credentials=credentials)
+    running = None
+    if serving.listen:
+        servicer = service.ControllerServicer(access=checks, operations=verbs)
+        running = service.serve(address=serving.listen, servicer=servicer, credentials=credentials)
+    if not serving.api_listen:
+        return running, None
+    try:
+        api = subresources.serve(
+            address=serving.api_listen,
+            operations=verbs,
+            files=subresources.ServingFiles(serving.cert_file, serving.key_file),
+            proxy=frontproxy.FrontProxy(lambda: _front_proxy_config(raw)),
+        )
+    except BaseException:
+        if running is not None:
+            running.stop()
+        raise
+    return running, api
+
+
+def _front_proxy_config(raw: Raw) -> dict[str, Any] | None:
+    try:
+        return raw.get(frontproxy.PATH)
+    except ApiError as exc:
+        if exc.not_found:
+            return None
+        raise
 
 
 def _addresses(
@@ -120,12 +160,15 @@ def _addresses(
     served: metrics.RunningMetrics | None,
     serving: ServiceSettings | None,
     running: rpc_server.RunningService | None,
+    api: subresources.RunningServer | None,
 ) -> dict[str, str]:
     listening = {}
     if metrics_listen and served is not None:
         listening["metrics"] = address_file.bound(metrics_listen, served.port)
-    if serving is not None and running is not None:
+    if serving is not None and serving.listen and running is not None:
         listening["controllerService"] = address_file.bound(serving.listen, running.port)
+    if serving is not None and serving.api_listen and api is not None:
+        listening["subresources"] = address_file.bound(serving.api_listen, api.port)
     return listening
 
 

@@ -36,7 +36,6 @@ NOT_IN_KUBERNETES = {
 # Flags the chart passes that another part of the same change adds to the daemon (issue 18: the
 # controller's aggregated API server). Once the parser has one, the test fails until it is
 # removed from here, so this list cannot outlive its reason.
-PENDING_FLAGS = {("controller", "--api-listen"): "i18-verbs adds the controller's HTTPS API"}
 # Paths that name a directory on the node for the pods the daemon creates, not a file it opens.
 NODE_PATH_FLAGS = {("controller", "--launcher-dir")}
 
@@ -123,14 +122,6 @@ def _parse(argv: list[str]) -> argparse.Namespace:
             pytest.fail(f"kvd {' '.join(argv)}:\n{err.getvalue()}")
 
 
-def _known_flags(daemon: str) -> set[str]:
-    parser = program.parser("kvd", "", kvd_cli.COMMANDS)
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[
-        daemon
-    ]
-    return {s for a in sub._actions for s in a.option_strings}
-
-
 def test_each_daemon_accepts_the_command_line_the_chart_gives_it(
     variant: tuple[str, list[Json]],
 ) -> None:
@@ -140,12 +131,6 @@ def test_each_daemon_accepts_the_command_line_the_chart_gives_it(
         assert container["command"] == ["kvd"]
         env = {e["name"] for e in container.get("env", [])}
         argv = [_expand(a, env) for a in container["args"]]
-        known = _known_flags(daemon)
-        for (owner, flag), why in PENDING_FLAGS.items():
-            if owner != daemon:
-                continue
-            assert flag not in known, f"{flag} exists now: remove it from PENDING_FLAGS ({why})"
-            argv = [a for a in argv if not a.startswith(f"{flag}=")]
         args = _parse(argv)
         assert args.command == daemon
         # no flag that takes a path reads a file the pod does not mount

@@ -77,28 +77,29 @@ def test_local_down_and_status_with_a_corrupt_cluster_json(
     assert (tmp_path / "cluster.json").read_text() == state  # kept, for a person to look at
 
 
-def test_kvdctl_console_without_a_cluster(tmp_path: Path) -> None:
-    done = run(KVDCTL, "console", "demo", "--data-dir", str(tmp_path))
+@pytest.mark.parametrize("command", [["console", "demo"], ["stop", "demo"], ["pause", "vmi", "x"]])
+def test_kvdctl_without_a_cluster(tmp_path: Path, command: list[str]) -> None:
+    done = run(KVDCTL, *command, "--data-dir", str(tmp_path))
     assert_one_line(
         done,
-        "kvdctl console",
+        f"kvdctl {command[0]}",
         f"the local cluster in {tmp_path} is not running",
         "kvd local up",
     )
 
 
-def test_kvdctl_console_with_a_kubeconfig_without_a_token(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["console", "demo"], ["start", "demo"], ["vnc", "demo"]])
+def test_kvdctl_with_an_api_server_that_does_not_answer(tmp_path: Path, command: list[str]) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
         "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\n"
-        "users: [{name: u, user: {}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
         "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
     )
-    done = run(
-        KVDCTL, "console", "demo", "--kubeconfig", str(kubeconfig), "--address", "127.0.0.1:1"
-    )
-    assert_one_line(done, "kvdctl console", "has no bearer token")
+    extra = ["--proxy-only"] if command[0] == "vnc" else []
+    done = run(KVDCTL, *command, *extra, "--kubeconfig", str(kubeconfig))
+    assert_one_line(done, f"kvdctl {command[0]}", "cannot reach the API server")
 
 
 @pytest.mark.parametrize(

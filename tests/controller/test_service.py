@@ -1,19 +1,17 @@
-"""ControllerService.Console end to end in one process: a real API server reviews the callers'
-tokens and rights, the controller's servicer proxies over TLS, as its own ServiceAccount, to a
-real HandlerService, which proxies to a real `kvd launcher` running a real guest (TCG). One
-boot serves the module. (`kvdctl console` on the whole local cluster, with RBAC roles bound
-to users, is tests/e2e/test_console.py.)"""
+"""ControllerService end to end in one process (`stack.running_stack`): a real API server
+reviews the callers' tokens and rights, the controller's servicer proxies over TLS, as its own
+ServiceAccount, to a real HandlerService, which proxies to a real `kvd launcher` running a real
+guest (TCG). One boot serves the module. (`kvdctl console` on the whole local cluster, with
+RBAC roles bound to users, is tests/e2e/test_console.py.)"""
 
 from __future__ import annotations
 
-import functools
 import itertools
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,170 +19,25 @@ import grpc
 import pytest
 from PIL import Image
 
-from kvd import portforward, rpc_auth, rpc_tls
-from kvd.api import keys, kinds
-from kvd.controller import access, service
-from kvd.controller.handlers import Handlers
-from kvd.handler import auth
-from kvd.handler import service as handler_service
-from kvd.kube import authenticator, client, reviews
-from kvd.local.apiserver.tls import Certificates
-from kvd.rpc.controller.v1 import controller_pb2, controller_pb2_grpc
-from kvd.rpc.launcher.v1 import launcher_pb2
-from tests.kube.identities import Identities
-from tests.launcher.harness import RPC_TIMEOUT, Launcher, vmi_manifest
-from tests.local.apiserver.conftest import CRDS, Server, start_server
+from kvd import portforward, rpc_auth
+from kvd.api import keys
+from kvd.rpc.controller.v1 import controller_pb2
+from kvd.rpc.launcher.v1 import domain_pb2, launcher_pb2
+from tests.controller.stack import NAME, NODE, NS, VMIS, VMS, Stack, running_stack
+from tests.launcher.harness import RPC_TIMEOUT
 from tests.support import rfb, waiting
 from tests.support.console import GrpcConsole
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 MARKER = f"kvd-controller-marker-{uuid.uuid4().hex[:8]}"
-NS, NAME, NODE = "a", "vm1", "node-a"
 TIMEOUT = 30.0
-VMIS = f"/apis/kubevirt.io/v1/namespaces/{NS}/virtualmachineinstances"
 RW = controller_pb2.CONSOLE_MODE_READ_WRITE
-RO = controller_pb2.CONSOLE_MODE_READ_ONLY
-CONTROLLER_SA = "system:serviceaccount:kvd:kvd-controller"
-
-
-@dataclass
-class Stack:
-    api: Server
-    identities: Identities
-    raw: client.Raw
-    address: str
-    ca: Path
-    handler_token: Path  # the file the controller reads its token for the handlers from
-    launcher: Launcher
-
-    def stub(self, token: str | None) -> controller_pb2_grpc.ControllerServiceStub:
-        channel = grpc.secure_channel(self.address, rpc_tls.channel_credentials(self.ca))
-        if token is not None:
-            channel = rpc_auth.authorized_channel(channel, token)
-        return controller_pb2_grpc.ControllerServiceStub(channel)
-
-    def admin(self) -> str:
-        return (self.api.data_dir / "token").read_text().strip()
-
-    def vnc(self, token: str | None, *, name: str = NAME) -> rfb.GrpcVnc:
-        return rfb.GrpcVnc(
-            self.stub(token).Vnc,
-            lambda data: controller_pb2.VncRequest(data=data),
-            first=controller_pb2.VncRequest(open=controller_pb2.VncOpen(namespace=NS, name=name)),
-        )
-
-    def console(
-        self, token: str | None, *, mode: int = RO, name: str = NAME, **kw: Any
-    ) -> GrpcConsole:
-        opened = controller_pb2.ConsoleOpen(
-            namespace=NS, name=name, mode=mode, replay_bytes=kw.pop("replay", 1 << 20), **kw
-        )
-        return GrpcConsole(
-            self.stub(token).Console,
-            controller_pb2.ConsoleRequest(open=opened),
-            what="controller console",
-        )
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, guest_dir: Path) -> Iterator[Stack]:
-    base = tmp_path_factory.mktemp("controller-service")
-    api = start_server(base / "api")
-    launcher: Launcher | None = None
-    servers: list[Any] = []
-    try:
-        api.kubectl("apply", "-f", str(CRDS))
-        api.kubectl("wait", "--for=condition=established", "--timeout=30s", "crd", "--all")
-        raw = client.Raw(client.connect(api.kubeconfig))
-        identities = Identities(api.data_dir, api.kubeconfig)
-        identities.service_account(NS, "default")  # and its namespace
-        vmi = launcher_vmi(raw)
-        launcher = Launcher(base / "launcher", guest_dir, namespace=NS, name=NAME, uid=vmi)
-        launcher.start()
-        launcher.define(launcher.manifest(user_data=f"#!/bin/sh\necho {MARKER}\n"))
-        launcher.stub.LaunchDomain(
-            launcher_pb2.LaunchDomainRequest(vmi_uid=launcher.uid), timeout=RPC_TIMEOUT
-        )
-        raw.merge_patch(f"{VMIS}/{NAME}", {"status": {"phase": "Running", "nodeName": NODE}})
-        pki = Certificates(api.data_dir)
-        socket = launcher.socket
-
-        def locate(namespace: str, name: str, uid: str) -> Path | None:
-            return socket if (namespace, name, uid) == (NS, NAME, vmi) else None
-
-        # the node's handler, as `kvd handler --listen` serves it
-        cert, key = pki.issue("handler", ["127.0.0.1"])
-        handler_review = functools.partial(
-            reviews.token_review, raw, audiences=[rpc_auth.HANDLER_AUDIENCE]
-        )
-        check = auth.CallerCheck(
-            authenticator.TokenAuthenticator(handler_review).authenticate, [CONTROLLER_SA]
-        )
-        handler = handler_service.serve(
-            address="127.0.0.1:0",
-            locate=locate,
-            node_name=NODE,
-            check=check.check,
-            credentials=rpc_tls.server_credentials(cert, key),
-        )
-        servers.append(handler)
-        raw.create(
-            "/api/v1/nodes",
-            {
-                "metadata": {
-                    "name": NODE,
-                    "annotations": {keys.HANDLER_ADDRESS: f"127.0.0.1:{handler.port}"},
-                }
-            },
-        )
-        # the controller, as `kvd controller --listen` serves it
-        token_file = base / "handler-token"
-        token_file.write_text(
-            identities.token("kvd", "kvd-controller", audiences=[rpc_auth.HANDLER_AUDIENCE])
-        )
-        cert, key = pki.issue("controller", ["127.0.0.1"])
-        users = authenticator.TokenAuthenticator(functools.partial(reviews.token_review, raw))
-        servicer = service.ControllerServicer(
-            access=access.Access(users.authenticate, functools.partial(reviews.access_review, raw)),
-            vmis=lambda key: _get(raw, kinds.VMI.path(*key.split("/"))),
-            handlers=Handlers(
-                lambda node: _get(raw, f"/api/v1/nodes/{node}"),
-                ca_file=pki.ca_cert,
-                token_file=token_file,
-            ),
-        )
-        controller = service.serve(
-            address="127.0.0.1:0",
-            servicer=servicer,
-            credentials=rpc_tls.server_credentials(cert, key),
-        )
-        servers.append(controller)
-        yield Stack(
-            api, identities, raw, f"127.0.0.1:{controller.port}", pki.ca_cert, token_file, launcher
-        )
-    finally:
-        for server in reversed(servers):
-            server.stop()
-        if launcher is not None:
-            launcher.close()
-        api.stop()
-
-
-def launcher_vmi(raw: client.Raw) -> str:
-    """The VMI in the API (for the servicer's lookup); its uid, which the launcher runs."""
-    manifest = vmi_manifest(namespace=NS, name=NAME, uid="", user_data="#!/bin/sh\n")
-    del manifest["metadata"]["uid"]
-    created = raw.create(VMIS, manifest)
-    return str(created["metadata"]["uid"])
-
-
-def _get(raw: client.Raw, path: str) -> dict[str, Any] | None:
-    try:
-        return raw.get(path)
-    except client.ApiError as exc:
-        if exc.not_found:
-            return None
-        raise
+    with running_stack(tmp_path_factory.mktemp("controller-service"), guest_dir, MARKER) as made:
+        yield made
 
 
 def test_an_authorized_user_gets_the_guests_console_and_types_into_it(stack: Stack) -> None:
@@ -293,27 +146,114 @@ def test_the_handler_refusing_the_controller_is_internal(stack: Stack) -> None:
         again.cancel()
 
 
-def test_the_vm_verbs_are_authorized_then_unimplemented(stack: Stack) -> None:
-    stub = stack.stub(stack.admin())
-    calls = {
-        "StartVirtualMachine": controller_pb2.StartVirtualMachineRequest,
-        "StopVirtualMachine": controller_pb2.StopVirtualMachineRequest,
-        "RestartVirtualMachine": controller_pb2.RestartVirtualMachineRequest,
-        "PauseVirtualMachineInstance": controller_pb2.PauseVirtualMachineInstanceRequest,
-        "UnpauseVirtualMachineInstance": controller_pb2.UnpauseVirtualMachineInstanceRequest,
-    }
-    for rpc, request in calls.items():
-        with pytest.raises(grpc.RpcError) as caught:
-            getattr(stub, rpc)(request(namespace=NS, name=NAME), timeout=TIMEOUT)
-        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED, rpc
-        assert '"VirtualMachine verbs"' in (caught.value.details() or "")
-    bob = stack.stub(stack.identities.user_token("bob"))
+def _vm(stack: Stack, name: str, **spec: Any) -> dict[str, Any]:
+    domain = {"devices": {}, "resources": {"requests": {"memory": "64Mi"}}}
+    template = {"spec": {"domain": domain}}
+    return stack.raw.create(
+        VMS,
+        {
+            "apiVersion": "kubevirt.io/v1",
+            "kind": "VirtualMachine",
+            "metadata": {"name": name},
+            "spec": {"template": template, **spec},
+        },
+    )
+
+
+def _refused(call: Any, request: Any) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as caught:
-        bob.StartVirtualMachine(
-            controller_pb2.StartVirtualMachineRequest(namespace=NS, name=NAME), timeout=TIMEOUT
-        )
-    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert "cannot update virtualmachines/start" in (caught.value.details() or "")
+        call(request, timeout=TIMEOUT)
+    return caught.value
+
+
+def test_start_stop_and_restart_write_what_kubevirts_do(stack: Stack) -> None:
+    """No VM controller runs here: the test sees what the verbs wrote, as KubeVirt's
+    virt-controller would read it."""
+    stub, pb = stack.stub(stack.admin()), controller_pb2
+    # vm1 has the running VMI vm1
+    _vm(stack, NAME, runStrategy="Always")
+    vmi_uid = stack.raw.get(f"{VMIS}/{NAME}")["metadata"]["uid"]
+    running = _refused(
+        stub.StartVirtualMachine, pb.StartVirtualMachineRequest(namespace=NS, name=NAME)
+    )
+    assert running.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "already running" in (running.details() or "")
+    stub.RestartVirtualMachine(
+        pb.RestartVirtualMachineRequest(namespace=NS, name=NAME), timeout=TIMEOUT
+    )
+    requests = stack.raw.get(f"{VMS}/{NAME}")["status"]["stateChangeRequests"]
+    assert requests == [{"action": "Stop", "uid": vmi_uid}, {"action": "Start"}]
+    twice = _refused(
+        stub.RestartVirtualMachine, pb.RestartVirtualMachineRequest(namespace=NS, name=NAME)
+    )
+    assert "already underway" in (twice.details() or "")
+    bad = _refused(
+        stub.StopVirtualMachine,
+        pb.StopVirtualMachineRequest(
+            namespace=NS, name=NAME, force=True, grace_period={"seconds": 3}
+        ),
+    )
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
+    stub.StopVirtualMachine(
+        pb.StopVirtualMachineRequest(namespace=NS, name=NAME, grace_period={"seconds": 7}),
+        timeout=TIMEOUT,
+    )
+    assert stack.raw.get(f"{VMS}/{NAME}")["spec"]["runStrategy"] == "Halted"
+    assert stack.raw.get(f"{VMIS}/{NAME}")["spec"]["terminationGracePeriodSeconds"] == 7
+    # vm2 has no VMI
+    _vm(stack, "vm2", running=False)
+    stub.StartVirtualMachine(
+        pb.StartVirtualMachineRequest(namespace=NS, name="vm2"), timeout=TIMEOUT
+    )
+    assert stack.raw.get(f"{VMS}/vm2")["spec"]["running"] is True
+    stub.StopVirtualMachine(pb.StopVirtualMachineRequest(namespace=NS, name="vm2"), timeout=TIMEOUT)
+    assert stack.raw.get(f"{VMS}/vm2")["spec"]["running"] is False
+    for rpc, request in (
+        (stub.StopVirtualMachine, pb.StopVirtualMachineRequest),
+        (stub.RestartVirtualMachine, pb.RestartVirtualMachineRequest),
+    ):
+        stopped = _refused(rpc, request(namespace=NS, name="vm2"))
+        assert stopped.code() == grpc.StatusCode.FAILED_PRECONDITION
+    missing = _refused(
+        stub.StartVirtualMachine, pb.StartVirtualMachineRequest(namespace=NS, name="nothere")
+    )
+    assert missing.code() == grpc.StatusCode.NOT_FOUND
+    bob = stack.stub(stack.identities.user_token("bob"))
+    denied = _refused(
+        bob.StartVirtualMachine, pb.StartVirtualMachineRequest(namespace=NS, name="vm2")
+    )
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "cannot update virtualmachines/start" in (denied.details() or "")
+
+
+def _domain_state(stack: Stack) -> int:
+    got = stack.launcher.stub.GetDomain(launcher_pb2.GetDomainRequest(), timeout=RPC_TIMEOUT)
+    return int(got.domain.state)
+
+
+def test_pause_and_unpause_reach_the_guest(stack: Stack) -> None:
+    stub, pb = stack.stub(stack.admin()), controller_pb2
+    pause = pb.PauseVirtualMachineInstanceRequest(namespace=NS, name=NAME)
+    unpause = pb.UnpauseVirtualMachineInstanceRequest(namespace=NS, name=NAME)
+    not_paused = _refused(stub.UnpauseVirtualMachineInstance, unpause)
+    assert not_paused.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "is not paused" in (not_paused.details() or "")
+    stub.PauseVirtualMachineInstance(pause, timeout=TIMEOUT)
+    assert _domain_state(stack) == domain_pb2.DOMAIN_STATE_PAUSED
+    # the handler's agent (not running here) would set the condition; the verbs read it
+    condition = {"type": "Paused", "status": "True"}
+    stack.raw.merge_patch(f"{VMIS}/{NAME}", {"status": {"conditions": [condition]}})
+    try:
+        again = _refused(stub.PauseVirtualMachineInstance, pause)
+        assert "already paused" in (again.details() or "")
+        stub.UnpauseVirtualMachineInstance(unpause, timeout=TIMEOUT)
+        assert _domain_state(stack) == domain_pb2.DOMAIN_STATE_RUNNING
+    finally:
+        stack.raw.merge_patch(f"{VMIS}/{NAME}", {"status": {"conditions": None}})
+    bob = stack.stub(stack.identities.user_token("bob"))
+    denied = _refused(bob.PauseVirtualMachineInstance, pause)
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "virtualmachineinstances/pause" in (denied.details() or "")
 
 
 def _threads_settle(count: int, before: list[str]) -> None:

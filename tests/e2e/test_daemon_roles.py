@@ -4,10 +4,10 @@
 certificate for `system:node:<name>`, the `kvd-handler` and `kvd-controller` ServiceAccounts'
 tokens), with the rules of `kvd.api.rbac`. This module drives the cluster through every path
 that makes one of those daemons call the API — a VMI booted and its console opened, a
-VirtualMachine started and stopped, a replica set scaled up and down, a VMI whose
-claim does not exist, a node whose heartbeat is stale, a pod with a Secret, a claim, a claim
-the node provisions and a ServiceAccount token, deletions, a node that restarts — then reads
-`DATA_DIR/logs/audit.log` and fails:
+VirtualMachine started and stopped with kvdctl, ControllerService called over gRPC, a replica
+set scaled up and down, a VMI whose claim does not exist, a node whose heartbeat is stale, a
+pod with a Secret, a claim, a claim the node provisions and a ServiceAccount token, deletions, a
+node that restarts — then reads `DATA_DIR/logs/audit.log` and fails:
 
 - on any call of a daemon that was refused (403): the role lacks a rule the code needs;
 - on any rule of a daemon's role that no call of that daemon used: the role grants too much.
@@ -20,19 +20,21 @@ from __future__ import annotations
 
 import datetime
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import grpc
 import pytest
 import yaml
 
 from kvd.api import keys, rbac
 from tests.e2e.conftest import E2E, vmi_manifest
 from tests.e2e.prerequisites import volume_and_claim
-from tests.e2e.test_console import Terminal
+from tests.e2e.test_console import KVDCTL, Terminal
 from tests.local import kubectl
 from tests.local.node.conftest import kill
 from tests.support.waiting import wait_for
@@ -220,7 +222,9 @@ def exercised(e2e: E2E) -> Iterator[E2E]:
         {"name": "containerdisk", "disk": {"bus": "virtio"}}
     ]
     e2e.apply(yaml.safe_dump(vm))
-    e2e.kubectl("patch", "vm", "roles-machine", "--type=merge", "-p", '{"spec":{"running":true}}')
+    # started and stopped with kvdctl: the controller reads the VM and its VMI, then patches
+    data = ["--data-dir", str(e2e.cluster.data_dir)]
+    subprocess.run([KVDCTL, "start", "roles-machine", *data], check=True, timeout=60)
     replicas = {
         "apiVersion": "kubevirt.io/v1",
         "kind": "VirtualMachineInstanceReplicaSet",
@@ -269,7 +273,8 @@ def exercised(e2e: E2E) -> Iterator[E2E]:
         timeout=90,
     )
     e2e.wait_vmi("roles-machine", "Running", timeout=180)
-    e2e.kubectl("patch", "vm", "roles-machine", "--type=merge", "-p", '{"spec":{"running":false}}')
+    subprocess.run([KVDCTL, "stop", "roles-machine", *data], check=True, timeout=60)
+    _controller_service_call(e2e)
     wait_for("the stopped VM's VMI to go", lambda: e2e.vmi("roles-machine") is None, timeout=120)
 
     def of_the_set() -> list[str]:
@@ -362,6 +367,30 @@ def exercised(e2e: E2E) -> Iterator[E2E]:
     kill(e2e.cluster.components()["node"])
     e2e.cluster.up()
     yield e2e
+
+
+def _controller_service_call(e2e: E2E) -> None:
+    """ControllerService over gRPC, as a client holding a token calls it: the controller
+    reviews the token (TokenReview) and the caller's right (SubjectAccessReview)."""
+    from kvd import rpc_auth  # noqa: PLC0415
+    from kvd.rpc.controller.v1 import controller_pb2, controller_pb2_grpc  # noqa: PLC0415
+
+    port = e2e.listening_port("controller", "controllerService")
+    ca = (e2e.cluster.data_dir / "pki" / "ca.crt").read_bytes()
+    token = yaml.safe_load(e2e.cluster.kubeconfig.read_text())["users"][0]["user"]["token"]
+    channel = rpc_auth.authorized_channel(
+        grpc.secure_channel(f"127.0.0.1:{port}", grpc.ssl_channel_credentials(ca)), token
+    )
+    try:
+        stub = controller_pb2_grpc.ControllerServiceStub(channel)  # type: ignore[no-untyped-call]
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.StopVirtualMachine(
+                controller_pb2.StopVirtualMachineRequest(namespace="default", name="roles-none"),
+                timeout=30,
+            )
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        channel.close()
 
 
 def test_every_call_of_each_daemon_was_allowed(exercised: E2E) -> None:

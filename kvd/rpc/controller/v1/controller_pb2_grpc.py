@@ -81,7 +81,8 @@ class ControllerServiceServicer:
     def StartVirtualMachine(self, request, context):
         """Starts a VirtualMachine, as `virtctl start` does: a VM that is halted
         (`runStrategy: Halted` or `running: false`) is set to run (`Always`, or
-        `running: true`); a `Manual` VM gets a start request.
+        `running: true`); a `Manual` or `RerunOnFailure` VM gets a start request
+        in its status (`stateChangeRequests`).
 
         Checks `virtualmachines/start` (update). Codes: NOT_FOUND if the VM does
         not exist; FAILED_PRECONDITION if it already runs, or its run strategy
@@ -115,9 +116,9 @@ class ControllerServiceServicer:
         then starts a new one.
 
         Checks `virtualmachines/restart` (update). Codes: NOT_FOUND if the VM does
-        not exist; FAILED_PRECONDITION if it has no VMI to restart or its run
-        strategy is `Halted`; INVALID_ARGUMENT for `force` with a non-zero
-        `grace_period`.
+        not exist; FAILED_PRECONDITION if it has no VMI to restart, its run
+        strategy is `Halted` or `Once`, or a start or stop is already underway;
+        INVALID_ARGUMENT for `force` with a non-zero `grace_period`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
