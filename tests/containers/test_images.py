@@ -29,6 +29,22 @@ def test_each_daemon_image_answers_version_from_its_entry_point(daemon: str) -> 
 
 
 @pytest.mark.parametrize(
+    ("daemon", "modules"),
+    [
+        pytest.param("controller", "kvd.controller.main, kvd.controller.app", id="controller"),
+        pytest.param("handler", "kvd.handler.main, kvd.handler.agent, kvd.rpc_auth", id="handler"),
+        # libvirt-python against the image's own libvirt: the one native link the venv makes
+        pytest.param("launcher", "kvd.launcher.app, kvd.launcher.model, libvirt", id="launcher"),
+    ],
+)
+def test_each_daemon_image_loads_its_daemons_code(daemon: str, modules: str) -> None:
+    # --version answers before the daemon's modules load (kvd's commands load them lazily)
+    (ref,) = podman.require(f"kvd-{daemon}")
+    out = podman.run(ref, "-c", f"import {modules}; print('loaded')", entrypoint="python")
+    assert out.strip() == "loaded"
+
+
+@pytest.mark.parametrize(
     ("daemon", "uid"),
     [
         # the controller needs no privilege at all
