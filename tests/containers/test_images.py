@@ -92,7 +92,7 @@ def test_launcher_image_runs_qemu_as_libvirt_qemu_107() -> None:
 def test_launcher_image_capability_seed_is_accepted_by_libvirt() -> None:
     # capseed finds the baked entry for each CPU and starts a libvirtd seeded from it: it exits
     # 0 only if libvirt accepted the seed instead of probing QEMU again. Valid on the host that
-    # built the image (the key covers kernel, CPU and file ctimes: containers/kvd-launcher.Containerfile).
+    # built the image (the key covers kernel, CPU and file ctimes: kvd-launcher.Containerfile).
     (ref,) = podman.require("kvd-launcher")
     store = podman.run(ref, "-c", "ls /var/cache/kvd/libvirt-caps", entrypoint="sh").split()
     assert store, f"{ref} has no capability cache entries"
