@@ -23,10 +23,11 @@ REGISTRY = os.environ.get("KVD_IMAGE_REGISTRY", "localhost/kvd/")
 VERSION = metadata.version("kvd")
 TAG = VERSION.replace("+", "_")  # as scripts/images and kvd.version.kvd_image tag it
 DAEMONS = ("controller", "handler", "launcher")
-RUN = (
-    "run", "--rm", "--network", "none", "--runtime", "runc",
+OPTIONS = (
+    "--network", "none", "--runtime", "runc",
     "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768",
 )  # fmt: skip
+RUN = ("run", "--rm", *OPTIONS)
 TIMEOUT = 300.0  # the first run of an image on a busy host unpacks nothing but may wait on locks
 
 
