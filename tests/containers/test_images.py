@@ -26,6 +26,8 @@ def test_each_daemon_image_answers_version_from_its_entry_point(daemon: str) -> 
     (ref,) = podman.require(f"kvd-{daemon}")
     out = podman.run(ref, "--version")
     assert out.startswith(f"kvd {daemon} {podman.VERSION} (Python 3.11"), out
+    label = '{{index .Labels "org.opencontainers.image.version"}}'
+    assert podman.ok("image", "inspect", "--format", label, ref).strip() == podman.VERSION
 
 
 @pytest.mark.parametrize(
