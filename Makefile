@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup proto crds openapi lint test unit demo
+.PHONY: setup proto crds openapi lint test unit demo images
 
 setup:            ## system packages, .venv, test guest (fresh Debian 12)
 	scripts/setup
@@ -17,6 +17,9 @@ crds:             ## regenerate charts/kvd/crds and charts/kvd/templates/rbac.ya
 
 openapi:          ## regenerate the API server's Kubernetes definitions (kubernetes-validate)
 	$(PY) scripts/gen-openapi
+
+images:           ## kvd's container images with podman (containers/; scripts/images --help)
+	scripts/images $(IMAGES_FLAGS)
 
 lint:             ## ruff, mypy --strict, import-linter
 	ruff check kvd tests scripts/gen-proto scripts/vendor-k8s-protos scripts/gen-openapi

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from kvd import pid1
 from kvd.api.defaults import DEFAULT_GRACE_PERIOD_SECONDS
 from kvd.cli import program
 
@@ -92,6 +93,9 @@ def add_parser(subparsers: program.Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # As a pod container's entry point the launcher is PID 1, which must reap the QEMU that
+    # libvirtd orphans or the domain never stops (kvd/pid1.py); before any thread starts.
+    pid1.become_init_if_pid1()
     if args.simulate_crash:
         print("kvd launcher: simulated crash (--simulate-crash)", file=sys.stderr, flush=True)
         return 1

@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import platform
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
-from kvd import logs, settings
+from kvd import logs, settings, version
 
 if TYPE_CHECKING:  # subscriptable only for the type checker
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -62,6 +63,14 @@ def parser(
             action="store_true",
             default=argparse.SUPPRESS,
             help="on an unexpected error, show the traceback",
+        )
+        # on every (sub)command too, so that `kvd controller --version` is each daemon's own
+        # answer (a container image whose entry point is the daemon is asked exactly that)
+        each.add_argument(
+            "--version",
+            action="version",
+            version=f"{each.prog} {version.kvd_version()} (Python {platform.python_version()})",
+            help="print the kvd version and exit",
         )
         each.set_defaults(command_name=each.prog)  # the innermost one chosen wins
     return top

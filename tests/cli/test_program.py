@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 import errno
+from importlib import metadata
 
 import pytest
 import structlog
 
 from kvd import logs
-from kvd.cli import program
+from kvd.cli import kvd, program
 from kvd.kube.client import ApiError
 from kvd.local.cluster import ClusterError
 
@@ -129,3 +130,16 @@ def test_a_usage_error_stays_argparses_exit_2(capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().err.splitlines()[-1] == (
         "prog group leaf: error: argument --count: invalid int value: 'many'"
     )
+
+
+@pytest.mark.parametrize("command", ["controller", "handler", "launcher"])
+def test_each_daemon_answers_version_before_its_required_options(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    # a container image whose entry point is `kvd <daemon>` is smoke-run with `--version` alone
+    with pytest.raises(SystemExit) as caught:
+        kvd.main([command, "--version"])
+    assert caught.value.code == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"kvd {command} {metadata.version('kvd')} (Python ")
+    assert captured.err == ""
