@@ -1,11 +1,7 @@
 """`kvdctl vnc --proxy-only`: a local port for any VNC viewer, through the API server's
 aggregated `subresources.kubevirt.io` (websocket `plain.kubevirt.io`), the controller, the
 node's handler and the launcher's VNC socket. A real VNC client, vncdotool, takes a screenshot
-of the guest's screen.
-
-Needs the display of issue 18's VNC part (branch i18-vnc: the launcher's VNC socket, the
-handler's Vnc, vncdotool and Pillow in the dev extras); Pillow is imported where used so that
-this module loads without it."""
+of the guest's screen."""
 
 from __future__ import annotations
 
@@ -18,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.e2e.conftest import E2E, vmi_manifest
 from tests.e2e.test_console import KVDCTL
@@ -42,8 +39,6 @@ def framebuffer_size(port: int) -> tuple[int, int]:
 
 
 def test_a_vnc_viewer_gets_the_guests_screen(e2e: E2E, tmp_path: Path) -> None:
-    from PIL import Image  # noqa: PLC0415 - with vncdotool, from the VNC part's dev extras
-
     e2e.apply(vmi_manifest("screen", marker="screen-booted"))
     e2e.wait_vmi("screen", "Running")
     proxy = subprocess.Popen(
