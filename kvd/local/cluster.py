@@ -27,6 +27,7 @@ server answers is in `DATA_DIR/logs/audit.log` (kube's audit Events, level Metad
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import json
 import os
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kvd import address_file, logs, procfs
-from kvd.api import crds, kinds, rbac
+from kvd.api import crds, rbac
 from kvd.local import credentials
 from kvd.local.apiserver import tls
 from kvd.local.node import teardown
@@ -123,9 +124,10 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
             print(f"{name:<10} ready  {_since(began)}  {line}", file=out, flush=True)
             if name == "apiserver":
                 _install_crds(kubeconfig)
+                groups = collections.Counter(c["spec"]["group"] for c in crds.all_crds())
                 print(
-                    f"{'crds':<10} ready  {_since(began)}  {len(kinds.KINDS)} kinds of "
-                    f"{kinds.GROUP}",
+                    f"{'crds':<10} ready  {_since(began)}  "
+                    + ", ".join(f"{n} kind{'s' * (n > 1)} of {g}" for g, n in groups.items()),
                     file=out,
                     flush=True,
                 )
