@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,24 +37,42 @@ def guest_dir() -> Path:
     return d
 
 
-# Tests that boot guests or whole local clusters (these directories, and any integration test
-# that asks for the built guest): under pytest-xdist (`make test` runs two
-# workers) they all run on one worker, one at a time, as before, so two TCG guests never
-# compete for this machine's two cores inside one test's deadlines. Every other test file is
-# a group of its own (its module fixtures set up once), spread over both workers.
+# Tests that boot guests (or whole local clusters that boot them): under pytest-xdist (`make test`
+# runs a worker per core with `--dist loadgroup`) they all run on one worker, one at a time, as
+# without xdist, so two TCG guests never compete for this machine's two cores inside one test's
+# deadlines. Every other test file is a group of its own (its module fixtures set up once),
+# spread over the workers.
 MACHINE_TESTS = (
     "tests/e2e/",
     "tests/launcher/",
     "tests/handler/",
     "tests/guest/",
     "tests/controller/",
+    "tests/containers/test_launcher_image.py",
     "tests/cli/test_demo.py",
+    "tests/local/node/test_launcher_pod.py",
+    "tests/local/test_images.py",
 )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        boots = item.get_closest_marker("integration") and "guest_dir" in item.fixturenames
-        group = "machines" if boots or path.startswith(MACHINE_TESTS) else path
-        item.add_marker(pytest.mark.xdist_group(group))
+def xdist_group(nodeid: str) -> str:
+    """The group a test runs in under xdist: "machines", or its file."""
+    path = nodeid.split("::", maxsplit=1)[0]
+    return "machines" if path.startswith(MACHINE_TESTS) else path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup` by `xdist_group`, computed from each test's node id on the controller.
+
+    Not by `xdist_group` markers: xdist 3.8 appends a marker's group to `item._nodeid`, which
+    pytest 9.2 no longer reads (a node id is `_id` now), so every marker is silently ignored and
+    each test is scheduled on its own."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 - only under xdist
+
+    class ByGroup(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    return ByGroup(config, log)
