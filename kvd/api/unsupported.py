@@ -73,7 +73,6 @@ FIELDS: Final[dict[tuple[str, str], str]] = {
     ("Disk", "io"): "disk IO modes",
     ("Disk", "blockSize"): "custom disk block sizes",
     ("Disk", "shareable"): "shareable disks",
-    ("Disk", "errorPolicy"): "disk error policies",
     ("Disk", "tag"): "device tags",
     ("DiskTarget", "pciAddress"): "PCI address placement",
     ("DiskTarget", "rotationRate"): "SSD emulation (rotationRate)",

@@ -22,6 +22,8 @@ NETWORK_NAME = r"^[A-Za-z0-9_-]+$"
 UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 Bus = Literal["virtio", "sata", "scsi"]
+# KubeVirt's DiskErrorPolicy; libvirt's `<driver error_policy>` takes the same words.
+ErrorPolicy = Literal["stop", "ignore", "report", "enospace"]
 EvictionStrategy = Literal["None", "LiveMigrate", "LiveMigrateIfPossible", "External"]
 InterfaceModel = Literal["virtio", "e1000", "e1000e", "rtl8139", "pcnet", "ne2k_pci"]
 
@@ -236,6 +238,11 @@ class Disk:
     boot_order: int | None = optional("Boot priority; 1 is first. Unique per VMI.", minimum=1)
     serial: str | None = optional(
         "Serial number the guest sees.", pattern=r"^[A-Za-z0-9_.+-]+$", max_length=20
+    )
+    error_policy: ErrorPolicy | None = optional(
+        "What the guest sees when a write to the volume fails (a full volume, say): stop "
+        "(the default) pauses the VMI until it is resumed, report passes the error to the "
+        "guest, ignore drops it, enospace pauses on a full volume and reports other errors."
     )
     volume_name: str | None = optional(
         "Deprecated (KubeVirt v1alpha2): the volume this disk presents. Disks now present the "

@@ -132,6 +132,14 @@ _PAUSED_REASONS: Final[Mapping[int, str]] = MappingProxyType(
     }
 )
 
+# KubeVirt's messages for its Paused reasons, word for word as `kubectl describe` shows them
+PAUSED_MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "PausedByUser": "VMI was paused by user",
+        "PausedIOError": "VMI was paused, low-level IO error detected",
+    }
+)
+
 _RUNNING: Final = Decision(RUNNING)
 _DELETED: Final = Decision(SUCCEEDED, "Deleted", "the VMI was deleted and its guest stopped")
 _CRASHED: Final = Decision(FAILED, "Crashed", "the guest crashed or QEMU exited unexpectedly")

@@ -58,7 +58,10 @@ def change(
     elif "Synchronized" in old and old["Synchronized"].get("reason") == "SyncFailed":
         conditions = [c for c in conditions if c["type"] != "Synchronized"]
     for kind, ok, reason in phase.conditions(observed, emulated=emulated, ready=ready):
-        message = decision.message if kind == "Ready" and not ok else None
+        if kind == "Ready" and not ok:
+            message = decision.message
+        else:
+            message = phase.PAUSED_MESSAGES.get(reason or "") if kind == "Paused" else None
         conditions.append(make_condition(old.get(kind), kind, ok, reason, message, now=now))
     wanted["conditions"] = conditions
     moved = phases.move(status, decision.phase, reason=decision.reason, now=now)

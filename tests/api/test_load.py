@@ -193,6 +193,12 @@ INVALID = [
         id="bad-enum",
     ),
     pytest.param(
+        _set("spec.domain.devices.disks[0].errorPolicy", "pause"),
+        'spec.domain.devices.disks[0].errorPolicy: Unsupported value: "pause": supported '
+        'values: "stop", "ignore", "report", "enospace"',
+        id="bad-error-policy",
+    ),
+    pytest.param(
         _set("spec.volumes[2]", {"name": "scratch"}),
         "spec.volumes[2]: must have one of containerDisk, cloudInitNoCloud",
         id="volume-without-source",
@@ -571,3 +577,14 @@ def test_interface_and_network_names_follow_kubevirt_not_dns() -> None:
     obj = kinds.load(doc)
     assert isinstance(obj, vmitypes.VirtualMachineInstance)
     assert obj.spec.domain.devices.interfaces[0].name == "test_Net-1"
+
+
+@pytest.mark.parametrize("policy", ["stop", "ignore", "report", "enospace"])
+def test_a_disk_error_policy_is_kept_and_not_defaulted(policy: str) -> None:
+    """KubeVirt's values are accepted; an unset policy stays unset (the converter picks stop)."""
+    doc = _base()
+    _set("spec.domain.devices.disks[0].errorPolicy", policy)(doc)
+    spec = _vmi(kinds.load(doc))
+    assert spec.domain.devices.disks[0].error_policy == policy
+    assert codec.encode(spec)["domain"]["devices"]["disks"][0]["errorPolicy"] == policy
+    assert all(d.error_policy is None for d in _vmi(kinds.load(_base())).domain.devices.disks)

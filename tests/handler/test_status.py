@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from kvd.handler import phase, status
 from kvd.rpc.launcher.v1 import domain_pb2
 
@@ -66,3 +68,44 @@ def test_acpi_counts_as_off_with_a_zero_grace_period() -> None:
     assert status.acpi({"spec": {}})
     assert not status.acpi({"spec": {"terminationGracePeriodSeconds": 0}})
     assert not status.acpi({"spec": {"domain": {"features": {"acpi": {"enabled": False}}}}})
+
+
+@pytest.mark.parametrize(
+    ("reason", "condition_reason", "message"),
+    [
+        pytest.param(
+            domain_pb2.DOMAIN_STATE_REASON_IO_ERROR,
+            "PausedIOError",
+            "VMI was paused, low-level IO error detected",
+            id="io-error",
+        ),
+        pytest.param(
+            domain_pb2.DOMAIN_STATE_REASON_PAUSED_BY_USER,
+            "PausedByUser",
+            "VMI was paused by user",
+            id="user",
+        ),
+    ],
+)
+def test_a_paused_domain_shows_kubevirts_paused_condition(
+    reason: int, condition_reason: str, message: str
+) -> None:
+    paused = domain_pb2.Domain(state=domain_pb2.DOMAIN_STATE_PAUSED, reason=reason)
+    observed = phase.Observed(domain_state=paused.state, domain_reason=reason, ever_ran=True)
+    decision = phase.next_phase("Running", observed)
+    written = status.change(
+        {"phase": "Running"},
+        decision=decision,
+        observed=observed,
+        now="T1",
+        domain=paused,
+        emulated=False,
+        synchronized=None,
+    )
+    assert written.get("phase", "Running") == "Running"  # a pause is no phase
+    [condition] = [c for c in written["conditions"] if c["type"] == "Paused"]
+    assert (condition["status"], condition["reason"], condition["message"]) == (
+        "True",
+        condition_reason,
+        message,
+    )

@@ -13,6 +13,9 @@ plugins, and the update rules of their strategies.
   `volumeName` (the PV controller binding it); a request may not drop below `status.capacity`,
   and may only grow when the claim's class says `allowVolumeExpansion` (403, kube's message).
 - A class's provisioner, parameters, reclaim policy and binding mode never change.
+- StorageObjectInUseProtection: a new claim gets the `kubernetes.io/pvc-protection` finalizer,
+  a new volume `kubernetes.io/pv-protection`; the local node's protection controllers
+  (`kvd/local/storage/protection.py`) remove them once deleting is safe.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from kvd.local.apiserver.store import Store
 
 Json = dict[str, Any]
 CLASSES = ResourceKey("storage.k8s.io", "storageclasses")
+# kube's StorageObjectInUseProtection admission plugin's finalizers
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+PV_PROTECTION = "kubernetes.io/pv-protection"
 IS_DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 RESIZE_FORBIDDEN = (
     "only dynamically provisioned pvc can be resized and the storageclass that provisions the "
@@ -51,6 +57,7 @@ class StorageAdmission:
             obj.setdefault("reclaimPolicy", "Delete")
             obj.setdefault("volumeBindingMode", "Immediate")
         elif which == ("", "persistentvolumeclaims"):
+            _protect(obj, PVC_PROTECTION)
             spec = obj.setdefault("spec", {})
             if isinstance(spec, dict):
                 spec.setdefault("volumeMode", "Filesystem")
@@ -60,6 +67,7 @@ class StorageAdmission:
                         spec["storageClassName"] = default
             obj["status"] = {"phase": "Pending"}
         elif which == ("", "persistentvolumes"):
+            _protect(obj, PV_PROTECTION)
             spec = obj.setdefault("spec", {})
             if isinstance(spec, dict):
                 spec.setdefault("volumeMode", "Filesystem")
@@ -139,6 +147,14 @@ class StorageAdmission:
             key=lambda c: (c["metadata"].get("creationTimestamp", ""), c["metadata"]["name"]),
         )
         return str(newest["metadata"]["name"])
+
+
+def _protect(obj: Json, finalizer: str) -> None:
+    meta = obj.setdefault("metadata", {})
+    if isinstance(meta, dict):
+        finalizers = meta.get("finalizers") or []
+        if isinstance(finalizers, list) and finalizer not in finalizers:
+            meta["finalizers"] = [*finalizers, finalizer]
 
 
 def _storage(spec: Json) -> Quantity | None:

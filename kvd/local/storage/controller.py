@@ -16,7 +16,8 @@ Two reconcilers on one work queue, keyed `("claim", ns/name)` and `("volume", na
 
 Events carry kube's reasons and messages. Everything is recomputed from the caches; a write
 that fails requeues the key with back-off, and a provisioned volume whose PV cannot be created
-is removed again, so no data outlives a failure.
+is removed again, so no data outlives a failure. PVC and PV protection (`protection`) run
+beside it on the same caches, so a claim only disappears once no running pod uses it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from kvd.kube.events import NORMAL, WARNING
 from kvd.kube.workqueue import WorkQueue
 from kvd.local.storage import keys, matching
 from kvd.local.storage.backing import Backing
+from kvd.local.storage.protection import Protection
 from kvd.local.storage.provisioning import Provisioner
 from kvd.local.storage.reclaim import Reclaimer
 from kvd.local.storage.writes import Writes
@@ -62,6 +64,7 @@ class StorageController:
         self.queue: WorkQueue[Key] = WorkQueue(base_delay=0.2, max_delay=30.0)
         self.provisioner = Provisioner(self.w, self.backing, node_name=node_name)
         self.reclaimer = Reclaimer(self.w, self.backing, claims=self.claims.get)
+        self.protection = Protection(api, claims=self.claims, volumes=self.volumes)
         self._thread: threading.Thread | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -71,6 +74,7 @@ class StorageController:
         self.claims.add_handler(self._on_claim)
         self.volumes.add_handler(self._on_volume)
         self.classes.add_handler(lambda _kind, _o: self._requeue_claims())
+        self.protection.start(timeout=timeout)
         for inf in (self.classes, self.volumes, self.claims):
             inf.start()
         for inf in (self.classes, self.volumes, self.claims):
@@ -82,6 +86,7 @@ class StorageController:
         self._thread.start()
 
     def stop(self) -> None:
+        self.protection.stop()
         self.queue.shutdown()
         for inf in (self.classes, self.volumes, self.claims):
             inf.stop()

@@ -42,6 +42,9 @@ class Reclaimer:
         ref = spec.get("claimRef")
         claim = self._claim_of(volume)
         if meta.get("deletionTimestamp"):
+            if claim is None and ref and (volume.get("status") or {}).get("phase") == "Bound":
+                # pv-protection lets a volume go only once it is no longer Bound
+                self.w.set_volume_phase(volume, "Released")
             if keys.PROVISIONER_FINALIZER in (meta.get("finalizers") or []) and claim is None:
                 self._delete_data(volume)
                 self.w.drop_finalizer(volume)

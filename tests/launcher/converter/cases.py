@@ -81,10 +81,10 @@ CASES = (
                 "devices": {
                     "disks": [
                         {"name": "rootdisk", "bootOrder": 1, "serial": "root-0001"},
-                        {"name": "scratch", "disk": {"bus": "sata"}},
+                        {"name": "scratch", "disk": {"bus": "sata"}, "errorPolicy": "report"},
                         {"name": "data", "disk": {"bus": "scsi", "readonly": True}},
-                        {"name": "cloudinit", "cdrom": {}},
-                        {"name": "shared", "lun": {}},
+                        {"name": "cloudinit", "cdrom": {}, "errorPolicy": "ignore"},
+                        {"name": "shared", "lun": {}, "errorPolicy": "enospace"},
                     ]
                 }
             },

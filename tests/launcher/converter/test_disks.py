@@ -13,8 +13,8 @@ from kvd.launcher.converter.errors import ContextError, ConversionError
 from tests.launcher.converter.conftest import ROOTDISK, assert_xml, context, spec
 
 D = "/var/run/kvd/pods/0b2c6f4e/disks"
-QCOW2 = '<driver name="qemu" type="qcow2" cache="writeback"/>'
-RAW = '<driver name="qemu" type="raw" cache="writeback"/>'
+QCOW2 = '<driver name="qemu" type="qcow2" cache="writeback" error_policy="stop"/>'
+RAW = '<driver name="qemu" type="raw" cache="writeback" error_policy="stop"/>'
 ROOT_SRC = f'<source file="{D}/rootdisk.qcow2"/>'
 ISO = DiskSource(path=Path(f"{D}/cloudinit.iso"), format="raw", is_iso=True)
 DATA = DiskSource(path=Path(f"{D}/data.img"), format="raw")
@@ -139,6 +139,27 @@ def test_disk(
     s = spec({"devices": {"disks": disk_specs}}, volumes=volumes)
     result = disks.disks(s, context(disks={"rootdisk": ROOTDISK, **sources}))
     assert_xml([*result.disks, *result.controllers], expected)
+
+
+@pytest.mark.parametrize(
+    ("error_policy", "rendered"),
+    [
+        pytest.param(None, "stop", id="default-stop-as-kubevirt"),
+        pytest.param("stop", "stop", id="stop"),
+        pytest.param("report", "report", id="report"),
+        pytest.param("ignore", "ignore", id="ignore"),
+        pytest.param("enospace", "enospace", id="enospace"),
+    ],
+)
+def test_error_policy(error_policy: str | None, rendered: str) -> None:
+    disk: dict[str, Any] = {"name": "data"}
+    if error_policy is not None:
+        disk["errorPolicy"] = error_policy
+    s = spec({"devices": {"disks": [disk]}}, volumes=[DATA_VOLUME])
+    result = disks.disks(s, context(disks={"data": DATA}))
+    driver = result.disks[0].find("driver")
+    assert driver is not None
+    assert driver.get("error_policy") == rendered
 
 
 def test_target_names_and_addresses_across_buses() -> None:
