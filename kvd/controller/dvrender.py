@@ -93,6 +93,8 @@ def claim(dv: DataVolume, raw: Json, *, source_claim: Json | None = None) -> Jso
         dvapi.ANN_SOURCE: "none" if kind == "blank" else kind,
         dvapi.ANN_CONTENT_TYPE: "kubevirt",
         dvapi.ANN_CREATED_FOR: raw["metadata"]["uid"],
+        # the importer is the claim's first consumer (see controller/datavolume.py)
+        dvapi.ANN_BIND_IMMEDIATE: "true",
     }
     source = dv.spec.source
     assert source is not None

@@ -39,6 +39,8 @@ def test_storage_gets_cdis_defaults_and_annotations() -> None:
     assert annotations[dvapi.ANN_ENDPOINT] == "https://h/x.qcow2"
     assert annotations[dvapi.ANN_SECRET] == "s"
     assert annotations[dvapi.ANN_CERT_CONFIGMAP] == "c"
+    # the importer pod is its first consumer: the claim says so, as CDI's does
+    assert annotations[dvapi.ANN_BIND_IMMEDIATE] == "true"
     assert claim["metadata"]["ownerReferences"][0]["uid"] == "dv-1"
 
 

@@ -284,9 +284,8 @@ def exercised(e2e: E2E) -> Iterator[E2E]:
     wait_for("the replica set's VMI", of_the_set, timeout=60)
     e2e.kubectl("scale", "vmirs", "roles-set", "--replicas=0")
     wait_for("the replica set to scale down", lambda: not of_the_set(), timeout=120)
-    # DataVolumes: a VM's template makes one whose claim waits on a storage class (the
-    # controller looks the class up); one on a hand-made volume imports blank, and the
-    # controller reads its importer's log
+    # DataVolumes: a VM's template makes one whose claim waits on a storage class; one on a
+    # hand-made volume imports blank, and the controller reads its importer's log
     blank_dir = e2e.cluster.data_dir / "roles-blank"
     blank_dir.mkdir()
     pv = yaml.safe_load_all(
