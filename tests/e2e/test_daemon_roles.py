@@ -337,7 +337,15 @@ def exercised(e2e: E2E) -> Iterator[E2E]:
         done = e2e.kubectl("get", "dv", name, "-o", "jsonpath={.status.phase}", check=False)
         return str(done.stdout)
 
-    wait_for("the blank DataVolume to succeed", lambda: dv_phase("roles-blank") == "Succeeded")
+    wait_for(
+        "the blank DataVolume to succeed",
+        lambda: dv_phase("roles-blank") == "Succeeded",
+        timeout=90,
+        diagnose=lambda: (
+            e2e.kubectl("get", "dv,pvc,pv,pods", "-o", "wide").stdout
+            + e2e.kubectl("get", "events").stdout[-4000:]
+        ),
+    )
     wait_for(
         "the VM's DataVolume to wait for its claim",
         lambda: dv_phase("roles-dv") in ("Pending", "WaitForFirstConsumer", "ImportScheduled"),
