@@ -143,7 +143,7 @@ class DataVolumeController:
         if phase == "Pending":
             # CDI's DataVolume is Pending while its claim is, whatever the pod does
             status["phase"] = dvapi.IMPORT_SCHEDULED if bound else dvapi.PENDING
-            self._condition(status, dvapi.RUNNING, False, "Pending", _waiting(pod), now=now)
+            self._condition(status, dvapi.RUNNING, False, *_waiting(pod), now=now)
             self._write(dv, status)
             return None
         if phase == "Running":
@@ -321,12 +321,17 @@ def _bound_reason(claim: Json) -> tuple[str, str]:
     return dvapi.REASON_CLAIM_PENDING, f"PVC {name} {phase}"
 
 
-def _waiting(pod: Json) -> str | None:
+def _waiting(pod: Json) -> tuple[str, str | None]:
+    """Why a pending importer waits: its container's reason, or the scheduler's (a claim that
+    cannot be provisioned, say), so the DataVolume's Running condition tells the user."""
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         waiting = (status.get("state") or {}).get("waiting") or {}
         if waiting.get("message"):
-            return str(waiting["message"])
-    return None
+            return "Pending", str(waiting["message"])
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return str(condition.get("reason") or "Pending"), condition.get("message")
+    return "Pending", None
 
 
 def _terminated_message(pod: Json) -> str:

@@ -398,3 +398,39 @@ def test_a_datavolume_deleted_mid_import_leaves_no_pod_claim_volume_or_loop_devi
         finally:
             served.gate.set()  # type: ignore[union-attr]
             e2e.kubectl("delete", "dv", "abandoned", "--ignore-not-found")
+
+
+def test_a_claim_that_cannot_be_provisioned_is_told_on_the_datavolume(e2e: E2E) -> None:
+    dv = {
+        "apiVersion": "cdi.kubevirt.io/v1beta1",
+        "kind": "DataVolume",
+        "metadata": {"name": "classless"},
+        "spec": {
+            "source": {"blank": {}},
+            "storage": {
+                "storageClassName": "nothere",
+                "resources": {"requests": {"storage": "4Mi"}},
+            },
+        },
+    }
+    try:
+        e2e.apply(yaml.safe_dump(dv))
+
+        def running() -> Json:
+            conditions = (_get(e2e, "dv", "classless").get("status") or {}).get("conditions")
+            return next((c for c in conditions or [] if c["type"] == "Running"), {})
+
+        told = wait_for(
+            "the DataVolume to say why its importer waits",
+            lambda: (c := running()) and c.get("reason") == "Unschedulable" and c,
+            timeout=60,
+            diagnose=lambda: _get(e2e, "dv", "classless").get("status"),
+        )
+        assert 'storageclass.storage.k8s.io "nothere" not found' in told["message"], told
+        assert _phase(e2e, "classless") == "Pending"
+        assert _get(e2e, "pvc", "classless")["status"]["phase"] == "Pending"
+        e2e.kubectl("delete", "dv", "classless", "--wait=true", "--timeout=60s")
+        wait_for("its claim to go", lambda: _gone(e2e, "pvc", "classless"), timeout=60)
+        wait_for("its importer pod to go", lambda: _gone(e2e, "pod", "importer-classless"))
+    finally:
+        e2e.kubectl("delete", "dv", "classless", "--ignore-not-found")
