@@ -125,7 +125,6 @@ CONTROLLER_RULES: Final = (
     rule(("cdi.kubevirt.io",), ("datavolumes/status",), ("patch",)),
     rule(("",), ("persistentvolumeclaims",), ("create",)),
     rule(("",), ("pods/log",), ("get",)),
-    rule(("storage.k8s.io",), ("storageclasses",), ("get",)),
     rule(("",), ("nodes",), ("list", "watch", "patch")),  # the heartbeat watchdog
     rule(("",), ("events",), ("create",)),
     # ControllerService: who calls (TokenReview), and may they (SubjectAccessReview)

@@ -4,13 +4,16 @@ that says how far it got (CDI's pkg/controller/datavolume + import-controller, i
 Level-triggered: DV, claim and importer-pod events enqueue the DV's key; `reconcile` reads all
 three from the caches and moves the DV on:
 
-  Pending (claim made, not bound; WaitForFirstConsumer when its class binds late and the
-  importer is not scheduled yet) → ImportScheduled (importer pod made) → ImportInProgress (it
-  runs; `status.progress` scraped from its metrics port) → Succeeded (pod deleted) | Failed.
+  Pending (claim made, not bound yet) → ImportScheduled (claim bound, importer pod waiting)
+  → ImportInProgress (it runs; `status.progress` scraped from its metrics port) → Succeeded
+  (pod deleted) | Failed.
 
-The importer pod is always the claim's first consumer, as CDI makes it with
-`cdi.kubevirt.io/storage.bind.immediate.requested`: kvd's local cluster has one node, so there
-is no placement to wait for. A pod that fails is deleted and made again after a back-off
+The importer pod is always the claim's first consumer, so a WaitForFirstConsumer claim is bound
+where the importer is scheduled and the DataVolume goes from Pending straight on, as CDI does
+without its HonorWaitForFirstConsumer gate or with `storage.bind.immediate.requested` (which the
+claim carries, saying so). CDI's `WaitForFirstConsumer` phase means "no importer until a workload
+pod is scheduled" (KubeVirt's ephemeral pod), which kvd does not do: its VMs wait for their
+DataVolumes before they make a pod. A pod that fails is deleted and made again after a back-off
 (`status.restartCount`, CDI's Restarts column); its last log line says whether retrying can
 help. A failure that cannot be mended (an HTTP 404, a refused image) or MAX_RESTARTS of them
 end the DV `Failed` with the importer's message: CDI itself retries forever, but a 404 never
@@ -41,7 +44,6 @@ Json = dict[str, Any]
 
 MAX_RESTARTS: Final = 4
 POLL: Final = 2.0  # seconds between two scrapes of a running importer's progress
-WFFC: Final = "WaitForFirstConsumer"
 
 
 def backoff(restarts: int) -> float:
@@ -129,23 +131,19 @@ class DataVolumeController:
                 self._write(dv, status)
                 return wait
             pod = self._create_pod(dv, parsed, claim, status)
-            status["phase"] = dvapi.IMPORT_SCHEDULED if bound else self._unbound_phase(claim)
+            status["phase"] = dvapi.IMPORT_SCHEDULED if bound else dvapi.PENDING
             status.setdefault("progress", "N/A")
             self._write(dv, status)
             return None
-        return self._follow(key, dv, status, pod, bound=bound, claim=claim)
+        return self._follow(key, dv, status, pod, bound=bound)
 
-    def _follow(
-        self, key: str, dv: Json, status: Json, pod: Json, *, bound: bool, claim: Json
-    ) -> float | None:
+    def _follow(self, key: str, dv: Json, status: Json, pod: Json, *, bound: bool) -> float | None:
         phase = (pod.get("status") or {}).get("phase") or "Pending"
         now = _now()
         if phase == "Pending":
-            scheduled = bool((pod.get("spec") or {}).get("nodeName"))
-            status["phase"] = (
-                dvapi.IMPORT_SCHEDULED if bound or scheduled else self._unbound_phase(claim)
-            )
-            self._condition(status, dvapi.RUNNING, False, "Pending", _waiting(pod), now=now)
+            # CDI's DataVolume is Pending while its claim is, whatever the pod does
+            status["phase"] = dvapi.IMPORT_SCHEDULED if bound else dvapi.PENDING
+            self._condition(status, dvapi.RUNNING, False, *_waiting(pod), now=now)
             self._write(dv, status)
             return None
         if phase == "Running":
@@ -260,20 +258,6 @@ class DataVolumeController:
             return None
         return import_result.parse(text)
 
-    def _unbound_phase(self, claim: Json) -> str:
-        name = (claim.get("spec") or {}).get("storageClassName")
-        if not name:
-            return dvapi.PENDING
-        try:
-            cls = self.raw.get(f"/apis/storage.k8s.io/v1/storageclasses/{name}")
-        except ApiError:
-            return dvapi.PENDING
-        return (
-            dvapi.WAIT_FOR_FIRST_CONSUMER
-            if cls.get("volumeBindingMode") == WFFC
-            else (dvapi.PENDING)
-        )
-
     def _fail(self, dv: Json, status: Json, reason: str, message: str) -> None:
         now = _now()
         status["phase"] = dvapi.FAILED
@@ -337,12 +321,17 @@ def _bound_reason(claim: Json) -> tuple[str, str]:
     return dvapi.REASON_CLAIM_PENDING, f"PVC {name} {phase}"
 
 
-def _waiting(pod: Json) -> str | None:
+def _waiting(pod: Json) -> tuple[str, str | None]:
+    """Why a pending importer waits: its container's reason, or the scheduler's (a claim that
+    cannot be provisioned, say), so the DataVolume's Running condition tells the user."""
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         waiting = (status.get("state") or {}).get("waiting") or {}
         if waiting.get("message"):
-            return str(waiting["message"])
-    return None
+            return "Pending", str(waiting["message"])
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return str(condition.get("reason") or "Pending"), condition.get("message")
+    return "Pending", None
 
 
 def _terminated_message(pod: Json) -> str:

@@ -70,8 +70,12 @@ def claim(dv: DataVolume, raw: Json, *, source_claim: Json | None = None) -> Jso
         assert storage is not None
         spec = {"accessModes": list(storage.access_modes or ("ReadWriteOnce",))}
         spec["volumeMode"] = storage.volume_mode or "Filesystem"
-        if storage.storage_class_name:
-            spec["storageClassName"] = storage.storage_class_name
+        # "" is no class at all (a volume made by hand), as on a claim: kept, or the API server
+        # would give the claim the default class and it could never bind. The parsed spec does
+        # not tell "" from unset, the manifest does.
+        written = ((raw.get("spec") or {}).get("storage") or {}).get("storageClassName")
+        if storage.storage_class_name or written == "":
+            spec["storageClassName"] = storage.storage_class_name or ""
         if storage.selector:
             spec["selector"] = storage.selector
         if storage.volume_name:
@@ -93,6 +97,8 @@ def claim(dv: DataVolume, raw: Json, *, source_claim: Json | None = None) -> Jso
         dvapi.ANN_SOURCE: "none" if kind == "blank" else kind,
         dvapi.ANN_CONTENT_TYPE: "kubevirt",
         dvapi.ANN_CREATED_FOR: raw["metadata"]["uid"],
+        # the importer is the claim's first consumer (see controller/datavolume.py)
+        dvapi.ANN_BIND_IMMEDIATE: "true",
     }
     source = dv.spec.source
     assert source is not None

@@ -39,7 +39,26 @@ def test_storage_gets_cdis_defaults_and_annotations() -> None:
     assert annotations[dvapi.ANN_ENDPOINT] == "https://h/x.qcow2"
     assert annotations[dvapi.ANN_SECRET] == "s"
     assert annotations[dvapi.ANN_CERT_CONFIGMAP] == "c"
+    # the importer pod is its first consumer: the claim says so, as CDI's does
+    assert annotations[dvapi.ANN_BIND_IMMEDIATE] == "true"
     assert claim["metadata"]["ownerReferences"][0]["uid"] == "dv-1"
+
+
+@pytest.mark.parametrize(
+    ("given", "claimed"),
+    [
+        pytest.param({}, None, id="unset-the-default-class"),
+        pytest.param({"storageClassName": ""}, "", id="empty-no-class"),
+        pytest.param({"storageClassName": "fast"}, "fast", id="named"),
+    ],
+)
+def test_storage_class_unset_is_the_defaults_and_empty_is_none(
+    given: Json, claimed: str | None
+) -> None:
+    raw = _dv({**HTTP, "storage": {**HTTP["storage"], **given}})
+    spec = dvrender.claim(dvapi.load(raw), raw)["spec"]
+    assert spec.get("storageClassName", None) == claimed
+    assert ("storageClassName" in spec) == (claimed is not None)
 
 
 def test_importer_pod_mounts_credentials_never_passes_them() -> None:

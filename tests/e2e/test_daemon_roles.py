@@ -284,9 +284,8 @@ def exercised(e2e: E2E) -> Iterator[E2E]:
     wait_for("the replica set's VMI", of_the_set, timeout=60)
     e2e.kubectl("scale", "vmirs", "roles-set", "--replicas=0")
     wait_for("the replica set to scale down", lambda: not of_the_set(), timeout=120)
-    # DataVolumes: a VM's template makes one whose claim waits on a storage class (the
-    # controller looks the class up); one on a hand-made volume imports blank, and the
-    # controller reads its importer's log
+    # DataVolumes: a VM's template makes one whose claim waits on a storage class; one on a
+    # hand-made volume imports blank, and the controller reads its importer's log
     blank_dir = e2e.cluster.data_dir / "roles-blank"
     blank_dir.mkdir()
     pv = yaml.safe_load_all(
@@ -338,7 +337,15 @@ def exercised(e2e: E2E) -> Iterator[E2E]:
         done = e2e.kubectl("get", "dv", name, "-o", "jsonpath={.status.phase}", check=False)
         return str(done.stdout)
 
-    wait_for("the blank DataVolume to succeed", lambda: dv_phase("roles-blank") == "Succeeded")
+    wait_for(
+        "the blank DataVolume to succeed",
+        lambda: dv_phase("roles-blank") == "Succeeded",
+        timeout=90,
+        diagnose=lambda: (
+            e2e.kubectl("get", "dv,pvc,pv,pods", "-o", "wide").stdout
+            + e2e.kubectl("get", "events").stdout[-4000:]
+        ),
+    )
     wait_for(
         "the VM's DataVolume to wait for its claim",
         lambda: dv_phase("roles-dv") in ("Pending", "WaitForFirstConsumer", "ImportScheduled"),

@@ -90,21 +90,24 @@ def table(e2e: E2E, kind: str, name: str) -> list[list[str]]:
 class StatusWatch:
     """`kubectl get vm NAME -w`, printing the printableStatus of every version of the VM."""
 
-    def __init__(self, e2e: E2E, name: str) -> None:
+    def __init__(
+        self, e2e: E2E, name: str, *, kind: str = "vm", field: str = ".status.printableStatus"
+    ) -> None:
+        """`name` may also be `-l SELECTOR`, to see objects made after the watch began."""
         env = {
             **os.environ,
             "KUBECONFIG": str(e2e.cluster.kubeconfig),
             "HOME": str(e2e.cluster.data_dir),
         }
         self.proc = subprocess.Popen(
-            [KUBECTL, "get", "vm", name, "-w", "-o", r"jsonpath={.status.printableStatus}{'\n'}"],
+            [KUBECTL, "get", kind, *name.split(), "-w", "-o", f"jsonpath={{{field}}}{{'\\n'}}"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
         )
         assert self.proc.stdout is not None
-        self.transcript = Transcript(self.proc.stdout, what=f"kubectl get vm {name} -w")
+        self.transcript = Transcript(self.proc.stdout, what=f"kubectl get {kind} {name} -w")
 
     def shown(self) -> list[str]:
         """The statuses shown so far, repeats collapsed."""
