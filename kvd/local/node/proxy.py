@@ -1,8 +1,13 @@
 """Cluster IPs reachable from pods and the host, as kube-proxy's nftables mode makes them.
 
 One nftables table per node, `ip kvd-<bridge>`: a `services` chain, jumped to from the nat
-`prerouting` hook (pods) and `output` hook (the host), DNATs each Service port's cluster IP to one
-of its ready endpoints, picked at random (`numgen random mod N`). Traffic from the pod network
+`prerouting` hook for what comes in on this node's bridge (its pods: another local cluster on the
+same host has its own `kubernetes` Service at the same address) and from the `output` hook (the
+host), DNATs each Service port's cluster IP to one of its ready endpoints, picked at random
+(`numgen random mod N`). From the host, two local clusters with a Service on the same cluster IP
+and port are ambiguous (the first table wins); cluster IPs are random, as kube's, so only the
+`kubernetes` Service's first address is certain to be shared, and the host reaches the API server
+directly. Traffic from the pod network
 that was DNATed is masqueraded on its way out, so a pod reaching a pod through a Service (both on
 the bridge) gets its answer back through the host, which undoes the translation; forwarding is
 turned on for the bridge alone (`net.ipv4.conf.<bridge>.forwarding`, and `route_localnet` for
@@ -110,7 +115,7 @@ table ip {table} {{
   }}
   chain prerouting {{
     type nat hook prerouting priority dstnat; policy accept;
-    jump services
+    iifname "{bridge}" jump services
   }}
   chain output {{
     type nat hook output priority -100; policy accept;

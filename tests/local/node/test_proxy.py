@@ -67,3 +67,7 @@ def test_the_table_is_replaced_whole_and_masquerades_the_pod_network() -> None:
     assert script.startswith("table ip kvd-kvd0 {}\ndelete table ip kvd-kvd0\n")
     assert "ip saddr 10.88.0.0/16 ct status dnat masquerade" in script
     assert _rules(script) == []
+    # only this node's pods go through its Services: another local cluster on the host has its
+    # own `kubernetes` Service at the same first address of the range
+    prerouting = script.split("chain prerouting {")[1].split("\n  }", maxsplit=1)[0]
+    assert 'iifname "kvd0" jump services' in prerouting
