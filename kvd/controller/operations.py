@@ -239,30 +239,21 @@ class Operations:
     # --- VirtualMachineInstances: pause, unpause -----------------------------------------------
 
     def pause(self, user: UserInfo, ns: str, name: str, *, dry_run: bool = False) -> None:
-        self._authorize(user, access.subresource(VMIS, "pause", "update", ns, name))
-        vmi, node = self._vmi_on_node(ns, name, lifecycle.check_pause)
-        if not dry_run:
-            self._call(
-                node,
-                "PauseVirtualMachineInstance",
-                handler_pb2.PauseVirtualMachineInstanceRequest(
-                    namespace=ns, name=name, uid=vmi["metadata"]["uid"]
-                ),
-            )
-        log.info("vmi_paused", vmi=f"{ns}/{name}", user=user.username, dry_run=dry_run)
+        self._pause(user, ns, name, pause=True, dry_run=dry_run)
 
     def unpause(self, user: UserInfo, ns: str, name: str, *, dry_run: bool = False) -> None:
-        self._authorize(user, access.subresource(VMIS, "unpause", "update", ns, name))
-        vmi, node = self._vmi_on_node(ns, name, lifecycle.check_unpause)
+        self._pause(user, ns, name, pause=False, dry_run=dry_run)
+
+    def _pause(self, user: UserInfo, ns: str, name: str, *, pause: bool, dry_run: bool) -> None:
+        verb = "pause" if pause else "unpause"
+        self._authorize(user, access.subresource(VMIS, verb, "update", ns, name))
+        check = lifecycle.check_pause if pause else lifecycle.check_unpause
+        vmi, node = self._vmi_on_node(ns, name, check)
         if not dry_run:
-            self._call(
-                node,
-                "UnpauseVirtualMachineInstance",
-                handler_pb2.UnpauseVirtualMachineInstanceRequest(
-                    namespace=ns, name=name, uid=vmi["metadata"]["uid"]
-                ),
-            )
-        log.info("vmi_unpaused", vmi=f"{ns}/{name}", user=user.username, dry_run=dry_run)
+            method = "PauseVirtualMachineInstance" if pause else "UnpauseVirtualMachineInstance"
+            message = getattr(handler_pb2, f"{method}Request")
+            self._call(node, method, message(namespace=ns, name=name, uid=vmi["metadata"]["uid"]))
+        log.info(f"vmi_{verb}d", vmi=f"{ns}/{name}", user=user.username, dry_run=dry_run)
 
     def _call(self, node: str, method: str, request: Any) -> None:
         channel, stub = self._connect(node)
