@@ -316,6 +316,37 @@ def test_registry_and_blank_sources_give_a_vm_its_root_and_an_empty_disk(e2e: E2
         _delete_vm_and_check_storage_freed(e2e, "vm-registry-dv", volumes)
 
 
+def test_a_pvc_source_clones_another_claim_and_the_vm_boots_from_the_copy(e2e: E2E) -> None:
+    """CDI's `pvc` source: a copy of a claim that already holds a disk (here one a registry
+    DataVolume filled), made by an importer that reads the source claim mounted read-only."""
+    source = {
+        "apiVersion": "cdi.kubevirt.io/v1beta1",
+        "kind": "DataVolume",
+        "metadata": {"name": "golden"},
+        "spec": _storage({"registry": {"url": "docker://kvd-demo"}}),
+    }
+    clone = {
+        "metadata": {"name": "clone-dv"},
+        "spec": _storage({"pvc": {"namespace": "default", "name": "golden"}}),
+    }
+    volumes: dict[str, Path] = {}
+    try:
+        e2e.apply(yaml.safe_dump(source))
+        _succeeded(e2e, "golden")
+        golden = _volume_of(e2e, "golden")[1] / "disk.img"
+        e2e.apply(yaml.safe_dump(_vm("vm-clone", [clone], marker="CLONE-BOOTED")))
+        _succeeded(e2e, "clone-dv")
+        volumes["clone-dv"] = _volume_of(e2e, "clone-dv")[1]
+        copy = volumes["clone-dv"] / "disk.img"
+        assert copy.read_bytes() == golden.read_bytes()  # a copy, not the same file
+        assert copy.stat().st_ino != golden.stat().st_ino
+        vmi = e2e.wait_vmi("vm-clone", "Running", timeout=vms.BOOT)
+        _console(e2e, vmi, r"CLONE-BOOTED")
+    finally:
+        _delete_vm_and_check_storage_freed(e2e, "vm-clone", volumes)
+        e2e.kubectl("delete", "dv", "golden", "--ignore-not-found", "--wait=true")
+
+
 def test_a_404_ends_failed_and_deleting_removes_claim_volume_data_and_pod(
     e2e: E2E, guest_dir: Path
 ) -> None:
