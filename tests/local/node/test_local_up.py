@@ -20,14 +20,15 @@ def test_up_status_down_leaves_nothing_and_up_again_finds_the_objects() -> None:
     cluster = new_cluster()
     out = cluster.up().stdout
     lines = out.splitlines()
-    assert lines[0].startswith("apiserver  ready")
-    assert lines[1].startswith("crds       ready")
-    assert lines[2].startswith("node       ready")
-    assert lines[3].startswith("handler    ready")
-    assert lines[4].startswith("controller ready") and "(leading)" in lines[4]
-    assert f"export KUBECONFIG={cluster.kubeconfig}" in out
-    listeners = _listeners(cluster, lines)
-    try:
+    try:  # every check inside: a failing one must still bring the cluster down
+        assert lines[0].startswith("apiserver  ready")
+        assert lines[1].startswith("crds       ready")
+        assert lines[2].startswith("node       ready")
+        assert lines[3].startswith("handler    ready")
+        assert lines[4].startswith("controller ready") and "(leading)" in lines[4]
+        assert lines[5].startswith("apiservice v1.subresources.kubevirt.io Available")
+        assert f"export KUBECONFIG={cluster.kubeconfig}" in out
+        listeners = _listeners(cluster, lines)
         status = _kvd("local", "status", "--data-dir", str(cluster.data_dir))
         assert status.returncode == 0
         assert [line.split()[0] for line in status.stdout.splitlines()[1:]] == [
@@ -100,12 +101,20 @@ def _listeners(cluster: Cluster, lines: list[str]) -> list[Path]:
     paths = []
     for index, name, expected in (
         (3, "handler", {"HandlerService": "handlerService", "metrics": "metrics"}),
-        (4, "controller", {"ControllerService": "controllerService", "metrics": "metrics"}),
+        (
+            4,
+            "controller",
+            {
+                "ControllerService": "controllerService",
+                "subresources.kubevirt.io": "subresources",
+                "metrics": "metrics",
+            },
+        ),
     ):
         path = cluster.data_dir / name / "address.json"
         listening = address_file.read(path)
         assert listening.pid == pids[name], f"{path} is not from the running {name}"
-        shown = dict(re.findall(r"\((\w+) on port (\d+)\)", lines[index]))
+        shown = dict(re.findall(r"\(([\w.]+) on port (\d+)\)", lines[index]))
         assert {expected[k]: f"127.0.0.1:{port}" for k, port in shown.items()} == dict(
             listening.addresses
         ), lines[index]
