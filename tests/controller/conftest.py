@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kvd.api import crds, kinds
+from kvd.api import crds
 from kvd.kube import client
 from tests.local.apiserver.conftest import KVD, Server, start_server
 from tests.support import metrics
@@ -113,8 +113,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     base = tmp_path_factory.mktemp("controller")
     server = start_server(base / "api")
     e = Env(server, base / "launchers", base / "controller.log")
-    for kind in kinds.KINDS.values():
-        e.raw.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crds.crd(kind))
+    for crd in crds.all_crds():  # the controller watches DataVolumes too
+        e.raw.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
     e.raw.create("/api/v1/namespaces", {"metadata": {"name": "kvd"}})
     wait_for("CRDs served", lambda: _served(e.raw))
     log = e.log.open("w")

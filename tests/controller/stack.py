@@ -27,6 +27,7 @@ from kvd.rpc.launcher.v1 import launcher_pb2
 from tests.kube.identities import Identities
 from tests.launcher.harness import RPC_TIMEOUT, Launcher, vmi_manifest
 from tests.local.apiserver.conftest import CRDS, Server, start_server
+from tests.support import rfb
 from tests.support.console import GrpcConsole
 
 NS, NAME, NODE = "a", "vm1", "node-a"
@@ -56,6 +57,13 @@ class Stack:
 
     def admin(self) -> str:
         return (self.api.data_dir / "token").read_text().strip()
+
+    def vnc(self, token: str | None, *, name: str = NAME) -> rfb.GrpcVnc:
+        return rfb.GrpcVnc(
+            self.stub(token).Vnc,
+            lambda data: controller_pb2.VncRequest(data=data),
+            first=controller_pb2.VncRequest(open=controller_pb2.VncOpen(namespace=NS, name=name)),
+        )
 
     def console(
         self, token: str | None, *, mode: int = RO, name: str = NAME, **kw: Any

@@ -33,8 +33,8 @@ def test_the_controller_serves_its_api_over_tls(tmp_path: Path) -> None:
     proc: subprocess.Popen[str] | None = None
     try:
         raw = client.Raw(client.connect(server.kubeconfig))
-        for kind in kinds.KINDS.values():
-            raw.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crds.crd(kind))
+        for crd in crds.all_crds():  # the controller watches DataVolumes too
+            raw.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
         raw.create("/api/v1/namespaces", {"metadata": {"name": "kvd"}})
         wait_for(
             "the VMI CRD to be served",

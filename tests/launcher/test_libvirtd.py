@@ -234,9 +234,12 @@ def test_a_missing_libvirt_qemu_user_is_named_with_its_fix(
     assert "libvirt-qemu" in error["message"] and "useradd" in error["message"]
 
 
-def test_a_second_daemon_for_the_same_run_dir_is_refused(tmp_path: Path) -> None:
+def test_a_second_daemon_for_the_same_run_dir_is_refused(reachable_tmp: Path) -> None:
     # A live libvirtd holds a lock on its pid file; a second one must not take over its sockets.
-    daemon = Libvirtd(tmp_path / "run", caps_store=tmp_path / "caps", etc_dir=tmp_path / "etc")
+    # (reachable_tmp: a short path, as a run dir is; under xdist tmp_path's is too long for the
+    # 107 bytes of a unix socket's, which the daemon checks first)
+    tmp = reachable_tmp
+    daemon = Libvirtd(tmp / "run", caps_store=tmp / "caps", etc_dir=tmp / "etc")
     pid_file = daemon.dir / "libvirtd.pid"
     pid_file.parent.mkdir(parents=True)
     pid_file.write_text("4242\n")
