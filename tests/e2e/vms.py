@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import urllib.parse
 
 from tests.e2e.conftest import E2E, Json
 from tests.local.kubectl import KUBECTL
@@ -108,6 +109,28 @@ class StatusWatch:
         )
         assert self.proc.stdout is not None
         self.transcript = Transcript(self.proc.stdout, what=f"kubectl get {kind} {name} -w")
+        # Watching only once the API server says so (its audit log: the watch's response has
+        # started): kubectl prints nothing for an empty list, and a change made before its watch
+        # began would be seen only as the state it left, never as the steps on the way.
+        args = name.split()
+        wanted = (
+            f"labelSelector={urllib.parse.quote(args[1], safe='')}"
+            if args[0] == "-l"
+            else f"metadata.name%3D{args[0]}"
+        )
+        audit = e2e.cluster.data_dir / "logs" / "audit.log"
+        wait_for(
+            f"kubectl's watch of {kind} {name} to start",
+            lambda: any(
+                '"stage":"ResponseStarted"' in line
+                and '"verb":"watch"' in line
+                and wanted in line
+                and '"userAgent":"kubectl' in line
+                for line in audit.read_text().splitlines()
+            ),
+            timeout=30,
+            diagnose=lambda: self.transcript.text,
+        )
 
     def shown(self) -> list[str]:
         """The statuses shown so far, repeats collapsed."""
