@@ -269,6 +269,17 @@ class Launcher:
         """Every process still alive in this launcher's sandbox (libvirtd, QEMU, …)."""
         return sandbox.pids_in(self.namespace_id) if self.namespace_id else []
 
+    def leftovers(self) -> list[str]:
+        """`processes()` as "pid: argv" lines, so a failed "nothing is left" check says what was."""
+        found = []
+        for pid in self.processes():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                argv = b"(gone meanwhile)"
+            found.append(f"{pid}: {argv.decode(errors='replace').strip()}")
+        return found
+
     def close(self) -> None:
         if self._channel is not None:
             self._channel.close()

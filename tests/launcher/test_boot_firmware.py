@@ -106,7 +106,7 @@ def test_an_efi_vmi_boots_the_guest_under_ovmf(launchers: Any, secure: bool, fir
     assert stopped.domain.reason == pb.DOMAIN_STATE_REASON_SHUTDOWN
     assert launcher.wait_exit(60) == 0, launcher.log()
     assert not (launcher.run_dir / "nvram").exists(), "the NVRAM goes with the domain"
-    assert launcher.processes() == []
+    assert launcher.leftovers() == []
 
 
 def test_a_kernel_boot_vmi_boots_the_kernel_and_initrd_the_pod_mounted(
@@ -136,7 +136,7 @@ def test_a_kernel_boot_vmi_boots_the_kernel_and_initrd_the_pod_mounted(
     console.wait_for("KVD-ACPI-IGNORED")
     launcher.stub.KillDomain(launcher_pb2.KillDomainRequest(), timeout=RPC_TIMEOUT)
     assert launcher.wait_exit(60) == 2, launcher.log()
-    assert launcher.processes() == []
+    assert launcher.leftovers() == []
     assert (boot / "vmlinuz-6.1").exists(), "the pod's image is never touched"
 
 

@@ -121,7 +121,7 @@ def test_define_launch_console_and_graceful_shutdown(launchers) -> None:  # type
         )
         assert not any(p.endswith((".qcow2", ".iso")) for p in leftovers), leftovers
         assert not (launcher.run_dir / "launcher.sock").exists()
-        assert launcher.processes() == [], "no QEMU or libvirtd may outlive the launcher"
+        assert launcher.leftovers() == [], "no QEMU or libvirtd may outlive the launcher"
         assert launcher.base_image.exists()  # the pod's base image is never touched
 
 
@@ -146,7 +146,7 @@ def test_guest_ignoring_acpi_is_killed_after_the_grace_period(launchers) -> None
     assert launcher.wait_exit(60) == 2, launcher.log()
     waited = time.monotonic() - sent
     assert waited >= 3, f"killed after {waited:.1f}s, before the 3 s grace period ended"
-    assert launcher.processes() == []
+    assert launcher.leftovers() == []
 
 
 def test_bad_input_is_refused_and_the_domain_is_untouched(launchers) -> None:  # type: ignore[no-untyped-def]
@@ -205,7 +205,7 @@ def test_no_define_in_time_exits_non_zero(launchers) -> None:  # type: ignore[no
     launcher = launchers("idle", define_timeout=2.0).start()
     assert launcher.wait_exit(60) == 3
     assert "define_timeout" in launcher.log()
-    assert launcher.processes() == []
+    assert launcher.leftovers() == []
 
 
 def test_emulation_not_allowed_is_refused(launchers) -> None:  # type: ignore[no-untyped-def]
