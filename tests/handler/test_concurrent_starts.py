@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from concurrent import futures
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ import pytest
 from kvd.api import crds, keys
 from kvd.handler.agent import Handler, HandlerSettings
 from kvd.kube import client
-from kvd.rpc.launcher.v1 import domain_pb2, launcher_pb2, launcher_pb2_grpc
+from tests.handler.standin import StandIn, serve
 from tests.local.apiserver.conftest import start_server
 from tests.support.waiting import wait_for
 
@@ -34,51 +32,6 @@ VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
 NODE = "node-starts"
 STARTING_AT_ONCE = 8  # well above the two workers the handler once had
 BARRIER_TIMEOUT = 30.0  # only ends the test when the handler does not start them together
-
-
-@dataclass
-class StandIn(launcher_pb2_grpc.LauncherServiceServicer):
-    """A launcher with no libvirt: defines and launches on request, after the barrier."""
-
-    barrier: threading.Barrier
-    uid: str
-    state: int = domain_pb2.DOMAIN_STATE_NOSTATE
-    defines: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def _domain(self) -> domain_pb2.Domain:
-        reason = (
-            domain_pb2.DOMAIN_STATE_REASON_BOOTED
-            if self.state == domain_pb2.DOMAIN_STATE_RUNNING
-            else domain_pb2.DOMAIN_STATE_REASON_UNSPECIFIED
-        )
-        return domain_pb2.Domain(name=self.uid, state=self.state, reason=reason, emulated=True)
-
-    def GetInfo(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC's names
-        return launcher_pb2.GetInfoResponse(supported_contract_versions=[1], emulated=True)
-
-    def GetDomain(self, request: Any, context: Any) -> Any:  # noqa: N802
-        if self.state == domain_pb2.DOMAIN_STATE_NOSTATE:
-            context.abort(grpc.StatusCode.NOT_FOUND, "no domain defined")
-        return launcher_pb2.GetDomainResponse(domain=self._domain())
-
-    def DefineDomain(self, request: Any, context: Any) -> Any:  # noqa: N802
-        with self.lock:
-            self.defines += 1
-        try:
-            self.barrier.wait()
-        except threading.BrokenBarrierError:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the other launchers never got theirs")
-        self.state = domain_pb2.DOMAIN_STATE_SHUTOFF
-        return launcher_pb2.DefineDomainResponse(domain=self._domain())
-
-    def LaunchDomain(self, request: Any, context: Any) -> Any:  # noqa: N802
-        self.state = domain_pb2.DOMAIN_STATE_RUNNING
-        return launcher_pb2.LaunchDomainResponse(domain=self._domain())
-
-    def WatchDomain(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: N802
-        yield launcher_pb2.WatchDomainResponse(domain=self._domain())
-        threading.Event().wait(timeout=1.0)  # then end: the handler watches again
 
 
 @pytest.fixture
@@ -132,13 +85,9 @@ def test_many_vmis_are_defined_and_launched_at_once(
         for i in range(STARTING_AT_ONCE):
             pod_uid = f"pod-{i}"
             created = _scheduled_vmi(raw, f"vmi-{i}", pod_uid)
-            stand_in = StandIn(barrier, created["metadata"]["uid"])
-            server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-            launcher_pb2_grpc.add_LauncherServiceServicer_to_server(stand_in, server)
+            stand_in = StandIn(created["metadata"]["uid"], barrier)
             (launcher_dir / pod_uid).mkdir(parents=True)
-            server.add_insecure_port(f"unix:{launcher_dir / pod_uid / 'launcher.sock'}")
-            server.start()
-            servers.append(server)
+            servers.append(serve(stand_in, launcher_dir / pod_uid / "launcher.sock"))
             stand_ins.append(stand_in)
         handler = Handler(
             HandlerSettings(
