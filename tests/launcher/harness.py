@@ -314,3 +314,9 @@ def nices(pid: int) -> dict[int, int]:
         stat = (task / "stat").read_text()
         out[int(task.name)] = int(stat[stat.rindex(")") + 2 :].split()[16])
     return out
+
+
+def autogroup(pid: int | str) -> tuple[str, int]:
+    """(group, nice) from /proc/<pid>/autogroup: '/autogroup-123 nice 0'."""
+    group, _, nice = Path(f"/proc/{pid}/autogroup").read_text().split()
+    return group, int(nice)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from kvd.launcher.virt import priority
-from tests.launcher.harness import nices
+from tests.launcher.harness import autogroup, nices
 from tests.support.waiting import wait_for
 
 THREADS = 4
@@ -55,3 +55,23 @@ def test_a_process_already_gone_is_no_error() -> None:
     proc.wait()
     wait_for("the pid to be reaped", lambda: not Path(f"/proc/{proc.pid}").exists())
     assert priority.lower(proc.pid) == 0
+
+
+def test_a_guest_in_a_session_of_its_own_gets_its_group_lowered_and_ours_is_left_alone() -> None:
+    # libvirt starts QEMU in a new session: an autogroup of its own, which CFS weighs by the
+    # group's nice, not its threads'
+    own = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    shared = subprocess.Popen(["sleep", "60"])
+    try:
+        assert autogroup(own.pid)[0] != autogroup("self")[0]
+        ours = autogroup("self")
+        priority.lower(own.pid)
+        priority.lower(shared.pid)
+        assert autogroup(own.pid)[1] == priority.GUEST_NICE
+        assert autogroup("self") == ours  # the launcher's own group keeps its weight
+        assert autogroup(shared.pid) == ours
+    finally:
+        own.kill()
+        shared.kill()
+        own.wait()
+        shared.wait()

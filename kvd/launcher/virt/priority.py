@@ -9,7 +9,12 @@ container, QEMU is the part that can wait. Its threads get `GUEST_NICE` (CFS wei
 launchers, libvirtd and kvd's daemons first.
 
 Nice is per thread on Linux: every thread QEMU has when it is started paused (the vCPU threads
-among them) is set, and threads it creates later inherit the nice of their creator.
+among them) is set, and threads it creates later inherit the nice of their creator. With the
+kernel's autogroup scheduling (`/proc/sys/kernel/sched_autogroup_enabled`, on in most distribution
+kernels and on this machine) a thread's nice only counts within its session's group, and CFS
+shares the CPU between groups by the group's own nice: libvirt starts QEMU in a session of its
+own, so each guest was one group weighing as much as a starting launcher, whatever its threads'
+nice. So QEMU's group gets `GUEST_NICE` too — only when it is not our own group.
 """
 
 from __future__ import annotations
@@ -42,5 +47,19 @@ def lower(pid: int, nice: int = GUEST_NICE, *, proc: Path = Path("/proc")) -> in
             log.warning("guest_priority_unchanged", pid=pid, error=str(exc))
             return done
         done += 1
-    log.info("guest_priority_lowered", pid=pid, threads=done, nice=nice)
+    group = _lower_group(pid, nice, proc=proc)
+    log.info("guest_priority_lowered", pid=pid, threads=done, nice=nice, autogroup=group)
     return done
+
+
+def _lower_group(pid: int, nice: int, *, proc: Path) -> bool:
+    """Set the nice of `pid`'s autogroup when it has one apart from ours; whether it did."""
+    try:
+        theirs = (proc / str(pid) / "autogroup").read_text().split()[0]
+        ours = (proc / "self" / "autogroup").read_text().split()[0]
+        if theirs == ours:
+            return False  # ours too: lowering it would slow this launcher down
+        (proc / str(pid) / "autogroup").write_text(str(nice))
+    except (OSError, IndexError):  # no autogroups (kernel option off), or the process is gone
+        return False
+    return True
