@@ -20,6 +20,16 @@ SUPPORTED_VERSIONS = (1,)
 RPC_TIMEOUT = 30.0
 DEFINE_TIMEOUT = 120.0  # disks are prepared (overlays, cloud-init ISO) before it answers
 WATCH_RETRY = (0.1, 2.0)  # back-off bounds between watches
+SOCKET_POLL = 0.1  # how often a follower looks for a launcher socket that is not there yet
+# gRPC backs off between connection attempts from 1 s up to 120 s by default: a channel that
+# tried a launcher still starting (seconds, on a loaded node) then failed every call for
+# seconds after the launcher answered. Calls are only made once the socket exists (and a
+# launcher's socket answers once visible), so a failed attempt is rare: retry it soon.
+CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
 
 
 class LauncherUnavailable(Exception):
@@ -47,7 +57,7 @@ class Launcher:
 
     def __init__(self, socket: Path) -> None:
         self.socket = socket
-        self._channel = grpc.insecure_channel(f"unix:{socket}")
+        self._channel = grpc.insecure_channel(f"unix:{socket}", options=CHANNEL_OPTIONS)
         self._stub = launcher_pb2_grpc.LauncherServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self.info: Info | None = None
 
@@ -119,11 +129,15 @@ class Launcher:
     ) -> threading.Thread:
         """Follow WatchDomain in a thread until `stop`: `on_domain` gets every domain seen (None
         for 'none defined'); after any end of the stream, it watches again (back-off while the
-        socket does not answer)."""
+        socket does not answer; no attempt at all while there is no socket)."""
 
         def run() -> None:
             delay = WATCH_RETRY[0]
             while not stop.is_set():
+                if not self.socket.exists():  # a failed connection would delay the next one
+                    if stop.wait(SOCKET_POLL):
+                        return
+                    continue
                 call = None
                 try:
                     call = self._stub.WatchDomain(launcher_pb2.WatchDomainRequest())

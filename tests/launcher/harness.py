@@ -316,3 +316,18 @@ def _brief(event: launcher_pb2.WatchDomainResponse) -> str:
         f"{domain_pb2.DomainState.Name(event.domain.state)}/"
         f"{domain_pb2.DomainStateReason.Name(event.domain.reason)}"
     )
+
+
+def nices(pid: int) -> dict[int, int]:
+    """Each thread's nice value, from /proc (field 19 of stat)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        out[int(task.name)] = int(stat[stat.rindex(")") + 2 :].split()[16])
+    return out
+
+
+def autogroup(pid: int | str) -> tuple[str, int]:
+    """(group, nice) from /proc/<pid>/autogroup: '/autogroup-123 nice 0'."""
+    group, _, nice = Path(f"/proc/{pid}/autogroup").read_text().split()
+    return group, int(nice)

@@ -21,9 +21,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from kvd.launcher.virt import priority
 from kvd.rpc.launcher.v1 import domain_pb2 as pb
 from kvd.rpc.launcher.v1 import launcher_pb2
-from tests.launcher.harness import RPC_TIMEOUT, Console, Launcher, wait_for_event
+from tests.launcher.harness import RPC_TIMEOUT, Console, Launcher, autogroup, nices, wait_for_event
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -81,6 +82,11 @@ def test_define_launch_console_and_graceful_shutdown(launchers) -> None:  # type
         )
         assert launched.domain.state == pb.DOMAIN_STATE_RUNNING
         assert launched.domain.reason == pb.DOMAIN_STATE_REASON_BOOTED
+        # the guest's threads yield to the control path, the launcher's own do not
+        assert set(nices(_qemu_pid(launcher)).values()) == {priority.GUEST_NICE}
+        assert autogroup(_qemu_pid(launcher))[1] == priority.GUEST_NICE  # its session's group
+        assert launcher.proc is not None
+        assert set(nices(launcher.proc.pid).values()) == {os.getpriority(os.PRIO_PROCESS, 0)}
         consoles[launcher.namespace] = Console(launcher.stub)
 
     for launcher in (first, second):

@@ -33,7 +33,11 @@ log = logs.get_logger(__name__)
 LEASE_SECONDS = 86400 * 365  # the pod IP is the guest's for the pod's whole life
 ARP_PROBE_MS = 100  # udhcpd probes an address before offering it; the pod IP is ours to give
 _STOP_TIMEOUT = 5.0
-_START_GRACE = 0.2  # a bad config makes udhcpd exit at once; wait this long to notice
+# A bad config makes udhcpd exit at once: a start is good once it listens on port 67, or, when
+# that cannot be seen, after this long alive. (A plain 0.2 s wait was on every VMI's start.)
+_START_GRACE = 0.2
+_START_POLL = 0.005
+_DHCP_PORT = 67
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,7 +111,11 @@ class DhcpServer:
                 stdout=out,
                 stderr=out,
             )
-        time.sleep(_START_GRACE)
+        deadline = time.monotonic() + _START_GRACE
+        while self._proc.poll() is None and not _listening(self._proc.pid, _DHCP_PORT):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(_START_POLL)
         if self._proc.poll() is not None:
             raise LauncherError(
                 f"the guest's DHCP server (udhcpd) exited with {self._proc.returncode}: "
@@ -153,3 +161,20 @@ def _read(path: Path) -> str | None:
         return path.read_text(errors="replace")
     except FileNotFoundError:
         return None
+
+
+def _listening(pid: int, port: int) -> bool:
+    """Whether process `pid` has a UDP socket bound to `port` (in its own network namespace)."""
+    try:
+        inodes = {
+            os.readlink(f"/proc/{pid}/fd/{fd}")[len("socket:[") : -1]
+            for fd in os.listdir(f"/proc/{pid}/fd")
+        }
+        lines = Path(f"/proc/{pid}/net/udp").read_text().splitlines()[1:]
+    except OSError:  # gone meanwhile: the caller sees it exited
+        return False
+    for line in lines:
+        fields = line.split()
+        if int(fields[1].rpartition(":")[2], 16) == port and fields[9] in inodes:
+            return True
+    return False

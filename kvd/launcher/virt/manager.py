@@ -38,7 +38,7 @@ from kvd.launcher.errors import Conflict, InvalidSpec, LauncherError, NotDefined
 from kvd.launcher.model import Identity, Snapshot, absent
 from kvd.launcher.network import PodNetwork
 from kvd.launcher.qemu_user import QemuUser, QemuUserError
-from kvd.launcher.virt import describe
+from kvd.launcher.virt import describe, priority
 from kvd.launcher.virt.connection import Connection
 from kvd.rpc.launcher.v1 import domain_pb2 as pb
 
@@ -238,6 +238,9 @@ class DomainManager:
                 self._set_metadata(dom, shutdown_requested_at=None)
                 # Start paused so the console is attached before the first byte is printed.
                 _call(dom.createWithFlags, libvirt.VIR_DOMAIN_START_PAUSED)
+                qemu = self._qemu_pid()
+                if qemu is not None:
+                    priority.lower(qemu)  # before the vCPUs run: see priority.py
                 try:
                     self._on_started()
                 finally:
@@ -405,12 +408,16 @@ class DomainManager:
 
     def _record_qemu(self) -> None:
         """Note QEMU's pid in the run dir, for the next launcher if this one is killed."""
+        pid = self._qemu_pid()
+        if pid is not None:
+            orphans.record(self.paths.run_dir, pid)
+
+    def _qemu_pid(self) -> int | None:
         try:
-            pid = int(Path(QEMU_PID_DIR, f"{self.name}.pid").read_text().strip())
+            return int(Path(QEMU_PID_DIR, f"{self.name}.pid").read_text().strip())
         except (OSError, ValueError) as exc:
             log.warning("qemu_pid_unknown", error=str(exc))
-            return
-        orphans.record(self.paths.run_dir, pid)
+            return None
 
     def _conn(self) -> Any:
         return self._connection.get()

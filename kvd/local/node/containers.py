@@ -368,16 +368,21 @@ class Containers:
         shutil.rmtree(pod_dir, ignore_errors=True)
         log.info("pod_removed", uid=uid)
 
-    def reap(self) -> None:
-        """Collect the exit of our own shims, so none stays a zombie (call it periodically).
+    def reap(self) -> set[str]:
+        """Collect the exit of our own shims, so none stays a zombie (call it periodically);
+        returns the uids of the pods one of whose shims has just exited — a shim exits when its
+        container has, so this is how an exit is noticed without reading every status.
 
         Only the shims we started are waited for: a waitpid(-1) would steal the status of
         another thread's subprocess.
         """
         with self._lock:
             done = [pid for pid, (_, p) in self._children.items() if p.poll() is not None]
-            for pid in done:
-                del self._children[pid]
+            return {self._children.pop(pid)[0] for pid in done}
+
+    def names(self, uid: str) -> list[str]:
+        """The names of the pod's containers that were ever started."""
+        return self._names(uid)
 
     # --- paths -------------------------------------------------------------------------------
 

@@ -92,7 +92,8 @@ class Network:
         self._last = state_dir / "last-ip"
         self._ips.mkdir(parents=True, exist_ok=True)
         self._resolv.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the bridge and the IP allocations
+        self._pod_locks: dict[str, threading.Lock] = {}  # one pod's netns and veth
 
     # --- the bridge --------------------------------------------------------------------------
 
@@ -132,6 +133,10 @@ class Network:
         with self._lock:
             self.ensure_bridge()
             pod = self._pod(uid, self._allocate(uid))
+            pod_lock = self._pod_locks.setdefault(uid, threading.Lock())
+        # The pod's own netns, veth and addresses, under its own lock: about ten `ip` runs,
+        # which under the node-wide lock made twenty pods starting together wait in line.
+        with pod_lock:
             if not pod.netns_path.exists():
                 done = _ip("netns", "add", pod.netns, check=False)
                 if done.returncode != 0 and not pod.netns_path.exists():
@@ -163,6 +168,8 @@ class Network:
         """Remove the pod's veth, netns, resolv.conf and IP allocation (idempotent)."""
         _check_uid(uid)
         with self._lock:
+            pod_lock = self._pod_locks.setdefault(uid, threading.Lock())
+        with pod_lock, self._lock:
             ips = self._allocations().get(uid, [])
             pod = self._pod(uid, ips[0] if ips else self.config.gateway)
             # The host end first: deleting it takes the pair away at once, even while some

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
@@ -61,3 +64,27 @@ def test_a_server_that_cannot_start_says_why_and_leaves_nothing(tmp_path: Path) 
     assert server.pid is None
     server.stop()
     assert list((tmp_path / "dhcp").iterdir()) == []
+
+
+def test_a_started_server_is_known_by_its_bound_port_not_by_a_wait() -> None:
+    # what start() waits for: the child's own UDP socket on the port, seen in /proc
+    program = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.bind(('127.0.0.1', 0))\n"
+        "print(s.getsockname()[1], flush=True)\n"
+        "sys.stdin.readline()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", program], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    try:
+        port = int(proc.stdout.readline())
+        assert dhcp._listening(proc.pid, port)
+        assert not dhcp._listening(proc.pid, port + 1 if port < 65535 else port - 1)
+        assert not dhcp._listening(os.getpid(), port)  # another process's socket is not ours
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not dhcp._listening(proc.pid, port)  # gone

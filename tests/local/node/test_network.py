@@ -245,3 +245,41 @@ def test_a_failing_ip_command_is_named_with_its_stderr(net: network.Network) -> 
         network._batch(["link set dev kvd-no-such-dev up"])
     assert "ip -batch -" in str(info.value)
     assert "kvd-no-such-dev" in str(info.value)
+
+
+@pytest.mark.integration
+def test_pods_networks_are_made_side_by_side(
+    net: network.Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each attach holds its veth creation until every attach has reached it: attaches made one
+    # at a time (a node-wide lock around the `ip` runs) break the barrier and fail.
+    count = 4
+    barrier = threading.Barrier(count, timeout=20)
+    real_ip = network._ip
+
+    def held_ip(*args: str, **kwargs: object) -> object:
+        if args[:2] == ("link", "add") and "veth" in args:
+            barrier.wait()
+        return real_ip(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(network, "_ip", held_ip)
+    uids = [str(uuid.uuid4()) for _ in range(count)]
+    got: dict[str, network.PodNetwork] = {}
+    errors: list[BaseException] = []
+
+    def attach(uid: str) -> None:
+        try:
+            got[uid] = net.attach(uid)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=attach, args=(uid,)) for uid in uids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(40)
+    assert errors == [] and not barrier.broken
+    assert len({p.ip for p in got.values()}) == count
+    for uid in uids:
+        net.detach(uid)
+    assert_nothing_left(net, list(got.values()))
