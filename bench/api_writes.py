@@ -62,22 +62,29 @@ def ready(vmi: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def one_size(cluster: Cluster, size: int, tag: str) -> tuple[collections.Counter[Key], list[str]]:
+def one_size(
+    cluster: Cluster, size: int, tag: str, *, timeout: float = 180
+) -> tuple[collections.Counter[Key], list[str]]:
     skip = len(audit_events(cluster))
     names = [f"{tag}-{i}" for i in range(size)]
     for name in names:
         manifest = yaml.safe_load(vmi_manifest(name, marker=name))
         manifest["spec"]["domain"]["resources"]["requests"]["memory"] = "64Mi"
         cluster.raw.create(VMIS, manifest)
-    deadline = time.monotonic() + 180
+    began = time.monotonic()
+    deadline = began + timeout
     while True:
         items = cluster.raw.get(VMIS)["items"]
         running = [v for v in items if v["metadata"]["name"] in names and ready(v)]
         if len(running) == size:
             break
         if time.monotonic() > deadline:
-            raise SystemExit(f"only {len(running)}/{size} Ready in 180 s")
-        time.sleep(0.2)
+            phases = collections.Counter(
+                (v.get("status") or {}).get("phase") for v in items if v["metadata"]["name"] in names
+            )
+            raise SystemExit(f"only {len(running)}/{size} Ready in {timeout:.0f} s: {phases}")
+        time.sleep(0.5)
+    print(f"{size} VMI(s) all Ready {time.monotonic() - began:.1f} s after the first create")
     time.sleep(2.0)  # trailing writes (Events, a last status patch)
     counts: collections.Counter[Key] = collections.Counter()
     conflicts = []
@@ -96,10 +103,10 @@ def one_size(cluster: Cluster, size: int, tag: str) -> tuple[collections.Counter
             conflicts.append(f"{who} {verb} {resource} {ref.get('name', '')}")
     for name in names:
         cluster.kubectl("delete", "vmi", name, "--wait=false")
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + timeout
     while any(v["metadata"]["name"] in names for v in cluster.raw.get(VMIS)["items"]):
         if time.monotonic() > deadline:
-            raise SystemExit("the VMIs were not deleted in 180 s")
+            raise SystemExit(f"the VMIs were not deleted in {timeout:.0f} s")
         time.sleep(0.5)
     return counts, conflicts
 
@@ -129,16 +136,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,5", help="VMIs started at once, per round")
     parser.add_argument("--keep", action="store_true", help="keep the data dir")
+    parser.add_argument("--timeout", type=float, default=180, help="seconds to Ready, per size")
     args = parser.parse_args()
     cluster = new_cluster()
     try:
         cluster.up()
         one_size(cluster, 1, "warmup")  # the first VM pays for page cache and imports
         for i, size in enumerate(int(s) for s in args.sizes.split(",")):
-            counts, conflicts = one_size(cluster, size, f"w{i}")
+            counts, conflicts = one_size(cluster, size, f"w{i}", timeout=args.timeout)
             show(size, counts, conflicts)
+        leftovers = cluster.raw.get("/api/v1/namespaces/default/pods")["items"]
+        print(f"launcher pods left after deleting every VMI: {len(leftovers)}")
     finally:
         cluster.down()
+        print(f"after down, left on the machine: {cluster.leftovers()}")
         if args.keep:
             print(f"data dir kept: {cluster.data_dir}")
         else:
