@@ -9,6 +9,14 @@ the cluster.
     memoryOverhead: "128Mi"                # added to the guest's memory in the pod's request
     gracePeriodMarginSeconds: "15"         # the launcher's own shutdown, on top of the VMI's grace
     launcherImage: ""                      # kvd's image for launcher pods; "" = this installation's
+    cpuAllocationRatio: "10"               # a launcher pod requests vCPUs / ratio CPUs (KubeVirt's)
+
+`cpuAllocationRatio` is KubeVirt's `developerConfiguration.cpuAllocationRatio`, with its
+meaning: a VMI that requests no CPU of its own gets a launcher pod requesting vCPUs
+(sockets * cores * threads, each 1 when unset) / ratio CPUs, so the default 10 is 100m per vCPU
+and a node's CPUs hold ten single-vCPU VMs each. It is a whole number from 1 (a CPU per vCPU) to
+1000 (1m per vCPU, the smallest request there is); the local cluster sets a higher one (see
+kvd.local.cluster) so one machine runs many more small VMs than it has cores.
 
 There is no cluster-wide grace period, as in KubeVirt: each VMI has its own
 `spec.terminationGracePeriodSeconds`, which admission defaults to KubeVirt's 30 s. An earlier
@@ -34,7 +42,9 @@ KNOWN = (
     "memoryOverhead",
     "gracePeriodMarginSeconds",
     "launcherImage",
+    "cpuAllocationRatio",
 )
+CPU_ALLOCATION_RATIO_MAX = 1000
 # Keys people set expecting a cluster-wide effect kvd does not have: why, and where it lives.
 NOT_SETTINGS = {
     "terminationGracePeriodSeconds": "not a kvd setting: the grace period is set per VMI in "
@@ -49,6 +59,7 @@ class ClusterConfig:
     memory_overhead: str = "128Mi"
     grace_margin_seconds: int = 15
     launcher_image: str = ""
+    cpu_allocation_ratio: int = 10
 
 
 def parse(data: Mapping[str, str] | None) -> tuple[ClusterConfig, list[str]]:
@@ -80,6 +91,17 @@ def parse(data: Mapping[str, str] | None) -> tuple[ClusterConfig, list[str]]:
         problems.append(f'{key}: "{value}" is not a whole number of seconds')
         return default
 
+    ratio = data.get("cpuAllocationRatio")
+    cpu_allocation_ratio = defaults.cpu_allocation_ratio
+    if ratio is not None:
+        text = ratio.strip()
+        if text.isdigit() and 1 <= int(text) <= CPU_ALLOCATION_RATIO_MAX:
+            cpu_allocation_ratio = int(text)
+        else:
+            problems.append(
+                f'cpuAllocationRatio: "{ratio}" is not a whole number from 1 to '
+                f"{CPU_ALLOCATION_RATIO_MAX}"
+            )
     overhead = data.get("memoryOverhead", defaults.memory_overhead)
     try:
         valid = Quantity.parse(overhead).bytes() >= 0
@@ -93,5 +115,6 @@ def parse(data: Mapping[str, str] | None) -> tuple[ClusterConfig, list[str]]:
         memory_overhead=overhead,
         grace_margin_seconds=seconds("gracePeriodMarginSeconds", defaults.grace_margin_seconds),
         launcher_image=data.get("launcherImage", defaults.launcher_image).strip(),
+        cpu_allocation_ratio=cpu_allocation_ratio,
     )
     return config, problems

@@ -9,7 +9,8 @@ handler and the local node expect to find.
   `<launcher root>/$(POD_UID)` on a hostPath shared with the handler (which finds the socket by
   the pod uid in `status.activePods`), `--pod-network` (the guest takes the pod's network),
   `--allow-emulation` when the cluster allows it. Memory request = guest memory + overhead; the
-  CPU request is the VMI's, or 100m.
+  CPU request is the VMI's, or, as KubeVirt renders it, vCPUs / the cluster's
+  `cpuAllocationRatio` (100m per vCPU at KubeVirt's default 10), rounded up to a whole milli-CPU.
 - Each containerDisk is an `image` volume (Kubernetes' OCI volume source; on the local node, the
   local image store) mounted read-only at `<container disk dir>/<volume>` from its `disk/`
   directory (or the directory of the VMI's `path`).
@@ -66,6 +67,7 @@ class RenderConfig:
     allow_emulation: bool = True
     memory_overhead: str = "128Mi"  # measured: see kvd.controller.config
     grace_margin_seconds: int = 15
+    cpu_allocation_ratio: int = 10  # KubeVirt's default: 100m per vCPU
 
 
 def launcher_pod(
@@ -260,7 +262,19 @@ def _requests(vmi: VirtualMachineInstance, config: RenderConfig) -> Json:
     overhead = Quantity.parse(config.memory_overhead)
     memory = Quantity.from_bytes(guest.bytes() + overhead.bytes())
     cpu = requests.get("cpu")
-    return {"memory": str(memory), "cpu": str(cpu) if cpu is not None else "100m"}
+    if cpu is not None:  # the VMI's own request wins over the computed one, as in KubeVirt
+        return {"memory": str(memory), "cpu": str(cpu)}
+    return {"memory": str(memory), "cpu": f"{cpu_request_millis(vmi, config)}m"}
+
+
+def cpu_request_millis(vmi: VirtualMachineInstance, config: RenderConfig) -> int:
+    """KubeVirt's WithoutDedicatedCPU: vCPUs / ratio CPUs, in whole milli-CPUs rounded up (as
+    the API server rounds a finer quantity), so no VMI requests nothing."""
+    if config.cpu_allocation_ratio < 1:
+        raise RenderError(f"cpuAllocationRatio {config.cpu_allocation_ratio} is below 1")
+    cpu = vmi.spec.domain.cpu
+    vcpus = (cpu.sockets or 1) * (cpu.cores or 1) * (cpu.threads or 1) if cpu else 1
+    return -(-vcpus * 1000 // config.cpu_allocation_ratio)
 
 
 def _json(value: Any) -> Json:

@@ -168,6 +168,7 @@ class VMIController:
                     allow_emulation=config.use_emulation,
                     memory_overhead=config.memory_overhead,
                     grace_margin_seconds=config.grace_margin_seconds,
+                    cpu_allocation_ratio=config.cpu_allocation_ratio,
                 ),
                 claims=claims,
             )

@@ -42,7 +42,7 @@ from kvd.handler import phase
 from kvd.handler import status as vmistatus
 from kvd.handler.launchers import Launcher, LauncherRejected, LauncherUnavailable
 from kvd.handler.records import VMIRecord, open_records
-from kvd.kube import events, informer, workqueue
+from kvd.kube import events, informer, ownwrites, workqueue
 from kvd.kube.client import ApiError, Raw, connect, list_custom
 from kvd.kube.workqueue import WorkQueue
 from kvd.rpc.launcher.v1 import domain_pb2
@@ -103,6 +103,9 @@ class Handler:
         self.metrics.track_phases(lambda: metrics.vmi_phases(self.vmis.items()))
         self._live: dict[str, _Live] = {}  # by VMI uid
         self._lock = threading.Lock()
+        # the VMI status this handler last patched: the next reconcile starts from it while the
+        # informer still shows the version it replaced (no 409, no second identical patch)
+        self.own_writes = ownwrites.OwnWrites()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -154,7 +157,7 @@ class Handler:
 
     def reconcile(self, key: str) -> float | None:
         """Make the launcher(s) of `key` match its VMI; returns when to look again."""
-        vmi = self.vmis.get(key)
+        vmi = self.own_writes.latest(key, self.vmis.get(key))
         uid = vmi["metadata"]["uid"] if vmi else None
         again: list[float] = []
         for record in self.records.all():
@@ -393,7 +396,10 @@ class Handler:
         path = kinds.VMI.path(record.namespace, record.name)
         patch: Json = {"metadata": {"resourceVersion": vmi["metadata"]["resourceVersion"]}}
         patch["status"] = changed
-        self.raw.merge_patch(path, patch)
+        written = self.raw.merge_patch(path, patch)
+        self.own_writes.wrote(
+            informer.key_of(vmi), replaced=vmi["metadata"]["resourceVersion"], result=written
+        )
         if "phase" in changed:
             log.info("vmi_phase", vmi=record.key, phase=decision.phase, reason=decision.reason)
 

@@ -176,6 +176,7 @@ def test_the_settings_configmap_holds_exactly_what_the_controller_reads() -> Non
         memory_overhead="100Mi",
         grace_margin_seconds=20,
         launcher_image="registry.example.com/virt/kvd-launcher:custom",
+        cpu_allocation_ratio=40,
     )
 
 

@@ -83,6 +83,10 @@ def test_every_object_in_the_schema_is_closed() -> None:
         pytest.param("image.registry=localhost/kvd/", "/image/registry", id="trailing-slash"),
         pytest.param("config.memoryOverhead=lots", "/config/memoryOverhead", id="quantity"),
         pytest.param("config.useEmulation=maybe", "/config/useEmulation", id="not-boolean"),
+        pytest.param("config.cpuAllocationRatio=0", "/config/cpuAllocationRatio", id="ratio-0"),
+        pytest.param(
+            "config.cpuAllocationRatio=1001", "/config/cpuAllocationRatio", id="ratio-too-high"
+        ),
         pytest.param("node.launcherDir=run/kvd", "/node/launcherDir", id="relative-path"),
         pytest.param(
             "controller.serviceAccountName=Kvd_Controller",

@@ -18,12 +18,14 @@ from kvd.controller.config import ClusterConfig, parse
                 "memoryOverhead": "100Mi",
                 "gracePeriodMarginSeconds": "0",
                 "launcherImage": " registry/kvd:1 ",
+                "cpuAllocationRatio": " 100 ",
             },
             ClusterConfig(
                 use_emulation=False,
                 memory_overhead="100Mi",
                 grace_margin_seconds=0,
                 launcher_image="registry/kvd:1",
+                cpu_allocation_ratio=100,
             ),
             [],
             id="all-set",
@@ -53,6 +55,24 @@ from kvd.controller.config import ClusterConfig, parse
             id="bad-seconds",
         ),
         pytest.param(
+            {"cpuAllocationRatio": "0"},
+            ClusterConfig(),
+            ['cpuAllocationRatio: "0" is not a whole number from 1 to 1000'],
+            id="ratio-zero",
+        ),
+        pytest.param(
+            {"cpuAllocationRatio": "2.5"},
+            ClusterConfig(),
+            ['cpuAllocationRatio: "2.5" is not a whole number from 1 to 1000'],
+            id="ratio-fraction",
+        ),
+        pytest.param(
+            {"cpuAllocationRatio": "1001"},
+            ClusterConfig(),
+            ['cpuAllocationRatio: "1001" is not a whole number from 1 to 1000'],
+            id="ratio-too-high",
+        ),
+        pytest.param(
             {"terminationGracePeriodSeconds": "5", "gracePeriodMarginSeconds": "10"},
             ClusterConfig(grace_margin_seconds=10),
             [
@@ -66,8 +86,8 @@ from kvd.controller.config import ClusterConfig, parse
             {"useEmulaton": "true"},
             ClusterConfig(),
             [
-                "useEmulaton: unknown setting; known: gracePeriodMarginSeconds, launcherImage, "
-                "memoryOverhead, useEmulation"
+                "useEmulaton: unknown setting; known: cpuAllocationRatio, "
+                "gracePeriodMarginSeconds, launcherImage, memoryOverhead, useEmulation"
             ],
             id="typo-named",
         ),

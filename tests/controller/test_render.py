@@ -91,6 +91,37 @@ def test_requests_are_guest_memory_plus_overhead(
     assert compute(pod)["resources"]["requests"] == expected
 
 
+@pytest.mark.parametrize(
+    ("cpu", "ratio", "expected"),
+    [
+        pytest.param(None, 10, "100m", id="kubevirt-default"),
+        pytest.param(None, 100, "10m", id="local-cluster"),
+        pytest.param({"cores": 2, "sockets": 2, "threads": 1}, 10, "400m", id="topology"),
+        pytest.param({"cores": 3}, 1, "3000m", id="cpu-per-vcpu"),
+        pytest.param(None, 3, "334m", id="rounded-up"),
+        pytest.param(None, 1000, "1m", id="smallest"),
+    ],
+)
+def test_cpu_request_is_vcpus_over_the_allocation_ratio(
+    cpu: dict[str, int] | None, ratio: int, expected: str
+) -> None:
+    domain: dict[str, Any] = {"devices": {}, "resources": {"requests": {"memory": "64Mi"}}}
+    if cpu is not None:
+        domain["cpu"] = cpu
+    config = render.RenderConfig(launcher_host_dir="/l", cpu_allocation_ratio=ratio)
+    pod = render.launcher_pod(vmi(domain=domain), config)
+    assert compute(pod)["resources"]["requests"]["cpu"] == expected
+    # KubeVirt's guest-console-log container requests 5m whatever the ratio
+    assert pod["spec"]["containers"][1]["resources"]["requests"]["cpu"] == "5m"
+
+
+def test_the_vmis_own_cpu_request_wins_over_the_ratio() -> None:
+    domain = {"devices": {}, "resources": {"requests": {"memory": "64Mi", "cpu": "250m"}}}
+    config = render.RenderConfig(launcher_host_dir="/l", cpu_allocation_ratio=100)
+    pod = render.launcher_pod(vmi(domain=domain), config)
+    assert compute(pod)["resources"]["requests"]["cpu"] == "250m"
+
+
 def _claim(name: str, **spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": name, "namespace": "ns"}, "spec": spec}
 

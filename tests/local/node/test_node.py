@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from kvd.local.node import scheduler
 from tests.local.node.conftest import Cluster, kill
 from tests.support.waiting import wait_for
 
@@ -333,6 +334,36 @@ def test_unmet_node_selector_is_unschedulable_until_the_node_matches(cluster: Cl
         cluster.wait_phase("picky", "Running")
     finally:
         cluster.kubectl("label", "node", cluster.node_name, "kvd.test/zone-")
+
+
+def test_pod_short_of_cpu_is_unschedulable_until_a_pod_ends(cluster: Cluster) -> None:
+    """kube-scheduler's queue: an unschedulable pod is tried again when room frees."""
+    node = cluster.raw.get(f"/api/v1/nodes/{cluster.node_name}")
+    bound = cluster.raw.get(
+        "/api/v1/pods", {"fieldSelector": f"spec.nodeName={cluster.node_name}"}
+    )["items"]
+    used = sum(
+        scheduler.requests(p).cpu_millis
+        for p in bound
+        if p["status"].get("phase") not in scheduler.TERMINAL_PHASES
+    )
+    free = scheduler.allocatable(node).cpu_millis - used
+    half = {"resources": {"requests": {"cpu": f"{free // 2 + 1}m"}}}
+    cluster.create_pod(shell_pod("first-half", "sleep 1000", container=half))
+    cluster.wait_phase("first-half", "Running")
+    cluster.create_pod(shell_pod("second-half", "sleep 1000", container=dict(half)))
+    pod = cluster.wait_pod(
+        "second-half", lambda p: condition(p, "PodScheduled").get("reason") == "Unschedulable"
+    )
+    assert condition(pod, "PodScheduled")["message"] == (
+        "0/1 nodes are available: 1 Insufficient cpu."
+    )
+    cluster.kubectl("delete", "pod", "first-half", "--grace-period=0", "--wait=false")
+    try:
+        running = cluster.wait_phase("second-half", "Running")
+        assert condition(running, "PodScheduled")["status"] == "True"
+    finally:
+        cluster.kubectl("delete", "pod", "second-half", "--grace-period=0", "--wait=false")
 
 
 def test_unknown_image_reports_err_image_pull_with_how_to_import(cluster: Cluster) -> None:
