@@ -142,8 +142,7 @@ def _install_kvd(data: Path, node: str, began: float, *, out: Any) -> None:
 
     raw = _admin(data)
     try:
-        done = install.install(data, raw)
-        log.debug("kvd_installed", how=done, namespace=KVD_NAMESPACE)
+        install.install(data, raw)
         for ready in install.wait_ready(raw, node):
             if ready.name == "apiservice":
                 print(f"{'apiservice':<10} {ready.line}", file=out, flush=True)

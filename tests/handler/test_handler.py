@@ -159,7 +159,7 @@ def test_a_guest_that_ignores_acpi_is_killed_when_its_grace_period_ends(env: Env
     env.cluster.raw.delete(f"{VMIS}/stubborn")
     c.wait_for("KVD-ACPI-IGNORED", timeout=30)
     env.wait_launcher_gone(vmi, timeout=60)
-    assert "domain_killed" in env.handler.log.read_text()
+    assert "domain_killed" in env.handler.tail(2000)
 
 
 def _events(env: Env, name: str) -> list[str]:
@@ -211,10 +211,10 @@ def test_handler_killed_under_three_running_vmis_picks_them_up_again(env: Env) -
     # put keep-a and keep-b in its queue before its workers start, and the queue hands keys out
     # in order: once it has finished as many reconciles as it queued keys at start, and none
     # wait, it has taken theirs (with two workers, one may still be under way).
-    port = env.handler.metrics_port()
+    host, port = env.handler.metrics_address()
 
     def reconciled() -> bool:
-        samples = metrics.scrape(port)
+        samples = metrics.scrape(port, host=host)
         done = metrics.by_label(samples, "kvd_handler_reconcile_duration_seconds_count", "outcome")
         return sum(done.values()) >= len(queued) and samples[WORKQUEUE_DEPTH] == 0
 
@@ -239,7 +239,7 @@ def test_heartbeat_labels_the_node_and_sigterm_marks_it_unschedulable(env: Env) 
     node = env.cluster.raw.get(f"/api/v1/nodes/{env.cluster.node_name}")
     assert node["metadata"]["labels"]["kubevirt.io/schedulable"] == "true"
     assert node["metadata"]["annotations"]["kubevirt.io/heartbeat"].endswith("Z")
-    os.kill(env.handler.pid, signal.SIGTERM)
+    env.handler.stop()
 
     def schedulable() -> str:
         node = env.cluster.raw.get(f"/api/v1/nodes/{env.cluster.node_name}")
