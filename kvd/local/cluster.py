@@ -99,8 +99,14 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
     began = time.monotonic()
     kubeconfig = data / "kubeconfig"
     started: list[Component] = []
+    installing: install.Installing | None = None
+    node_since: float | None = None  # when this call started the node
     try:
         for name in COMPONENTS:
+            if name == "node":  # helm needs only the API server: it runs while the node starts
+                installing = _begin_install(data)
+                if name not in alive:
+                    node_since = time.time()
             component = alive.get(name)
             if component is not None:
                 started.append(component)
@@ -122,8 +128,11 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
                     flush=True,
                 )
         _save(data, started)  # also the ones kept running after the last one started here
-        _install_kvd(data, options.node_name, began, out=out)
+        assert installing is not None
+        _install_kvd(data, installing, options.node_name, began, since=node_since, out=out)
     except BaseException:
+        if installing is not None:
+            installing.cancel()
         if not alive:
             down(data, components=started)
         else:  # keep what ran before (and the pods it runs); stop only what this call started
@@ -136,14 +145,33 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
     return started
 
 
-def _install_kvd(data: Path, node: str, began: float, *, out: Any) -> None:
+def _begin_install(data: Path) -> install.Installing:
+    from kvd.kube import client  # noqa: PLC0415
+
+    try:
+        return install.Installing(data, _admin(data))
+    except install.InstallError as exc:
+        raise ClusterError(str(exc)) from None
+    except client.ApiError as exc:
+        raise ClusterError(f"installing kvd: the API server answered: {exc.message}") from None
+
+
+def _install_kvd(
+    data: Path,
+    installing: install.Installing,
+    node: str,
+    began: float,
+    *,
+    since: float | None,
+    out: Any,
+) -> None:
     """The chart, then a line for each of the handler, the controller and the APIService."""
     from kvd.kube import client  # noqa: PLC0415
 
     raw = _admin(data)
     try:
-        install.install(data, raw)
-        for ready in install.wait_ready(raw, node):
+        installing.finish()
+        for ready in install.wait_ready(raw, node, since=since):
             if ready.name == "apiservice":
                 print(f"{'apiservice':<10} {ready.line}", file=out, flush=True)
             else:

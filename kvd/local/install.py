@@ -21,6 +21,7 @@ Available.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -83,28 +84,65 @@ def values_args(data: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def install(data: Path, raw: client.Raw) -> str:
-    """Install or upgrade the release when needed; returns what was done, for the log."""
-    chart = chart_dir()
-    args = values_args(data)
-    digest = _digest(chart, args)
-    record = data / "helm" / "installed.json"
-    release = _release_exists(raw)
-    try:
-        if release and json.loads(record.read_text()).get("digest") == digest:
+class Installing:
+    """`helm upgrade --install` under way, started as soon as the API server serves, so it runs
+    while the node starts (the DaemonSet's pod waits for the Node; nothing else does).
+    `finish()` waits for it; `cancel()` stops it when `up` fails meanwhile."""
+
+    def __init__(self, data: Path, raw: client.Raw) -> None:
+        self._data, self._raw = data, raw
+        self._chart = chart_dir()
+        self._args = values_args(data)
+        self._digest = _digest(self._chart, self._args)
+        self._record = data / "helm" / "installed.json"
+        self._release = _release_exists(raw)
+        self._process: subprocess.Popen[str] | None = None
+        try:
+            if self._release and json.loads(self._record.read_text())["digest"] == self._digest:
+                return  # nothing changed: the release is reused as it is
+        except (OSError, ValueError, KeyError):
+            pass
+        self._process = subprocess.Popen(
+            self._command(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=helm_env(data),
+        )
+
+    def _command(self) -> list[str]:
+        return [
+            helm_binary(), "upgrade", "--install", RELEASE, str(self._chart),
+            "--namespace", NAMESPACE, "--create-namespace", *self._args,
+        ]  # fmt: skip
+
+    def finish(self) -> str:
+        """Wait for helm; returns what was done. An install that finds kvd objects helm does
+        not own (an older `up` made them) adopts them and installs again."""
+        if self._process is None:
             return "release kept"
-    except (OSError, ValueError):
-        pass
-    if not release:
-        _adopt(raw, _rendered(data, chart, args))
-        _remove_old_registration(raw)
-    _helm(
-        data, "upgrade", "--install", RELEASE, str(chart), "--namespace", NAMESPACE,
-        "--create-namespace", *args,
-    )  # fmt: skip
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"digest": digest}))
-    return "release upgraded" if release else "release installed"
+        try:
+            _, err = self._process.communicate(timeout=HELM_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.cancel()
+            raise InstallError(f"helm upgrade did not finish in {HELM_TIMEOUT:.0f}s") from None
+        if self._process.returncode != 0:
+            if self._release or not (
+                "invalid ownership metadata" in err or "cannot be imported" in err
+            ):
+                said = " ".join(err.strip().splitlines()[-3:])
+                raise InstallError(f"helm upgrade --install of charts/kvd failed: {said}")
+            _adopt(self._raw, _rendered(self._data, self._chart, self._args))
+            _remove_old_registration(self._raw)
+            _helm(self._data, *self._command()[1:])
+        self._record.parent.mkdir(parents=True, exist_ok=True)
+        self._record.write_text(json.dumps({"digest": self._digest}))
+        return "release upgraded" if self._release else "release installed"
+
+    def cancel(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
 
 
 def helm_env(data: Path) -> dict[str, str]:
@@ -224,14 +262,18 @@ class Ready:
     line: str
 
 
-def wait_ready(raw: client.Raw, node: str, *, timeout: float = READY_TIMEOUT) -> Iterator[Ready]:
+def wait_ready(
+    raw: client.Raw, node: str, *, since: float | None, timeout: float = READY_TIMEOUT
+) -> Iterator[Ready]:
     """Yield the handler, the controller and the APIService, in that order, each once it is
-    ready; all three are watched from the start, so a wait overlaps the others."""
+    ready; all three are watched from the start, so a wait overlaps the others. `since`: the
+    time (epoch seconds) the node started, when this `up` started it: a pod's status from
+    before (Ready, from the node's previous run) counts only once its containers run again."""
     from kvd.kube import client  # noqa: PLC0415
 
     checks: list[tuple[str, Callable[[], str | None]]] = [
-        ("handler", lambda: _handler_ready(raw, node)),
-        ("controller", lambda: _controller_ready(raw)),
+        ("handler", lambda: _handler_ready(raw, node, since)),
+        ("controller", lambda: _controller_ready(raw, since)),
         ("apiservice", lambda: _apiservice_ready(raw)),
     ]
     deadline = time.monotonic() + timeout
@@ -300,9 +342,22 @@ def leader(raw: client.Raw) -> str:
     return str((lease.get("spec") or {}).get("holderIdentity") or "")
 
 
-def _handler_ready(raw: client.Raw, node: str) -> str | None:
+def _fresh(pod: Json, since: float | None) -> bool:
+    """Every container of `pod` started at or after `since` (whole seconds, as the API has it)."""
+    if since is None:
+        return True
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    started = [((s.get("state") or {}).get("running") or {}).get("startedAt") for s in statuses]
+    return bool(started) and all(
+        t is not None
+        and datetime.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() >= int(since)
+        for t in started
+    )
+
+
+def _handler_ready(raw: client.Raw, node: str, since: float | None) -> str | None:
     pod = handler_pod(raw, node)
-    if pod is None or not is_ready(pod):
+    if pod is None or not is_ready(pod) or not _fresh(pod, since):
         return None
     ip, port = pod["status"].get("podIP", ""), ports(pod)
     return (
@@ -311,10 +366,10 @@ def _handler_ready(raw: client.Raw, node: str) -> str | None:
     )
 
 
-def _controller_ready(raw: client.Raw) -> str | None:
+def _controller_ready(raw: client.Raw, since: float | None) -> str | None:
     holder = leader(raw)
     pod = next((p for p in daemon_pods(raw, "controller") if p["metadata"]["name"] == holder), None)
-    if pod is None or not is_ready(pod):
+    if pod is None or not is_ready(pod) or not _fresh(pod, since):
         return None
     ip, port = pod["status"].get("podIP", ""), ports(pod)
     return (
