@@ -3,6 +3,7 @@ life ends in, deletion with and without ACPI, and a handler restart under three 
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from kvd import rpc_auth, rpc_tls
 from kvd.api import keys
 from kvd.local import cluster as local
+from kvd.local import install
 from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc
 from kvd.rpc.launcher.v1 import launcher_pb2, launcher_pb2_grpc
 from tests.handler.conftest import VMIS, Env
@@ -266,10 +268,15 @@ def test_console_and_pause_through_the_handlers_service(env: Env) -> None:
     assert address == local.handler_address(env.cluster.data_dir)  # the same, for tools
     data = env.cluster.data_dir
     token = Identities(data, data / "kubeconfig").token(
-        "kvd", "kvd-controller", audiences=[rpc_auth.HANDLER_AUDIENCE]
+        install.NAMESPACE, "kvd-controller", audiences=[rpc_auth.HANDLER_AUDIENCE]
     )
-    credentials = rpc_tls.channel_credentials(data / "pki" / "ca.crt")
-    channel = rpc_auth.authorized_channel(grpc.secure_channel(address, credentials), token)
+    # the chart's CA, and the name every handler's certificate carries (its pod IP cannot be)
+    secret = env.cluster.raw.get(f"/api/v1/namespaces/{install.NAMESPACE}/secrets/kvd-ca")
+    credentials = rpc_tls.channel_credentials_for(base64.b64decode(secret["data"]["ca.crt"]))
+    name = ("grpc.ssl_target_name_override", f"kvd-handler.{install.NAMESPACE}.svc")
+    channel = rpc_auth.authorized_channel(
+        grpc.secure_channel(address, credentials, options=[name]), token
+    )
     stub = handler_pb2_grpc.HandlerServiceStub(channel)
     meta = vmi["metadata"]
     ref = {"namespace": "default", "name": "remote", "uid": meta["uid"]}
