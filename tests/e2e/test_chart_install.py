@@ -154,7 +154,7 @@ def test_helm_uninstall_removes_the_daemons_and_leaves_the_vms_data(
 ) -> None:
     vmi = e2e.vmi(VM)
     assert vmi is not None
-    _helm(e2e, "uninstall", install.RELEASE, "--wait", "--timeout=120s")
+    _helm(e2e, "uninstall", install.RELEASE)
     assert _workloads(e2e) == {}
     wait_for(
         "the daemons' pods gone",
