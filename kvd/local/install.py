@@ -134,7 +134,9 @@ class Installing:
                 raise InstallError(f"helm upgrade --install of charts/kvd failed: {said}")
             _adopt(self._raw, _rendered(self._data, self._chart, self._args))
             _remove_old_registration(self._raw)
-            _helm(self._data, *self._command()[1:])
+            # the adopted objects have other field managers (whoever made them): helm's
+            # server-side apply takes their fields over, as adopting them means
+            _helm(self._data, *self._command()[1:], "--force-conflicts")
         self._record.parent.mkdir(parents=True, exist_ok=True)
         self._record.write_text(json.dumps({"digest": self._digest}))
         return "release upgraded" if self._release else "release installed"
