@@ -162,7 +162,9 @@ class Cluster:
             pod = found
         name = pod["spec"]["containers"][0]["name"]
         attempts = self.data_dir / "node" / "pods" / pod["metadata"]["uid"] / "containers" / name
-        latest = max(attempts.iterdir(), key=lambda p: int(p.name))
+        # an attempt's record is written once it runs: the latest one that has it
+        recorded = [a for a in attempts.iterdir() if (a / "record.json").exists()]
+        latest = max(recorded, key=lambda p: int(p.name))
         return int(json.loads((latest / "record.json").read_text())["main"][0])
 
     def daemon_address(self, component: str, port: str) -> str:
