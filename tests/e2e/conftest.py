@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.local.node.conftest import Cluster, new_cluster
+from tests.support import metrics
 from tests.support.waiting import wait_for
 
 Json = dict[str, Any]
@@ -100,6 +101,11 @@ class E2E:
     def log_tail(self, component: str, lines: int = 30) -> str:
         """The last lines of kvd's `component` (its pods' logs, through kubectl)."""
         return self.cluster.daemon_log(component, lines)
+
+    def scrape(self, component: str) -> metrics.Samples:
+        """`GET /metrics` of the Ready `component` pod."""
+        host, port = self.listening(component, "metrics")
+        return metrics.scrape(port, host=host)
 
     def listening(self, component: str, port: str) -> tuple[str, int]:
         """(pod IP, port) of the Ready `component` pod's named port ("metrics", "grpc")."""
