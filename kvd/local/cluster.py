@@ -90,7 +90,8 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
     require_root("it creates network namespaces, a bridge and cgroups")
     data = options.data_dir
     data.mkdir(parents=True, exist_ok=True)
-    alive = {c.name: c for c in load(data) if c.alive() and c.name in COMPONENTS}
+    recorded = load(data)
+    alive = {c.name: c for c in recorded if c.alive() and c.name in COMPONENTS}
     if len(alive) == len(COMPONENTS):
         raise ClusterError(
             f"the local cluster in {data} is already up; "
@@ -100,12 +101,16 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
     kubeconfig = data / "kubeconfig"
     started: list[Component] = []
     installing: install.Installing | None = None
-    node_since: float | None = None  # when this call started the node
+    # After a `down` (nothing recorded) the node's pods' statuses are from before it: their
+    # containers were removed, so a Ready there counts only once this node run starts them
+    # again. After a crash (recorded, not running) the containers survived and the restarted
+    # node adopts them: their statuses hold.
+    node_since: float | None = None
     try:
         for name in COMPONENTS:
             if name == "node":  # helm needs only the API server: it runs while the node starts
                 installing = _begin_install(data)
-                if name not in alive:
+                if not recorded:
                     node_since = time.time()
             component = alive.get(name)
             if component is not None:
