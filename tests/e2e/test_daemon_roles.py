@@ -385,7 +385,7 @@ def _controller_service_call(e2e: E2E) -> None:
     from kvd.rpc.controller.v1 import controller_pb2, controller_pb2_grpc  # noqa: PLC0415
 
     host, port = e2e.listening("controller", "grpc")
-    secret = e2e.cluster.raw.get(f"/api/v1/namespaces/{KVD_NAMESPACE}/secrets/kvd-ca")
+    secret = e2e.cluster.raw.get(f"/api/v1/namespaces/{KVD_NAMESPACE}/secrets/kvd-controller-tls")
     ca = base64.b64decode(secret["data"]["ca.crt"])
     token = yaml.safe_load(e2e.cluster.kubeconfig.read_text())["users"][0]["user"]["token"]
     # the chart's certificate names the controller's Service, as kvdctl dials it

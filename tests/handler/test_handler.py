@@ -271,7 +271,7 @@ def test_console_and_pause_through_the_handlers_service(env: Env) -> None:
         install.NAMESPACE, "kvd-controller", audiences=[rpc_auth.HANDLER_AUDIENCE]
     )
     # the chart's CA, and the name every handler's certificate carries (its pod IP cannot be)
-    secret = env.cluster.raw.get(f"/api/v1/namespaces/{install.NAMESPACE}/secrets/kvd-ca")
+    secret = env.cluster.raw.get(f"/api/v1/namespaces/{install.NAMESPACE}/secrets/kvd-handler-tls")
     credentials = rpc_tls.channel_credentials_for(base64.b64decode(secret["data"]["ca.crt"]))
     name = ("grpc.ssl_target_name_override", f"kvd-handler.{install.NAMESPACE}.svc")
     channel = rpc_auth.authorized_channel(
