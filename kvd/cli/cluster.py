@@ -14,10 +14,11 @@ DEFAULT_DATA_DIR = Path(os.environ.get("KVD_LOCAL_DIR", "/var/lib/kvd/local"))
 def add_parsers(local: program.Subparsers) -> None:
     up = local.add_parser(
         "up",
-        help="start the local cluster: API server, CRDs, node (one command)",
-        description="Starts each component as its own process, prints one line per component as "
-        "it becomes ready, then the KUBECONFIG to use. Stays in the foreground (Ctrl-C stops "
-        "everything) unless --detach.",
+        help="start the local cluster: API server, CRDs, node, and kvd from its chart",
+        description="Starts the API server and the local node as processes, installs kvd's "
+        "Helm chart (the controller and handler then run as pods in kvd-system), prints one "
+        "line per component as it becomes ready, then the KUBECONFIG to use. Stays in the "
+        "foreground (Ctrl-C stops everything) unless --detach.",
     )
     data_dir_option(up)
     up.add_argument("--port", type=int, default=6443, help="API server port (0: any free one)")

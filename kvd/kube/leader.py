@@ -22,11 +22,15 @@ racing for it exactly one wins. What this module adds, each where upstream falls
   once no renewal has succeeded for `renew_seconds`, whatever the election thread is doing.
 
 As in KubeVirt's virt-controller, a candidate that lost the lease does not campaign again: the
-process is expected to exit from `on_stopped`.
+process is expected to exit from `on_stopped`. A leader that stops on purpose (SIGTERM: a rolled
+or deleted pod) calls `release()` once its work has stopped, as client-go's ReleaseOnCancel:
+the Lease gets no holder and a one-second duration, so a standby takes over at its next attempt
+instead of after the lease duration.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
 import math
 import random
@@ -222,6 +226,31 @@ class LeaderElector:
         candidate takes over once it expires). If leading, `on_stopped` follows within
         `renew_seconds`. Returns at once."""
         self._stop.set()
+
+    def release(self) -> bool:
+        """Stop, and give the Lease up if this candidate holds it (client-go's ReleaseOnCancel:
+        no holder, a duration of one second). Call it once the leader's work has stopped, so
+        two leaders never act at once. True when the Lease was released."""
+        # No join: the election thread cannot renew once stopped, and a renewal already in flight
+        # carries the resourceVersion it read, so it cannot overwrite the release either.
+        self._stop.set()
+        lock = self._election.election_config.lock
+        api = lock.api_instance
+        try:
+            lease = api.read_namespaced_lease(lock.name, lock.namespace)
+            if lease.spec is None or lease.spec.holder_identity != lock.identity:
+                return False
+            now = datetime.datetime.now(datetime.UTC)
+            lease.spec.holder_identity = None
+            lease.spec.lease_duration_seconds = 1
+            lease.spec.acquire_time = now
+            lease.spec.renew_time = now
+            api.replace_namespaced_lease(lock.name, lock.namespace, lease)
+        except Exception as exc:  # the API is gone or the Lease moved on: it expires instead
+            log.warning("lease_release_failed", error=str(exc), **self._context)
+            return False
+        log.info("lease_released", **self._context)
+        return True
 
     @property
     def is_leader(self) -> bool:

@@ -1,32 +1,32 @@
-"""`kvd local up | down | status`: the whole local cluster on this machine, as separate processes.
+"""`kvd local up | down | status`: the whole local cluster on this machine.
 
-`up` starts each component as its own process (own session, output in `DATA_DIR/logs/<name>.log`)
-and waits for the line it prints when ready, in order: the API server (then kvd's CRDs are applied
-through it, from `kvd.api.crds` — the same source as the chart's), the local node, the handler
-(its launchers' run dirs in `DATA_DIR/launchers/`) and the controller (its Lease and the
-`kvd-config` ConfigMap in the `kvd` namespace, which `up` creates with emulation on when
-absent). It prints one line per component and the `export KUBECONFIG=…` line. The handler
-and the controller listen on ports they pick; each writes where to `DATA_DIR/<name>/address.json`
-(`kvd.address_file`) before its ready line, and that file, not the line, is what `up` and
-`kvdctl` read. Last, the controller's HTTPS API (`subresources.kubevirt.io`, address
-`subresources`) is registered as KubeVirt registers virt-api: a selectorless Service `kvd-api`,
-its EndpointSlice and the APIService `v1.subresources.kubevirt.io`, which `up` waits to see
-Available, so `kubectl get --raw /apis/subresources.kubevirt.io/v1/...` reaches the controller
-through the API server. Without `--detach` it stays in the foreground and Ctrl-C brings
+`up` starts two processes (own session, output in `DATA_DIR/logs/<name>.log`) and waits for the
+line each prints when ready: the API server (then kvd's CRDs are applied through it, from
+`kvd.api.crds` — the same source as the chart's — with the local node's role) and the local
+node. Then it installs kvd as a real cluster gets it (`install`): `helm upgrade --install` of
+`charts/kvd` into `kvd-system`, so the controller (a Deployment) and the handler (a DaemonSet)
+run as pods on the local node, with the chart's ServiceAccounts and their tokens, RBAC, TLS,
+`kvd-config`, and the APIService `v1.subresources.kubevirt.io` with the controller's Service. It
+prints one line per component as it is ready — the handler pod Ready, a controller pod Ready and
+holding the Lease, the APIService Available (these waits overlap) — and the
+`export KUBECONFIG=…` line. Without `--detach` it stays in the foreground and Ctrl-C brings
 everything down; with it, `kvd local down` does.
 
-What runs is recorded in `DATA_DIR/cluster.json` (pid and kernel start time per component, so a
-reused pid is never signalled). `down` stops them in reverse order: the handler (which marks the
-node unschedulable), the node (SIGTERM; it leaves its pods, as a kubelet restart would), then
-removes everything the node ran — containers, network namespaces, veths, the bridge, cgroups —
-through the node's runtime, then stops the API server.
-Objects stay in the API server's database, so the next `up` finds them. Every request the API
-server answers is in `DATA_DIR/logs/audit.log` (kube's audit Events, level Metadata).
+Where the daemons listen is the API's to say (`handler_address`, `controller_address`: their
+pods' IPs on the node's bridge, which the host reaches).
+
+What runs is recorded in `DATA_DIR/cluster.json` (pid and kernel start time per process, so a
+reused pid is never signalled). `down` stops the node (SIGTERM; it leaves its pods, as a kubelet
+restart would), then removes everything the node ran — the daemons' pods and the launchers,
+containers, network namespaces, veths, the bridge, cgroups — through the node's runtime, then
+stops the API server. Objects stay in the API server's database (the release with them), so the
+next `up` finds them: the node runs the daemons' pods again and helm is not rerun unless the
+chart or its values changed. Every request the API server answers is in `DATA_DIR/logs/audit.log`
+(kube's audit Events, level Metadata).
 """
 
 from __future__ import annotations
 
-import base64
 import collections
 import contextlib
 import json
@@ -40,10 +40,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kvd import address_file, logs, procfs
+from kvd import logs, procfs
 from kvd.api import crds, rbac
-from kvd.local import credentials
-from kvd.local.apiserver import tls
+from kvd.local import credentials, install
 from kvd.local.node import teardown
 
 if TYPE_CHECKING:
@@ -52,26 +51,14 @@ if TYPE_CHECKING:
 log = logs.get_logger(__name__)
 
 STATE_FILE = "cluster.json"
-KVD_NAMESPACE = "kvd"  # the controller's Lease and ConfigMap
-# The local cluster's cpuAllocationRatio (kvd.controller.config): 10m per vCPU instead of
-# KubeVirt's 100m, so a core holds about 65 one-vCPU VMs by CPU request (15m each with the
-# console container's 5m: 50 request 750m of a 2-core machine's 2000m) and memory becomes the
-# limit, as it is for mostly idle guests. Change it live in the ConfigMap.
-LOCAL_CPU_ALLOCATION_RATIO = 100
+KVD_NAMESPACE = install.NAMESPACE  # the chart's release: the daemons, their Lease, kvd-config
 LAUNCHER_DIR = "launchers"  # launcher pods' run dirs, <pod uid>/launcher.sock (hostPath)
-COMPONENTS = ("apiserver", "node", "handler", "controller")  # in start order; stopped in reverse
+COMPONENTS = ("apiserver", "node")  # the processes, in start order; stopped in reverse
+DAEMONS = ("handler", "controller")  # the chart's pods, on the node
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 LAST_WORDS = 300  # characters of a component's last line shown when it exits before ready
-ADDRESS_FILE = "address.json"  # DATA_DIR/<component>/, written by the component (kvd.address_file)
-LISTENERS = ("handler", "controller")  # the components that write one
-LOOPBACK = "127.0.0.1"  # where the handler and controller serve gRPC in the local cluster
 AUDIT_LOG = "audit.log"  # DATA_DIR/logs/, the API server's audit.k8s.io Events (one per request)
-API_SERVICE = "kvd-api"  # the selectorless Service in front of the controller's HTTPS API
-API_SERVICE_HOST = f"{API_SERVICE}.{KVD_NAMESPACE}.svc"
-SUBRESOURCES = "subresources.kubevirt.io"
-API_ADDRESS = "subresources"  # the controller's address file names its HTTPS API so
-AVAILABLE_TIMEOUT = 30.0
 
 
 class ClusterError(RuntimeError):
@@ -103,7 +90,8 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
     require_root("it creates network namespaces, a bridge and cgroups")
     data = options.data_dir
     data.mkdir(parents=True, exist_ok=True)
-    alive = {c.name: c for c in load(data) if c.alive()}
+    recorded = load(data)
+    alive = {c.name: c for c in recorded if c.alive() and c.name in COMPONENTS}
     if len(alive) == len(COMPONENTS):
         raise ClusterError(
             f"the local cluster in {data} is already up; "
@@ -112,8 +100,18 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
     began = time.monotonic()
     kubeconfig = data / "kubeconfig"
     started: list[Component] = []
+    installing: install.Installing | None = None
+    # After a `down` (nothing recorded) the node's pods' statuses are from before it: their
+    # containers were removed, so a Ready there counts only once this node run starts them
+    # again. After a crash (recorded, not running) the containers survived and the restarted
+    # node adopts them: their statuses hold.
+    node_since: float | None = None
     try:
         for name in COMPONENTS:
+            if name == "node":  # helm needs only the API server: it runs while the node starts
+                installing = _begin_install(data)
+                if not recorded:
+                    node_since = time.time()
             component = alive.get(name)
             if component is not None:
                 started.append(component)
@@ -124,8 +122,6 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
             started.append(component)
             _save(data, started)
             line = _ready_line(component, detail)
-            if name in LISTENERS:
-                _listening(data, component)
             print(f"{name:<10} ready  {_since(began)}  {line}", file=out, flush=True)
             if name == "apiserver":
                 _install_crds(kubeconfig)
@@ -136,7 +132,12 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
                     file=out,
                     flush=True,
                 )
+        _save(data, started)  # also the ones kept running after the last one started here
+        assert installing is not None
+        _install_kvd(data, installing, options.node_name, began, since=node_since, out=out)
     except BaseException:
+        if installing is not None:
+            installing.cancel()
         if not alive:
             down(data, components=started)
         else:  # keep what ran before (and the pods it runs); stop only what this call started
@@ -145,12 +146,46 @@ def up(options: Options, *, out: Any = sys.stdout) -> list[Component]:
                     _stop(component)
             _save(data, list(alive.values()))
         raise
-    _save(data, started)  # also the ones kept running after the last one started here
-    controller = next(c for c in started if c.name == "controller")
-    said = register_api(data, _listening(data, controller))
-    print(f"{'apiservice':<10} {said}", file=out, flush=True)
     print(f"\nexport KUBECONFIG={kubeconfig}", file=out, flush=True)
     return started
+
+
+def _begin_install(data: Path) -> install.Installing:
+    from kvd.kube import client  # noqa: PLC0415
+
+    try:
+        return install.Installing(data, _admin(data))
+    except install.InstallError as exc:
+        raise ClusterError(str(exc)) from None
+    except client.ApiError as exc:
+        raise ClusterError(f"installing kvd: the API server answered: {exc.message}") from None
+
+
+def _install_kvd(
+    data: Path,
+    installing: install.Installing,
+    node: str,
+    began: float,
+    *,
+    since: float | None,
+    out: Any,
+) -> None:
+    """The chart, then a line for each of the handler, the controller and the APIService."""
+    from kvd.kube import client  # noqa: PLC0415
+
+    raw = _admin(data)
+    try:
+        installing.finish()
+        for ready in install.wait_ready(raw, node, since=since):
+            if ready.name == "apiservice":
+                print(f"{'apiservice':<10} {ready.line}", file=out, flush=True)
+            else:
+                said = f"{ready.name:<10} ready  {_since(began)}  {ready.line}"
+                print(said, file=out, flush=True)
+    except install.InstallError as exc:
+        raise ClusterError(str(exc)) from None
+    except client.ApiError as exc:
+        raise ClusterError(f"installing kvd: the API server answered: {exc.message}") from None
 
 
 def _command(name: str, options: Options) -> tuple[list[str], str, str]:
@@ -169,33 +204,7 @@ def _command(name: str, options: Options) -> tuple[list[str], str, str]:
             ("kvd local node: ready"),
             "ready ",
         )  # fmt: skip
-    raw = _admin(data)
-    kubeconfig = credentials.service_account(
-        raw, data, name, namespace=KVD_NAMESPACE, account=f"kvd-{name}"
-    )
-    # the controller's certificate also serves subresources.kubevirt.io, which the API server
-    # verifies as the Service's name (`kvd-api.kvd.svc`), as kube-aggregator does
-    hosts = [LOOPBACK, *([API_SERVICE_HOST] if name == "controller" else [])]
-    cert, key = tls.Certificates(data).issue(name, hosts)
-    serving = [
-        "--listen", f"{LOOPBACK}:0", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
-    ]  # fmt: skip
-    if name == "controller":
-        handler_token = credentials.handler_token(raw, data, namespace=KVD_NAMESPACE)
-        return [
-            "controller", "--kubeconfig", str(kubeconfig), "--namespace", KVD_NAMESPACE, *serving,
-            "--handler-ca-file", str(data / "pki" / "ca.crt"),
-            "--handler-token-file", str(handler_token),
-            "--launcher-dir", str(data / LAUNCHER_DIR), "--identity", f"{options.node_name}-local",
-            "--metrics-listen", "127.0.0.1:0", "--address-file", str(_address_path(data, name)),
-            "--api-listen", f"{LOOPBACK}:0",
-        ], "kvd controller: ready", "ready "  # fmt: skip
-    return [
-        "handler", "--node-name", options.node_name, "--kubeconfig", str(kubeconfig), *serving,
-        "--allowed-user", rbac.service_account_user(rbac.CONTROLLER, KVD_NAMESPACE),
-        "--launcher-dir", str(data / LAUNCHER_DIR), "--state-dir", str(data / "handler"),
-        "--metrics-listen", "127.0.0.1:0", "--address-file", str(_address_path(data, name)),
-    ], "kvd handler: ready", "ready "  # fmt: skip
+    raise ValueError(f"no such component: {name}")
 
 
 def _admin(data: Path) -> client.Raw:
@@ -205,43 +214,37 @@ def _admin(data: Path) -> client.Raw:
 
 
 def handler_address(data: Path) -> str:
-    """HOST:PORT of the running local handler's HandlerService."""
-    return _service_address(data, "handler", "handlerService")
+    """HOST:PORT of the handler pod's HandlerService (its pod IP, reachable from the host)."""
+    pod = _running_daemon(data, "handler")
+    return f"{pod['status']['podIP']}:{install.ports(pod)['grpc']}"
 
 
 def controller_address(data: Path) -> str:
-    """HOST:PORT of the running local controller's ControllerService (`kvdctl console`)."""
-    return _service_address(data, "controller", "controllerService")
+    """HOST:PORT of the leading controller pod's ControllerService."""
+    pod = _running_daemon(data, "controller")
+    return f"{pod['status']['podIP']}:{install.ports(pod)['grpc']}"
 
 
-def _service_address(data: Path, component: str, name: str) -> str:
-    found = next((c for c in load(data) if c.name == component), None)
-    if found is None or not found.alive():
-        raise ClusterError(
-            f"the local cluster in {data} is not running (no {component}); "
-            f"start it with `kvd local up --data-dir {data}`"
-        )
-    return _listening(data, found).address(name, path=_address_path(data, component))
+def _running_daemon(data: Path, component: str) -> dict[str, Any]:
+    from kvd.kube import client  # noqa: PLC0415
 
-
-def _address_path(data: Path, name: str) -> Path:
-    return data / name / ADDRESS_FILE
-
-
-def _listening(data: Path, component: Component) -> address_file.Listening:
-    """Where `component` listens, from the file it wrote; one left by an earlier process is
-    refused rather than believed."""
-    path = _address_path(data, component.name)
+    down_msg = (
+        f"the local cluster in {data} is not running; start it with "
+        f"`kvd local up --data-dir {data}`"
+    )
+    if not all(c.alive() for c in load(data)) or not load(data):
+        raise ClusterError(down_msg)
     try:
-        found = address_file.read(path)
-    except address_file.AddressFileError as exc:
-        raise ClusterError(f"{component.name} (pid {component.pid}): {exc}") from None
-    if found.pid != component.pid:
-        raise ClusterError(
-            f"{path} was written by pid {found.pid}, not by the running {component.name} "
-            f"(pid {component.pid})"
-        )
-    return found
+        raw = _admin(data)
+        pods = [p for p in install.daemon_pods(raw, component) if install.is_ready(p)]
+        holder = install.leader(raw) if component == "controller" else ""
+    except client.ApiError as exc:
+        raise ClusterError(f"{down_msg} ({exc.message})") from None
+    if holder:
+        pods = [p for p in pods if p["metadata"]["name"] == holder] or pods
+    if not pods:
+        raise ClusterError(f"no ready kvd {component} pod in {KVD_NAMESPACE}")
+    return pods[0]
 
 
 def down(data: Path, *, components: Sequence[Component] | None = None) -> list[str]:
@@ -381,7 +384,7 @@ def _reap(pid: int) -> None:
 
 
 def _install_crds(kubeconfig: Path) -> None:
-    """kvd's CRDs, its namespace and its ConfigMap, through the API server just started."""
+    """kvd's CRDs and the local node's role, through the API server just started."""
     from kvd.kube import client  # noqa: PLC0415 - the CLI's other commands need no client
 
     try:
@@ -389,7 +392,7 @@ def _install_crds(kubeconfig: Path) -> None:
     except client.ApiError as exc:
         answer = f"answered {exc.status} {exc.reason}" if exc.status else "could not be reached"
         raise ClusterError(
-            f"cannot install kvd's CRDs and its {KVD_NAMESPACE} namespace: the API server "
+            f"cannot install kvd's CRDs and the local node's role: the API server "
             f"{answer}: {exc.message}"
         ) from None
 
@@ -409,23 +412,7 @@ def _install(raw: client.Raw) -> None:
         else:
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             raw.update(f"{base}/{name}", body)
-    _create_absent(raw, "/api/v1/namespaces", {"metadata": {"name": KVD_NAMESPACE}})
-    _create_absent(
-        raw,
-        f"/api/v1/namespaces/{KVD_NAMESPACE}/configmaps",
-        {
-            "metadata": {"name": "kvd-config"},
-            "data": {
-                "useEmulation": "true",
-                "cpuAllocationRatio": str(LOCAL_CPU_ALLOCATION_RATIO),
-            },
-        },
-    )
-    for body in (
-        *rbac.user_roles(),
-        *rbac.daemon_objects(KVD_NAMESPACE),
-        *rbac.local_node_objects(),
-    ):
+    for body in rbac.local_node_objects():  # the chart has kvd's own roles; this is the node's
         _reconcile(raw, body)
     deadline = time.monotonic() + 30
     for body in crds.all_crds():
@@ -455,125 +442,6 @@ def _reconcile(raw: client.Raw, body: dict[str, Any]) -> None:
         current = raw.get(path)
         wanted = {**body, "metadata": {**current["metadata"], **body["metadata"]}}
         raw.update(path, wanted)
-
-
-def register_api(data: Path, controller: address_file.Listening) -> str:
-    """Register the controller's `subresources.kubevirt.io` API with the API server, as
-    KubeVirt's virt-api is registered: the selectorless Service `kvd-api`, an EndpointSlice
-    naming where the controller listens (it changes at each start), and the APIService
-    `v1.subresources.kubevirt.io` trusting the local CA. Waits until the API server finds it
-    Available; a controller that does not serve it is left unregistered. Returns what to show."""
-    address = controller.addresses.get(API_ADDRESS)
-    if address is None:
-        return f"not registered: the controller serves no {SUBRESOURCES} API"
-    host, _, port = address.rpartition(":")
-    raw = _admin(data)
-    ca = (data / "pki" / "ca.crt").read_bytes()
-    _reconcile_service(raw, int(port))
-    for body in (_endpoint_slice(host.strip("[]"), int(port)), _apiservice(ca)):
-        _reconcile_retrying(raw, body)
-    name = f"v1.{SUBRESOURCES}"
-    deadline = time.monotonic() + AVAILABLE_TIMEOUT
-    while True:
-        found = raw.get(f"/apis/apiregistration.k8s.io/v1/apiservices/{name}")
-        condition: dict[str, Any] = next(
-            (
-                c
-                for c in (found.get("status") or {}).get("conditions") or []
-                if c["type"] == "Available"
-            ),
-            {},
-        )
-        if condition.get("status") == "True":
-            return f"{name} Available ({address})"
-        if time.monotonic() > deadline:
-            raise ClusterError(
-                f"APIService {name} not Available after {AVAILABLE_TIMEOUT:.0f}s: "
-                f"{condition.get('reason', 'no condition')}: {condition.get('message', '')}"
-            )
-        time.sleep(0.1)
-
-
-def _reconcile_retrying(raw: client.Raw, body: dict[str, Any], attempts: int = 5) -> None:
-    """`_reconcile`, again when the object changed between its read and its write (the API
-    server's availability controller writes the APIService's status meanwhile)."""
-    from kvd.kube import client  # noqa: PLC0415
-
-    for attempt in range(attempts):
-        try:
-            _reconcile(raw, body)
-            return
-        except client.ApiError as exc:
-            if not exc.conflict or attempt == attempts - 1:
-                raise
-
-
-def _reconcile_service(raw: client.Raw, port: int) -> None:
-    """The Service, keeping what the API server allocated (its cluster IP) on an update."""
-    from kvd.kube import client  # noqa: PLC0415
-
-    path = f"/api/v1/namespaces/{KVD_NAMESPACE}/services"
-    body: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": API_SERVICE, "namespace": KVD_NAMESPACE},
-        "spec": {"ports": [{"name": "api", "port": 443, "protocol": "TCP", "targetPort": port}]},
-    }
-    try:
-        current = raw.get(f"{path}/{API_SERVICE}")
-    except client.ApiError as exc:
-        if not exc.not_found:
-            raise
-        raw.create(path, body)
-        return
-    spec = {**(current.get("spec") or {}), **body["spec"]}
-    raw.update(f"{path}/{API_SERVICE}", {**body, "metadata": current["metadata"], "spec": spec})
-
-
-def _endpoint_slice(host: str, port: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": API_SERVICE,
-            "namespace": KVD_NAMESPACE,
-            "labels": {
-                "kubernetes.io/service-name": API_SERVICE,
-                "endpointslice.kubernetes.io/managed-by": "kvd-local-up",
-            },
-        },
-        "addressType": "IPv6" if ":" in host else "IPv4",
-        "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
-        "ports": [{"name": "api", "port": port, "protocol": "TCP"}],
-    }
-
-
-def _apiservice(ca: bytes) -> dict[str, Any]:
-    """KubeVirt's registration of virt-api (its priorities), trusting the local CA."""
-    return {
-        "apiVersion": "apiregistration.k8s.io/v1",
-        "kind": "APIService",
-        "metadata": {"name": f"v1.{SUBRESOURCES}"},
-        "spec": {
-            "group": SUBRESOURCES,
-            "version": "v1",
-            "groupPriorityMinimum": 1000,
-            "versionPriority": 15,
-            "service": {"name": API_SERVICE, "namespace": KVD_NAMESPACE, "port": 443},
-            "caBundle": base64.b64encode(ca).decode(),
-        },
-    }
-
-
-def _create_absent(raw: Any, path: str, body: dict[str, Any]) -> None:
-    """Create `body` unless it exists (a user's edits to it are kept across `up`)."""
-    from kvd.kube import client  # noqa: PLC0415
-
-    try:
-        raw.create(path, body)
-    except client.ApiError as exc:
-        if exc.status != 409:
-            raise
 
 
 def _established(crd: dict[str, Any]) -> bool:

@@ -188,15 +188,16 @@ def test_local_up_on_a_port_in_use_names_the_port_and_leaves_nothing() -> None:
 
 
 def test_local_up_says_why_the_api_server_refused_kvds_namespace() -> None:
-    """A `kvd` namespace left Terminating (a finalizer no one removes) refuses the ConfigMap `up`
-    creates in it: the API's own answer, on one line, and the API server is stopped again."""
+    """A `kvd-system` namespace left Terminating (a finalizer no one removes) refuses what helm
+    installs in it: the API's own answer, through helm's, on one line, and everything `up`
+    started is stopped again."""
     cluster = new_cluster()
     server = start_server(cluster.data_dir)  # the same database the cluster's will open
     try:
         raw = client.Raw(client.connect(server.kubeconfig))
-        held = {"metadata": {"name": "kvd", "finalizers": ["example.com/hold"]}}
+        held = {"metadata": {"name": "kvd-system", "finalizers": ["example.com/hold"]}}
         raw.create("/api/v1/namespaces", held)
-        raw.delete("/api/v1/namespaces/kvd")
+        raw.delete("/api/v1/namespaces/kvd-system")
     finally:
         server.stop()
     try:
@@ -204,9 +205,8 @@ def test_local_up_says_why_the_api_server_refused_kvds_namespace() -> None:
         assert_one_line(
             done,
             "kvd local up",
-            "cannot install kvd's CRDs and its kvd namespace: the API server answered 403 "
-            'Forbidden: configmaps "kvd-config" is forbidden: unable to create new content in '
-            "namespace kvd because it is being terminated",
+            "helm upgrade --install of charts/kvd failed",
+            "unable to create new content in namespace kvd-system because it is being terminated",
         )
         assert done.stdout.startswith("apiserver  ready"), done.stdout
         assert cluster.leftovers() == []

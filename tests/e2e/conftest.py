@@ -1,5 +1,6 @@
-"""End to end: `kvd local up` (API server, node, handler, controller) driven the way a user does,
-with `kubectl apply -f` of KubeVirt manifests, `kubectl get`, `kubectl logs` and `kubectl delete`.
+"""End to end: `kvd local up` (API server, node, and kvd installed from its chart) driven the
+way a user does, with `kubectl apply -f` of KubeVirt manifests, `kubectl get`, `kubectl logs` and
+`kubectl delete`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kvd import address_file
 from tests.local.node.conftest import Cluster, new_cluster
+from tests.support import metrics
 from tests.support.waiting import wait_for
 
 Json = dict[str, Any]
@@ -98,15 +99,18 @@ class E2E:
         return items
 
     def log_tail(self, component: str, lines: int = 30) -> str:
-        path = self.cluster.data_dir / "logs" / f"{component}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        """The last lines of kvd's `component` (its pods' logs, through kubectl)."""
+        return self.cluster.daemon_log(component, lines)
 
-    def listening_port(self, component: str, what: str) -> int:
-        """The port of the component's `what` listener ("metrics", "handlerService"), from the
-        address file the component writes for tools."""
-        path = self.cluster.data_dir / component / "address.json"
-        address = address_file.read(path).address(what, path=path)
-        return int(address.rpartition(":")[2])
+    def scrape(self, component: str) -> metrics.Samples:
+        """`GET /metrics` of the Ready `component` pod."""
+        host, port = self.listening(component, "metrics")
+        return metrics.scrape(port, host=host)
+
+    def listening(self, component: str, port: str) -> tuple[str, int]:
+        """(pod IP, port) of the Ready `component` pod's named port ("metrics", "grpc")."""
+        host, _, number = self.cluster.daemon_address(component, port).rpartition(":")
+        return host, int(number)
 
     @property
     def launcher_dir(self) -> Path:

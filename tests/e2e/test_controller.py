@@ -15,6 +15,7 @@ import pytest
 from kvd.api import kinds
 from kvd.api.vmi import VirtualMachineInstance
 from kvd.controller import render
+from kvd.local import install
 from tests.e2e.conftest import E2E, vmi_manifest
 from tests.local.node.conftest import KVD, kill, processes_mentioning
 from tests.support.waiting import holds_for, wait_for
@@ -22,11 +23,11 @@ from tests.support.waiting import holds_for, wait_for
 pytestmark = pytest.mark.integration
 
 VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
-LEASE = "/apis/coordination.k8s.io/v1/namespaces/kvd/leases/kvd-controller"
+LEASE = f"/apis/coordination.k8s.io/v1/namespaces/{install.NAMESPACE}/leases/kvd-controller"
 
 
 def controller_pid(e2e: E2E) -> int:
-    return e2e.cluster.components()["controller"]
+    return e2e.cluster.daemon_pid("controller")
 
 
 def holder(e2e: E2E) -> str:
@@ -50,13 +51,14 @@ def stays_one_pod(e2e: E2E, name: str, *, seconds: float = 3.0) -> None:
 def test_controller_killed_after_creating_the_pod_still_makes_one(e2e: E2E) -> None:
     """Exactly the state a kill -9 between the pod's POST and the VMI's status write leaves: a
     VMI without status, and its launcher pod. The restarted controller adopts the pod."""
-    kill(controller_pid(e2e))
+    killed = controller_pid(e2e)
+    kill(killed)
     vmi = e2e.cluster.raw.create(VMIS, _manifest("adopted"))
     loaded = kinds.load({k: v for k, v in vmi.items() if k != "status"})
     assert isinstance(loaded, VirtualMachineInstance)
     pod = render.launcher_pod(loaded, render.RenderConfig(launcher_host_dir=str(e2e.launcher_dir)))
     e2e.cluster.create_pod(pod)
-    e2e.cluster.up()  # brings back what died: the controller
+    e2e.cluster.wait_daemon("controller", not_pid=killed)  # the node restarts its container
     e2e.wait_vmi("adopted", "Running")
     stays_one_pod(e2e, "adopted")
     e2e.kubectl("delete", "vmi", "adopted")
@@ -71,8 +73,9 @@ def test_controller_killed_as_its_pod_appears_still_makes_one(e2e: E2E) -> None:
         )["items"],
         interval=0,
     )
-    kill(controller_pid(e2e))
-    e2e.cluster.up()
+    killed = controller_pid(e2e)
+    kill(killed)
+    e2e.cluster.wait_daemon("controller", not_pid=killed)
     e2e.wait_vmi("racing", "Running")
     stays_one_pod(e2e, "racing")
     e2e.kubectl("delete", "vmi", "racing")
@@ -84,14 +87,21 @@ def test_delete_with_the_handler_down_still_ends_everything(e2e: E2E) -> None:
     e2e.apply(vmi_manifest("orphaned", marker="o"))
     vmi = e2e.wait_vmi("orphaned", "Running")
     [pod] = e2e.pods_of(vmi)
-    kill(e2e.cluster.components()["handler"])
+    # the handler down for good (a killed one would be restarted at once): its DaemonSet
+    # selects no node, so its pod goes
+    handler_ds = ("daemonset", "kvd-handler", "-n", install.NAMESPACE)
+    away = '{"spec":{"template":{"spec":{"nodeSelector":{"kvd.test/no-node":"x"}}}}}'
+    e2e.kubectl("patch", *handler_ds, "--type=merge", "-p", away)
+    wait_for("the handler pod gone", lambda: not install.daemon_pods(e2e.cluster.raw, "handler"))
     e2e.kubectl("delete", "vmi", "orphaned")
     assert e2e.vmi("orphaned") is None
     assert e2e.pods_of(vmi) == []
     assert not processes_mentioning(pod["metadata"]["uid"], "guest=default_orphaned")
     events = e2e.kubectl("get", "events", "--field-selector", "involvedObject.name=orphaned")
     assert "no handler ended it" in events.stdout
-    e2e.cluster.up()  # the handler again
+    back = '{"spec":{"template":{"spec":{"nodeSelector":null}}}}'
+    e2e.kubectl("patch", *handler_ds, "--type=merge", "-p", back)  # the handler again
+    e2e.cluster.wait_daemon("handler")
     record = e2e.cluster.data_dir / "handler" / "vmis" / f"{vmi['metadata']['uid']}.json"
     wait_for("the handler's record forgotten", lambda: not record.exists(), timeout=30)
     assert not (e2e.launcher_dir / pod["metadata"]["uid"]).exists()
@@ -102,7 +112,8 @@ def standby(e2e: E2E) -> Iterator[subprocess.Popen[str]]:
     log = (e2e.cluster.data_dir / "logs" / "standby.log").open("w")
     data = e2e.cluster.data_dir
     args = [
-        KVD, "controller", "--kubeconfig", str(data / "kubeconfig"), "--namespace", "kvd",
+        KVD, "controller", "--kubeconfig", str(data / "kubeconfig"),
+        "--namespace", install.NAMESPACE,
         "--launcher-dir", str(e2e.launcher_dir), "--identity", "standby",
     ]  # fmt: skip
     proc = subprocess.Popen(
@@ -128,29 +139,39 @@ def test_only_the_leader_acts_and_the_standby_takes_over(
     e2e: E2E, standby: subprocess.Popen[str]
 ) -> None:
     leader = holder(e2e)
-    assert leader == f"{e2e.cluster.node_name}-local"
+    pod = e2e.cluster.daemon_pod("controller")
+    assert pod is not None and leader == pod["metadata"]["name"]
     e2e.apply(vmi_manifest("before", marker="b"))
     e2e.wait_vmi("before", "Running")
     stays_one_pod(e2e, "before")
 
-    kill(controller_pid(e2e))
-    killed = time.monotonic()
-    wait_for(
-        "the standby to take the lease",
-        lambda: holder(e2e) == "standby",
-        timeout=60,
-        interval=0.2,
-    )
-    took = time.monotonic() - killed
-    print(f"standby leads {took:.1f}s after the leader's kill -9")  # lease: 15 s
-    assert standby.poll() is None
+    # the leader's pod goes (SIGTERM): it releases the Lease, so the standby need not wait
+    # out the lease duration (a kill -9 is tests/kube/test_leader.py's)
+    deployment = ("deployment", "kvd-controller", "-n", install.NAMESPACE)
+    e2e.kubectl("scale", *deployment, "--replicas=0")
+    try:
+        stopped = time.monotonic()
+        wait_for(
+            "the standby to take the lease",
+            lambda: holder(e2e) == "standby",
+            timeout=60,
+            interval=0.2,
+        )
+        took = time.monotonic() - stopped
+        print(f"standby leads {took:.1f}s after the leader's pod was told to stop")
+        assert standby.poll() is None
 
-    e2e.apply(vmi_manifest("after", marker="a"))
-    e2e.wait_vmi("after", "Running")
-    stays_one_pod(e2e, "after")
-    stays_one_pod(e2e, "before", seconds=0.5)
-    e2e.kubectl("delete", "vmi", "before", "after")
-    assert e2e.kubectl("get", "pods", "-o", "name").stdout.strip() == ""
+        e2e.apply(vmi_manifest("after", marker="a"))
+        e2e.wait_vmi("after", "Running")
+        stays_one_pod(e2e, "after")
+        stays_one_pod(e2e, "before", seconds=0.5)
+        e2e.kubectl("delete", "vmi", "before", "after")
+        assert e2e.kubectl("get", "pods", "-o", "name").stdout.strip() == ""
+    finally:
+        e2e.kubectl("scale", *deployment, "--replicas=1")
+        standby.terminate()  # SIGTERM: it releases the Lease to the chart's controller again
+        standby.wait(timeout=30)
+    e2e.cluster.wait_daemon("controller")
 
 
 def _manifest(name: str) -> dict[str, object]:

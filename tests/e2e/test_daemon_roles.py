@@ -18,6 +18,7 @@ adding one nothing needs fails `test_every_rule_of_each_daemon_was_used`.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import subprocess
@@ -32,6 +33,7 @@ import pytest
 import yaml
 
 from kvd.api import keys, rbac
+from kvd.local import install
 from tests.e2e.conftest import E2E, vmi_manifest
 from tests.e2e.prerequisites import volume_and_claim
 from tests.e2e.test_console import KVDCTL, Terminal
@@ -42,7 +44,7 @@ from tests.support.waiting import wait_for
 pytestmark = pytest.mark.integration
 
 Json = dict[str, Any]
-KVD_NAMESPACE = "kvd"
+KVD_NAMESPACE = install.NAMESPACE  # the chart's release: the daemons' ServiceAccounts
 MARKER = "KVD-ROLES-BOOTED"
 
 
@@ -382,11 +384,15 @@ def _controller_service_call(e2e: E2E) -> None:
     from kvd import rpc_auth  # noqa: PLC0415
     from kvd.rpc.controller.v1 import controller_pb2, controller_pb2_grpc  # noqa: PLC0415
 
-    port = e2e.listening_port("controller", "controllerService")
-    ca = (e2e.cluster.data_dir / "pki" / "ca.crt").read_bytes()
+    host, port = e2e.listening("controller", "grpc")
+    secret = e2e.cluster.raw.get(f"/api/v1/namespaces/{KVD_NAMESPACE}/secrets/kvd-controller-tls")
+    ca = base64.b64decode(secret["data"]["ca.crt"])
     token = yaml.safe_load(e2e.cluster.kubeconfig.read_text())["users"][0]["user"]["token"]
+    # the chart's certificate names the controller's Service, as kvdctl dials it
+    name = ("grpc.ssl_target_name_override", f"kvd-controller.{KVD_NAMESPACE}.svc")
     channel = rpc_auth.authorized_channel(
-        grpc.secure_channel(f"127.0.0.1:{port}", grpc.ssl_channel_credentials(ca)), token
+        grpc.secure_channel(f"{host}:{port}", grpc.ssl_channel_credentials(ca), options=[name]),
+        token,
     )
     try:
         stub = controller_pb2_grpc.ControllerServiceStub(channel)  # type: ignore[no-untyped-call]
@@ -451,7 +457,15 @@ def test_no_daemon_runs_as_the_admin(exercised: E2E) -> None:
 def test_a_daemons_own_credentials_are_refused_outside_its_role(
     exercised: E2E, component: str, args: tuple[str, ...]
 ) -> None:
-    kubeconfig = exercised.cluster.data_dir / "credentials" / f"{component}.kubeconfig"
-    done = kubectl.run(kubeconfig, exercised.cluster.data_dir, *args, check=False)
+    cluster = exercised.cluster
+    if component == "node":
+        kubeconfig, token = cluster.data_dir / "credentials" / "node.kubeconfig", []
+    else:  # the daemon's own ServiceAccount token, as its pod has it
+        answer = cluster.raw.create(
+            f"/api/v1/namespaces/{KVD_NAMESPACE}/serviceaccounts/kvd-{component}/token",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+        )
+        kubeconfig, token = cluster.kubeconfig, [f"--token={answer['status']['token']}"]
+    done = kubectl.run(kubeconfig, cluster.data_dir, *token, *args, check=False)
     assert done.returncode == 1
     assert "Forbidden" in done.stderr and "cannot" in done.stderr, done.stderr

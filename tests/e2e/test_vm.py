@@ -111,7 +111,7 @@ def test_always_restarts_a_crash_and_a_poweroff_and_follows_halted(e2e: E2E) -> 
         )
         header, row = vms.table(e2e, "vm", "always")
         assert header == ["NAME", "AGE", "STATUS", "READY"] and row[0] == "always"
-        samples = metrics.scrape(e2e.listening_port("controller", "metrics"))
+        samples = e2e.scrape("controller")
         shown = metrics.by_label(samples, "kvd_controller_vms", "printable_status")
         assert (shown["Running"], shown["Stopped"]) == (1, 0)
 

@@ -48,7 +48,7 @@ def test_demo_vmi_runs_shows_its_console_and_deletes_without_a_trace(e2e: E2E) -
     events = e2e.kubectl("get", "events", "--field-selector", "involvedObject.name=demo").stdout
     assert "SuccessfulCreate" in events and "Started" in events
 
-    samples = metrics.scrape(e2e.listening_port("controller", "metrics"))
+    samples = e2e.scrape("controller")
     assert metrics.by_label(samples, "kvd_controller_vmis", "phase")["Running"] == 1
     reconciles = "kvd_controller_reconcile_duration_seconds_count"
     assert metrics.by_label(samples, reconciles, "outcome")["ok"] >= 2

@@ -1,4 +1,5 @@
-"""A local cluster (`kvd local up`: API server, node, the node's handler and the controller).
+"""A local cluster (`kvd local up`: API server, node, and kvd's chart: the node's handler and
+the controller as pods).
 A test creates a VMI; the controller gives it its launcher pod and brings it to Scheduled, and
 from there the handler, which these tests are about, takes over."""
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kvd import address_file
+from kvd.local import install
 from tests.launcher.harness import vmi_manifest
 from tests.local.node.conftest import Cluster, kill, new_cluster
 from tests.support.waiting import wait_for
@@ -24,7 +25,7 @@ VMIS = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances"
 
 @dataclass
 class HandlerProcess:
-    """The handler `kvd local up` runs for the cluster's node."""
+    """The handler `kvd local up` runs for the cluster's node: the chart's DaemonSet pod."""
 
     cluster: Cluster
 
@@ -37,28 +38,44 @@ class HandlerProcess:
         return self.cluster.data_dir / "handler"
 
     @property
-    def log(self) -> Path:
-        return self.cluster.data_dir / "logs" / "handler.log"
-
-    @property
     def pid(self) -> int:
-        return self.cluster.components()["handler"]
+        return self.cluster.daemon_pid("handler")
 
-    def metrics_port(self) -> int:
-        """The port of its metrics listener, from the address file it writes for tools."""
-        path = self.cluster.data_dir / "handler" / "address.json"
-        address = address_file.read(path).address("metrics", path=path)
-        return int(address.rpartition(":")[2])
+    def metrics_address(self) -> tuple[str, int]:
+        """(pod IP, port) of its metrics listener."""
+        host, _, port = self.cluster.daemon_address("handler", "metrics").rpartition(":")
+        return host, int(port)
 
-    def tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+    def tail(self, lines: int = 40) -> str:
+        return self.cluster.daemon_log("handler", lines)
 
     def kill(self) -> None:
+        """kill -9, and keep it down (its DaemonSet selects no node until `restart`): the node
+        would otherwise start it again at once."""
         kill(self.pid)
+        self._select('{"kvd.test/no-node": "x"}')
+
+    def stop(self) -> None:
+        """Down the way a DaemonSet takes its pod away: SIGTERM, with its grace period."""
+        self._select('{"kvd.test/no-node": "x"}')
 
     def restart(self) -> None:
-        """`kvd local up` brings back what is not running: the handler."""
-        self.cluster.up()
+        """Its DaemonSet selects the node again; returns once the new pod is Ready."""
+        self._select("null")
+        self.cluster.wait_daemon("handler")
+
+    def _select(self, selector: str) -> None:
+        patch = f'{{"spec":{{"template":{{"spec":{{"nodeSelector":{selector}}}}}}}}}'
+        self.cluster.kubectl(
+            "patch", "daemonset", "kvd-handler", "-n", install.NAMESPACE, "--type=merge",
+            "-p", patch,
+        )  # fmt: skip
+        if selector != "null":
+            wait_for(
+                "the handler pod gone",
+                lambda: not install.daemon_pods(self.cluster.raw, "handler"),
+                timeout=60,
+            )
 
 
 @dataclass

@@ -3,6 +3,7 @@ life ends in, deletion with and without ACPI, and a handler restart under three 
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from kvd import rpc_auth, rpc_tls
 from kvd.api import keys
 from kvd.local import cluster as local
+from kvd.local import install
 from kvd.rpc.handler.v1 import handler_pb2, handler_pb2_grpc
 from kvd.rpc.launcher.v1 import launcher_pb2, launcher_pb2_grpc
 from tests.handler.conftest import VMIS, Env
@@ -159,7 +161,7 @@ def test_a_guest_that_ignores_acpi_is_killed_when_its_grace_period_ends(env: Env
     env.cluster.raw.delete(f"{VMIS}/stubborn")
     c.wait_for("KVD-ACPI-IGNORED", timeout=30)
     env.wait_launcher_gone(vmi, timeout=60)
-    assert "domain_killed" in env.handler.log.read_text()
+    assert "domain_killed" in env.handler.tail(2000)
 
 
 def _events(env: Env, name: str) -> list[str]:
@@ -211,10 +213,10 @@ def test_handler_killed_under_three_running_vmis_picks_them_up_again(env: Env) -
     # put keep-a and keep-b in its queue before its workers start, and the queue hands keys out
     # in order: once it has finished as many reconciles as it queued keys at start, and none
     # wait, it has taken theirs (with two workers, one may still be under way).
-    port = env.handler.metrics_port()
+    host, port = env.handler.metrics_address()
 
     def reconciled() -> bool:
-        samples = metrics.scrape(port)
+        samples = metrics.scrape(port, host=host)
         done = metrics.by_label(samples, "kvd_handler_reconcile_duration_seconds_count", "outcome")
         return sum(done.values()) >= len(queued) and samples[WORKQUEUE_DEPTH] == 0
 
@@ -239,7 +241,7 @@ def test_heartbeat_labels_the_node_and_sigterm_marks_it_unschedulable(env: Env) 
     node = env.cluster.raw.get(f"/api/v1/nodes/{env.cluster.node_name}")
     assert node["metadata"]["labels"]["kubevirt.io/schedulable"] == "true"
     assert node["metadata"]["annotations"]["kubevirt.io/heartbeat"].endswith("Z")
-    os.kill(env.handler.pid, signal.SIGTERM)
+    env.handler.stop()
 
     def schedulable() -> str:
         node = env.cluster.raw.get(f"/api/v1/nodes/{env.cluster.node_name}")
@@ -266,10 +268,15 @@ def test_console_and_pause_through_the_handlers_service(env: Env) -> None:
     assert address == local.handler_address(env.cluster.data_dir)  # the same, for tools
     data = env.cluster.data_dir
     token = Identities(data, data / "kubeconfig").token(
-        "kvd", "kvd-controller", audiences=[rpc_auth.HANDLER_AUDIENCE]
+        install.NAMESPACE, "kvd-controller", audiences=[rpc_auth.HANDLER_AUDIENCE]
     )
-    credentials = rpc_tls.channel_credentials(data / "pki" / "ca.crt")
-    channel = rpc_auth.authorized_channel(grpc.secure_channel(address, credentials), token)
+    # the chart's CA, and the name every handler's certificate carries (its pod IP cannot be)
+    secret = env.cluster.raw.get(f"/api/v1/namespaces/{install.NAMESPACE}/secrets/kvd-handler-tls")
+    credentials = rpc_tls.channel_credentials_for(base64.b64decode(secret["data"]["ca.crt"]))
+    name = ("grpc.ssl_target_name_override", f"kvd-handler.{install.NAMESPACE}.svc")
+    channel = rpc_auth.authorized_channel(
+        grpc.secure_channel(address, credentials, options=[name]), token
+    )
     stub = handler_pb2_grpc.HandlerServiceStub(channel)
     meta = vmi["metadata"]
     ref = {"namespace": "default", "name": "remote", "uid": meta["uid"]}

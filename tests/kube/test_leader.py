@@ -222,6 +222,22 @@ def test_of_two_candidates_one_leads_until_it_stops(server: Server, candidates: 
     assert (first.started, first.stopped, second.started, second.stopped) == (1, 1, 1, 0)
 
 
+def test_a_released_lease_is_taken_over_at_once(server: Server, candidates: Candidates) -> None:
+    """client-go's ReleaseOnCancel: the leader that stops on purpose leaves the Lease with no
+    holder, so the standby leads at its next attempt, not after the (here very long) lease."""
+    long_lease = 300.0
+    first = candidates("first", lease=long_lease)
+    assert first.elector.wait_leading(20)
+    second = candidates("second", lease=long_lease)
+    holds_for("the standby waits while the Lease is held", lambda: second.started == 0, 2 * RETRY)
+    assert first.elector.release()
+    released = candidates.spec()
+    assert released.get("holderIdentity") is None and released["leaseDurationSeconds"] == 1
+    wait_for("the standby to lead", lambda: second.started == 1, timeout=30)  # << long_lease
+    assert candidates.spec()["holderIdentity"] == "second"
+    assert not first.elector.release()  # no longer the holder: nothing to give up
+
+
 def test_the_survivor_takes_over_from_a_killed_leader(
     server: Server, candidates: Candidates
 ) -> None:

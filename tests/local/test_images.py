@@ -397,6 +397,9 @@ def test_list_and_remove(store: ImageStore, qcow2: Path, guest_dir: Path) -> Non
         pytest.param(f"{KVD_IMAGE}:any-tag", id="other-tag"),
         pytest.param(f"{KVD_IMAGE}@{DIGEST}", id="digest"),
         pytest.param(KVD_IMAGE, id="untagged"),
+        pytest.param("localhost/kvd/kvd-controller:0.1.0", id="chart-controller"),
+        pytest.param("localhost/kvd/kvd-handler:0.1.0", id="chart-handler"),
+        pytest.param("localhost/kvd/kvd-launcher:any", id="chart-launcher"),
     ],
 )
 def test_kvd_image_runs_this_installation(store: ImageStore, ref: str) -> None:

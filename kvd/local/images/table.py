@@ -2,9 +2,10 @@
 
 kvd's own image (`kvd.version.KVD_IMAGE`, any tag or digest) runs this installation's `kvd`, so
 the pods a chart or the controller renders with `ghcr.io/kvd-project/kvd:<version>` run here
-unchanged. A few tool images run the host's own binaries: `busybox` (Debian's busybox-static is
-on every kvd machine) and `kvd.local/host`, a name for "the host as it is". Nothing else is
-built in; the store answers for the rest.
+unchanged; so do the chart's per-daemon images (`localhost/kvd/kvd-controller` and the like,
+what `make images` builds), which `kvd local up` installs. A few tool images run the host's
+own binaries: `busybox` (Debian's busybox-static is on every kvd machine) and `kvd.local/host`,
+a name for "the host as it is". Nothing else is built in; the store answers for the rest.
 """
 
 from __future__ import annotations
@@ -56,11 +57,16 @@ class HostImage:
 
 
 KVD_REPOSITORY: Final = reference.parse(KVD_IMAGE).repository
+# The chart's images (`containers/` builds them, `image.registry` in its values): the same kvd,
+# one image per daemon.
+CHART_REPOSITORIES: Final = tuple(
+    f"localhost/kvd/kvd-{daemon}" for daemon in ("controller", "handler", "launcher")
+)
 
 
 def lookup(ref: reference.Reference) -> KvdImage | HostImage | None:
     """The built-in image `ref` names, or None when the store should answer."""
-    if ref.repository == KVD_REPOSITORY:
+    if ref.repository == KVD_REPOSITORY or ref.repository in CHART_REPOSITORIES:
         return KvdImage(str(ref))
     if ref.repository in HOST_IMAGES:
         return HostImage(str(ref))

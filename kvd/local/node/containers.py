@@ -77,6 +77,13 @@ class ContainerSpec:
     """Paths that get a fresh, empty tmpfs."""
     memory_limit: int | None = None
     """Bytes; applied through the container's cgroup where there is one."""
+    user: int | None = None
+    """The uid the program runs as (securityContext.runAsUser); None: root, as the node runs."""
+    group: int | None = None
+    """Its gid (runAsGroup); None: the uid's own number when `user` is set, else root."""
+    read_only_root: bool = False
+    """securityContext.readOnlyRootFilesystem: / is remounted read-only in the container's
+    mount namespace (volumes and the private tmpfs stay writable)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,7 +158,8 @@ class Containers:
             argv = shim.command(
                 spec.argv, env=spec.env, attempt_dir=adir, netns_path=netns_path,
                 private=spec.private, binds=binds, working_dir=spec.working_dir, cgroup=cgroup,
-                tag=tag, tools=self._tools,
+                tag=tag, tools=self._tools, user=spec.user, group=spec.group,
+                read_only_root=spec.read_only_root,
             )  # fmt: skip
             started_at = datetime.now(UTC)
             process, ready = shim.spawn(argv, env=spec.env, log=adir / "log", timeout=START_TIMEOUT)

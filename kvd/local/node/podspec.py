@@ -90,14 +90,53 @@ def container_spec(
 ) -> containers.ContainerSpec:
     env = environment(pod, container, image=image, context=context, lookup=lookup)
     argv = _argv(container, image, env)
+    user, group, read_only_root = security(pod, container)
+    hidden = _hidden_ancestors(image) if user not in (None, 0) else ()
     return containers.ContainerSpec(
         name=container["name"],
         argv=argv,
         env=env,
         working_dir=Path(container["workingDir"]) if container.get("workingDir") else None,
-        mounts=_mounts(container, volumes) + _installation_mounts(image),
+        mounts=_mounts(container, volumes) + _installation_mounts(image, also=bool(hidden)),
+        private=containers.DEFAULT_PRIVATE + hidden,
         memory_limit=_memory_limit(container),
+        user=user,
+        group=group,
+        read_only_root=read_only_root,
     )
+
+
+def security(pod: Json, container: Json) -> tuple[int | None, int | None, bool]:
+    """(uid, gid, read-only root) from the container's securityContext over the pod's, as the
+    kubelet merges them; runAsNonRoot is checked as the kubelet checks it, with its message.
+    Every image here runs as root unless told otherwise (kvd's own runs this installation)."""
+    pod_ctx = (pod.get("spec") or {}).get("securityContext") or {}
+    ctx = container.get("securityContext") or {}
+
+    def pick(key: str) -> Any:
+        return ctx[key] if ctx.get(key) is not None else pod_ctx.get(key)
+
+    user, group, non_root = pick("runAsUser"), pick("runAsGroup"), pick("runAsNonRoot")
+    for key, value in (("runAsUser", user), ("runAsGroup", group)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ContainerConfigError(
+                "CreateContainerConfigError", f"securityContext.{key} must be an integer"
+            )
+    if non_root:
+        meta = pod["metadata"]
+        where = f'(pod: "{meta["name"]}_{meta["namespace"]}({meta.get("uid", "")})", container: '
+        where += f"{container['name']})"
+        if user == 0:
+            raise ContainerConfigError(
+                "CreateContainerConfigError",
+                f"container's runAsUser breaks non-root policy {where}",
+            )
+        if user is None:
+            raise ContainerConfigError(
+                "CreateContainerConfigError",
+                f"container has runAsNonRoot and image will run as root {where}",
+            )
+    return user, group, bool(ctx.get("readOnlyRootFilesystem"))
 
 
 def environment(
@@ -321,16 +360,33 @@ def _mounts(container: Json, volumes: Mapping[str, Volume]) -> tuple[containers.
     return tuple(mounts)
 
 
-def _installation_mounts(image: images.Resolved) -> tuple[containers.Mount, ...]:
+def _installation_mounts(image: images.Resolved, *, also: bool) -> tuple[containers.Mount, ...]:
     """kvd's own image runs this installation's files: where they lie under a path the container
-    gets privately (a checkout in /tmp, say), it must still see them, read-only."""
+    gets privately (a checkout in /tmp, say), or `also` (under a directory only root can cross,
+    which the container gets as an empty tmpfs: `_hidden_ancestors`), it must still see them,
+    read-only."""
     if not isinstance(image, images.KvdImage):
         return ()
     return tuple(
         containers.Mount(path=root, source=root, read_only=True)
         for root in image.installation
-        if any(root.is_relative_to(private) for private in containers.DEFAULT_PRIVATE)
+        if also or any(root.is_relative_to(private) for private in containers.DEFAULT_PRIVATE)
     )
+
+
+def _hidden_ancestors(image: images.Resolved) -> tuple[Path, ...]:
+    """The directories above this installation that a non-root user cannot cross (a pyenv
+    under /root, mode 0700): the container gets each as a tmpfs holding just the installation,
+    as an image would hold it."""
+    if not isinstance(image, images.KvdImage):
+        return ()
+    found = []
+    for root in image.installation:
+        for parent in reversed(root.parents):
+            if parent != Path("/") and not os.stat(parent).st_mode & 0o001:
+                found.append(parent)
+                break
+    return tuple(sorted(set(found)))
 
 
 def _volume(volumes: Mapping[str, Volume], name: str, container: Json) -> Volume:

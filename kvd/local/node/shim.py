@@ -94,6 +94,7 @@ class Tools:
     unshare: str
     env: str
     readlink: str
+    setpriv: str
 
     @classmethod
     def find(cls) -> Tools:
@@ -108,6 +109,7 @@ class Tools:
             "unshare",
             "env",
             "readlink",
+            "setpriv",
         ):
             path = shutil.which(name, path=SYSTEM_PATH)
             if path is None:
@@ -128,24 +130,34 @@ def command(
     cgroup: Path | None,
     tag: str,
     tools: Tools,
+    user: int | None = None,
+    group: int | None = None,
+    read_only_root: bool = False,
 ) -> list[str]:
-    """The argv that runs `argv` as a container (see the module docstring)."""
+    """The argv that runs `argv` as a container (see the module docstring); with `user`, the
+    program runs as that uid (and `group`, default the same number) with no supplementary
+    groups and no capabilities, through setpriv, after the mounts are made as root."""
     if not argv:
         raise ShimError("empty command")
     # dash exports PWD (and OLDPWD after cd); the program gets them only if the spec has them.
     cleanup: list[str] = []
     for var in ("PWD", "OLDPWD"):
         cleanup += [f"{var}={env[var]}"] if var in env else ["-u", var]
+    as_user: list[str] = []
+    if user is not None or group is not None:
+        uid = 0 if user is None else user
+        gid = uid if group is None else group
+        as_user = [tools.setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
     return [
         tools.sh, "-c", SHIM.replace("{mv}", shlex.quote(tools.mv)), "kvd-shim", str(attempt_dir),
         tools.nsenter, f"--net={netns_path}", "--",
         tools.unshare, "--mount", "--propagation", "private", "--",
         tools.sh, "-c", setup_script(
             private=private, binds=binds, working_dir=working_dir, cgroup=cgroup, tag=tag,
-            tools=tools,
+            tools=tools, read_only_root=read_only_root,
         ), "kvd-container",
         # The shim's `&` left SIGINT/SIGQUIT ignored, and a shell cannot undo that: env can.
-        tools.env, "--default-signal", *cleanup, "--", *argv,
+        tools.env, "--default-signal", *cleanup, "--", *as_user, *argv,
     ]  # fmt: skip
 
 
@@ -203,6 +215,7 @@ def setup_script(
     cgroup: Path | None,
     tag: str,
     tools: Tools,
+    read_only_root: bool = False,
 ) -> str:
     """`tag` names the sysfs and tmpfs mounts: it marks the namespace as this attempt's."""
     q = shlex.quote
@@ -253,6 +266,11 @@ def setup_script(
         # A sysfs mounted from inside the pod's netns lists the pod's interfaces in /sys/class/net.
         f"{mount} -t sysfs -o nosuid,nodev,noexec {q(tag)} /sys || fail 'sysfs on /sys failed'",
     ]
+    if read_only_root:
+        # Only this namespace's view of /: the mounts on top of it keep their own flags.
+        lines.append(
+            f"{mount} -o remount,bind,ro / || fail 'making the root filesystem read-only failed'"
+        )
     if working_dir is not None:
         wd = str(working_dir)
         lines.append(f"cd -- {q(wd)} || fail {q(f'working directory {wd} is not there')}")

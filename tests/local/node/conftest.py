@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from kvd.kube import client
+from kvd.local import install
 from tests.local import kubectl
 from tests.support.waiting import wait_for
 
@@ -121,6 +122,62 @@ class Cluster:
 
     def wait_gone(self, name: str, *, timeout: float = 60) -> None:
         wait_for(f"pod {name} to be gone", lambda: self.pod(name) is None, timeout=timeout)
+
+    # --- kvd's daemons: the chart's pods in kvd-system -------------------------------------
+
+    def daemon_pod(self, component: str) -> Json | None:
+        """The running, Ready pod of kvd's `component` (for the controller, the Lease holder's)."""
+        pods = [p for p in install.daemon_pods(self.raw, component) if install.is_ready(p)]
+        if component == "controller":
+            holder = install.leader(self.raw)
+            pods = [p for p in pods if p["metadata"]["name"] == holder]
+        return pods[0] if pods else None
+
+    def wait_daemon(
+        self, component: str, *, not_pid: int | None = None, timeout: float = 90
+    ) -> Json:
+        """Until `component` has a Ready pod (the leader, for the controller) whose process is
+        not `not_pid` (one that was killed or replaced)."""
+
+        def ready() -> Json | None:
+            pod = self.daemon_pod(component)
+            if pod is None or (not_pid is not None and self.daemon_pid(pod) == not_pid):
+                return None
+            return pod
+
+        found: Json = wait_for(
+            f"kvd's {component} Ready", ready, timeout=timeout, interval=0.2,
+            diagnose=lambda: json.dumps(
+                [p.get("status") for p in install.daemon_pods(self.raw, component)], indent=1
+            ),
+        )  # fmt: skip
+        return found
+
+    def daemon_pid(self, pod: Json | str) -> int:
+        """The pid of the daemon's process in `pod` (or the Ready pod of that component), from
+        the node's record of the container's latest attempt."""
+        if isinstance(pod, str):
+            found = self.daemon_pod(pod)
+            assert found is not None, f"no Ready {pod} pod"
+            pod = found
+        name = pod["spec"]["containers"][0]["name"]
+        attempts = self.data_dir / "node" / "pods" / pod["metadata"]["uid"] / "containers" / name
+        # an attempt's record is written once it runs: the latest one that has it
+        recorded = [a for a in attempts.iterdir() if (a / "record.json").exists()]
+        latest = max(recorded, key=lambda p: int(p.name))
+        return int(json.loads((latest / "record.json").read_text())["main"][0])
+
+    def daemon_address(self, component: str, port: str) -> str:
+        """HOST:PORT of the Ready `component` pod's named container port ("metrics", "grpc")."""
+        pod = self.wait_daemon(component)
+        return f"{pod['status']['podIP']}:{install.ports(pod)[port]}"
+
+    def daemon_log(self, component: str, lines: int = 30) -> str:
+        done = self.kubectl(
+            "logs", "-n", install.NAMESPACE, "-l", f"{install.COMPONENT_LABEL}={component}",
+            f"--tail={lines}", check=False,
+        )  # fmt: skip
+        return done.stdout + done.stderr
 
     def netns(self, pod: Json) -> str:
         return f"{self.bridge}_{pod['metadata']['uid']}"

@@ -1,8 +1,10 @@
-"""`kvd local up | status | down` as a whole: one line per component, nothing left behind, and a
-second `up` on the same data dir finds what the first one left."""
+"""`kvd local up | status | down` as a whole: one line per component (kvd's daemons as the chart's
+pods), nothing left behind, and a second `up` on the same data dir finds what the first one left
+(the helm release with it)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kvd import address_file
+from kvd.local import install
 from tests.local.node.conftest import KVD, Cluster, new_cluster
 
 pytestmark = pytest.mark.integration  # starts kvd local up
@@ -28,14 +30,12 @@ def test_up_status_down_leaves_nothing_and_up_again_finds_the_objects() -> None:
         assert lines[4].startswith("controller ready") and "(leading)" in lines[4]
         assert lines[5].startswith("apiservice v1.subresources.kubevirt.io Available")
         assert f"export KUBECONFIG={cluster.kubeconfig}" in out
-        listeners = _listeners(cluster, lines)
+        _daemons_are_the_charts(cluster, lines)
         status = _kvd("local", "status", "--data-dir", str(cluster.data_dir))
         assert status.returncode == 0
         assert [line.split()[0] for line in status.stdout.splitlines()[1:]] == [
             "apiserver",
             "node",
-            "handler",
-            "controller",
         ]
         cluster.raw.create(
             "/api/v1/namespaces/default/configmaps",
@@ -63,8 +63,7 @@ def test_up_status_down_leaves_nothing_and_up_again_finds_the_objects() -> None:
     finally:
         down = cluster.down()
     assert "stopped" in down.stdout
-    assert cluster.leftovers() == []
-    assert [p for p in listeners if p.exists()] == []  # each component took its own away
+    assert cluster.leftovers() == []  # the daemons' pods too: the node ran them
     status = _kvd("local", "status", "--data-dir", str(cluster.data_dir))
     assert status.returncode == 3 and "not running" in status.stdout
 
@@ -84,6 +83,12 @@ def test_up_status_down_leaves_nothing_and_up_again_finds_the_objects() -> None:
         )
         assert cluster.kubectl("exec", "long", "--", "true").returncode == 0
         assert cluster.kubectl("get", "crd", "virtualmachineinstances.kubevirt.io").returncode == 0
+        # the release was reused, not installed again: one revision
+        releases = cluster.kubectl(
+            "get", "secrets", "-n", install.NAMESPACE, "-l", "owner=helm,name=kvd", "-o", "name"
+        ).stdout.split()
+        assert releases == ["secret/sh.helm.release.v1.kvd.v1"], releases
+        _ready(cluster)
     finally:
         cluster.down()
     assert cluster.leftovers() == []
@@ -94,30 +99,37 @@ def _kvd(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([KVD, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-def _listeners(cluster: Cluster, lines: list[str]) -> list[Path]:
-    """The handler's and the controller's address files say, for tools, what their ready lines
-    say for people, and are written by the processes `up` recorded."""
-    pids = cluster.components()
-    paths = []
-    for index, name, expected in (
-        (3, "handler", {"HandlerService": "handlerService", "metrics": "metrics"}),
-        (
-            4,
-            "controller",
-            {
-                "ControllerService": "controllerService",
-                "subresources.kubevirt.io": "subresources",
-                "metrics": "metrics",
-            },
-        ),
-    ):
-        path = cluster.data_dir / name / "address.json"
-        listening = address_file.read(path)
-        assert listening.pid == pids[name], f"{path} is not from the running {name}"
-        shown = dict(re.findall(r"\(([\w.]+) on port (\d+)\)", lines[index]))
-        assert {expected[k]: f"127.0.0.1:{port}" for k, port in shown.items()} == dict(
-            listening.addresses
-        ), lines[index]
-        assert set(shown) == set(expected), lines[index]
-        paths.append(path)
-    return paths
+def _ready(cluster: Cluster) -> None:
+    """What `kubectl get deploy,ds -n kvd-system` shows: the controller and handler Ready."""
+    got = json.loads(
+        cluster.kubectl("get", "deploy,ds", "-n", install.NAMESPACE, "-o", "json").stdout
+    )["items"]
+    ready = {
+        (o["kind"], o["metadata"]["name"]): (
+            o["status"].get("readyReplicas", 0) == o["spec"]["replicas"] > 0
+            if o["kind"] == "Deployment"
+            else o["status"].get("numberReady", 0) == o["status"]["desiredNumberScheduled"] > 0
+        )
+        for o in got
+    }
+    assert ready == {("Deployment", "kvd-controller"): True, ("DaemonSet", "kvd-handler"): True}
+
+
+def _daemons_are_the_charts(cluster: Cluster, lines: list[str]) -> None:
+    """The handler and controller lines name the chart's Ready pods, where they listen; the
+    controller runs as the chart's non-root user with a read-only root filesystem."""
+    _ready(cluster)
+    for index, component in ((3, "handler"), (4, "controller")):
+        pod = cluster.daemon_pod(component)
+        assert pod is not None, f"no Ready {component} pod"
+        assert f"{install.NAMESPACE}/{pod['metadata']['name']}" in lines[index], lines[index]
+        assert f"on {pod['status']['podIP']} " in lines[index], lines[index]
+        ports = dict(re.findall(r"\(([\w.]+) on port (\d+)\)", lines[index]))
+        assert {int(p) for p in ports.values()} <= set(install.ports(pod).values()), lines[index]
+    pid = cluster.daemon_pid("controller")
+    assert Path(f"/proc/{pid}").stat().st_uid == 1001
+    done = cluster.kubectl(
+        "exec", "-n", install.NAMESPACE, cluster.daemon_pod("controller")["metadata"]["name"],
+        "--", "sh", "-c", "touch /not-here", check=False,
+    )  # fmt: skip
+    assert "Read-only file system" in done.stderr, done.stdout + done.stderr

@@ -433,3 +433,40 @@ def _logs(cluster: Cluster, name: str) -> str:
 
 def _netns_exists(name: str) -> bool:
     return Path("/run/netns", name).exists()
+
+
+def test_security_context_runs_as_its_user_on_a_read_only_root(cluster: Cluster) -> None:
+    cluster.create_pod(
+        shell_pod(
+            "as-user",
+            "id -u; id -g; touch /here 2>&1; true",
+            restartPolicy="Never",
+            securityContext={"runAsNonRoot": True, "runAsUser": 1001, "runAsGroup": 1002},
+            container={
+                "securityContext": {"readOnlyRootFilesystem": True},
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            },
+            volumes=[{"name": "tmp", "emptyDir": {}}],
+        )
+    )
+    cluster.wait_phase("as-user", "Succeeded")
+    out = cluster.kubectl("logs", "as-user").stdout.splitlines()
+    assert out[:2] == ["1001", "1002"], out
+    assert "Read-only file system" in out[2], out
+    cluster.kubectl("delete", "pod", "as-user", timeout=30)
+
+
+def test_run_as_non_root_with_uid_0_fails_the_container_with_the_kubelets_message(
+    cluster: Cluster,
+) -> None:
+    cluster.create_pod(
+        shell_pod(
+            "rooted", "true", container={"securityContext": {"runAsNonRoot": True, "runAsUser": 0}}
+        )
+    )
+    pod = cluster.wait_pod("rooted", lambda p: "waiting" in state_of(p))
+    waiting = state_of(pod)["waiting"]
+    assert waiting["reason"] == "CreateContainerConfigError"
+    assert waiting["message"].startswith("container's runAsUser breaks non-root policy"), waiting
+    assert pod["status"]["phase"] == "Pending"
+    cluster.kubectl("delete", "pod", "rooted", timeout=30)

@@ -10,7 +10,7 @@ import pytest
 
 from kvd.local import images
 from kvd.local.apiserver.workloads import services as workload_services
-from kvd.local.node import podspec
+from kvd.local.node import containers, podspec
 
 CONTEXT = podspec.PodContext(node_name="node-1", pod_ip="10.88.0.7", host_ip="10.88.0.1")
 BUSYBOX = images.HostImage("busybox")
@@ -191,3 +191,89 @@ def test_kvd_image_sees_its_installation_even_under_a_private_path(
     assert ("/tmp/checkout/.venv", "/tmp/checkout/.venv", True) in binds
     # other images get nothing of the sort
     assert not spec({"command": ["true"]}).mounts
+
+
+@pytest.mark.parametrize(
+    ("pod_ctx", "ctx", "expected"),
+    [
+        pytest.param({}, {}, (None, None, False), id="none"),
+        pytest.param({"runAsUser": 1001, "runAsGroup": 7}, {}, (1001, 7, False), id="pod"),
+        pytest.param(
+            {"runAsUser": 1001},
+            {"runAsUser": 1002, "readOnlyRootFilesystem": True},
+            (1002, None, True),
+            id="container-wins",
+        ),
+        pytest.param(
+            {"runAsNonRoot": True, "runAsUser": 1001}, {}, (1001, None, False), id="non-root-ok"
+        ),
+    ],
+)
+def test_security_context_merges_the_containers_over_the_pods(
+    pod_ctx: dict[str, Any], ctx: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    container = {"name": "main", "image": "busybox", "command": ["true"], "securityContext": ctx}
+    p = pod(container)
+    p["spec"]["securityContext"] = pod_ctx
+    assert podspec.security(p, container) == expected
+    built = podspec.container_spec(
+        p, container, image=BUSYBOX, volumes={}, context=CONTEXT, lookup=lookup
+    )
+    assert (built.user, built.group, built.read_only_root) == expected
+
+
+@pytest.mark.parametrize(
+    ("ctx", "message"),
+    [
+        pytest.param(
+            {"runAsNonRoot": True, "runAsUser": 0},
+            "container's runAsUser breaks non-root policy "
+            '(pod: "web_default(u-1)", container: main)',
+            id="uid-0",
+        ),
+        pytest.param(
+            {"runAsNonRoot": True},
+            'container has runAsNonRoot and image will run as root (pod: "web_default(u-1)", '
+            "container: main)",
+            id="no-uid",
+        ),
+        pytest.param(
+            {"runAsUser": "1001"}, "securityContext.runAsUser must be an integer", id="not-int"
+        ),
+    ],
+)
+def test_non_root_policy_fails_the_container_with_the_kubelets_message(
+    ctx: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(podspec.ContainerConfigError) as refused:
+        spec({"command": ["true"], "securityContext": ctx})
+    assert refused.value.reason == "CreateContainerConfigError"
+    assert refused.value.message == message
+
+
+def test_kvd_image_as_non_root_sees_its_installation_past_a_private_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A venv's interpreter under /root (0700): a non-root container gets the blocking directory
+    as a private tmpfs with the installation bound into it, as an image would hold it."""
+    home = tmp_path / "home"
+    install_root = home / "pyenv"
+    install_root.mkdir(parents=True)
+    home.chmod(0o700)
+    image = images.KvdImage("localhost/kvd/kvd-controller:0.1.0")
+    monkeypatch.setattr(
+        type(image), "installation", property(lambda _: (install_root,)), raising=True
+    )
+    container = {"name": "main", "image": image.reference, "securityContext": {"runAsUser": 1001}}
+    built = podspec.container_spec(
+        pod(container), container, image=image, volumes={}, context=CONTEXT, lookup=lookup
+    )
+    hidden = [p for p in built.private if p not in containers.DEFAULT_PRIVATE]
+    assert len(hidden) == 1 and install_root.is_relative_to(hidden[0]), hidden
+    assert any(m.path == install_root and m.read_only for m in built.mounts)
+    as_root = podspec.container_spec(
+        pod({**container, "securityContext": {}}),
+        {**container, "securityContext": {}},
+        image=image, volumes={}, context=CONTEXT, lookup=lookup,
+    )  # fmt: skip
+    assert as_root.private == containers.DEFAULT_PRIVATE
