@@ -477,9 +477,15 @@ def report(result: Json, bare_vms: list[bare.BareVM], args: argparse.Namespace) 
 
     counts = measures.tally(result["audit"])
     writes = measures.writes_per_start(counts, n)
-    print("\nAPI requests during the ramp, per VMI (audit log; lease renewals apart)")
+    leases = sum(k for (_, _, resource, _), k in counts.items() if resource == "leases")
+    print(
+        f"\nAPI requests during the ramp, per VMI (audit log; {leases} Lease requests apart: "
+        "leader election and node heartbeats run on their own clock)"
+    )
     by_who: collections.Counter[tuple[str, str]] = collections.Counter()
     for (who, verb, resource, code), k in counts.items():
+        if resource == "leases":
+            continue
         label = f"{verb} {resource}" + ("" if 200 <= code < 300 else f" ({code})")
         by_who[(who, label)] += k
     print(

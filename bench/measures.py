@@ -223,7 +223,7 @@ def process_kind(cmdline: Sequence[str]) -> str:
     if not cmdline:
         return "other"
     program = cmdline[0].rsplit("/", 1)[-1]
-    if "kvd-shim" in cmdline[:4]:
+    if "kvd-shim" in cmdline[:6]:  # `sh -c SCRIPT kvd-shim DIR`, sh maybe `busybox sh`
         return "shim"
     if program.startswith("qemu-system"):
         return "qemu"

@@ -198,6 +198,9 @@ def test_cpu_ticks_count_after_a_command_name_with_spaces_and_parentheses() -> N
         pytest.param(["tail", "-n", "+1", "-F", "/x/console.log"], "console-log", id="tail"),
         pytest.param(["/bin/sh", "-c", "script", "kvd-shim", "/data/pods/x"], "shim", id="shim"),
         pytest.param(
+            ["/bin/busybox", "sh", "-c", "s", "kvd-shim", "/d"], "shim", id="busybox-shim"
+        ),
+        pytest.param(
             ["/w/.venv/bin/python3", "/w/.venv/bin/kvd", "launcher", "--name", "a"],
             "launcher",
             id="launcher-by-interpreter",
