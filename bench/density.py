@@ -59,6 +59,8 @@ STAGES = (*PHASES, "booted")
 COMPONENTS = ("apiserver", "node", "controller", "handler")
 TICK = os.sysconf("SC_CLK_TCK")
 IMAGE_STORE = Path("/var/lib/kvd/images")
+EARLY = {"Pending", "Scheduling"}
+STUCK_AFTER = 45.0  # seconds with no VMI moving while only unscheduled ones are left
 
 
 def demo_image() -> Path:
@@ -323,15 +325,7 @@ def ramp(cluster: Cluster, args: argparse.Namespace) -> Json:
         f"{args.timeout:.0f}s for them to boot",
         flush=True,
     )
-    while time.monotonic() < deadline:
-        booted_poll(cluster, follower, booted)
-        with follower.lock:
-            ended = {
-                n for n, seen in follower.seen.items() if "Failed" in seen or "Succeeded" in seen
-            }
-        if len(booted) + len(ended - set(booted)) >= args.n:
-            break
-        time.sleep(0.1)
+    wait_booted(cluster, follower, names, booted, deadline)
     ramp_end = time.monotonic()
     cpu_used = cpu.stop()
     time.sleep(1.0)  # let the last status writes and Events land before counting
@@ -371,6 +365,44 @@ def ramp(cluster: Cluster, args: argparse.Namespace) -> Json:
         "stuck": stuck,
         "leaks": leaks,
     }
+
+
+def wait_booted(
+    cluster: Cluster,
+    follower: Follower,
+    names: list[str],
+    booted: dict[str, float],
+    deadline: float,
+) -> None:
+    """Until every VMI booted or ended, or only unscheduled ones are left and nothing moved for
+    STUCK_AFTER seconds (they are stuck: reported, not waited for), or the deadline."""
+    progress, moved = time.monotonic(), -1
+    while time.monotonic() < deadline:
+        booted_poll(cluster, follower, booted)
+        with follower.lock:
+            ended = {
+                n for n, seen in follower.seen.items() if "Failed" in seen or "Succeeded" in seen
+            }
+            steps = sum(len(s) for s in follower.seen.values()) + len(booted)
+            waiting = {
+                n
+                for n in names
+                if n not in booted and n not in ended and set(follower.seen.get(n, {})) <= EARLY
+            }
+        if len(booted) + len(ended - set(booted)) >= len(names):
+            break
+        if steps != moved:
+            progress, moved = time.monotonic(), steps
+        # Only unscheduled ones left, and nothing has moved for a while: they are stuck.
+        stalled = time.monotonic() - progress > STUCK_AFTER
+        if waiting and stalled and len(booted) + len(ended) + len(waiting) >= len(names):
+            print(
+                f"{len(waiting)} VMI(s) still not scheduled after {STUCK_AFTER:.0f}s "
+                "without progress: reporting them as stuck",
+                flush=True,
+            )
+            break
+        time.sleep(0.1)
 
 
 def delete_all(cluster: Cluster, raw: client.Raw, names: list[str]) -> list[str]:
