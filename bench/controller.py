@@ -175,9 +175,7 @@ def main() -> None:
         # The first VM of a cluster pays for page cache, imports, and a capability cache probe
         # when the host's store has no entry (scripts/setup seeds it): shown, kept out of medians.
         first = one_run(cluster, "warmup")[0]
-        print(
-            f"first VM: Running {first.get('Running', float('nan')):.2f}s  booted {first['booted']:.2f}s"
-        )
+        print(f"first VM: Running {first.get('Running', float('nan')):.2f}s  booted {first['booted']:.2f}s")
         for i in range(args.runs):
             times, running, deleted, memory = one_run(cluster, f"bench-{i}")
             runs.append(times)

@@ -326,21 +326,32 @@ def wait_scheduled(ctl: Controller, n: int, timeout: float) -> dict[str, float]:
     raise SystemExit(f"not all {n} VMIs Scheduled in {timeout:.0f}s: {last}")
 
 
-def tracemalloc_top(snapshots: Path, limit: int) -> list[tuple[str, float, int]]:
+def tracemalloc_top(snapshots: Path, limit: int) -> dict[str, list[tuple[str, float, int]]]:
+    """What the controller allocated between the two snapshots and still holds: by the line
+    that allocated it, and by the innermost kvd line on the way there (who asked for it)."""
     import tracemalloc  # noqa: PLC0415
 
     base = tracemalloc.Snapshot.load(str(snapshots / "base.snap"))
     after = tracemalloc.Snapshot.load(str(snapshots / "after.snap"))
     keep = [tracemalloc.Filter(False, tracemalloc.__file__)]
-    stats = after.filter_traces(keep).compare_to(base.filter_traces(keep), "lineno")
-    return [
-        (
-            f"{s.traceback[0].filename.replace(str(REPO) + '/', '')}:{s.traceback[0].lineno}",
-            s.size_diff / 1024,
-            s.count_diff,
-        )
-        for s in stats[:limit]
+    base, after = base.filter_traces(keep), after.filter_traces(keep)
+
+    def where(frame: tracemalloc.Frame) -> str:
+        return f"{frame.filename.replace(str(REPO) + '/', '')}:{frame.lineno}"
+
+    by_line = [
+        (where(s.traceback[0]), s.size_diff / 1024, s.count_diff)
+        for s in after.compare_to(base, "lineno")[:limit]
     ]
+    by_kvd: dict[str, list[float]] = {}
+    for s in after.compare_to(base, "traceback"):
+        # frames are most recent first: the first one in kvd/ is kvd's own call
+        mine = next((f for f in s.traceback if "/kvd/" in f.filename), s.traceback[0])
+        entry = by_kvd.setdefault(where(mine), [0.0, 0])
+        entry[0] += s.size_diff / 1024
+        entry[1] += s.count_diff
+    top_kvd = sorted(by_kvd.items(), key=lambda kv: -kv[1][0])[:limit]
+    return {"by_line": by_line, "by_kvd_caller": [(w, kib, int(n)) for w, (kib, n) in top_kvd]}
 
 
 def main() -> int:  # noqa: PLR0915 - one run, step by step, reads best in order
@@ -407,6 +418,21 @@ def main() -> int:  # noqa: PLR0915 - one run, step by step, reads best in order
             f"stand-in node: {stand_in.done} pods run, {len(stand_in.errors)} errors",
             flush=True,
         )
+        one = raw.get(f"{VMIS}/scale-00000")
+        pod = raw.get(PODS, {"labelSelector": f"kubevirt.io/created-by={one['metadata']['uid']}"})
+        sizes = {
+            "vmi": measures.deep_size(one),
+            "pod": measures.deep_size(pod["items"][0]),
+            "vmi_json": len(json.dumps(one)),
+            "pod_json": len(json.dumps(pod["items"][0])),
+        }
+        print(
+            f"one cached VMI as decoded JSON: {sizes['vmi'] / 1024:.1f} KiB "
+            f"({sizes['vmi_json']} B on the wire); its pod: {sizes['pod'] / 1024:.1f} KiB "
+            f"({sizes['pod_json']} B)",
+            flush=True,
+        )
+        out["object_bytes"] = sizes
         time.sleep(10.0)  # the caches and the allocator settle
         rss_after = rss_kib(ctl.pid)
         per_vmi = (rss_after - rss_before) * 1024 / args.n
@@ -450,17 +476,18 @@ def main() -> int:  # noqa: PLR0915 - one run, step by step, reads best in order
             while not (snapshots / "taken").exists() and time.monotonic() < deadline:
                 time.sleep(0.2)
             top = tracemalloc_top(snapshots, 25)
-            total = sum(size for _, size, _ in top)
             print(
                 f"\ntraced restart converged in {traced['converged_s']:.1f}s; what the "
-                f"controller holds after its imports, by line (top 25: {total / 1024:.1f} MiB):"
+                "controller holds beyond its imports (KiB; per VMI in bytes):"
             )
-            print(
-                measures.table(
-                    ("where", "KiB", "per VMI B", "blocks"),
-                    [(w, kib, kib * 1024 / args.n, count) for w, kib, count in top],
+            for title, rows in top.items():
+                print(f"\n{title}:")
+                print(
+                    measures.table(
+                        ("where", "KiB", "per VMI B", "blocks"),
+                        [(w, kib, kib * 1024 / total, count) for w, kib, count in rows],
+                    )
                 )
-            )
             out["tracemalloc_top"] = top
     finally:
         if stand_in is not None:
@@ -482,4 +509,6 @@ def main() -> int:  # noqa: PLR0915 - one run, step by step, reads best in order
 
 
 if __name__ == "__main__":
+    # SIGTERM (a `timeout`, a CI cancel) ends the run through its `finally`: the cluster goes down
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     raise SystemExit(main())

@@ -34,6 +34,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -709,5 +710,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # SIGTERM (a `timeout`, a CI cancel) ends the run through its `finally`: the cluster goes down
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with contextlib.suppress(KeyboardInterrupt):
         raise SystemExit(main())

@@ -232,3 +232,13 @@ def test_per_kind_sums_processes_of_one_pod() -> None:
     assert found == {"shim": {"p1": 3.0}, "qemu": {"p2": 5.0}}
     assert measures.mean(found["shim"]) == 3.0
     assert math.isnan(measures.mean({}))
+
+
+def test_deep_size_counts_containers_and_leaves_once() -> None:
+    import sys  # noqa: PLC0415
+
+    leaf = "x" * 1000
+    shared = [leaf, leaf]
+    assert measures.deep_size(shared) == sys.getsizeof(shared) + sys.getsizeof(leaf)
+    nested = {"a": {"b": [1]}}
+    assert measures.deep_size(nested) > measures.deep_size({"a": {}})
