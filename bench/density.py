@@ -228,13 +228,13 @@ class CpuSampler:
 
 
 def pod_memory(cluster: Cluster) -> dict[str, dict[str, dict[str, float]]]:
-    """{"uss"|"pss": {kind: {pod uid: MiB}}} of every pod process."""
-    samples: dict[str, list[tuple[str, str, float]]] = {"uss": [], "pss": []}
+    """{"rss"|"pss"|"uss": {kind: {pod uid: MiB}}} of every pod process."""
+    samples: dict[str, list[tuple[str, str, float]]] = {"rss": [], "pss": [], "uss": []}
     for pid, (pod_uid, kind) in pod_processes(cluster).items():
         with contextlib.suppress(OSError, ValueError):
-            pss, uss = measures.smaps_rollup(Path(f"/proc/{pid}/smaps_rollup").read_text())
-            samples["pss"].append((pod_uid, kind, pss / 1024))
-            samples["uss"].append((pod_uid, kind, uss / 1024))
+            found = measures.smaps_rollup(Path(f"/proc/{pid}/smaps_rollup").read_text())
+            for field, values in samples.items():
+                values.append((pod_uid, kind, getattr(found, field) / 1024))
     return {k: measures.per_kind(v) for k, v in samples.items()}
 
 
@@ -475,25 +475,24 @@ def report(result: Json, bare_vms: list[bare.BareVM], args: argparse.Namespace) 
     for e in errors:
         print("  " + e)
 
-    print("\nper-VM memory, MiB per pod (mean over pods; USS = private, PSS = proportional)")
+    print("\nper-VM memory, MiB per pod (mean over pods; USS = private, PSS = proportional, RSS =")
+    print("shared pages counted in full, as `ps` and KubeVirt's overhead constants count them)")
     memory = result["memory"]
-    kinds = sorted(set(memory["uss"]) | set(memory["pss"]), key=lambda k: (k == "qemu", k))
+    kinds = sorted(set(memory["uss"]), key=lambda k: (k == "qemu", k))
+    fields = ("uss", "pss", "rss")
     mem_rows = [
-        (
-            k,
-            len(memory["uss"].get(k, {})),
-            measures.mean(memory["uss"].get(k, {})),
-            measures.mean(memory["pss"].get(k, {})),
-        )
+        (k, len(memory["uss"].get(k, {})), *(measures.mean(memory[f].get(k, {})) for f in fields))
         for k in kinds
     ]
     pods = set().union(*(set(v) for k, v in memory["uss"].items() if k != "qemu"))
-    kvd_uss = {p: sum(v.get(p, 0.0) for k, v in memory["uss"].items() if k != "qemu") for p in pods}
-    kvd_pss = {p: sum(v.get(p, 0.0) for k, v in memory["pss"].items() if k != "qemu") for p in pods}
+    kvd_total = {
+        f: {p: sum(v.get(p, 0.0) for k, v in memory[f].items() if k != "qemu") for p in pods}
+        for f in fields
+    }
     mem_rows.append(
-        ("kvd total (all but QEMU)", len(pods), measures.mean(kvd_uss), measures.mean(kvd_pss))
+        ("kvd total (all but QEMU)", len(pods), *(measures.mean(kvd_total[f]) for f in fields))
     )
-    print(measures.table(("process", "pods", "USS", "PSS"), mem_rows))
+    print(measures.table(("process", "pods", "USS", "PSS", "RSS"), mem_rows))
 
     print(
         f"\nCPU seconds during the ramp ({result['ramp_seconds']:.1f} s wall, "
@@ -559,10 +558,8 @@ def report(result: Json, bare_vms: list[bare.BareVM], args: argparse.Namespace) 
             for name, t in per_vmi.items()
         },
         "memory_mib": {
-            "uss": {k: measures.mean(v) for k, v in memory["uss"].items()},
-            "pss": {k: measures.mean(v) for k, v in memory["pss"].items()},
-            "kvd_uss": measures.mean(kvd_uss),
-            "kvd_pss": measures.mean(kvd_pss),
+            **{f: {k: measures.mean(v) for k, v in memory[f].items()} for f in fields},
+            **{f"kvd_{f}": measures.mean(kvd_total[f]) for f in fields},
         },
         "cpu_seconds": cpu,
         "ramp_seconds": result["ramp_seconds"],

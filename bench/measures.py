@@ -12,7 +12,7 @@ import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 WRITES = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
@@ -193,9 +193,18 @@ def writes_per_start(counts: Tally, vmis: int) -> WriteReport:
 # --- /proc -------------------------------------------------------------------------------------
 
 
-def smaps_rollup(text: str) -> tuple[int, int]:
-    """(PSS, USS) in KiB from `/proc/PID/smaps_rollup`: its proportional share of every page it
-    maps, and its private pages alone (what the process costs once shared pages are in)."""
+class Memory(NamedTuple):
+    """KiB of one process from `/proc/PID/smaps_rollup`: resident (shared pages counted in full,
+    as `ps` shows and KubeVirt's overhead figures use), proportional (each shared page divided
+    among the processes that map it) and unique (its private pages alone: what one more such
+    process costs once the shared pages are in)."""
+
+    rss: int
+    pss: int
+    uss: int
+
+
+def smaps_rollup(text: str) -> Memory:
     fields: dict[str, int] = {}
     for line in text.splitlines()[1:]:  # the first line names the address range
         key, _, rest = line.partition(":")
@@ -204,7 +213,11 @@ def smaps_rollup(text: str) -> tuple[int, int]:
             fields[key.strip()] = int(parts[0])
     if "Pss" not in fields:
         raise ValueError("not an smaps_rollup: no Pss line")
-    return fields["Pss"], fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return Memory(
+        rss=fields.get("Rss", 0),
+        pss=fields["Pss"],
+        uss=fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0),
+    )
 
 
 def cpu_ticks(stat: str, *, children: bool = False) -> int:
@@ -226,6 +239,8 @@ def process_kind(cmdline: Sequence[str]) -> str:
     program = cmdline[0].rsplit("/", 1)[-1]
     if "kvd-shim" in cmdline[:6]:  # `sh -c SCRIPT kvd-shim DIR`, sh maybe `busybox sh`
         return "shim"
+    if program == "busybox" and len(cmdline) > 1 and cmdline[1] != "sh":
+        return cmdline[1]  # an applet: the launcher's DHCP server is `busybox udhcpd`
     if program.startswith("qemu-system"):
         return "qemu"
     if program in ("libvirtd", "virtqemud"):

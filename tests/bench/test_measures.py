@@ -172,8 +172,8 @@ Anonymous:          8800 kB
 """
 
 
-def test_smaps_rollup_gives_pss_and_private_pages() -> None:
-    assert measures.smaps_rollup(SMAPS) == (12345, 10000)
+def test_smaps_rollup_gives_rss_pss_and_private_pages() -> None:
+    assert measures.smaps_rollup(SMAPS) == measures.Memory(rss=30724, pss=12345, uss=10000)
     with pytest.raises(ValueError, match="Pss"):
         measures.smaps_rollup("nothing here\n")
 
@@ -207,6 +207,7 @@ def test_cpu_ticks_count_after_a_command_name_with_spaces_and_parentheses() -> N
         ),
         pytest.param(["kvd", "launcher"], "launcher", id="launcher"),
         pytest.param(["/usr/sbin/dnsmasq"], "dnsmasq", id="other-by-program"),
+        pytest.param(["/bin/busybox", "udhcpd", "-f", "x.conf"], "udhcpd", id="busybox-applet"),
         pytest.param([], "other", id="no-argv"),
     ],
 )
