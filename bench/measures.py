@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 WRITES = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+# Written on their own clock whatever the VMIs do: leader election, node heartbeats.
+PERIODIC = frozenset({"leases", "nodes", "nodes/status"})
 
 
 # --- percentiles -------------------------------------------------------------------------------
@@ -139,8 +141,9 @@ def tally(requests: Iterable[Request]) -> Tally:
 @dataclass(frozen=True)
 class WriteReport:
     """The writes that starting VMIs took, per VMI, beyond the VMI creates and the launcher pod
-    creates every start needs. Lease renewals run on their own clock and are left out; Events
-    are shown apart (a real cluster writes them too, but a user does not wait for them)."""
+    creates every start needs. Lease renewals and node heartbeats run on their own clock and are
+    left out (PERIODIC); Events are shown apart (a real cluster writes them too, but a user
+    does not wait for them)."""
 
     vmis: int
     by_component: dict[str, dict[str, float]]  # component → "patch pods/status" → per VMI
@@ -156,7 +159,7 @@ def writes_per_start(counts: Tally, vmis: int) -> WriteReport:
     left: collections.Counter[tuple[str, str, str]] = collections.Counter()
     conflicts: dict[str, int] = {}
     for (who, verb, resource, code), n in counts.items():
-        if verb not in WRITES or resource.startswith("leases"):
+        if verb not in WRITES or resource in PERIODIC:
             continue
         if code == 409:
             conflicts[f"{who} {verb} {resource}"] = conflicts.get(f"{who} {verb} {resource}", 0) + n

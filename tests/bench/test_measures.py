@@ -104,7 +104,7 @@ def test_component(user: str, agent: str, expected: str) -> None:
     assert measures.component(user, agent) == expected
 
 
-def test_writes_per_start_leave_out_the_needed_creates_leases_and_count_409s() -> None:
+def test_writes_per_start_leave_out_the_needed_creates_heartbeats_and_count_409s() -> None:
     n = 2
     counts: measures.Tally = measures.tally(
         [
@@ -142,6 +142,7 @@ def test_writes_per_start_leave_out_the_needed_creates_leases_and_count_409s() -
             measures.Request(HANDLER, "", "update", "virtualmachineinstances", 409, "default", ""),
             *[measures.Request(CONTROLLER, "", "create", "events", 201, "default", "")] * 6,
             *[measures.Request(NODE, "", "update", "leases", 200, "kube-node-lease", "")] * 9,
+            *[measures.Request(NODE, "", "patch", "nodes/status", 200, "", "node-1")] * 3,
             measures.Request(NODE, "", "get", "pods", 200, "default", ""),
         ]
     )
