@@ -104,8 +104,17 @@ class Informer:
         return [copy.deepcopy(to_json(self._api, o)) for o in self._inner.cache.list()]
 
     def by_index(self, index: str, value: str) -> list[Json]:
+        """The cached objects `index` maps to `value`, copied. Only those are copied: the index
+        function reads the cached object itself (it must not change it). Copying every object
+        to test it made each lookup cost the whole cache, and the controller looks up a VMI's
+        pods in every reconcile: at 2,000 VMIs a reconcile took half a second of CPU."""
         func = self._indexes[index]
-        return [o for o in self.items() if value in func(o)]
+        found = []
+        for obj in self._inner.cache.list():
+            data = to_json(self._api, obj)
+            if value in func(data):
+                found.append(copy.deepcopy(data))
+        return found
 
     def _dispatcher(self, kind: str) -> Callable[[Any], None]:
         def dispatch(obj: Any) -> None:

@@ -110,6 +110,9 @@ def test_informer_lists_watches_and_filters_custom_resources(server: Server) -> 
         assert after is not None and after["status"]["phase"] == "Scheduled"
         after["status"]["phase"] = "mutated"  # a copy: the cache is untouched
         assert (inf.get("default/after") or {})["status"]["phase"] == "Scheduled"
+        [indexed] = inf.by_index("phase", "Scheduled")
+        assert indexed["metadata"]["name"] == "after"
+        indexed["status"]["phase"] = "mutated"  # a copy too: the next lookup still finds it
         assert [o["metadata"]["name"] for o in inf.by_index("phase", "Scheduled")] == ["after"]
     finally:
         inf.stop()
