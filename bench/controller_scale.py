@@ -330,32 +330,22 @@ def wait_scheduled(ctl: Controller, n: int, timeout: float) -> dict[str, float]:
     raise SystemExit(f"not all {n} VMIs Scheduled in {timeout:.0f}s: {last}")
 
 
-def tracemalloc_top(snapshots: Path, limit: int) -> dict[str, list[tuple[str, float, int]]]:
-    """What the controller allocated between the two snapshots and still holds: by the line
-    that allocated it, and by the innermost kvd line on the way there (who asked for it)."""
+def tracemalloc_top(snapshots: Path, limit: int) -> list[tuple[str, float, int]]:
+    """What the controller allocated between the two snapshots and still holds, by the line that
+    allocated it (one frame per allocation: more made the traced controller too slow)."""
     import tracemalloc  # noqa: PLC0415
 
-    base = tracemalloc.Snapshot.load(str(snapshots / "base.snap"))
-    after = tracemalloc.Snapshot.load(str(snapshots / "after.snap"))
     keep = [tracemalloc.Filter(False, tracemalloc.__file__)]
-    base, after = base.filter_traces(keep), after.filter_traces(keep)
-
-    def where(frame: tracemalloc.Frame) -> str:
-        return f"{frame.filename.replace(str(REPO) + '/', '')}:{frame.lineno}"
-
-    by_line = [
-        (where(s.traceback[0]), s.size_diff / 1024, s.count_diff)
+    base = tracemalloc.Snapshot.load(str(snapshots / "base.snap")).filter_traces(keep)
+    after = tracemalloc.Snapshot.load(str(snapshots / "after.snap")).filter_traces(keep)
+    return [
+        (
+            f"{s.traceback[0].filename.replace(str(REPO) + '/', '')}:{s.traceback[0].lineno}",
+            s.size_diff / 1024,
+            s.count_diff,
+        )
         for s in after.compare_to(base, "lineno")[:limit]
     ]
-    by_kvd: dict[str, list[float]] = {}
-    for s in after.compare_to(base, "traceback"):
-        # frames are most recent first: the first one in kvd/ is kvd's own call
-        mine = next((f for f in s.traceback if "/kvd/" in f.filename), s.traceback[0])
-        entry = by_kvd.setdefault(where(mine), [0.0, 0])
-        entry[0] += s.size_diff / 1024
-        entry[1] += s.count_diff
-    top_kvd = sorted(by_kvd.items(), key=lambda kv: -kv[1][0])[:limit]
-    return {"by_line": by_line, "by_kvd_caller": [(w, kib, int(n)) for w, (kib, n) in top_kvd]}
 
 
 def main() -> int:  # noqa: PLR0915 - one run, step by step, reads best in order
@@ -482,16 +472,14 @@ def main() -> int:  # noqa: PLR0915 - one run, step by step, reads best in order
             top = tracemalloc_top(snapshots, 25)
             print(
                 f"\ntraced restart converged in {traced['converged_s']:.1f}s; what the "
-                "controller holds beyond its imports (KiB; per VMI in bytes):"
+                "controller holds beyond its imports, by the line that allocated it:"
             )
-            for title, rows in top.items():
-                print(f"\n{title}:")
-                print(
-                    measures.table(
-                        ("where", "KiB", "per VMI B", "blocks"),
-                        [(w, kib, kib * 1024 / total, count) for w, kib, count in rows],
-                    )
+            print(
+                measures.table(
+                    ("where", "KiB", "per VMI B", "blocks"),
+                    [(w, kib, kib * 1024 / total, count) for w, kib, count in top],
                 )
+            )
             out["tracemalloc_top"] = top
     finally:
         if stand_in is not None:
