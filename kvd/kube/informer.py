@@ -14,7 +14,13 @@ resourceVersion, relists on 410 Gone and resyncs. Around it this module adds:
   the client's generated models costs CPU for nothing, and an object the models refuse (a
   field they require that the server left out) broke the watch on every reconnect, in a loop;
 - **synced**: `wait_synced` returns once the first list is in the cache;
-- **indexes**: `by_index(name, value)` over functions registered with `add_index`.
+- **indexes**: `by_index(name, value)` over functions registered with `add_index`;
+- **transform**: as client-go's `SharedIndexInformer.SetTransform`, a function applied to each
+  object before it is cached and handed to the handlers, so a cache keeps only what its readers
+  read (see `kvd.kube.transforms`). Unlike client-go's it edits the object in place: upstream
+  hands the very object it caches to the handlers, so both see the transformed one;
+- **project**: `project(func)` reads every cached object without copying it (a scrape counting
+  phases must not copy the whole cache).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.informer import ADDED, DELETED, MODIFIED, SharedInformer
+from kubernetes.informer.cache import ObjectCache
 
 from kvd import logs
 from kvd.kube.client import Json, to_json
@@ -40,6 +47,9 @@ log = logs.get_logger(__name__)
 Handler = Callable[[str, Json], None]
 """Called with ("ADDED" | "MODIFIED" | "DELETED", object) on the informer's thread: only enqueue."""
 IndexFunc = Callable[[Json], list[str]]
+Transform = Callable[[Json], None]
+"""Edits an object (the server's JSON) in place before it is cached: it must leave every field
+the cache's readers read, and be idempotent (it may run again on an object it already saw)."""
 
 
 class Informer:
@@ -55,6 +65,7 @@ class Informer:
         resync_period: float = 0.0,
         backoff_base: float = 0.2,
         backoff_max: float = 10.0,
+        transform: Transform | None = None,
     ) -> None:
         self.name = name
         self._api = api
@@ -70,6 +81,8 @@ class Informer:
             label_selector=label_selector,
             field_selector=field_selector,
         )
+        if transform is not None:
+            self._inner._cache = _TransformingCache(self._inner.cache, transform)
         self._indexes: dict[str, IndexFunc] = {}
         for kind in (ADDED, MODIFIED, DELETED):
             self._inner.add_event_handler(kind, self._dispatcher(kind))
@@ -116,6 +129,11 @@ class Informer:
                 found.append(copy.deepcopy(data))
         return found
 
+    def project(self, func: Callable[[Json], Any]) -> list[Any]:
+        """`func` of every cached object, not copied: `func` must only read it (and return
+        nothing that shares its parts, e.g. a string or a number)."""
+        return [func(to_json(self._api, o)) for o in self._inner.cache.list()]
+
     def _dispatcher(self, kind: str) -> Callable[[Any], None]:
         def dispatch(obj: Any) -> None:
             data = to_json(self._api, obj)
@@ -129,6 +147,30 @@ def key_of(obj: Json) -> str:
     meta = obj.get("metadata") or {}
     namespace = meta.get("namespace")
     return f"{namespace}/{meta['name']}" if namespace else str(meta["name"])
+
+
+class _TransformingCache(ObjectCache):
+    """The upstream cache, with `transform` applied to each object it is given. Every path an
+    object takes into the cache or to the handlers passes here first: a watch event's object is
+    put (ADDED, MODIFIED) or removed (DELETED) before the handlers get it, and a list replaces the
+    whole cache before its events fire."""
+
+    def __init__(self, inner: ObjectCache, transform: Transform) -> None:
+        super().__init__(key_func=inner._key_func)
+        self._transform = transform
+
+    def _put(self, obj: Any) -> None:
+        self._transform(obj)
+        super()._put(obj)
+
+    def _remove(self, obj: Any) -> None:
+        self._transform(obj)
+        super()._remove(obj)
+
+    def _replace_all(self, objects: list[Any]) -> None:
+        for obj in objects:
+            self._transform(obj)
+        super()._replace_all(objects)
 
 
 class _Backoff:

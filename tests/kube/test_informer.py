@@ -4,6 +4,7 @@ SharedInformer, and the case where SharedInformer alone falls short (custom reso
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import threading
 import time
@@ -198,3 +199,50 @@ def test_an_object_the_client_models_refuse_does_not_stop_the_watch(server: Serv
         inf.stop()
         for name in ("odd", "next"):
             raw.delete(f"{pods}/{name}")
+
+
+def test_a_transform_shapes_what_is_cached_and_handed_to_handlers(server: Server) -> None:
+    """Listed and watched objects alike are transformed before the cache and the handlers see
+    them; the server keeps the whole object."""
+    api = client.connect(server.kubeconfig)
+    raw = client.Raw(api)
+    listed = vmi("t-listed", {"t": "yes"})
+    listed["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "{}"}
+    raw.create(VMIS, listed)
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def strip(obj: dict[str, Any]) -> None:
+        obj["metadata"].pop("managedFields", None)
+        obj["metadata"].pop("annotations", None)
+        obj["metadata"].setdefault("labels", {})["transformed"] = "1"
+
+    inf = informer.Informer(
+        api, list_vmis(api), name="vmis", label_selector="t=yes", transform=strip
+    )
+    inf.add_handler(lambda kind, obj: seen.append((kind, copy.deepcopy(obj))))
+    inf.start()
+    try:
+        assert inf.wait_synced(10)
+        raw.create(VMIS, vmi("t-watched", {"t": "yes"}))
+        raw.merge_patch(f"{VMIS}/t-watched", {"status": {"phase": "Scheduled"}})
+        raw.delete(f"{VMIS}/t-listed")
+        wait_for("the deletion of `t-listed`", lambda: any(k == "DELETED" for k, _ in seen))
+        wait_for(
+            "t-watched Scheduled",
+            lambda: (inf.get("default/t-watched") or {}).get("status", {}).get("phase"),
+        )
+        assert {k for k, _ in seen} == {"ADDED", "MODIFIED", "DELETED"}
+        for _, obj in seen:
+            assert obj["metadata"]["labels"]["transformed"] == "1", obj
+            assert "managedFields" not in obj["metadata"] and "annotations" not in obj["metadata"]
+        cached = inf.get("default/t-watched")
+        assert cached is not None and cached["metadata"]["labels"]["transformed"] == "1"
+        assert "managedFields" not in cached["metadata"]
+        assert inf.project(lambda o: o["status"]["phase"]) == ["Scheduled"]
+        whole = raw.get(f"{VMIS}/t-watched")
+        assert (
+            whole["metadata"]["managedFields"] and "transformed" not in whole["metadata"]["labels"]
+        )
+    finally:
+        inf.stop()
+        raw.delete(f"{VMIS}/t-watched")
