@@ -64,7 +64,7 @@ STATUSES = [
             ],
         },
         id="unschedulable",
-    ),  # fmt: skip
+    ),
     pytest.param(
         {
             "phase": "Pending",
