@@ -47,6 +47,9 @@ log = logs.get_logger(__name__)
 Handler = Callable[[str, Json], None]
 """Called with ("ADDED" | "MODIFIED" | "DELETED", object) on the informer's thread: only enqueue."""
 IndexFunc = Callable[[Json], list[str]]
+LIST_PAGE = 500
+"""Objects per page of a transformed informer's list (client-go's reflector lists 500 at a time):
+each page is trimmed as it arrives, so a list of thousands never holds them all whole at once."""
 Transform = Callable[[Json], None]
 """Edits an object (the server's JSON) in place before it is cached: it must leave every field
 the cache's readers read, and be idempotent (it may run again on an object it already saw)."""
@@ -72,7 +75,13 @@ class Informer:
         self._stop = threading.Event()
         self._synced = threading.Event()
         self._list = _Backoff(
-            list_func, self._stop, self._synced, base=backoff_base, cap=backoff_max
+            list_func,
+            self._stop,
+            self._synced,
+            base=backoff_base,
+            cap=backoff_max,
+            transform=transform,
+            page_size=LIST_PAGE if transform is not None else 0,
         )
         self._inner = SharedInformer(
             self._list,
@@ -150,10 +159,10 @@ def key_of(obj: Json) -> str:
 
 
 class _TransformingCache(ObjectCache):
-    """The upstream cache, with `transform` applied to each object it is given. Every path an
-    object takes into the cache or to the handlers passes here first: a watch event's object is
-    put (ADDED, MODIFIED) or removed (DELETED) before the handlers get it, and a list replaces the
-    whole cache before its events fire."""
+    """The upstream cache, with `transform` applied to each watched object it is given: a watch
+    event's object is put (ADDED, MODIFIED) or removed (DELETED) before the handlers get it. A
+    list's objects are transformed page by page as they arrive (`_Backoff`), before the list
+    replaces the whole cache and its events fire."""
 
     def __init__(self, inner: ObjectCache, transform: Transform) -> None:
         super().__init__(key_func=inner._key_func)
@@ -167,11 +176,6 @@ class _TransformingCache(ObjectCache):
         self._transform(obj)
         super()._remove(obj)
 
-    def _replace_all(self, objects: list[Any]) -> None:
-        for obj in objects:
-            self._transform(obj)
-        super()._replace_all(objects)
-
 
 class _Backoff:
     """The list function as SharedInformer calls it, with a wait before retrying a failure."""
@@ -184,8 +188,12 @@ class _Backoff:
         *,
         base: float,
         cap: float,
+        transform: Transform | None = None,
+        page_size: int = 0,
     ) -> None:
         self._func = func
+        self._transform = transform
+        self._page_size = page_size
         self._stop = stop
         self._synced = synced
         self._base = base
@@ -204,9 +212,7 @@ class _Backoff:
         if not watching:  # the list as JSON too, not as the client's models
             kwargs["_preload_content"] = False
         try:
-            result = self._func(*args, **kwargs)
-            if not watching:
-                result = json.loads(result.data)
+            result = self._func(*args, **kwargs) if watching else self._listed(args, kwargs)
         except Exception as exc:
             self._failures += 1
             log.warning("list_or_watch_failed", error=str(exc), failures=self._failures)
@@ -223,3 +229,29 @@ class _Backoff:
                 metadata=SimpleNamespace(resource_version=metadata.get("resourceVersion")),
             )
         return result
+
+    def _listed(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The list as one JSON document, read in pages of `page_size` when it is set, each
+        page's objects transformed as it arrives. The list's resourceVersion is the last
+        page's (a continued list is read at the first page's)."""
+        if not self._page_size:
+            result = json.loads(self._func(*args, **kwargs).data)
+            if self._transform is not None and isinstance(result, dict):
+                for item in result.get("items") or []:
+                    self._transform(item)
+            return result
+        items: list[Json] = []
+        token = ""
+        while True:
+            page_kwargs = dict(kwargs, limit=self._page_size)
+            if token:
+                page_kwargs["_continue"] = token
+            page = json.loads(self._func(*args, **page_kwargs).data)
+            for item in page.get("items") or []:
+                if self._transform is not None:
+                    self._transform(item)
+                items.append(item)
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue") or ""
+            if not token:
+                return {"items": items, "metadata": metadata}

@@ -246,3 +246,44 @@ def test_a_transform_shapes_what_is_cached_and_handed_to_handlers(server: Server
     finally:
         inf.stop()
         raw.delete(f"{VMIS}/t-watched")
+
+
+def test_a_transformed_informer_lists_in_pages(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each page is trimmed as it arrives; the pages together are the whole list, and the watch
+    goes on from the list's resourceVersion."""
+    monkeypatch.setattr(informer, "LIST_PAGE", 2)
+    api = client.connect(server.kubeconfig)
+    raw = client.Raw(api)
+    names = [f"paged-{i}" for i in range(5)]
+    for name in names:
+        raw.create(VMIS, vmi(name, {"paged": "yes"}))
+    limits: list[Any] = []
+
+    def listing(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("watch"):
+            limits.append((kwargs.get("limit"), bool(kwargs.get("_continue"))))
+        return list_vmis(api)(*args, **kwargs)
+
+    listing.__doc__ = list_vmis(api).func.__doc__
+    seen: list[str] = []
+
+    def mark(obj: dict[str, Any]) -> None:
+        obj["metadata"].pop("managedFields", None)
+
+    inf = informer.Informer(api, listing, name="paged", label_selector="paged=yes", transform=mark)
+    inf.add_handler(lambda kind, obj: seen.append(f"{kind} {obj['metadata']['name']}"))
+    inf.start()
+    try:
+        assert inf.wait_synced(10)
+        assert limits == [(2, False), (2, True), (2, True)]
+        assert sorted(o["metadata"]["name"] for o in inf.items()) == names
+        assert all("managedFields" not in o["metadata"] for o in inf.items())
+        raw.create(VMIS, vmi("paged-late", {"paged": "yes"}))
+        wait_for("the watch after the pages", lambda: "ADDED paged-late" in seen)
+        assert sorted(seen) == sorted(f"ADDED {n}" for n in [*names, "paged-late"])
+    finally:
+        inf.stop()
+        for name in [*names, "paged-late"]:
+            raw.delete(f"{VMIS}/{name}")
