@@ -122,7 +122,17 @@ class DaemonMetrics:
 def vmi_phases(vmis: Iterable[Mapping[str, Any]]) -> Iterator[str]:
     """The phase of each VMI object (for `track_phases` over an informer cache)."""
     for vmi in vmis:
-        yield str((vmi.get("status") or {}).get("phase") or "")
+        yield phase_of(vmi)
+
+
+def phase_of(vmi: Mapping[str, Any]) -> str:
+    """One VMI object's phase (for `Informer.project`: it only reads the object)."""
+    return str((vmi.get("status") or {}).get("phase") or "")
+
+
+def printable_status_of(vm: Mapping[str, Any]) -> str:
+    """One VM object's printableStatus (for `Informer.project`)."""
+    return str((vm.get("status") or {}).get("printableStatus") or "")
 
 
 def vm_statuses(vms: Iterable[Mapping[str, Any]]) -> Iterator[str]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from kvd import logs, metrics
 from kvd.api import keys, kinds
+from kvd.controller import cached
 from kvd.controller import config as clusterconfig
 from kvd.controller.vmi import VMIController, VMIControllerSettings
 from kvd.controller.watchdog import NodeWatchdog
@@ -64,14 +65,18 @@ class Controller:
             list_custom(self.api, kinds.GROUP, kinds.STORAGE_VERSION, kinds.VMI.plural),
             name="vmis",
             resync_period=settings.resync_seconds,
+            transform=cached.default,
         )
         self.pods = informer.Informer(
             self.api,
             core.list_pod_for_all_namespaces,
             name="launcher-pods",
             label_selector=keys.LAUNCHER_SELECTOR,
+            transform=cached.launcher_pod,
         )
-        self.nodes = informer.Informer(self.api, core.list_node, name="nodes")
+        self.nodes = informer.Informer(
+            self.api, core.list_node, name="nodes", transform=cached.default
+        )
         self.configmaps = informer.Informer(
             self.api,
             core.list_namespaced_config_map,
@@ -124,7 +129,7 @@ class Controller:
         self._config_seen: tuple[str, clusterconfig.ClusterConfig] | None = None
         self._config_lock = threading.Lock()
         self.metrics.track_queue(lambda: len(self.queue) + self.workloads.depth())
-        self.metrics.track_phases(lambda: metrics.vmi_phases(self.vmis.items()))
+        self.metrics.track_phases(lambda: self.vmis.project(metrics.phase_of))
 
     # --- lifecycle ----------------------------------------------------------------------------
 

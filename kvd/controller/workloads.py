@@ -14,14 +14,14 @@ from typing import Any
 
 from kvd.api import datavolume as dvapi
 from kvd.api import kinds
-from kvd.controller import dvrender
+from kvd.controller import cached, dvrender
 from kvd.controller.datavolume import DataVolumeController
 from kvd.controller.replicaset import ReplicaSetController
 from kvd.controller.vm import VMController
 from kvd.kube import events, informer, workqueue
 from kvd.kube.client import Raw, core_v1, list_custom
 from kvd.kube.workqueue import WorkQueue
-from kvd.metrics import DaemonMetrics, vm_statuses
+from kvd.metrics import DaemonMetrics, printable_status_of
 
 Spawn = Callable[[Callable[[], None], str], None]
 
@@ -45,27 +45,34 @@ class Workloads:
             list_custom(api, kinds.GROUP, kinds.STORAGE_VERSION, kinds.VM.plural),
             name="vms",
             resync_period=resync_seconds,
+            transform=cached.default,
         )
         self.sets = informer.Informer(
             api,
             list_custom(api, kinds.GROUP, kinds.STORAGE_VERSION, kinds.VMIRS.plural),
             name="vmirs",
             resync_period=resync_seconds,
+            transform=cached.default,
         )
         self.claims = informer.Informer(
-            api, core_v1(api).list_persistent_volume_claim_for_all_namespaces, name="claims"
+            api,
+            core_v1(api).list_persistent_volume_claim_for_all_namespaces,
+            name="claims",
+            transform=cached.default,
         )
         self.dvs = informer.Informer(
             api,
             list_custom(api, dvapi.GROUP, dvapi.VERSION, dvapi.PLURAL),
             name="datavolumes",
             resync_period=resync_seconds,
+            transform=cached.default,
         )
         self.importers = informer.Informer(
             api,
             core_v1(api).list_pod_for_all_namespaces,
             name="importer-pods",
             label_selector=dvrender.IMPORTER_SELECTOR,
+            transform=cached.default,
         )
         self.vmis = vmis
         self.vm = VMController(
@@ -85,7 +92,7 @@ class Workloads:
         self.vm_queue: WorkQueue[str] = WorkQueue()
         self.set_queue: WorkQueue[str] = WorkQueue()
         self.dv_queue: WorkQueue[str] = WorkQueue()
-        metrics.track_vm_statuses(lambda: vm_statuses(self.vms.items()))
+        metrics.track_vm_statuses(lambda: self.vms.project(printable_status_of))
 
     @property
     def informers(self) -> tuple[informer.Informer, ...]:

@@ -4,6 +4,7 @@ SharedInformer, and the case where SharedInformer alone falls short (custom reso
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import threading
 import time
@@ -110,6 +111,9 @@ def test_informer_lists_watches_and_filters_custom_resources(server: Server) -> 
         assert after is not None and after["status"]["phase"] == "Scheduled"
         after["status"]["phase"] = "mutated"  # a copy: the cache is untouched
         assert (inf.get("default/after") or {})["status"]["phase"] == "Scheduled"
+        [indexed] = inf.by_index("phase", "Scheduled")
+        assert indexed["metadata"]["name"] == "after"
+        indexed["status"]["phase"] = "mutated"  # a copy too: the next lookup still finds it
         assert [o["metadata"]["name"] for o in inf.by_index("phase", "Scheduled")] == ["after"]
     finally:
         inf.stop()
@@ -195,3 +199,91 @@ def test_an_object_the_client_models_refuse_does_not_stop_the_watch(server: Serv
         inf.stop()
         for name in ("odd", "next"):
             raw.delete(f"{pods}/{name}")
+
+
+def test_a_transform_shapes_what_is_cached_and_handed_to_handlers(server: Server) -> None:
+    """Listed and watched objects alike are transformed before the cache and the handlers see
+    them; the server keeps the whole object."""
+    api = client.connect(server.kubeconfig)
+    raw = client.Raw(api)
+    listed = vmi("t-listed", {"t": "yes"})
+    listed["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "{}"}
+    raw.create(VMIS, listed)
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def strip(obj: dict[str, Any]) -> None:
+        obj["metadata"].pop("managedFields", None)
+        obj["metadata"].pop("annotations", None)
+        obj["metadata"].setdefault("labels", {})["transformed"] = "1"
+
+    inf = informer.Informer(
+        api, list_vmis(api), name="vmis", label_selector="t=yes", transform=strip
+    )
+    inf.add_handler(lambda kind, obj: seen.append((kind, copy.deepcopy(obj))))
+    inf.start()
+    try:
+        assert inf.wait_synced(10)
+        raw.create(VMIS, vmi("t-watched", {"t": "yes"}))
+        raw.merge_patch(f"{VMIS}/t-watched", {"status": {"phase": "Scheduled"}})
+        raw.delete(f"{VMIS}/t-listed")
+        wait_for("the deletion of `t-listed`", lambda: any(k == "DELETED" for k, _ in seen))
+        wait_for(
+            "t-watched Scheduled",
+            lambda: (inf.get("default/t-watched") or {}).get("status", {}).get("phase"),
+        )
+        assert {k for k, _ in seen} == {"ADDED", "MODIFIED", "DELETED"}
+        for _, obj in seen:
+            assert obj["metadata"]["labels"]["transformed"] == "1", obj
+            assert "managedFields" not in obj["metadata"] and "annotations" not in obj["metadata"]
+        cached = inf.get("default/t-watched")
+        assert cached is not None and cached["metadata"]["labels"]["transformed"] == "1"
+        assert "managedFields" not in cached["metadata"]
+        assert inf.project(lambda o: o["status"]["phase"]) == ["Scheduled"]
+        whole = raw.get(f"{VMIS}/t-watched")
+        assert (
+            whole["metadata"]["managedFields"] and "transformed" not in whole["metadata"]["labels"]
+        )
+    finally:
+        inf.stop()
+        raw.delete(f"{VMIS}/t-watched")
+
+
+def test_a_transformed_informer_lists_in_pages(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each page is trimmed as it arrives; the pages together are the whole list, and the watch
+    goes on from the list's resourceVersion."""
+    monkeypatch.setattr(informer, "LIST_PAGE", 2)
+    api = client.connect(server.kubeconfig)
+    raw = client.Raw(api)
+    names = [f"paged-{i}" for i in range(5)]
+    for name in names:
+        raw.create(VMIS, vmi(name, {"paged": "yes"}))
+    limits: list[Any] = []
+
+    def listing(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("watch"):
+            limits.append((kwargs.get("limit"), bool(kwargs.get("_continue"))))
+        return list_vmis(api)(*args, **kwargs)
+
+    listing.__doc__ = list_vmis(api).func.__doc__
+    seen: list[str] = []
+
+    def mark(obj: dict[str, Any]) -> None:
+        obj["metadata"].pop("managedFields", None)
+
+    inf = informer.Informer(api, listing, name="paged", label_selector="paged=yes", transform=mark)
+    inf.add_handler(lambda kind, obj: seen.append(f"{kind} {obj['metadata']['name']}"))
+    inf.start()
+    try:
+        assert inf.wait_synced(10)
+        assert limits == [(2, False), (2, True), (2, True)]
+        assert sorted(o["metadata"]["name"] for o in inf.items()) == names
+        assert all("managedFields" not in o["metadata"] for o in inf.items())
+        raw.create(VMIS, vmi("paged-late", {"paged": "yes"}))
+        wait_for("the watch after the pages", lambda: "ADDED paged-late" in seen)
+        assert sorted(seen) == sorted(f"ADDED {n}" for n in [*names, "paged-late"])
+    finally:
+        inf.stop()
+        for name in [*names, "paged-late"]:
+            raw.delete(f"{VMIS}/{name}")
