@@ -140,7 +140,7 @@ CONTROLLER_NAMESPACE_RULES: Final = (
     rule(("",), ("configmaps",), ("list", "watch"), (CONFIG_MAP,)),
 )
 HANDLER_RULES: Final = (
-    rule((kinds.GROUP,), ("virtualmachineinstances",), ("get", "list", "watch", "patch")),
+    rule((kinds.GROUP,), ("virtualmachineinstances",), ("list", "watch", "patch")),
     rule(("",), ("nodes",), ("patch",)),  # its own: heartbeat, schedulable, its address
     rule(("",), ("events",), ("create",)),
     rule(("authentication.k8s.io",), ("tokenreviews",), ("create",)),  # HandlerService callers

@@ -53,6 +53,7 @@ Json = dict[str, Any]
 
 SHUTDOWN_RESEND = 5.0
 STARTUP_POLL = 0.1
+CONFLICT_RETRY = 1.0  # seconds; the VMI changed under a status patch (see reconcile)
 COMPONENT = "kvd-handler"
 
 
@@ -171,11 +172,11 @@ class Handler:
             except ApiError as exc:
                 if not exc.conflict:
                     raise
-                # the cache lags behind our own last write: once more, from the object itself
-                fresh = self.raw.get(
-                    kinds.VMI.path(vmi["metadata"]["namespace"], vmi["metadata"]["name"])
-                )
-                wait = self._reconcile_vmi(fresh)
+                # Someone else wrote the VMI after the copy this reconcile started from (our own
+                # writes are in own_writes): the watch brings that version and queues the key
+                # again; looking again soon covers a watch that is slow to.
+                log.info("vmi_changed_meanwhile", vmi=key)
+                wait = CONFLICT_RETRY
             if wait is not None:
                 again.append(wait)
         return min(again) if again else None

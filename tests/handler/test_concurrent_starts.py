@@ -10,6 +10,7 @@ decide: the barrier counts arrivals.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,3 +117,77 @@ def test_many_vmis_are_defined_and_launched_at_once(
             handler.stop(unschedulable=False)
         for server in servers:
             server.stop(grace=None)
+
+
+class _WriteDuringDefine:
+    """In place of the barrier: while the handler defines the domain, someone else writes the VMI
+    (a label), so the status patch the handler then sends starts from a stale copy."""
+
+    broken = False
+
+    def __init__(self, raw: client.Raw, name: str) -> None:
+        self.raw, self.name = raw, name
+
+    def wait(self) -> None:
+        self.raw.merge_patch(f"{VMIS}/{self.name}", {"metadata": {"labels": {"other": "writer"}}})
+
+
+def test_a_vmi_written_by_someone_else_meanwhile_still_runs_without_a_get(
+    tmp_path: Path,
+) -> None:
+    """The handler's role has no `get` on VMIs: after a 409 it waits for the watch's newer copy."""
+    audit = tmp_path / "audit.log"
+    server = start_server(tmp_path / "api", "--audit-log-path", str(audit))
+    handler = None
+    grpc_server = None
+    try:
+        raw = client.Raw(client.connect(server.kubeconfig))
+        for crd in crds.all_crds():
+            raw.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+        raw.create("/api/v1/nodes", {"metadata": {"name": NODE}})
+        wait_for("VMIs served", lambda: _served(raw))
+        created = _scheduled_vmi(raw, "vmi-raced", "pod-raced")
+        stand_in = StandIn(created["metadata"]["uid"], _WriteDuringDefine(raw, "vmi-raced"))  # type: ignore[arg-type]
+        (tmp_path / "launchers" / "pod-raced").mkdir(parents=True)
+        grpc_server = serve(stand_in, tmp_path / "launchers" / "pod-raced" / "launcher.sock")
+        handler = Handler(
+            HandlerSettings(
+                node_name=NODE,
+                launcher_dir=tmp_path / "launchers",
+                state_dir=tmp_path / "state",
+                kubeconfig=server.kubeconfig,
+            )
+        )
+        handler.start()
+
+        def vmi() -> Json:
+            found: Json = raw.get(f"{VMIS}/vmi-raced")
+            return found
+
+        wait_for("the VMI Running", lambda: (vmi().get("status") or {}).get("phase") == "Running")
+        assert vmi()["metadata"]["labels"]["other"] == "writer"
+        events = [json.loads(line) for line in audit.read_text().splitlines()]
+        patches = [
+            e["responseStatus"]["code"]
+            for e in events
+            if e["verb"] == "patch"
+            and e["objectRef"].get("name") == "vmi-raced"
+            and "kvd-handler" in e.get("userAgent", "")
+        ]
+        gets = [
+            e
+            for e in events
+            if e["verb"] == "get"
+            and e["objectRef"].get("name") == "vmi-raced"
+            and "kvd-handler" in e.get("userAgent", "")
+        ]
+        assert 409 in patches, (
+            f"the race was not provoked: the handler's patches answered {patches}"
+        )
+        assert gets == []
+    finally:
+        if handler is not None:
+            handler.stop(unschedulable=False)
+        if grpc_server is not None:
+            grpc_server.stop(grace=None)
+        server.stop()
