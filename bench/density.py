@@ -166,8 +166,9 @@ def booted_poll(cluster: Cluster, follower: Follower, booted: dict[str, float]) 
 # --- processes -------------------------------------------------------------------------------
 
 
-def pod_processes(cluster: Cluster) -> dict[int, tuple[str, str]]:
-    """pid → (pod uid, kind) of every process in a pod's memory cgroup."""
+def pod_processes(cluster: Cluster, *, launchers_only: bool = True) -> dict[int, tuple[str, str]]:
+    """pid → (pod uid, kind) of every process in a pod's memory cgroup: of launcher pods only,
+    unless asked (the local cluster also runs kvd's controller and handler as pods)."""
     root = Path("/sys/fs/cgroup/memory") / cluster.cgroup_parent
     found: dict[int, tuple[str, str]] = {}
     for procs in root.glob("*/*/*/cgroup.procs"):
@@ -175,6 +176,9 @@ def pod_processes(cluster: Cluster) -> dict[int, tuple[str, str]]:
         with contextlib.suppress(OSError):
             for pid in procs.read_text().split():
                 found[int(pid)] = (pod_uid, kind_of(int(pid)))
+    if launchers_only:
+        daemons = {uid for uid, kind in found.values() if kind in measures.DAEMONS}
+        found = {pid: (uid, kind) for pid, (uid, kind) in found.items() if uid not in daemons}
     return found
 
 
@@ -200,7 +204,12 @@ class CpuSampler:
 
     def sample(self) -> None:
         kinds = {pid: name for name, pid in self.components.items()}
-        kinds.update({pid: kind for pid, (_, kind) in pod_processes(self.cluster).items()})
+        kinds.update(
+            {
+                pid: kind
+                for pid, (_, kind) in pod_processes(self.cluster, launchers_only=False).items()
+            }
+        )
         for pid, kind in kinds.items():
             with contextlib.suppress(OSError, ValueError):
                 stat = Path(f"/proc/{pid}/stat").read_text()

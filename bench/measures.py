@@ -235,8 +235,11 @@ def cpu_ticks(stat: str, *, children: bool = False) -> int:
     return ticks + int(after[13]) + int(after[14]) if children else ticks
 
 
+DAEMONS = ("controller", "handler")  # kvd's own pods (kvd-system), not launchers
+
+
 def process_kind(cmdline: Sequence[str]) -> str:
-    """What a process of a launcher pod is, from its argv."""
+    """What a process of a launcher pod, or of a kvd daemon's pod, is, from its argv."""
     if not cmdline:
         return "other"
     program = cmdline[0].rsplit("/", 1)[-1]
@@ -254,6 +257,9 @@ def process_kind(cmdline: Sequence[str]) -> str:
         return "console-log"
     if "launcher" in cmdline[1:3]:  # `kvd launcher …` or `python …/kvd launcher …`
         return "launcher"
+    for daemon in DAEMONS:  # the chart's pods run `kvd controller|handler …` the same way
+        if daemon in cmdline[1:3]:
+            return daemon
     return program
 
 

@@ -210,6 +210,12 @@ def test_cpu_ticks_count_after_a_command_name_with_spaces_and_parentheses() -> N
         pytest.param(["/usr/sbin/dnsmasq"], "dnsmasq", id="other-by-program"),
         pytest.param(["/bin/busybox", "udhcpd", "-f", "x.conf"], "udhcpd", id="busybox-applet"),
         pytest.param([], "other", id="no-argv"),
+        pytest.param(
+            ["/x/.venv/bin/python3", "/x/.venv/bin/kvd", "controller", "--namespace=kvd-system"],
+            "controller",
+            id="the-charts-controller-pod",
+        ),
+        pytest.param(["/x/python3", "/x/kvd", "handler", "--node=n"], "handler", id="handler"),
     ],
 )
 def test_process_kind(argv: list[str], kind: str) -> None:
