@@ -37,7 +37,8 @@ BARRIER_TIMEOUT = 30.0  # only ends the test when the handler does not start the
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[client.Raw, Path]]:
-    server = start_server(tmp_path / "api")
+    """An API server (its audit log in tmp_path/audit.log) serving VMIs, and this node."""
+    server = start_server(tmp_path / "api", "--audit-log-path", str(tmp_path / "audit.log"))
     try:
         raw = client.Raw(client.connect(server.kubeconfig))
         for crd in crds.all_crds():
@@ -133,19 +134,13 @@ class _WriteDuringDefine:
 
 
 def test_a_vmi_written_by_someone_else_meanwhile_still_runs_without_a_get(
-    tmp_path: Path,
+    api: tuple[client.Raw, Path], tmp_path: Path
 ) -> None:
     """The handler's role has no `get` on VMIs: after a 409 it waits for the watch's newer copy."""
-    audit = tmp_path / "audit.log"
-    server = start_server(tmp_path / "api", "--audit-log-path", str(audit))
+    raw, kubeconfig = api
     handler = None
     grpc_server = None
     try:
-        raw = client.Raw(client.connect(server.kubeconfig))
-        for crd in crds.all_crds():
-            raw.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
-        raw.create("/api/v1/nodes", {"metadata": {"name": NODE}})
-        wait_for("VMIs served", lambda: _served(raw))
         created = _scheduled_vmi(raw, "vmi-raced", "pod-raced")
         stand_in = StandIn(created["metadata"]["uid"], _WriteDuringDefine(raw, "vmi-raced"))  # type: ignore[arg-type]
         (tmp_path / "launchers" / "pod-raced").mkdir(parents=True)
@@ -155,7 +150,7 @@ def test_a_vmi_written_by_someone_else_meanwhile_still_runs_without_a_get(
                 node_name=NODE,
                 launcher_dir=tmp_path / "launchers",
                 state_dir=tmp_path / "state",
-                kubeconfig=server.kubeconfig,
+                kubeconfig=kubeconfig,
             )
         )
         handler.start()
@@ -166,7 +161,7 @@ def test_a_vmi_written_by_someone_else_meanwhile_still_runs_without_a_get(
 
         wait_for("the VMI Running", lambda: (vmi().get("status") or {}).get("phase") == "Running")
         assert vmi()["metadata"]["labels"]["other"] == "writer"
-        events = [json.loads(line) for line in audit.read_text().splitlines()]
+        events = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
         patches = [
             e["responseStatus"]["code"]
             for e in events
@@ -190,4 +185,3 @@ def test_a_vmi_written_by_someone_else_meanwhile_still_runs_without_a_get(
             handler.stop(unschedulable=False)
         if grpc_server is not None:
             grpc_server.stop(grace=None)
-        server.stop()
