@@ -96,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
     # As a pod container's entry point the launcher is PID 1, which must reap the QEMU that
     # libvirtd orphans or the domain never stops (kvd/pid1.py); before any thread starts.
     pid1.become_init_if_pid1()
+    # Before any thread or child: they inherit the launcher's weight over its guest.
+    from kvd.launcher.virt import priority  # noqa: PLC0415
+
+    refused = priority.raise_control()
     if args.simulate_crash:
         print("kvd launcher: simulated crash (--simulate-crash)", file=sys.stderr, flush=True)
         return 1
@@ -104,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from kvd.launcher.model import Identity  # noqa: PLC0415
 
     program.configure_logging()
+    _log_priority(refused)
     settings = app.Settings(
         identity=Identity(namespace=args.namespace, name=args.name, uid=args.uid),
         run_dir=args.run_dir.absolute(),
@@ -118,6 +123,17 @@ def run(args: argparse.Namespace) -> int:
         pod_network=args.pod_network,
     )
     return app.run(settings)
+
+
+def _log_priority(refused: str | None) -> None:
+    from kvd import logs  # noqa: PLC0415
+    from kvd.launcher.virt import priority  # noqa: PLC0415
+
+    log = logs.get_logger("kvd.launcher")
+    if refused is None:
+        log.info("control_priority_raised", nice=priority.CONTROL_NICE)
+    else:  # the guest and the launcher keep equal weights
+        log.warning("control_priority_unchanged", error=refused)
 
 
 def _claim_capacity(value: str) -> tuple[str, int]:

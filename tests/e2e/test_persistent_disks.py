@@ -82,20 +82,26 @@ def _manifests(name: str, *, mode: str, token: str) -> str:
 def _console(e2e: E2E, vmi: Json, pattern: str) -> str:
     """Until a line of the VMI's guest console matches; the match."""
     [pod] = e2e.pods_of(vmi)
-    seen = ""
+    seen, error = "", ""
 
     def shown() -> str | None:
-        nonlocal seen
+        nonlocal seen, error
         name = pod["metadata"]["name"]
-        seen = e2e.kubectl("logs", name, "-c", "guest-console-log", check=False).stdout
+        logs = e2e.kubectl("logs", name, "-c", "guest-console-log", check=False)
+        seen, error = logs.stdout, logs.stderr if logs.returncode else ""
         found = re.search(pattern, seen, re.MULTILINE)
         return found.group(0) if found else None
+
+    def diagnose() -> str:
+        failed = f"kubectl logs failed: {error}\n" if error else ""
+        state = e2e.kubectl("get", "vmi,pods", "-o", "wide", check=False).stdout
+        return f"{failed}the console so far:\n{seen[-3000:]}\n{state}"
 
     match: str = wait_for(
         f"{pattern!r} on {vmi['metadata']['name']}'s console",
         shown,
         timeout=vms.BOOT,
-        diagnose=lambda: f"the console so far:\n{seen[-3000:]}",
+        diagnose=diagnose,
     )
     return match
 

@@ -188,12 +188,15 @@ class Launcher:
     def start(self, timeout: float = 60.0) -> Launcher:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
         if self.netns is None:
-            self.proc = sandbox.popen(self.args, self.sandbox_spec, stdout=log, stderr=log)
+            # a session of its own, as a container's processes have
+            self.proc = sandbox.popen(
+                self.args, self.sandbox_spec, stdout=log, stderr=log, start_new_session=True
+            )
         else:
             # `ip netns exec` also binds /etc/netns/<netns>/resolv.conf, as a pod's resolv.conf
             argv = ["ip", "netns", "exec", self.netns]
             argv += sandbox.command(self.args, self.sandbox_spec)
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
         log.close()
         self.namespace_id = sandbox.wait_for_namespace(self.proc)
         waiting.wait_for(
@@ -327,7 +330,12 @@ def nices(pid: int) -> dict[int, int]:
     return out
 
 
-def autogroup(pid: int | str) -> tuple[str, int]:
-    """(group, nice) from /proc/<pid>/autogroup: '/autogroup-123 nice 0'."""
-    group, _, nice = Path(f"/proc/{pid}/autogroup").read_text().split()
+def autogroup(pid: int | str) -> tuple[str, int] | None:
+    """(group, nice) from /proc/<pid>/autogroup: '/autogroup-123 nice 0'. None when the file is
+    empty: the kernel schedules the task by its cpu cgroup, not by an autogroup (it is in a
+    cgroup other than the root one, as in a container, or autogroups are off)."""
+    text = Path(f"/proc/{pid}/autogroup").read_text().split()
+    if not text:
+        return None
+    group, _, nice = text
     return group, int(nice)

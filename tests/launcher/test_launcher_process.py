@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import ANY
 
 import grpc
 import pytest
@@ -82,11 +83,16 @@ def test_define_launch_console_and_graceful_shutdown(launchers) -> None:  # type
         )
         assert launched.domain.state == pb.DOMAIN_STATE_RUNNING
         assert launched.domain.reason == pb.DOMAIN_STATE_REASON_BOOTED
-        # the guest's threads yield to the control path, the launcher's own do not
-        assert set(nices(_qemu_pid(launcher)).values()) == {priority.GUEST_NICE}
-        assert autogroup(_qemu_pid(launcher))[1] == priority.GUEST_NICE  # its session's group
+        # the control path outweighs the guest, which weighs as much as any other process
+        qemu = _qemu_pid(launcher)
+        assert set(nices(qemu).values()) == {priority.GUEST_NICE}
         assert launcher.proc is not None
-        assert set(nices(launcher.proc.pid).values()) == {os.getpriority(os.PRIO_PROCESS, 0)}
+        assert set(nices(launcher.proc.pid).values()) == {priority.CONTROL_NICE}
+        ours = autogroup(launcher.proc.pid)  # a session of its own, as in a container
+        assert ours == (ANY, priority.CONTROL_NICE)
+        libvirtd = autogroup(_pid_of(launcher, b"libvirtd"))  # its own session, raised
+        assert libvirtd == (ANY, priority.CONTROL_NICE) and libvirtd != ours
+        assert autogroup(qemu) == (ANY, priority.GUEST_NICE) and autogroup(qemu) != ours
         consoles[launcher.namespace] = Console(launcher.stub)
 
     for launcher in (first, second):

@@ -1,20 +1,25 @@
-"""QEMU's threads yield to the control path (kvd.launcher.virt.priority), on a real process."""
+"""The launcher outweighs its guest, and the guest no other process (kvd.launcher.virt.priority),
+on real processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from kvd.launcher.virt import priority
 from tests.launcher.harness import autogroup, nices
 from tests.support.waiting import wait_for
 
 THREADS = 4
+SOME_NICE = 5
 
 
-def test_every_thread_and_the_threads_started_later_get_the_guest_nice() -> None:
+def test_every_thread_and_the_threads_started_later_get_the_nice() -> None:
     # a process with several threads, which starts one more when told (a line on stdin)
     program = (
         "import sys, threading\n"
@@ -36,15 +41,15 @@ def test_every_thread_and_the_threads_started_later_get_the_guest_nice() -> None
         assert len(before) == THREADS + 1 and set(before.values()) == {
             os.getpriority(os.PRIO_PROCESS, 0)
         }
-        assert priority.lower(proc.pid) == THREADS + 1
-        assert set(nices(proc.pid).values()) == {priority.GUEST_NICE}
+        assert priority.set_threads(proc.pid, SOME_NICE) == THREADS + 1
+        assert set(nices(proc.pid).values()) == {SOME_NICE}
         proc.stdin.write("\n")
         proc.stdin.flush()
         assert proc.stdout.readline() == "more\n"
         after = nices(proc.pid)
         assert len(after) == THREADS + 2
-        assert set(after.values()) == {priority.GUEST_NICE}
-        assert os.getpriority(os.PRIO_PROCESS, 0) != priority.GUEST_NICE  # ours is untouched
+        assert set(after.values()) == {SOME_NICE}
+        assert os.getpriority(os.PRIO_PROCESS, 0) != SOME_NICE  # ours is untouched
     finally:
         proc.kill()
         proc.wait()
@@ -54,24 +59,94 @@ def test_a_process_already_gone_is_no_error() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     wait_for("the pid to be reaped", lambda: not Path(f"/proc/{proc.pid}").exists())
-    assert priority.lower(proc.pid) == 0
+    assert priority.set_threads(proc.pid) == 0
+    assert not priority.set_group(proc.pid, SOME_NICE)
 
 
-def test_a_guest_in_a_session_of_its_own_gets_its_group_lowered_and_ours_is_left_alone() -> None:
-    # libvirt starts QEMU in a new session: an autogroup of its own, which CFS weighs by the
-    # group's nice, not its threads'
-    own = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    shared = subprocess.Popen(["sleep", "60"])
+# Run as the launcher is: in a session of its own (a container's), raise_control before any
+# thread; then a thread, and a child in a session of its own (libvirtd) whose group is set to
+# ours. Prints what it sees.
+RAISED = """
+import json, os, subprocess, sys, threading
+from pathlib import Path
+from kvd.launcher.virt import priority
+refused = priority.raise_control()
+done = threading.Event()
+thread = threading.Thread(target=done.wait); thread.start()
+child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+priority.set_group(child.pid, os.getpriority(os.PRIO_PROCESS, 0))
+nice = lambda tid: int(Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+print(json.dumps({
+    "refused": refused,
+    "threads": [nice(t) for t in os.listdir("/proc/self/task")],
+    "child": child.pid,
+    "ours": Path("/proc/self/autogroup").read_text(),
+}), flush=True)
+sys.stdin.readline()
+done.set(); child.kill(); child.wait()
+"""
+
+
+def test_the_launcher_its_threads_and_its_daemons_group_outweigh_a_guest() -> None:
+    before = autogroup("self")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RAISED],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
     try:
-        assert autogroup(own.pid)[0] != autogroup("self")[0]
-        ours = autogroup("self")
-        priority.lower(own.pid)
-        priority.lower(shared.pid)
-        assert autogroup(own.pid)[1] == priority.GUEST_NICE
-        assert autogroup("self") == ours  # the launcher's own group keeps its weight
-        assert autogroup(shared.pid) == ours
+        seen = json.loads(proc.stdout.readline())
+        assert seen["refused"] is None  # root here: CAP_SYS_NICE
+        assert set(seen["threads"]) == {priority.CONTROL_NICE} and len(seen["threads"]) == 2
+        ours = seen["ours"].split()
+        assert ours[2] == str(priority.CONTROL_NICE), ours  # the launcher's session's group
+        child = autogroup(seen["child"])
+        assert child is not None and child[0] != ours[0]
+        assert child[1] == priority.CONTROL_NICE  # libvirtd's own session's group
+        assert set(nices(seen["child"]).values()) == {priority.CONTROL_NICE}  # inherited
+        assert autogroup("self") == before  # the test's own group is untouched
     finally:
-        own.kill()
-        shared.kill()
-        own.wait()
-        shared.wait()
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        proc.wait(timeout=30)
+
+
+def test_without_cap_sys_nice_nothing_changes_and_the_reason_is_returned() -> None:
+    program = (
+        "import json, os\n"
+        "from kvd.launcher.virt import priority\n"
+        "print(json.dumps([priority.raise_control(), os.getpriority(os.PRIO_PROCESS, 0)]))\n"
+    )
+    # setpriv drops every capability, as an unprivileged container's launcher has none of it
+    done = subprocess.run(
+        ["setpriv", "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    refused, nice = json.loads(done.stdout)
+    assert refused and "denied" in refused.lower()
+    assert nice == 0
+
+
+def _fake_proc(root: Path, pid: int, group: str) -> Path:
+    (root / str(pid)).mkdir(parents=True)
+    (root / str(pid) / "autogroup").write_text(group)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("group", "written"),
+    [
+        pytest.param("/autogroup-7 nice 0\n", True, id="a-session-of-its-own"),
+        # init's session: shared with the whole machine, never raised nor lowered
+        pytest.param("", False, id="the-default-group"),
+    ],
+)
+def test_only_a_group_of_its_own_is_set(tmp_path: Path, group: str, written: bool) -> None:
+    proc = _fake_proc(tmp_path, 4242, group)
+    assert priority.set_group(4242, SOME_NICE, proc=proc) == written
+    assert (proc / "4242" / "autogroup").read_text() == (str(SOME_NICE) if written else group)

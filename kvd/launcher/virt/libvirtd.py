@@ -34,6 +34,7 @@ import libvirt
 from kvd.launcher import qemu_user
 from kvd.launcher.capcache import CapabilityCache, default_store
 from kvd.launcher.qemu_user import QEMU_USER
+from kvd.launcher.virt import priority
 from kvd.logs import get_logger
 
 log = get_logger(__name__)
@@ -244,7 +245,15 @@ class Libvirtd:
             except OSError as e:
                 raise LibvirtdError(f"cannot run {' '.join(argv)}: {e}") from e
         self._proc, self._launched_at = proc, started
-        log.info("libvirtd_starting", pid=proc.pid, cpu=self._cpu, seeded=seeding.seeded)
+        # its session's group weighs as much as the launcher's (priority.py)
+        raised = priority.set_group(proc.pid, os.getpriority(os.PRIO_PROCESS, 0))
+        log.info(
+            "libvirtd_starting",
+            pid=proc.pid,
+            cpu=self._cpu,
+            seeded=seeding.seeded,
+            autogroup_raised=raised,
+        )
         try:
             self._wait_answering(proc, started)
         except BaseException:

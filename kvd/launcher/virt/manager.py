@@ -239,8 +239,9 @@ class DomainManager:
                 # Start paused so the console is attached before the first byte is printed.
                 _call(dom.createWithFlags, libvirt.VIR_DOMAIN_START_PAUSED)
                 qemu = self._qemu_pid()
-                if qemu is not None:
-                    priority.lower(qemu)  # before the vCPUs run: see priority.py
+                if qemu is not None:  # before the vCPUs run: see priority.py
+                    threads = priority.set_threads(qemu, priority.GUEST_NICE)
+                    log.info("guest_priority_set", pid=qemu, threads=threads)
                 try:
                     self._on_started()
                 finally:
