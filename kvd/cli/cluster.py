@@ -124,11 +124,13 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_node(args: argparse.Namespace) -> int:
+    refused = program.raise_priority()  # before any thread or child starts
     from kvd.local import cluster  # noqa: PLC0415
     from kvd.local.node import main  # noqa: PLC0415
 
     cluster.require_root("it runs pods in their own namespaces, on a bridge, in cgroups")
     program.configure_logging()
+    program.log_priority(refused)
     data = args.data_dir.absolute()
     if args.teardown:
         return main.tear_down(data)

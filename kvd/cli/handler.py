@@ -84,11 +84,13 @@ def add_parser(subparsers: program.Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    refused = program.raise_priority()  # before any thread or child starts
     from kvd import rpc_auth  # noqa: PLC0415 - grpc only for this
     from kvd.handler import main  # noqa: PLC0415 - loads the client and grpc only for this
     from kvd.handler.agent import HandlerSettings  # noqa: PLC0415
 
     program.configure_logging()
+    program.log_priority(refused)
     serving = None
     if args.listen:
         if args.tls_cert_file is None or args.tls_key_file is None:

@@ -97,9 +97,7 @@ def run(args: argparse.Namespace) -> int:
     # libvirtd orphans or the domain never stops (kvd/pid1.py); before any thread starts.
     pid1.become_init_if_pid1()
     # Before any thread or child: they inherit the launcher's weight over its guest.
-    from kvd.launcher.virt import priority  # noqa: PLC0415
-
-    refused = priority.raise_control()
+    refused = program.raise_priority()
     if args.simulate_crash:
         print("kvd launcher: simulated crash (--simulate-crash)", file=sys.stderr, flush=True)
         return 1
@@ -108,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from kvd.launcher.model import Identity  # noqa: PLC0415
 
     program.configure_logging()
-    _log_priority(refused)
+    program.log_priority(refused)
     settings = app.Settings(
         identity=Identity(namespace=args.namespace, name=args.name, uid=args.uid),
         run_dir=args.run_dir.absolute(),
@@ -123,17 +121,6 @@ def run(args: argparse.Namespace) -> int:
         pod_network=args.pod_network,
     )
     return app.run(settings)
-
-
-def _log_priority(refused: str | None) -> None:
-    from kvd import logs  # noqa: PLC0415
-    from kvd.launcher.virt import priority  # noqa: PLC0415
-
-    log = logs.get_logger("kvd.launcher")
-    if refused is None:
-        log.info("control_priority_raised", nice=priority.CONTROL_NICE)
-    else:  # the guest and the launcher keep equal weights
-        log.warning("control_priority_unchanged", error=refused)
 
 
 def _claim_capacity(value: str) -> tuple[str, int]:

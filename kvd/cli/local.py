@@ -66,9 +66,11 @@ def add_parser(subparsers: program.Subparsers) -> None:
 
 
 def run_apiserver(args: argparse.Namespace) -> int:
+    refused = program.raise_priority()  # before any thread or child starts
     from kvd.local.apiserver.serve import serve  # noqa: PLC0415 - loads aiohttp only for this
 
     program.configure_logging()
+    program.log_priority(refused)
     socket = args.kubelet_socket.absolute() if args.kubelet_socket else None
     asyncio.run(
         serve(

@@ -138,6 +138,25 @@ def describe(exc: BaseException) -> str | None:
     return None
 
 
+def raise_priority() -> str | None:
+    """A daemon of the control path outweighs the guests (kvd/priority.py): call first, before
+    any thread or child starts. None when done, else why not, for `log_priority`."""
+    from kvd import priority  # noqa: PLC0415
+
+    return priority.raise_control()
+
+
+def log_priority(refused: str | None) -> None:
+    """Say, once logging is set up, what `raise_priority` did."""
+    from kvd import priority  # noqa: PLC0415
+
+    log = logs.get_logger("kvd.priority")
+    if refused is None:
+        log.info("control_priority_raised", nice=priority.CONTROL_NICE)
+    else:  # it keeps the weight of any other process, as the guests do
+        log.warning("control_priority_unchanged", error=refused)
+
+
 def configure_logging() -> None:
     """Daemons log as `KVD_LOG_LEVEL` / `KVD_LOG_JSON` say (settings.LoggingSettings)."""
     chosen = settings.from_env(settings.LoggingSettings, os.environ)

@@ -22,7 +22,7 @@ from unittest.mock import ANY
 import grpc
 import pytest
 
-from kvd.launcher.virt import priority
+from kvd import priority
 from kvd.rpc.launcher.v1 import domain_pb2 as pb
 from kvd.rpc.launcher.v1 import launcher_pb2
 from tests.launcher.harness import RPC_TIMEOUT, Console, Launcher, autogroup, nices, wait_for_event

@@ -31,10 +31,10 @@ from types import TracebackType
 
 import libvirt
 
+from kvd import priority
 from kvd.launcher import qemu_user
 from kvd.launcher.capcache import CapabilityCache, default_store
 from kvd.launcher.qemu_user import QEMU_USER
-from kvd.launcher.virt import priority
 from kvd.logs import get_logger
 
 log = get_logger(__name__)

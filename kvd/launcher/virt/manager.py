@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import libvirt
 
-from kvd import logs
+from kvd import logs, priority
 from kvd.api import kinds
 from kvd.api import vmi as vmitypes
 from kvd.api.defaults import DEFAULT_GRACE_PERIOD_SECONDS
@@ -38,7 +38,7 @@ from kvd.launcher.errors import Conflict, InvalidSpec, LauncherError, NotDefined
 from kvd.launcher.model import Identity, Snapshot, absent
 from kvd.launcher.network import PodNetwork
 from kvd.launcher.qemu_user import QemuUser, QemuUserError
-from kvd.launcher.virt import describe, priority
+from kvd.launcher.virt import describe
 from kvd.launcher.virt.connection import Connection
 from kvd.rpc.launcher.v1 import domain_pb2 as pb
 

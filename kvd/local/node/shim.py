@@ -95,6 +95,7 @@ class Tools:
     env: str
     readlink: str
     setpriv: str
+    nice: str
 
     @classmethod
     def find(cls) -> Tools:
@@ -110,6 +111,7 @@ class Tools:
             "env",
             "readlink",
             "setpriv",
+            "nice",
         ):
             path = shutil.which(name, path=SYSTEM_PATH)
             if path is None:
@@ -148,6 +150,10 @@ def command(
         uid = 0 if user is None else user
         gid = uid if group is None else group
         as_user = [tools.setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
+    # A node raised over the guests (kvd/priority.py) gives its containers the usual weight:
+    # threads inherit nice, and a container's program is not the node's control path.
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    renice = [tools.nice, "-n", str(-own)] if own else []
     return [
         tools.sh, "-c", SHIM.replace("{mv}", shlex.quote(tools.mv)), "kvd-shim", str(attempt_dir),
         tools.nsenter, f"--net={netns_path}", "--",
@@ -157,7 +163,7 @@ def command(
             tools=tools, read_only_root=read_only_root,
         ), "kvd-container",
         # The shim's `&` left SIGINT/SIGQUIT ignored, and a shell cannot undo that: env can.
-        tools.env, "--default-signal", *cleanup, "--", *as_user, *argv,
+        *renice, tools.env, "--default-signal", *cleanup, "--", *as_user, *argv,
     ]  # fmt: skip
 
 

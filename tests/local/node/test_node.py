@@ -3,6 +3,7 @@ by `kvd local up`, run as processes in their own namespaces, seen through kubect
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from kvd import priority
 from kvd.local.node import scheduler
 from tests.local.node.conftest import Cluster, kill
 from tests.support.waiting import wait_for
@@ -91,6 +93,16 @@ def test_shell_pod_runs_to_success_and_its_output_is_in_the_logs(cluster: Cluste
     )
     assert logs.strip() == expected
     assert "Completed" in cluster.kubectl("get", "pod", "hello").stdout
+
+
+def test_the_node_is_raised_over_guests_and_its_containers_are_not(cluster: Cluster) -> None:
+    # kvd/priority.py: the node (root here) runs at the control path's nice; a container's
+    # program gets the usual 0 back, or every pod would inherit the node's weight
+    node = cluster.components()["node"]
+    assert os.getpriority(os.PRIO_PROCESS, node) == priority.CONTROL_NICE
+    cluster.create_pod(shell_pod("niceness", "nice", restartPolicy="Never"))
+    cluster.wait_phase("niceness", "Succeeded")
+    assert cluster.kubectl("logs", "niceness").stdout.strip() == "0"
 
 
 def test_failing_command_ends_failed_with_its_exit_code(cluster: Cluster) -> None:

@@ -1,4 +1,4 @@
-"""The launcher outweighs its guest, and the guest no other process (kvd.launcher.virt.priority),
+"""The launcher outweighs its guest, and the guest no other process (kvd.priority),
 on real processes."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kvd.launcher.virt import priority
+from kvd import priority
 from tests.launcher.harness import autogroup, nices
 from tests.support.waiting import wait_for
 
@@ -69,13 +69,14 @@ def test_a_process_already_gone_is_no_error() -> None:
 RAISED = """
 import json, os, subprocess, sys, threading
 from pathlib import Path
-from kvd.launcher.virt import priority
+from kvd import priority
 refused = priority.raise_control()
 done = threading.Event()
 thread = threading.Thread(target=done.wait); thread.start()
 child = subprocess.Popen(["sleep", "60"], start_new_session=True)
 priority.set_group(child.pid, os.getpriority(os.PRIO_PROCESS, 0))
-nice = lambda tid: int(Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+stat = lambda tid: Path(f"/proc/self/task/{tid}/stat").read_text()
+nice = lambda tid: int(stat(tid).rsplit(")", 1)[1].split()[16])
 print(json.dumps({
     "refused": refused,
     "threads": [nice(t) for t in os.listdir("/proc/self/task")],
@@ -117,7 +118,7 @@ def test_the_launcher_its_threads_and_its_daemons_group_outweigh_a_guest() -> No
 def test_without_cap_sys_nice_nothing_changes_and_the_reason_is_returned() -> None:
     program = (
         "import json, os\n"
-        "from kvd.launcher.virt import priority\n"
+        "from kvd import priority\n"
         "print(json.dumps([priority.raise_control(), os.getpriority(os.PRIO_PROCESS, 0)]))\n"
     )
     # setpriv drops every capability, as an unprivileged container's launcher has none of it

@@ -1,29 +1,32 @@
-"""The control path outweighs the guest inside a launcher pod, and the guest is left as heavy as
-any other process on the node.
+"""The control path outweighs the guests, and a guest weighs what any other process on the node
+does.
 
 Under TCG a booting guest's vCPU threads run flat out. Twenty of them on two cores used to leave a
 launcher that was still starting (Python, libvirtd, QEMU's own start) one share in twenty, so
 each later VMI waited for the boots before it: creation → Running grew by seconds per VMI. A
-kubelet gives each container a CPU weight by its request; within the launcher pod, the guest is
-the part that can wait for the launcher and its libvirtd, which are busy only while they start and
-when asked for something.
+kubelet gives each container a CPU weight by its request; here the part that can wait is the
+guest, and the parts that must not are busy only in short bursts: a launcher and its libvirtd
+while they start and when asked for something, the handler, the local node and API server.
 
-So the launcher raises itself to `CONTROL_NICE` (CFS weight 9548 against 1024 at nice 0) before
-any other thread starts: its threads and its libvirtd inherit it, and libvirtd's QEMU would too,
-so QEMU's threads are put back to `GUEST_NICE` (0) while the domain is still paused. The guest is
-never lowered below the node's other processes: a lowered guest (nice 10 was tried) got 110/1024
-of a share against anything else busy, and on a machine with three busy processes on two cores
-did not get past its kernel's timer check in two minutes.
+So each of those raises itself to `CONTROL_NICE` (CFS weight 9548 against 1024 at nice 0) before
+any other thread starts (`raise_control`): its threads and children inherit it. The launcher's
+libvirtd would pass it on to QEMU, so the launcher puts QEMU's threads back to `GUEST_NICE` (0)
+while the domain is still paused; the local node gives its containers' programs 0 back the same
+way. The guest is never lowered below the node's other processes: a lowered guest (nice 10 was
+tried) got 110/1024 of a share against anything else busy, and on a machine with three busy
+processes on two cores did not get past its kernel's timer check in two minutes.
 
 Nice is per thread on Linux: every thread a process has when it is changed is set, and threads
 created later inherit the nice of their creator. With the kernel's autogroup scheduling
 (`/proc/sys/kernel/sched_autogroup_enabled`, on in most distribution kernels) a thread's nice only
-counts within its session's group, and CFS shares the CPU between groups by the group's own nice.
-libvirtd runs in a session of its own (the launcher starts it so) and starts QEMU in another, so
-the launcher's group and libvirtd's are raised too; QEMU's new group starts at nice 0. A task in
-the default group (init's session; `/proc/<pid>/autogroup` empty, as for a process a container's
-init starts without a session of its own) shares that group with the whole machine: it is left
-alone. Raising needs CAP_SYS_NICE; without it nothing changes and the launcher says so once.
+counts within its session's group, and CFS shares the CPU between groups by the group's own nice:
+so the raised process's own group is raised too, and the launcher raises its libvirtd's (a
+session of its own); QEMU's new session starts a group at nice 0. A task in the default group
+(init's session; `/proc/<pid>/autogroup` empty, as for a process a container's init starts
+without a session of its own) shares that group with the whole machine: it is left alone.
+Raising needs CAP_SYS_NICE (a launcher or handler in a privileged container, the local node and
+API server as root); without it nothing changes and the daemon logs why once. The controller,
+non-root and without the capability, stays at 0.
 """
 
 from __future__ import annotations
