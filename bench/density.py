@@ -171,7 +171,7 @@ def pod_processes(cluster: Cluster, *, launchers_only: bool = True) -> dict[int,
     unless asked (the local cluster also runs kvd's controller and handler as pods)."""
     root = Path("/sys/fs/cgroup/memory") / cluster.cgroup_parent
     found: dict[int, tuple[str, str]] = {}
-    for procs in root.glob("*/*/*/cgroup.procs"):
+    for procs in _cgroup_procs(root, depth=3):
         pod_uid = procs.relative_to(root).parts[0]
         with contextlib.suppress(OSError):
             for pid in procs.read_text().split():
@@ -180,6 +180,19 @@ def pod_processes(cluster: Cluster, *, launchers_only: bool = True) -> dict[int,
         daemons = {uid for uid, kind in found.values() if kind in measures.DAEMONS}
         found = {pid: (uid, kind) for pid, (uid, kind) in found.items() if uid not in daemons}
     return found
+
+
+def _cgroup_procs(root: Path, *, depth: int) -> list[Path]:
+    """`root/*/.../cgroup.procs` `depth` levels down; a cgroup removed meanwhile (a pod ending
+    during the walk, which Path.glob does not survive) is skipped."""
+    level = [root]
+    for _ in range(depth):
+        below = []
+        for d in level:
+            with contextlib.suppress(OSError):
+                below += [Path(e.path) for e in os.scandir(d) if e.is_dir(follow_symlinks=False)]
+        level = below
+    return [d / "cgroup.procs" for d in level]
 
 
 def kind_of(pid: int) -> str:
