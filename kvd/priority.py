@@ -50,6 +50,14 @@ def raise_control(*, proc: Path = Path("/proc")) -> str | None:
     return None
 
 
+def as_usual(nice: str = "nice") -> list[str]:
+    """The argv prefix that runs a command at nice 0 when the calling thread was raised (`nice
+    -n` adds to the caller's nice): for a raised daemon's children that are not its control
+    path, such as the local node's containers."""
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    return [nice, "-n", str(-own)] if own else []
+
+
 def set_threads(pid: int, nice: int = GUEST_NICE, *, proc: Path = Path("/proc")) -> int:
     """Set `nice` on every thread of process `pid`; returns how many were set. A thread that
     ends meanwhile is skipped; the process being gone is not an error (the domain may have

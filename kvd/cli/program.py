@@ -151,8 +151,8 @@ def log_priority(refused: str | None) -> None:
     from kvd import priority  # noqa: PLC0415
 
     log = logs.get_logger("kvd.priority")
-    if refused is None:
-        log.info("control_priority_raised", nice=priority.CONTROL_NICE)
+    if refused is None:  # debug: a daemon's usage error must stay the one line it prints
+        log.debug("control_priority_raised", nice=priority.CONTROL_NICE)
     else:  # it keeps the weight of any other process, as the guests do
         log.warning("control_priority_unchanged", error=refused)
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, hdrs, web
 
-from kvd import logs
+from kvd import logs, priority
 
 log = logs.get_logger(__name__)
 
@@ -215,6 +215,7 @@ class _Session:
                 stderr, err_fd = self._pipe(theirs, self.options.stderr, child_reads=False)
                 outputs = [(fd, ch) for fd, ch in ((out_fd, STDOUT), (err_fd, STDERR)) if fd >= 0]
             proc = await asyncio.create_subprocess_exec(
+                *priority.as_usual(_which("nice")),  # not the node's raised weight
                 *argv,
                 stdin=stdin,
                 stdout=stdout,

@@ -45,7 +45,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kvd import sandbox
+from kvd import priority, sandbox
 
 SETUP_FAILED = sandbox.SETUP_FAILED
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -152,8 +152,7 @@ def command(
         as_user = [tools.setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
     # A node raised over the guests (kvd/priority.py) gives its containers the usual weight:
     # threads inherit nice, and a container's program is not the node's control path.
-    own = os.getpriority(os.PRIO_PROCESS, 0)
-    renice = [tools.nice, "-n", str(-own)] if own else []
+    renice = priority.as_usual(tools.nice)
     return [
         tools.sh, "-c", SHIM.replace("{mv}", shlex.quote(tools.mv)), "kvd-shim", str(attempt_dir),
         tools.nsenter, f"--net={netns_path}", "--",

@@ -100,9 +100,12 @@ def test_the_node_is_raised_over_guests_and_its_containers_are_not(cluster: Clus
     # program gets the usual 0 back, or every pod would inherit the node's weight
     node = cluster.components()["node"]
     assert os.getpriority(os.PRIO_PROCESS, node) == priority.CONTROL_NICE
-    cluster.create_pod(shell_pod("niceness", "nice", restartPolicy="Never"))
-    cluster.wait_phase("niceness", "Succeeded")
+    cluster.create_pod(shell_pod("niceness", "nice; exec sleep 60", restartPolicy="Never"))
+    cluster.wait_phase("niceness", "Running")
+    wait_for("the container's nice in its log", lambda: cluster.kubectl("logs", "niceness").stdout)
     assert cluster.kubectl("logs", "niceness").stdout.strip() == "0"
+    assert cluster.kubectl("exec", "niceness", "--", "nice").stdout.strip() == "0"
+    cluster.kubectl("delete", "pod", "niceness", "--grace-period=0")
 
 
 def test_failing_command_ends_failed_with_its_exit_code(cluster: Cluster) -> None:
