@@ -70,6 +70,14 @@ class RenderConfig:
     cpu_allocation_ratio: int = 10  # KubeVirt's default: 100m per vCPU
 
 
+# What the launcher takes beyond a container runtime's default set (kvd/launcher/app.py says
+# what runs as root and why): NET_ADMIN for the pod network binding (bridge, tap, eth0's MAC,
+# sysctls, nftables), NET_RAW for DHCP's raw sockets (not in every runtime's or policy's
+# defaults), SYS_NICE to run its control path above its guest (kvd/priority.py). OpenShift's
+# kvd-launcher SCC allows exactly these (tests/chart checks both lists agree).
+LAUNCHER_CAPABILITIES = ("NET_ADMIN", "NET_RAW", "SYS_NICE")
+
+
 def launcher_pod(
     vmi: VirtualMachineInstance, config: RenderConfig, *, claims: Mapping[str, Json] | None = None
 ) -> Json:
@@ -116,6 +124,8 @@ def launcher_pod(
         ],
         "resources": {"requests": _requests(vmi, config)},
         "volumeMounts": mounts,
+        # Beyond a container runtime's defaults: see LAUNCHER_CAPABILITIES.
+        "securityContext": {"capabilities": {"add": list(LAUNCHER_CAPABILITIES)}},
     }
     if devices:
         compute["volumeDevices"] = devices

@@ -22,6 +22,7 @@ from kvd.api import rbac
 from kvd.cli import kvd as kvd_cli
 from kvd.cli import program
 from kvd.controller import config as clusterconfig
+from kvd.controller import render
 from tests.chart import chart
 
 Json = dict[str, Any]
@@ -82,6 +83,8 @@ def test_openshift_sccs_grant_the_handler_and_the_launchers_what_they_take() -> 
     assert handler["allowHostDirVolumePlugin"] and launcher["allowHostDirVolumePlugin"]
     assert not any(s[f"allowHost{n}"] for s in (handler, launcher) for n in ("Network", "PID"))
     assert launcher["allowPrivilegedContainer"] is False
+    # the capabilities the controller adds to every launcher pod, and no other
+    assert launcher["allowedCapabilities"] == list(render.LAUNCHER_CAPABILITIES)
     for name, account in (("kvd-handler", "kvd-handler"), ("kvd-launcher", "kvd-controller")):
         binding = chart.find(docs, "ClusterRoleBinding", f"{name}:scc")
         assert binding["subjects"] == [

@@ -59,6 +59,9 @@ def test_the_pod_belongs_to_its_vmi_and_runs_the_launcher() -> None:
     assert args[args.index("--grace-period-seconds") + 1] == "40"
     assert "--pod-network" in args and "--allow-emulation" in args
     assert {"name": "launchers", "mountPath": "/var/run/kvd/launchers"} in c["volumeMounts"]
+    # a real cluster's runtime gives neither NET_ADMIN nor SYS_NICE by default
+    assert c["securityContext"] == {"capabilities": {"add": ["NET_ADMIN", "NET_RAW", "SYS_NICE"]}}
+    assert "securityContext" not in pod["spec"]["containers"][1]  # the console log needs none
     assert spec["volumes"][0] == {
         "name": "launchers",
         "hostPath": {"path": "/var/lib/kvd/local/launchers", "type": "Directory"},
