@@ -20,7 +20,9 @@ def add_parser(subparsers: program.Subparsers) -> None:
     )
     parser.add_argument("--kubeconfig", type=Path, default=None, help="default: in-cluster/env")
     parser.add_argument(
-        "--namespace", default="kvd", help="kvd's namespace: its Lease and ConfigMap"
+        "--namespace",
+        default="kvd-system",
+        help="kvd's namespace (the chart's): its Lease and ConfigMap (default %(default)s)",
     )
     parser.add_argument(
         "--launcher-dir",
