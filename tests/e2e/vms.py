@@ -59,8 +59,16 @@ def wait_stopped(e2e: E2E, name: str, *, timeout: float = 60) -> Json:
         ),
         timeout=timeout,
         interval=0.3,
-        diagnose=lambda: f"VM status: {status(e2e, name)}\nVMI: {e2e.vmi(name)}",
-    )
+        diagnose=lambda: (
+            f"VM status: {status(e2e, name)}\nVMI: {e2e.vmi(name)}\n"
+            # how each earlier VMI of it ended, and what the handler made of it
+            + e2e.kubectl(
+                "get", "events", "--field-selector", f"involvedObject.name={name}",
+                "--sort-by=.metadata.creationTimestamp", check=False,
+            ).stdout
+            + f"handler log:\n{e2e.log_tail('handler', 60)}"
+        ),
+    )  # fmt: skip
     return status(e2e, name)
 
 

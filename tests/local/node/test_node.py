@@ -414,6 +414,12 @@ def test_killed_node_restarts_adopts_running_pods_and_cleans_up_deleted_ones(
             )
         )
     pods = {n: cluster.wait_pod(n, _ready, what="ready") for n in ("keeps", "deleted", "vanishes")}
+    # Ready is the container started, not its first line run: wait for each pid written
+    wait_for(
+        "each pod's pid",
+        lambda: all((tmp_path / n).read_text().strip() for n in pods),
+        ignoring=(FileNotFoundError,),
+    )
     pids = {n: int((tmp_path / n).read_text()) for n in pods}
 
     kill(cluster.components()["node"])
