@@ -323,10 +323,16 @@ class Handler:
             return live
 
     def _ended(self, record: VMIRecord, live: _Live) -> domain_pb2.Domain | None:
-        """How the domain ended, if it did: from the watch, saved to the record once seen."""
-        if live.ended is not None and record.ended_state is None:
-            record = record.end(live.ended.state, live.ended.reason)
-            self.records.put(record)
+        """How the domain ended, if it did: from the watch, or else from what the launcher left
+        in its run dir when the watch missed it (this handler was restarted, or reconnecting);
+        saved to the record once seen."""
+        if record.ended_state is None:
+            found = live.ended
+            if found is None and live.unreachable_since is not None:
+                found = _ended_file(Path(record.socket).parent)
+            if found is not None:
+                record = record.end(found.state, found.reason)
+                self.records.put(record)
         if record.ended_state is None:
             return None
         return domain_pb2.Domain(
@@ -438,6 +444,24 @@ class Handler:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+# The launcher's record of how its domain ended, beside its socket (kvd/launcher/app.py).
+ENDED_NAME = "ended.json"
+
+
+def _ended_file(run_dir: Path) -> domain_pb2.Domain | None:
+    """The domain's end as the launcher recorded it; None when it did not (still running, or it
+    died without a word) or the file is not one it wrote."""
+    try:
+        ended = json.loads((run_dir / ENDED_NAME).read_text())
+        # by name, as the launcher wrote them; an unknown name is a ValueError
+        return domain_pb2.Domain(state=str(ended["state"]), reason=str(ended["reason"]))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("domain_end_unreadable", run_dir=str(run_dir), error=str(exc))
+        return None
 
 
 def _listening(socket: Path) -> bool:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import json
 import queue
 import signal
 import threading
@@ -64,6 +65,9 @@ from kvd.rpc.launcher.v1 import domain_pb2 as pb
 
 log = logs.get_logger(__name__)
 SOCKET_NAME = "launcher.sock"
+# How the domain ended, left in the run dir (the handler's: kvd/handler/agent.py reads it) for a
+# handler whose watch missed the last event: restarted, or reconnecting as the launcher exited.
+ENDED_NAME = "ended.json"
 SHUTDOWN_RESEND_SECONDS = 5.0
 
 
@@ -97,6 +101,7 @@ class Lifecycle:
         self.stop_requested = threading.Event()
         self.ended = threading.Event()
         self.ran = False
+        self.end_state: pb.DomainState | None = None
         self.end_reason: pb.DomainStateReason | None = None
         self.wake = threading.Event()
 
@@ -109,7 +114,7 @@ class Lifecycle:
         elif self.ran and (
             snap.state in (pb.DOMAIN_STATE_SHUTOFF, pb.DOMAIN_STATE_CRASHED) or not snap.defined
         ):
-            self.end_reason = snap.reason
+            self.end_state, self.end_reason = snap.state, snap.reason
             self.ended.set()
         self.wake.set()
 
@@ -152,6 +157,7 @@ def _run(settings: Settings) -> int:
         return ExitCode.STARTUP_FAILED
     # A socket left by a killed launcher would be visible without answering.
     (paths.run_dir / SOCKET_NAME).unlink(missing_ok=True)
+    (paths.run_dir / ENDED_NAME).unlink(missing_ok=True)  # and so would its end
     daemon = Libvirtd(run_dir=paths.run_dir)
     if orphans.reap(paths.run_dir, libvirtd_pid_file=daemon.pid_file):
         storage.cleanup(paths.run_dir)  # its disks belonged to the dead launcher's run
@@ -203,6 +209,7 @@ def _run(settings: Settings) -> int:
             emulated=emulated.emulated,
         )
         _wait(settings, lifecycle, manager, servicer, dispatcher)
+        _record_end(paths.run_dir, lifecycle)
         console.detach()
         _cleanup(manager)
         code = lifecycle.exit_code()
@@ -215,6 +222,21 @@ def _run(settings: Settings) -> int:
         connection.close()
         daemon.stop()
         network.close()  # the DHCP server, the NAT rules; the links end with the pod's netns
+
+
+def _record_end(run_dir: Path, lifecycle: Lifecycle) -> None:
+    """Leave how the domain ended beside the socket, written whole (rename), before the socket
+    goes: the handler's watch may have missed the event that said it."""
+    state, reason = lifecycle.end_state, lifecycle.end_reason
+    if state not in (pb.DOMAIN_STATE_SHUTOFF, pb.DOMAIN_STATE_CRASHED) or reason is None:
+        return  # it never ran, or it was undefined: nothing a phase could follow from
+    ended = {"state": pb.DomainState.Name(state), "reason": pb.DomainStateReason.Name(reason)}
+    partial = run_dir / f".{ENDED_NAME}.tmp"
+    try:
+        partial.write_text(json.dumps(ended))
+        partial.replace(run_dir / ENDED_NAME)
+    except OSError as exc:  # the watch is still the first way the handler learns it
+        log.warning("domain_end_not_recorded", error=str(exc))
 
 
 def _qemu_user(run_dir: Path) -> QemuUser:

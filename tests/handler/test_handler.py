@@ -4,6 +4,7 @@ life ends in, deletion with and without ACPI, and a handler restart under three 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -114,6 +115,43 @@ def test_guest_poweroff_ends_succeeded(env: Env) -> None:
     vmi = env.wait_vmi("poweroff", "Succeeded")
     assert vmi["status"]["reason"] == "GuestShutdown"
     env.wait_launcher_gone(vmi)
+
+
+def test_a_guest_that_powers_off_while_the_handler_is_down_ends_succeeded(env: Env) -> None:
+    # No watch sees the end: the launcher's own record of it, beside its socket, tells the
+    # restarted handler (without it the VMI ended Failed, LauncherGone, and a RerunOnFailure
+    # VM ran it again).
+    env.create_vmi("quiet-end", user_data="#!/bin/sh\nsleep 10\npoweroff -f\n")
+    vmi = env.wait_vmi("quiet-end", "Running")
+    run_dir = env.handler.launcher_dir / env.launcher_pod_of(vmi)
+    pod = env.launcher_pod_name(vmi)
+    env.handler.kill()
+    try:
+        wait_for(
+            "the launcher to exit 0 after the guest's poweroff",
+            lambda: _compute_exit_code(env, pod) == 0,
+            timeout=120,
+            diagnose=lambda: f"pod status: {(env.cluster.pod(pod) or {}).get('status')}",
+        )
+        assert json.loads((run_dir / "ended.json").read_text()) == {
+            "state": "DOMAIN_STATE_SHUTOFF",
+            "reason": "DOMAIN_STATE_REASON_SHUTDOWN",
+        }
+        assert (env.vmi("quiet-end") or {})["status"]["phase"] == "Running"  # nobody said else
+    finally:
+        env.handler.restart()  # the next tests need it, whatever happened here
+    ended = env.wait_vmi("quiet-end", "Succeeded")
+    assert ended["status"]["reason"] == "GuestShutdown"
+    env.wait_launcher_gone(ended)
+
+
+def _compute_exit_code(env: Env, pod: str) -> int | None:
+    """The launcher container's exit code once it has ended (the pod runs on: its console-log
+    container follows the log until the pod is deleted)."""
+    for status in ((env.cluster.pod(pod) or {}).get("status") or {}).get("containerStatuses", []):
+        if status["name"] == "compute" and "terminated" in status["state"]:
+            return int(status["state"]["terminated"]["exitCode"])
+    return None
 
 
 def test_qemu_killed_ends_failed_with_a_reason(env: Env) -> None:
