@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kvd import priority
-from tests.launcher.harness import autogroup, nices
+from tests.support.sched import autogroup, nices
 from tests.support.waiting import wait_for
 
 THREADS = 4
@@ -65,24 +65,16 @@ def test_a_process_already_gone_is_no_error() -> None:
 
 # Run as the launcher is: in a session of its own (a container's), raise_control before any
 # thread; then a thread, and a child in a session of its own (libvirtd) whose group is set to
-# ours. Prints what it sees.
+# ours. Prints whether it was refused and the child's pid; the test reads the rest from /proc.
 RAISED = """
 import json, os, subprocess, sys, threading
-from pathlib import Path
 from kvd import priority
 refused = priority.raise_control()
 done = threading.Event()
 thread = threading.Thread(target=done.wait); thread.start()
 child = subprocess.Popen(["sleep", "60"], start_new_session=True)
 priority.set_group(child.pid, os.getpriority(os.PRIO_PROCESS, 0))
-stat = lambda tid: Path(f"/proc/self/task/{tid}/stat").read_text()
-nice = lambda tid: int(stat(tid).rsplit(")", 1)[1].split()[16])
-print(json.dumps({
-    "refused": refused,
-    "threads": [nice(t) for t in os.listdir("/proc/self/task")],
-    "child": child.pid,
-    "ours": Path("/proc/self/autogroup").read_text(),
-}), flush=True)
+print(json.dumps({"refused": refused, "child": child.pid}), flush=True)
 sys.stdin.readline()
 done.set(); child.kill(); child.wait()
 """
@@ -101,9 +93,10 @@ def test_the_launcher_its_threads_and_its_daemons_group_outweigh_a_guest() -> No
     try:
         seen = json.loads(proc.stdout.readline())
         assert seen["refused"] is None  # root here: CAP_SYS_NICE
-        assert set(seen["threads"]) == {priority.CONTROL_NICE} and len(seen["threads"]) == 2
-        ours = seen["ours"].split()
-        assert ours[2] == str(priority.CONTROL_NICE), ours  # the launcher's session's group
+        threads = nices(proc.pid)
+        assert set(threads.values()) == {priority.CONTROL_NICE} and len(threads) == 2
+        ours = autogroup(proc.pid)
+        assert ours is not None and ours[1] == priority.CONTROL_NICE  # its session's group
         child = autogroup(seen["child"])
         assert child is not None and child[0] != ours[0]
         assert child[1] == priority.CONTROL_NICE  # libvirtd's own session's group

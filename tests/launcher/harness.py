@@ -319,23 +319,3 @@ def _brief(event: launcher_pb2.WatchDomainResponse) -> str:
         f"{domain_pb2.DomainState.Name(event.domain.state)}/"
         f"{domain_pb2.DomainStateReason.Name(event.domain.reason)}"
     )
-
-
-def nices(pid: int) -> dict[int, int]:
-    """Each thread's nice value, from /proc (field 19 of stat)."""
-    out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        stat = (task / "stat").read_text()
-        out[int(task.name)] = int(stat[stat.rindex(")") + 2 :].split()[16])
-    return out
-
-
-def autogroup(pid: int | str) -> tuple[str, int] | None:
-    """(group, nice) from /proc/<pid>/autogroup: '/autogroup-123 nice 0'. None when the file is
-    empty: the kernel schedules the task by its cpu cgroup, not by an autogroup (it is in a
-    cgroup other than the root one, as in a container, or autogroups are off)."""
-    text = Path(f"/proc/{pid}/autogroup").read_text().split()
-    if not text:
-        return None
-    group, _, nice = text
-    return group, int(nice)

@@ -25,7 +25,8 @@ import pytest
 from kvd import priority
 from kvd.rpc.launcher.v1 import domain_pb2 as pb
 from kvd.rpc.launcher.v1 import launcher_pb2
-from tests.launcher.harness import RPC_TIMEOUT, Console, Launcher, autogroup, nices, wait_for_event
+from tests.launcher.harness import RPC_TIMEOUT, Console, Launcher, wait_for_event
+from tests.support.sched import autogroup, nices
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
