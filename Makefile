@@ -27,8 +27,12 @@ lint:             ## ruff, mypy --strict, import-linter
 	mypy
 	lint-imports
 
+# pytest-xdist workers: one more than the cores. The suite mostly waits (guests booting under TCG,
+# clusters coming up, daemons restarting): a worker per core left a third of the CPU idle.
+WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+
 test: lint        ## lint, then every test (unit and integration); a skip not allowlisted fails
-	$(PY) -m pytest --strict-skips -n auto --dist loadgroup
+	$(PY) -m pytest --strict-skips -n $(WORKERS) --dist loadgroup
 
 unit:             ## the fast tests only (skips reported, failing only with CI=true)
 	$(PY) -m pytest -m "not integration"
