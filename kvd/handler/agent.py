@@ -52,7 +52,11 @@ log = logs.get_logger(__name__)
 Json = dict[str, Any]
 
 SHUTDOWN_RESEND = 5.0
-STARTUP_POLL = 0.1
+# A launcher that does not answer is looked at again this often. Only a fallback: its follower
+# (`Launcher.follow`, which looks for the socket ten times a second) queues the VMI as soon as
+# the launcher answers. Polled here at 0.1 s, twenty starting launchers cost the handler two
+# hundred reconciles a second.
+UNREACHABLE_RECHECK = 1.0
 CONFLICT_RETRY = 1.0  # seconds; the VMI changed under a status patch (see reconcile)
 COMPONENT = "kvd-handler"
 
@@ -229,8 +233,7 @@ class Handler:
             domain = ended
         self._write_status(vmi, live, record, domain=domain)
         if live.unreachable_since is not None:
-            # a starting launcher answers within moments: look again soon
-            return 1.0 if record.ever_ran else STARTUP_POLL
+            return UNREACHABLE_RECHECK
         return None
 
     def _start(self, vmi: Json, live: _Live) -> domain_pb2.Domain:
