@@ -27,8 +27,9 @@ lint:             ## ruff, mypy --strict, import-linter
 	mypy
 	lint-imports
 
-# pytest-xdist workers: one more than the cores. The suite mostly waits (guests booting under TCG,
-# clusters coming up, daemons restarting): a worker per core left a third of the CPU idle.
+# pytest-xdist workers: one more than the cores. Tests wait a lot (clusters coming up, daemons
+# restarting, guests reaching a prompt): on 2 cores the suite took 18:06 with a worker per core and
+# 14:18 with three, the cores then ~90% busy (2026-12-07).
 WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 test: lint        ## lint, then every test (unit and integration); a skip not allowlisted fails

@@ -41,9 +41,8 @@ def guest_dir() -> Path:
 # Under pytest-xdist (`make test`: a worker per core, `--dist loadgroup`) every test file is one
 # group, run whole on one worker (its module fixtures, a local cluster for e2e files, set up once),
 # and these files are handed out first so that none of them starts last and becomes the tail.
-# Two of them may run at once: the suite spends most of its time waiting on guests and clusters
-# (about 12 CPU-minutes in 20 minutes of two cores), and each has its own cluster, bridge, CIDR,
-# cgroup and nftables scope.
+# Several of them may run at once (`make test` has a worker more than the cores): each has its own
+# cluster, bridge, CIDR, cgroup and nftables scope.
 MACHINE_TESTS = (
     "tests/e2e/",
     "tests/launcher/",
