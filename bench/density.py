@@ -163,6 +163,13 @@ def booted_poll(cluster: Cluster, follower: Follower, booted: dict[str, float]) 
                 booted[name] = time.monotonic()
 
 
+def console_tail(cluster: Cluster, uid: str | None) -> list[str]:
+    """How far a guest that did not boot got: the end of its console log in the node's run dir."""
+    if uid is None:
+        return []
+    return measures.last_lines(cluster.data_dir / "launchers" / uid / "console.log")
+
+
 # --- processes -------------------------------------------------------------------------------
 
 
@@ -375,6 +382,7 @@ def ramp(cluster: Cluster, args: argparse.Namespace) -> Json:
                 "phase": phase,
                 "booted": False,
                 "why": why_stuck(raw, name, vmi, pods.get(name)),
+                "console": console_tail(cluster, pods.get(name)),
             }
     follower.stop()
     leaks = delete_all(cluster, raw, names)
@@ -561,6 +569,8 @@ def report(result: Json, bare_vms: list[bare.BareVM], args: argparse.Namespace) 
         print(f"\nnot booted by the deadline ({len(result['stuck'])}):")
         for name, s in result["stuck"].items():
             print(f"  {name}: {s['phase']}: {s['why']}")
+            for line in s["console"]:
+                print(f"    console: {line[:150]}")
     print("\nleaks after deleting every VMI: " + (", ".join(result["leaks"]) or "none"))
 
     return {

@@ -12,6 +12,7 @@ import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 WRITES = frozenset({"create", "update", "patch", "delete", "deletecollection"})
@@ -322,3 +323,13 @@ def per_kind(samples: Iterable[tuple[str, str, float]]) -> dict[str, dict[str, f
 
 def mean(values: Mapping[str, float]) -> float:
     return sum(values.values()) / len(values) if values else math.nan
+
+
+def last_lines(path: Path, n: int = 3) -> list[str]:
+    """The last `n` non-blank lines of a log, stripped; what went wrong when there are none."""
+    try:
+        text = path.read_bytes().decode(errors="replace")
+    except OSError as exc:
+        return [f"({path.name}: {exc.strerror})"]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-n:] or [f"({path.name} is empty)"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -250,3 +251,12 @@ def test_deep_size_counts_containers_and_leaves_once() -> None:
     assert measures.deep_size(shared) == sys.getsizeof(shared) + sys.getsizeof(leaf)
     nested = {"a": {"b": [1]}}
     assert measures.deep_size(nested) > measures.deep_size({"a": {}})
+
+
+def test_last_lines_of_a_console_log(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    log.write_bytes(b"SeaBIOS\r\n\r\nBooting from Hard Disk...\r\n\xff[    0.0] Linux\r\n  \r\n")
+    assert measures.last_lines(log, 2) == ["Booting from Hard Disk...", "\ufffd[    0.0] Linux"]
+    log.write_bytes(b"\r\n")
+    assert measures.last_lines(log) == ["(console.log is empty)"]
+    assert measures.last_lines(tmp_path / "gone.log") == ["(gone.log: No such file or directory)"]
