@@ -10,6 +10,11 @@ placeholders, so the rules themselves exist once.
   `admin`, `edit` and `view`, so a namespace admin or editor manages the VMs of their namespace
   and opens their consoles, and a viewer only reads. The rules are KubeVirt's
   (`pkg/virt-operator/resource/generate/rbac/cluster.go`) for the kinds and subresources kvd has.
+  kvd also serves CDI's DataVolumes, so it ships CDI's `cdi.kubevirt.io:admin|edit|view` the
+  same way (CDI's `pkg/operator/resources/cluster/rbac.go`), for the one kind kvd has of that
+  group; without them only a cluster admin could create a DataVolume. CDI's `datavolumes/source`
+  (the right to clone a namespace's claims) is left out: kvd clones only within the
+  DataVolume's own namespace.
 - **Daemons**: one ServiceAccount each, in kvd's namespace, with exactly the calls its code makes
   and nothing more. `tests/e2e/test_daemon_roles.py` derives those calls from the API server's
   audit log of an e2e run and fails both on a call the role does not grant and on a rule nothing
@@ -31,7 +36,7 @@ from typing import Any, Final
 
 import yaml
 
-from kvd.api import kinds
+from kvd.api import datavolume, kinds
 
 Json = dict[str, Any]
 RBAC: Final = "rbac.authorization.k8s.io"
@@ -95,6 +100,19 @@ USER_ROLES: Final = (
     ),
     UserRole("kubevirt.io:edit", "edit", tuple(_user_rules(ALL_VERBS, operate=True))),
     UserRole("kubevirt.io:view", "view", tuple(_user_rules(READ, operate=False))),
+    UserRole(
+        f"{datavolume.GROUP}:admin",
+        "admin",
+        (rule((datavolume.GROUP,), (datavolume.PLURAL,), (*ALL_VERBS, "deletecollection")),),
+    ),
+    UserRole(
+        f"{datavolume.GROUP}:edit",
+        "edit",
+        (rule((datavolume.GROUP,), (datavolume.PLURAL,), ALL_VERBS),),
+    ),
+    UserRole(
+        f"{datavolume.GROUP}:view", "view", (rule((datavolume.GROUP,), (datavolume.PLURAL,), READ),)
+    ),
 )
 
 # The calls each daemon's code makes (see the module doc for how they are checked).
@@ -121,8 +139,8 @@ CONTROLLER_RULES: Final = (
     rule(("",), ("persistentvolumeclaims",), ("get", "list", "watch")),
     # DataVolumes: VMs make them from their templates; the DV controller makes each one's claim
     # and importer pod, and reads the importer's outcome from its log
-    rule(("cdi.kubevirt.io",), ("datavolumes",), ("list", "watch", "create")),
-    rule(("cdi.kubevirt.io",), ("datavolumes/status",), ("patch",)),
+    rule((datavolume.GROUP,), (datavolume.PLURAL,), ("list", "watch", "create")),
+    rule((datavolume.GROUP,), (f"{datavolume.PLURAL}/status",), ("patch",)),
     rule(("",), ("persistentvolumeclaims",), ("create",)),
     rule(("",), ("pods/log",), ("get",)),
     rule(("",), ("nodes",), ("list", "watch", "patch")),  # the heartbeat watchdog

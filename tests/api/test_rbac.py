@@ -44,6 +44,24 @@ def test_viewers_read_every_kind_and_open_no_console() -> None:
     assert not {v for _, _, v in view} - {"get", "list", "watch"}
 
 
+def test_datavolumes_are_cdis_roles_read_by_viewers_and_written_by_editors() -> None:
+    roles = _roles()
+    for role, aggregate in (("admin", "admin"), ("edit", "edit"), ("view", "view")):
+        labels = roles[f"cdi.kubevirt.io:{role}"]["metadata"]["labels"]
+        assert labels[f"rbac.authorization.k8s.io/aggregate-to-{aggregate}"] == "true"
+    view, edit, admin = (_granted(roles[f"cdi.kubevirt.io:{r}"]) for r in ("view", "edit", "admin"))
+    assert view == {("cdi.kubevirt.io", "datavolumes", v) for v in ("get", "list", "watch")}
+    assert view < edit < admin
+    assert ("cdi.kubevirt.io", "datavolumes", "create") in edit
+    assert admin - edit == {("cdi.kubevirt.io", "datavolumes", "deletecollection")}
+    # KubeVirt's own roles stay KubeVirt's
+    for role in ("view", "edit", "admin"):
+        assert {g for g, _, _ in _granted(roles[f"kubevirt.io:{role}"])} <= {
+            kinds.GROUP,
+            "subresources.kubevirt.io",
+        }
+
+
 def test_editors_open_consoles_and_only_admins_delete_collections() -> None:
     edit, admin = _granted(_roles()["kubevirt.io:edit"]), _granted(_roles()["kubevirt.io:admin"])
     console = ("subresources.kubevirt.io", "virtualmachineinstances/console", "get")
