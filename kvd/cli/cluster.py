@@ -110,7 +110,7 @@ def run_down(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from kvd.local import cluster  # noqa: PLC0415
+    from kvd.local import cluster, install  # noqa: PLC0415
 
     found = cluster.status(args.data_dir.absolute())
     if not found:
@@ -120,7 +120,20 @@ def run_status(args: argparse.Namespace) -> int:
     for component, alive in found:
         state = "running" if alive else "exited"
         print(f"{component.name:<12}{component.pid:>8}  {state:<8} {component.log}")
-    return 0 if all(alive for _, alive in found) else 1
+    healthy = all(alive for _, alive in found)
+    if not any(c.name == "apiserver" and alive for c, alive in found):
+        print("kvd's daemons: unknown (the API server is not running)")
+        return 1
+    daemons = cluster.daemons(args.data_dir.absolute())
+    if isinstance(daemons, str):
+        print(f"kvd's daemons: unknown ({daemons})")
+        return 1
+    print(f"\n{'DAEMON':<12}{'READY':<7}{'PHASE':<10}POD (namespace {install.NAMESPACE})")
+    for d in daemons:
+        leading = " (leading)" if d.leading else ""
+        ready = "yes" if d.ready else "no"
+        print(f"{d.component:<12}{ready:<7}{d.phase:<10}{d.pod or '-'}{leading}")
+    return 0 if healthy and all(d.ready for d in daemons) else 1
 
 
 def run_node(args: argparse.Namespace) -> int:

@@ -207,6 +207,16 @@ def _command(name: str, options: Options) -> tuple[list[str], str, str]:
     raise ValueError(f"no such component: {name}")
 
 
+def daemons(data: Path) -> list[install.Daemon] | str:
+    """kvd's daemon pods, from the API server; why not, when it does not answer."""
+    from kvd.kube import client  # noqa: PLC0415
+
+    try:
+        return install.daemons(_admin(data))
+    except (client.ApiError, OSError) as exc:
+        return str(exc)
+
+
 def _admin(data: Path) -> client.Raw:
     from kvd.kube import client  # noqa: PLC0415 - the CLI's other commands need no client
 

@@ -303,6 +303,40 @@ def wait_ready(
         time.sleep(0.1)
 
 
+@dataclass(frozen=True)
+class Daemon:
+    """One of kvd's daemon pods as `kvd local status` shows it."""
+
+    component: str  # "handler", "controller"
+    pod: str
+    phase: str
+    ready: bool
+    leading: bool = False
+
+
+def daemons(raw: client.Raw) -> list[Daemon]:
+    """kvd's daemon pods (the chart's handler and controllers), handler first; a component with
+    no pod at all is listed with pod "" so that its absence shows."""
+    found: list[Daemon] = []
+    holder = leader(raw)
+    for component in ("handler", "controller"):
+        pods = daemon_pods(raw, component)
+        if not pods:
+            found.append(Daemon(component, "", "Missing", ready=False))
+        for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+            name = pod["metadata"]["name"]
+            found.append(
+                Daemon(
+                    component,
+                    name,
+                    (pod.get("status") or {}).get("phase") or "Pending",
+                    ready=is_ready(pod),
+                    leading=component == "controller" and name == holder,
+                )
+            )
+    return found
+
+
 def daemon_pods(raw: client.Raw, component: str) -> list[Json]:
     items: list[Json] = raw.get(
         f"/api/v1/namespaces/{NAMESPACE}/pods",

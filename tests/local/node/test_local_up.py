@@ -32,10 +32,16 @@ def test_up_status_down_leaves_nothing_and_up_again_finds_the_objects() -> None:
         assert f"export KUBECONFIG={cluster.kubeconfig}" in out
         _daemons_are_the_charts(cluster, lines)
         status = _kvd("local", "status", "--data-dir", str(cluster.data_dir))
-        assert status.returncode == 0
-        assert [line.split()[0] for line in status.stdout.splitlines()[1:]] == [
-            "apiserver",
-            "node",
+        assert status.returncode == 0, status.stdout
+        processes, daemons = status.stdout.split("\n\n")
+        assert [line.split()[0] for line in processes.splitlines()[1:]] == ["apiserver", "node"]
+        rows = [line.split() for line in daemons.splitlines()[1:]]
+        handler = install.handler_pod(cluster.raw, cluster.node_name)
+        controller = install.leader(cluster.raw)
+        assert handler is not None
+        assert rows == [
+            ["handler", "yes", "Running", handler["metadata"]["name"]],
+            ["controller", "yes", "Running", controller, "(leading)"],
         ]
         cluster.raw.create(
             "/api/v1/namespaces/default/configmaps",
