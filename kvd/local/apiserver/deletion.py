@@ -213,6 +213,8 @@ class Collector:
                     self._empty_namespace(event.name)
             elif metadata.get("deletionTimestamp"):
                 self._finalize(event.key, event.namespace, event.name)
+            elif event.type == "ADDED" and self._orphaned(metadata):
+                self._delete_dependent(event.key, event.object)
         except Exception:
             log.exception("garbage_collection_failed", key=str(event.key), name=event.name)
 
@@ -241,6 +243,29 @@ class Collector:
                 self._finalize(
                     r.key, item["metadata"].get("namespace", ""), item["metadata"]["name"]
                 )
+
+    def _orphaned(self, metadata: dict[str, Any]) -> bool:
+        """A new object whose owners are all gone already: made from a stale view of an owner
+        deleted a moment before (kube's collector checks each new dependent's owners too).
+        An owner whose kind is not served here cannot be looked up: it counts as present."""
+        refs = metadata.get("ownerReferences") or []
+        return bool(refs) and not any(self._owner_present(ref, metadata) for ref in refs)
+
+    def _owner_present(self, ref: dict[str, Any], dependent: dict[str, Any]) -> bool:
+        group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+        owner = next(
+            (
+                r
+                for r in self.registry.all()
+                if r.group == group and r.kind == ref.get("kind") and not r.is_view
+            ),
+            None,
+        )
+        if owner is None:
+            return True
+        namespace = dependent.get("namespace", "") if owner.namespaced else ""
+        found = self.store.get(owner.key, namespace, str(ref.get("name") or ""))
+        return found is not None and found["metadata"].get("uid") == ref.get("uid")
 
     def _recheck_owners(self, refs: list[dict[str, Any]]) -> None:
         """A dependent is gone: an owner in foreground deletion may be free to go too."""

@@ -143,6 +143,55 @@ def test_deleting_an_owner_collects_its_dependents(server: Server) -> None:
     )
 
 
+def test_a_dependent_made_after_its_owner_was_deleted_is_collected(server: Server) -> None:
+    """A controller acting on a stale cache may create a dependent of an owner deleted a moment
+    before (a VM's DataVolume, say). kube's collector deletes a new object none of whose owners
+    exist, and keeps one with an owner it cannot look up (a kind the server does not serve)."""
+    core = client.CoreV1Api(server.api())
+    owner = core.create_namespaced_config_map("default", _cm("owner"))
+    core.delete_namespaced_config_map("owner", "default")
+    late = _cm("late")
+    late.metadata.owner_references = [
+        client.V1OwnerReference(
+            api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid
+        )
+    ]
+    core.create_namespaced_config_map("default", late)
+    renamed = _cm("renamed")  # its owner's name is taken by another object now
+    core.create_namespaced_config_map("default", _cm("owner"))
+    renamed.metadata.owner_references = [
+        client.V1OwnerReference(
+            api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid
+        )
+    ]
+    core.create_namespaced_config_map("default", renamed)
+    unknown = _cm("unknown-owner")
+    unknown.metadata.owner_references = [
+        client.V1OwnerReference(
+            api_version="example.com/v1", kind="Widget", name="w", uid="0000-widget"
+        )
+    ]
+    core.create_namespaced_config_map("default", unknown)
+    alive = _cm("alive")
+    current = core.read_namespaced_config_map("owner", "default")
+    alive.metadata.owner_references = [
+        client.V1OwnerReference(
+            api_version="v1", kind="ConfigMap", name="owner", uid=current.metadata.uid
+        )
+    ]
+    core.create_namespaced_config_map("default", alive)
+
+    def names() -> set[str]:
+        return {c.metadata.name for c in core.list_namespaced_config_map("default").items}
+
+    wait_for(
+        "the dependents of the deleted owner to be collected",
+        lambda: names() == {"owner", "alive", "unknown-owner", ROOT_CA},
+        timeout=10,
+        diagnose=names,
+    )
+
+
 def test_label_and_field_selectors(server: Server) -> None:
     core = client.CoreV1Api(server.api())
     for name, labels in [
