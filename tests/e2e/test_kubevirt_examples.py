@@ -362,7 +362,20 @@ def test_an_accepted_vm_or_replica_set_is_stored(e2e: E2E, row: Row) -> None:
         "nothing left of it",
         lambda: e2e.kubectl("get", "vmis,pods,dv,pvc", "-o", "name").stdout.strip() == "",
         timeout=60,
+        diagnose=lambda: _leftovers(e2e),
     )
+
+
+def _leftovers(e2e: E2E) -> str:
+    """What is still there, with who owns it and whether it is being deleted."""
+    columns = (
+        "custom-columns=KIND:.kind,NAME:.metadata.name,DELETING:.metadata.deletionTimestamp,"
+        "FINALIZERS:.metadata.finalizers,OWNER:.metadata.ownerReferences[*].name,"
+        "PHASE:.status.phase,CREATED:.metadata.creationTimestamp"
+    )
+    shown = e2e.kubectl("get", "vm,vmis,pods,dv,pvc", "-o", columns, check=False)
+    events = e2e.kubectl("get", "events", "--sort-by=.lastTimestamp", check=False)
+    return f"{shown.stdout}{shown.stderr}\nevents:\n{events.stdout[-3000:]}"
 
 
 def test_a_kernel_the_image_lacks_is_a_condition_naming_the_field(e2e: E2E) -> None:
