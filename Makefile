@@ -27,10 +27,11 @@ lint:             ## ruff, mypy --strict, import-linter
 	mypy
 	lint-imports
 
-# pytest-xdist workers: one more than the cores. Tests wait a lot (clusters coming up, daemons
-# restarting, guests reaching a prompt): on 2 cores the suite took 18:06 with a worker per core and
-# 14:18 with three, the cores then ~90% busy (2026-12-07).
-WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+# pytest-xdist workers: one per core. On 2 cores three workers took the suite from 18:06 to 14-17
+# minutes (the cores ~90% busy) but three runs in six then failed a test that passes under less
+# load (a libvirtd restart, a DataVolume's leftovers): `make test WORKERS=3` until those are
+# robust (2026-12-07).
+WORKERS ?= $(shell nproc)
 
 test: lint        ## lint, then every test (unit and integration); a skip not allowlisted fails
 	$(PY) -m pytest --strict-skips -n $(WORKERS) --dist loadgroup
