@@ -41,7 +41,7 @@ def guest_dir() -> Path:
 # Under pytest-xdist (`make test`: a worker per core, `--dist loadgroup`) every test file is one
 # group, run whole on one worker (its module fixtures, a local cluster for e2e files, set up once),
 # and these files are handed out first so that none of them starts last and becomes the tail.
-# Several of them may run at once (`make test` has a worker more than the cores): each has its own
+# Several of them may run at once (`make test` has a worker per core): each has its own
 # cluster, bridge, CIDR, cgroup and nftables scope.
 MACHINE_TESTS = (
     "tests/e2e/",
